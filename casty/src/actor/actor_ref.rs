@@ -1,0 +1,296 @@
+//! `ActorRef<M>`: the typed address of an actor.
+//!
+//! A ref is either *local*, pointing straight at the actor's mailbox (the hot path: `tell` is a
+//! lock-free push), or a dynamic *target* behind the small [`RefTarget`] trait: the reply side of an
+//! `ask`, a test probe, and later a remote actor. The actor core never names those upper layers; they
+//! implement `RefTarget` (see ARCHITECTURE.md).
+//!
+//! Equality and hashing use the path and the incarnation uid, so a ref to an old incarnation is never
+//! equal to a ref to a new actor under the same name.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::actor::cell::{AnyCell, Shared, SysMsg, Watcher};
+use crate::actor::mailbox::Push;
+use crate::actor::path::ActorPath;
+
+/// Something other than a local mailbox that a ref can point at (an ask's reply slot, a test
+/// probe, a remote actor).
+pub(crate) trait RefTarget<M>: Send + Sync + 'static {
+    fn path(&self) -> &ActorPath;
+    /// Delivers the message, or turns it into a dead letter. Returns `Closed` when the target is
+    /// known to be gone.
+    fn deliver(&self, msg: M) -> Result<(), TellError<M>>;
+    /// Registers a watcher; by default the watcher is told at once that the target is gone, since
+    /// a target that cannot be watched can never tell it later.
+    fn watch(&self, watcher: Arc<dyn Watcher>) {
+        watcher.notify_death(self.path().clone(), None);
+    }
+    fn unwatch(&self, _watcher_uid: u64) {}
+}
+
+pub(crate) enum RefInner<M> {
+    Local(Arc<Shared<M>>),
+    Target(Arc<dyn RefTarget<M>>),
+}
+
+/// The typed handle through which actors receive messages of type `M`.
+///
+/// Refs are cheap to clone, `Send + Sync`, and never block the sender. A message sent to a stopped
+/// actor becomes a `DeadLetter` event (L1, L7).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use casty::{ActorSystem, Behaviors};
+/// let system = ActorSystem::new("demo");
+/// let r = system.spawn(Behaviors::ignore::<String>(), "sink").unwrap();
+/// r.tell("hello");              // anything `Into<String>`
+/// let copy = r.clone();
+/// assert_eq!(copy, r);
+/// # system.shutdown().await; }
+/// ```
+pub struct ActorRef<M> {
+    pub(crate) inner: RefInner<M>,
+}
+
+/// Why a message was not accepted by `try_tell` or `send`. The message is handed back.
+///
+/// # Examples
+///
+/// ```
+/// use casty::TellError;
+/// let e = TellError::Full(5u8);
+/// assert_eq!(e.into_inner(), 5);
+/// ```
+#[derive(PartialEq, Eq)]
+pub enum TellError<M> {
+    /// A bounded mailbox with the `Reject` policy is full.
+    Full(M),
+    /// The actor has stopped.
+    Closed(M),
+}
+
+impl<M> TellError<M> {
+    /// The message that was not delivered.
+    pub fn into_inner(self) -> M {
+        match self {
+            TellError::Full(m) | TellError::Closed(m) => m,
+        }
+    }
+}
+
+impl<M> fmt::Debug for TellError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TellError::Full(_) => f.write_str("TellError::Full(..)"),
+            TellError::Closed(_) => f.write_str("TellError::Closed(..)"),
+        }
+    }
+}
+
+impl<M> fmt::Display for TellError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TellError::Full(_) => f.write_str("the mailbox is full"),
+            TellError::Closed(_) => f.write_str("the actor has stopped"),
+        }
+    }
+}
+
+impl<M> std::error::Error for TellError<M> {}
+
+impl<M: Send + 'static> ActorRef<M> {
+    pub(crate) fn local(shared: Arc<Shared<M>>) -> Self {
+        ActorRef { inner: RefInner::Local(shared) }
+    }
+
+    pub(crate) fn from_target(target: Arc<dyn RefTarget<M>>) -> Self {
+        ActorRef { inner: RefInner::Target(target) }
+    }
+
+    /// Sends a message without waiting (fire and forget). Never blocks.
+    ///
+    /// If the actor has stopped, or its bounded mailbox drops the message, a `DeadLetter` event is
+    /// published instead.
+    #[inline]
+    pub fn tell(&self, msg: impl Into<M>) {
+        match &self.inner {
+            RefInner::Local(s) => s.tell(msg.into()),
+            RefInner::Target(t) => {
+                let _ = t.deliver(msg.into());
+            }
+        }
+    }
+
+    /// Sends a message, handing it back if a `Reject` mailbox is full or the actor has stopped.
+    ///
+    /// # Errors
+    ///
+    /// [`TellError::Full`] or [`TellError::Closed`], with the message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use casty::{ActorSystem, Behaviors, Mailbox, Overflow, SpawnOptions, TellError};
+    /// let system = ActorSystem::new("demo");
+    /// let opts = SpawnOptions::default().mailbox(Mailbox::bounded(1, Overflow::Reject));
+    /// let r = system.spawn_with(Behaviors::ignore::<u32>(), "one", opts).unwrap();
+    /// // The actor has not run yet on this single-threaded runtime, so the second message is refused.
+    /// assert!(r.try_tell(1u32).is_ok());
+    /// assert_eq!(r.try_tell(2u32), Err(TellError::Full(2)));
+    /// # system.shutdown().await; }
+    /// ```
+    pub fn try_tell(&self, msg: impl Into<M>) -> Result<(), TellError<M>> {
+        match &self.inner {
+            RefInner::Local(s) => match s.mailbox.push(msg.into()) {
+                Push::Queued => {
+                    s.after_queued();
+                    Ok(())
+                }
+                Push::Dropped(m) => {
+                    s.dead_letter(m);
+                    Ok(())
+                }
+                Push::Full(m) => Err(TellError::Full(m)),
+                Push::Closed(m) => Err(TellError::Closed(m)),
+            },
+            RefInner::Target(t) => t.deliver(msg.into()),
+        }
+    }
+
+    /// Sends a message, waiting for room if a `Reject` mailbox is full.
+    ///
+    /// # Errors
+    ///
+    /// [`TellError::Closed`] if the actor has stopped.
+    pub async fn send(&self, msg: impl Into<M>) -> Result<(), TellError<M>> {
+        match &self.inner {
+            RefInner::Local(s) => match s.mailbox.push_wait(msg.into()).await {
+                Push::Queued => {
+                    s.after_queued();
+                    Ok(())
+                }
+                Push::Dropped(m) => {
+                    s.dead_letter(m);
+                    Ok(())
+                }
+                Push::Full(m) => Err(TellError::Full(m)),
+                Push::Closed(m) => Err(TellError::Closed(m)),
+            },
+            RefInner::Target(t) => t.deliver(msg.into()),
+        }
+    }
+
+    /// Delivers for an `ask`: like `tell`, but reports a stopped actor.
+    pub(crate) fn deliver_checked(&self, msg: M) -> Result<(), TellError<M>> {
+        match &self.inner {
+            RefInner::Local(s) => match s.mailbox.push(msg) {
+                Push::Queued => {
+                    s.after_queued();
+                    Ok(())
+                }
+                Push::Dropped(m) => {
+                    s.dead_letter(m);
+                    Ok(())
+                }
+                Push::Full(m) => {
+                    s.dead_letter_ref(&m);
+                    Err(TellError::Full(m))
+                }
+                Push::Closed(m) => {
+                    s.dead_letter_ref(&m);
+                    Err(TellError::Closed(m))
+                }
+            },
+            RefInner::Target(t) => t.deliver(msg),
+        }
+    }
+
+    /// Tells without publishing a dead letter if the actor is gone (used by the event stream).
+    pub(crate) fn tell_quiet(&self, msg: M) {
+        match &self.inner {
+            RefInner::Local(s) => s.tell_quiet(msg),
+            RefInner::Target(t) => {
+                let _ = t.deliver(msg);
+            }
+        }
+    }
+
+    pub(crate) fn watch_by(&self, watcher: Arc<dyn Watcher>) {
+        match &self.inner {
+            RefInner::Local(s) => s.send_sys(SysMsg::Watch(watcher)),
+            RefInner::Target(t) => t.watch(watcher),
+        }
+    }
+
+    pub(crate) fn unwatch_by(&self, watcher_uid: u64) {
+        match &self.inner {
+            RefInner::Local(s) => s.send_sys(SysMsg::Unwatch(watcher_uid)),
+            RefInner::Target(t) => t.unwatch(watcher_uid),
+        }
+    }
+}
+
+impl<M: 'static> ActorRef<M> {
+    /// The actor's path and incarnation.
+    pub fn path(&self) -> &ActorPath {
+        match &self.inner {
+            RefInner::Local(s) => &s.path,
+            RefInner::Target(t) => t.path(),
+        }
+    }
+
+    /// The full address (`casty://system/path`), as the seed's `ref.address`.
+    pub fn address(&self) -> String {
+        self.path().address()
+    }
+
+    pub(crate) fn as_local(&self) -> Option<&Arc<Shared<M>>> {
+        match &self.inner {
+            RefInner::Local(s) => Some(s),
+            RefInner::Target(_) => None,
+        }
+    }
+}
+
+impl<M> Clone for ActorRef<M> {
+    #[inline]
+    fn clone(&self) -> Self {
+        let inner = match &self.inner {
+            RefInner::Local(s) => RefInner::Local(s.clone()),
+            RefInner::Target(t) => RefInner::Target(t.clone()),
+        };
+        ActorRef { inner }
+    }
+}
+
+impl<M: 'static> PartialEq for ActorRef<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.path() == other.path()
+    }
+}
+
+impl<M: 'static> Eq for ActorRef<M> {}
+
+impl<M: 'static> Hash for ActorRef<M> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.path().hash(state)
+    }
+}
+
+impl<M: 'static> fmt::Debug for ActorRef<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActorRef({:?})", self.path())
+    }
+}
+
+impl<M: 'static> fmt::Display for ActorRef<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.path(), f)
+    }
+}

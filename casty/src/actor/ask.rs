@@ -1,0 +1,99 @@
+//! The ask pattern: a request whose reply is awaited.
+//!
+//! `ask` creates a one-shot reply slot, wraps it in an `ActorRef<R>` (a [`Promise`] target), lets the
+//! caller build the request around it, and awaits the reply with a deadline (L9). The ask fails at
+//! once, without waiting for the deadline, when the target is already stopped or when every copy
+//! of the reply ref has been dropped (the request was discarded, so no reply can come). A reply that
+//! arrives after the deadline becomes a dead letter.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::actor::actor_ref::{ActorRef, RefTarget, TellError};
+use crate::actor::path::{next_uid, ActorPath};
+use crate::actor::system::SystemInner;
+
+/// Why an ask produced no reply.
+///
+/// # Examples
+///
+/// ```
+/// use casty::AskError;
+/// use std::time::Duration;
+/// let e = AskError::Timeout(Duration::from_millis(5));
+/// assert_eq!(e.to_string(), "no reply within 5ms");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AskError {
+    /// No reply arrived before the deadline.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The target had stopped when the request was sent.
+    #[error("the actor {0} has stopped")]
+    Terminated(String),
+    /// The target's `Reject` mailbox was full.
+    #[error("the mailbox of {0} is full")]
+    MailboxFull(String),
+    /// The request was dropped without a reply (every copy of the reply ref is gone).
+    #[error("the request was dropped without a reply")]
+    NoReply,
+}
+
+pub(crate) struct Promise<R> {
+    path: ActorPath,
+    slot: Mutex<Option<oneshot::Sender<R>>>,
+    system: Arc<SystemInner>,
+}
+
+impl<R: Send + 'static> RefTarget<R> for Promise<R> {
+    fn path(&self) -> &ActorPath {
+        &self.path
+    }
+
+    fn deliver(&self, msg: R) -> Result<(), TellError<R>> {
+        let tx = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match tx {
+            Some(tx) => match tx.send(msg) {
+                Ok(()) => Ok(()),
+                Err(m) => {
+                    self.system.dead_letter_typed::<R>(&self.path);
+                    Err(TellError::Closed(m))
+                }
+            },
+            None => {
+                self.system.dead_letter_typed::<R>(&self.path);
+                Err(TellError::Closed(msg))
+            }
+        }
+    }
+}
+
+/// Sends a request built around a fresh reply ref and awaits the reply.
+pub(crate) async fn ask<M, R>(
+    system: &Arc<SystemInner>,
+    target: &ActorRef<M>,
+    make: impl FnOnce(ActorRef<R>) -> M,
+    timeout: Duration,
+) -> Result<R, AskError>
+where
+    M: Send + 'static,
+    R: Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let uid = next_uid();
+    let path = ActorPath::new(system.name.clone(), format!("/_temp/ask-{uid}"), uid);
+    let promise = Arc::new(Promise { path, slot: Mutex::new(Some(tx)), system: system.clone() });
+    let msg = make(ActorRef::from_target(promise));
+    match target.deliver_checked(msg) {
+        Ok(()) => {}
+        Err(TellError::Closed(_)) => return Err(AskError::Terminated(target.path().to_string())),
+        Err(TellError::Full(_)) => return Err(AskError::MailboxFull(target.path().to_string())),
+    }
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(_)) => Err(AskError::NoReply),
+        Err(_) => Err(AskError::Timeout(timeout)),
+    }
+}

@@ -1,0 +1,467 @@
+//! Behaviors: what an actor does with its next message, as a value.
+//!
+//! A `Behavior<M>` is either a *directive* returned from a handler (`same`, `stopped`, `unhandled`,
+//! `restart`), a *handler* (`receive`, `receive_async`, `receive_message`, `ignore`, `empty`), a
+//! deferred *setup* that runs when the actor starts, or a *wrapper* that adds a concern around an
+//! inner behavior (`supervise`, `with_lifecycle`). The cell interprets these values; state
+//! transitions are nothing but returning the next value (L3).
+//!
+//! Behaviors are `Clone`: closures are shared behind `Arc`, so the runtime can keep the pristine
+//! initial behavior and go back to it on a restart (L5) without asking the user for a factory.
+//!
+//! Handlers come in two shapes. A synchronous handler returns its result directly and runs without
+//! boxing a future: this is the fast path. An asynchronous handler returns a boxed future that may
+//! `.await`; the actor takes no new message until it completes (L2).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::actor::context::ActorContext;
+use crate::actor::failure::Failure;
+use crate::actor::path::ActorPath;
+use crate::actor::supervision::OneForOneStrategy;
+
+/// A boxed, `Send` future borrowing the actor's context: what an async handler returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The result of running a handler, before the cell interprets it.
+pub(crate) type HandlerResult<M> = Result<Behavior<M>, Failure>;
+
+/// What a handler produced: a result now, or a future that will produce it.
+pub(crate) enum Outcome<'a, M> {
+    Ready(HandlerResult<M>),
+    Pending(BoxFuture<'a, HandlerResult<M>>),
+}
+
+/// Runtime notifications that a handler may react to, besides messages.
+pub(crate) enum Signal<'a> {
+    /// A child of this actor has terminated, normally (`failure` is `None`) or by failing.
+    ChildTerminated { path: &'a ActorPath, failure: Option<&'a Failure> },
+}
+
+/// The object behind `receive`-style behaviors.
+pub(crate) trait Handler<M>: Send + 'static {
+    fn receive<'a>(&'a mut self, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M>;
+
+    fn signal(&mut self, _ctx: &mut ActorContext<M>, _signal: &Signal<'_>) -> Option<HandlerResult<M>> {
+        None
+    }
+
+    fn clone_box(&self) -> Box<dyn Handler<M>>;
+}
+
+type SetupFn<M> = dyn Fn(&mut ActorContext<M>) -> HandlerResult<M> + Send + Sync;
+type HookFn<M> = dyn Fn(&mut ActorContext<M>) + Send + Sync;
+type RestartHookFn<M> = dyn Fn(&mut ActorContext<M>, &Failure) + Send + Sync;
+
+pub(crate) enum Kind<M> {
+    Same,
+    Stopped,
+    Unhandled,
+    Restart,
+    Empty,
+    Ignore,
+    Receive(Box<dyn Handler<M>>),
+    Setup(Arc<SetupFn<M>>),
+    Supervise(Box<Behavior<M>>, Arc<OneForOneStrategy>),
+    Lifecycle(Box<Behavior<M>>, Arc<Hooks<M>>),
+}
+
+/// How an actor handles its next message. Build one with [`Behaviors`].
+///
+/// # Examples
+///
+/// ```
+/// use casty::{Behavior, Behaviors};
+///
+/// fn counter(n: u64) -> Behavior<u64> {
+///     Behaviors::receive(move |_ctx, add: u64| counter(n + add))
+/// }
+/// let _b = counter(0);
+/// ```
+pub struct Behavior<M> {
+    pub(crate) kind: Kind<M>,
+}
+
+impl<M> Behavior<M> {
+    pub(crate) fn from_kind(kind: Kind<M>) -> Self {
+        Behavior { kind }
+    }
+
+    pub(crate) fn handler(h: impl Handler<M>) -> Self {
+        Behavior { kind: Kind::Receive(Box::new(h)) }
+    }
+
+    /// Whether this is the `same` directive.
+    pub fn is_same(&self) -> bool {
+        matches!(self.kind, Kind::Same)
+    }
+
+    /// Whether this is the `stopped` directive.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.kind, Kind::Stopped)
+    }
+
+    /// Whether this is the `unhandled` directive.
+    pub fn is_unhandled(&self) -> bool {
+        matches!(self.kind, Kind::Unhandled)
+    }
+}
+
+impl<M: 'static> Clone for Behavior<M> {
+    fn clone(&self) -> Self {
+        let kind = match &self.kind {
+            Kind::Same => Kind::Same,
+            Kind::Stopped => Kind::Stopped,
+            Kind::Unhandled => Kind::Unhandled,
+            Kind::Restart => Kind::Restart,
+            Kind::Empty => Kind::Empty,
+            Kind::Ignore => Kind::Ignore,
+            Kind::Receive(h) => Kind::Receive(h.clone_box()),
+            Kind::Setup(f) => Kind::Setup(f.clone()),
+            Kind::Supervise(b, s) => Kind::Supervise(b.clone(), s.clone()),
+            Kind::Lifecycle(b, h) => Kind::Lifecycle(b.clone(), h.clone()),
+        };
+        Behavior { kind }
+    }
+}
+
+impl<M> fmt::Debug for Behavior<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match &self.kind {
+            Kind::Same => "Same",
+            Kind::Stopped => "Stopped",
+            Kind::Unhandled => "Unhandled",
+            Kind::Restart => "Restart",
+            Kind::Empty => "Empty",
+            Kind::Ignore => "Ignore",
+            Kind::Receive(_) => "Receive",
+            Kind::Setup(_) => "Setup",
+            Kind::Supervise(..) => "Supervise",
+            Kind::Lifecycle(..) => "Lifecycle",
+        };
+        write!(f, "Behavior::{name}")
+    }
+}
+
+/// What a handler may return: a `Behavior<M>`, or a `Result<Behavior<M>, E>` whose error becomes a
+/// [`Failure`] for supervision (L4).
+///
+/// # Examples
+///
+/// ```
+/// use casty::{Behavior, Behaviors, IntoBehavior};
+/// let ok: Result<Behavior<u8>, std::fmt::Error> = Ok(Behaviors::same());
+/// assert!(ok.into_behavior().is_ok());
+/// let err: Result<Behavior<u8>, std::fmt::Error> = Err(std::fmt::Error);
+/// assert!(err.into_behavior().is_err());
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "a handler must return `Behavior<{M}>` or `Result<Behavior<{M}>, E>`, not `{Self}`",
+    label = "this is the handler's return value",
+    note = "return `Behaviors::same()`, another behavior, or `Err(e)` where `e` implements `std::error::Error`"
+)]
+pub trait IntoBehavior<M> {
+    /// Converts to the runtime's form.
+    ///
+    /// # Errors
+    ///
+    /// Returns the handler's failure.
+    fn into_behavior(self) -> Result<Behavior<M>, Failure>;
+}
+
+impl<M> IntoBehavior<M> for Behavior<M> {
+    #[inline]
+    fn into_behavior(self) -> Result<Behavior<M>, Failure> {
+        Ok(self)
+    }
+}
+
+impl<M, E: Into<Failure>> IntoBehavior<M> for Result<Behavior<M>, E> {
+    #[inline]
+    fn into_behavior(self) -> Result<Behavior<M>, Failure> {
+        self.map_err(Into::into)
+    }
+}
+
+impl<M> IntoBehavior<M> for Lifecycle<M> {
+    fn into_behavior(self) -> Result<Behavior<M>, Failure> {
+        Ok(self.into())
+    }
+}
+
+struct SyncHandler<F>(Arc<F>);
+
+impl<M, F, R> Handler<M> for SyncHandler<F>
+where
+    M: Send + 'static,
+    F: Fn(&mut ActorContext<M>, M) -> R + Send + Sync + 'static,
+    R: IntoBehavior<M>,
+{
+    #[inline]
+    fn receive<'a>(&'a mut self, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
+        Outcome::Ready((self.0)(ctx, msg).into_behavior())
+    }
+
+    fn clone_box(&self) -> Box<dyn Handler<M>> {
+        Box::new(SyncHandler(self.0.clone()))
+    }
+}
+
+struct MessageHandler<F>(Arc<F>);
+
+impl<M, F, R> Handler<M> for MessageHandler<F>
+where
+    M: Send + 'static,
+    F: Fn(M) -> R + Send + Sync + 'static,
+    R: IntoBehavior<M>,
+{
+    #[inline]
+    fn receive<'a>(&'a mut self, _ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
+        Outcome::Ready((self.0)(msg).into_behavior())
+    }
+
+    fn clone_box(&self) -> Box<dyn Handler<M>> {
+        Box::new(MessageHandler(self.0.clone()))
+    }
+}
+
+struct AsyncHandler<F>(Arc<F>);
+
+impl<M, F, R> Handler<M> for AsyncHandler<F>
+where
+    M: Send + 'static,
+    F: for<'a> Fn(&'a mut ActorContext<M>, M) -> BoxFuture<'a, R> + Send + Sync + 'static,
+    R: IntoBehavior<M> + 'static,
+{
+    fn receive<'a>(&'a mut self, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
+        let fut = (self.0)(ctx, msg);
+        Outcome::Pending(Box::pin(async move { fut.await.into_behavior() }))
+    }
+
+    fn clone_box(&self) -> Box<dyn Handler<M>> {
+        Box::new(AsyncHandler(self.0.clone()))
+    }
+}
+
+/// Lifecycle hooks attached by [`Behaviors::with_lifecycle`].
+pub(crate) struct Hooks<M> {
+    pub(crate) pre_start: Option<Arc<HookFn<M>>>,
+    pub(crate) post_stop: Option<Arc<HookFn<M>>>,
+    pub(crate) pre_restart: Option<Arc<RestartHookFn<M>>>,
+    pub(crate) post_restart: Option<Arc<HookFn<M>>>,
+}
+
+/// A behavior with lifecycle hooks, built by [`Behaviors::with_lifecycle`]. Converts into a
+/// `Behavior<M>` wherever one is expected.
+///
+/// Hooks run on the actor's task, between messages:
+/// - `pre_start`: before the first message, and again at the start of every restarted incarnation;
+/// - `pre_restart(ctx, &failure)`: on the failing incarnation, before the restart (L5);
+/// - `post_restart`: on the new incarnation, after `pre_start`;
+/// - `post_stop`: once, after the actor's children have stopped and before its watchers are told
+///   (L7). It does not run on a restart.
+///
+/// # Examples
+///
+/// ```
+/// use casty::{Behavior, Behaviors};
+/// let b: Behavior<String> = Behaviors::with_lifecycle(Behaviors::ignore())
+///     .pre_start(|ctx| println!("{} started", ctx.path()))
+///     .post_stop(|ctx| println!("{} stopped", ctx.path()))
+///     .into();
+/// # let _ = b;
+/// ```
+pub struct Lifecycle<M> {
+    inner: Behavior<M>,
+    hooks: Hooks<M>,
+}
+
+impl<M> Lifecycle<M> {
+    /// Runs `f` before the first message of every incarnation.
+    pub fn pre_start(mut self, f: impl Fn(&mut ActorContext<M>) + Send + Sync + 'static) -> Self {
+        self.hooks.pre_start = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` once the actor has stopped (not on a restart).
+    pub fn post_stop(mut self, f: impl Fn(&mut ActorContext<M>) + Send + Sync + 'static) -> Self {
+        self.hooks.post_stop = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on the failing incarnation, with the failure, before a restart.
+    pub fn pre_restart(mut self, f: impl Fn(&mut ActorContext<M>, &Failure) + Send + Sync + 'static) -> Self {
+        self.hooks.pre_restart = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on the new incarnation after a restart, before its first message.
+    pub fn post_restart(mut self, f: impl Fn(&mut ActorContext<M>) + Send + Sync + 'static) -> Self {
+        self.hooks.post_restart = Some(Arc::new(f));
+        self
+    }
+}
+
+impl<M> From<Lifecycle<M>> for Behavior<M> {
+    fn from(l: Lifecycle<M>) -> Self {
+        Behavior { kind: Kind::Lifecycle(Box::new(l.inner), Arc::new(l.hooks)) }
+    }
+}
+
+impl<M> fmt::Debug for Lifecycle<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lifecycle")
+            .field("inner", &self.inner)
+            .field("pre_start", &self.hooks.pre_start.is_some())
+            .field("post_stop", &self.hooks.post_stop.is_some())
+            .field("pre_restart", &self.hooks.pre_restart.is_some())
+            .field("post_restart", &self.hooks.post_restart.is_some())
+            .finish()
+    }
+}
+
+/// Factories for [`Behavior`] values.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use casty::{ActorSystem, Behaviors};
+/// use std::time::Duration;
+///
+/// let system = ActorSystem::new("demo");
+/// let echo = system
+///     .spawn(
+///         Behaviors::receive(|_ctx, (text, reply_to): (String, casty::ActorRef<String>)| {
+///             reply_to.tell(text);
+///             Behaviors::same()
+///         }),
+///         "echo",
+///     )
+///     .unwrap();
+/// let back: String = system.ask(&echo, |r| ("hi".to_string(), r), Duration::from_secs(1)).await.unwrap();
+/// assert_eq!(back, "hi");
+/// # system.shutdown().await; }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Behaviors;
+
+impl Behaviors {
+    /// A behavior from a synchronous handler `(ctx, msg) -> next`. The fast path: no future is
+    /// boxed. The handler may return `Behavior<M>` or `Result<Behavior<M>, E>`.
+    pub fn receive<M, F, R>(f: F) -> Behavior<M>
+    where
+        M: Send + 'static,
+        F: Fn(&mut ActorContext<M>, M) -> R + Send + Sync + 'static,
+        R: IntoBehavior<M>,
+    {
+        Behavior::handler(SyncHandler(Arc::new(f)))
+    }
+
+    /// A behavior from an asynchronous handler that returns a boxed future, which may `.await`
+    /// while it holds the context. The actor handles nothing else until the future completes (L2).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::{Behavior, Behaviors};
+    /// use std::time::Duration;
+    ///
+    /// fn slow_echo() -> Behavior<(u64, casty::ActorRef<u64>)> {
+    ///     Behaviors::receive_async(|_ctx, (n, reply_to): (u64, casty::ActorRef<u64>)| {
+    ///         Box::pin(async move {
+    ///             tokio::time::sleep(Duration::from_millis(1)).await;
+    ///             reply_to.tell(n);
+    ///             Behaviors::same()
+    ///         })
+    ///     })
+    /// }
+    /// # let _ = slow_echo();
+    /// ```
+    pub fn receive_async<M, F, R>(f: F) -> Behavior<M>
+    where
+        M: Send + 'static,
+        F: for<'a> Fn(&'a mut ActorContext<M>, M) -> BoxFuture<'a, R> + Send + Sync + 'static,
+        R: IntoBehavior<M> + 'static,
+    {
+        Behavior::handler(AsyncHandler(Arc::new(f)))
+    }
+
+    /// A behavior from a handler that only needs the message.
+    pub fn receive_message<M, F, R>(f: F) -> Behavior<M>
+    where
+        M: Send + 'static,
+        F: Fn(M) -> R + Send + Sync + 'static,
+        R: IntoBehavior<M>,
+    {
+        Behavior::handler(MessageHandler(Arc::new(f)))
+    }
+
+    /// A behavior computed when the actor starts, with access to its context (to spawn children,
+    /// start timers, watch others). It runs again on every restart (L5).
+    pub fn setup<M, F, R>(f: F) -> Behavior<M>
+    where
+        M: Send + 'static,
+        F: Fn(&mut ActorContext<M>) -> R + Send + Sync + 'static,
+        R: IntoBehavior<M>,
+    {
+        Behavior::from_kind(Kind::Setup(Arc::new(move |ctx: &mut ActorContext<M>| f(ctx).into_behavior())))
+    }
+
+    /// Keep the current behavior and its state (returned from a handler).
+    #[inline]
+    pub fn same<M>() -> Behavior<M> {
+        Behavior::from_kind(Kind::Same)
+    }
+
+    /// Stop the actor once the current message is done.
+    pub fn stopped<M>() -> Behavior<M> {
+        Behavior::from_kind(Kind::Stopped)
+    }
+
+    /// The message was not handled: publishes an `UnhandledMessage` event and keeps the behavior.
+    pub fn unhandled<M>() -> Behavior<M> {
+        Behavior::from_kind(Kind::Unhandled)
+    }
+
+    /// Restart the actor: back to its initial behavior, with `setup` run again.
+    pub fn restart<M>() -> Behavior<M> {
+        Behavior::from_kind(Kind::Restart)
+    }
+
+    /// A behavior that accepts and silently discards every message.
+    pub fn ignore<M>() -> Behavior<M> {
+        Behavior::from_kind(Kind::Ignore)
+    }
+
+    /// A behavior that treats every message as unhandled.
+    pub fn empty<M>() -> Behavior<M> {
+        Behavior::from_kind(Kind::Empty)
+    }
+
+    /// Wraps a behavior with a supervision strategy that decides what happens when it fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::{Behaviors, Directive, OneForOneStrategy};
+    /// use std::time::Duration;
+    ///
+    /// let strategy = OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_f| Directive::Restart);
+    /// let _b = Behaviors::supervise(Behaviors::ignore::<String>(), strategy);
+    /// ```
+    pub fn supervise<M>(behavior: impl Into<Behavior<M>>, strategy: OneForOneStrategy) -> Behavior<M> {
+        Behavior::from_kind(Kind::Supervise(Box::new(behavior.into()), Arc::new(strategy)))
+    }
+
+    /// Attaches lifecycle hooks; see [`Lifecycle`].
+    pub fn with_lifecycle<M>(behavior: impl Into<Behavior<M>>) -> Lifecycle<M> {
+        Lifecycle {
+            inner: behavior.into(),
+            hooks: Hooks { pre_start: None, post_stop: None, pre_restart: None, post_restart: None },
+        }
+    }
+}

@@ -1,0 +1,654 @@
+//! The actor cell: the shared half of an actor and the run loop that drives it.
+//!
+//! Each actor is one tokio task running [`Cell::run`]. The task owns everything that is touched
+//! only by the actor itself: its current behavior, its context (children, watches, timers) and its
+//! supervision state. Nothing of that is shared, so there is no lock and the state is never touched
+//! concurrently (L2).
+//!
+//! What other threads touch is [`Shared`]: the user mailbox (lock-free), the system queue (a small
+//! mutex, used only for rare control messages: stop, watch, child terminated, timers) and the
+//! wake-up flag. System messages are handled before user messages but are not ordered against them
+//! (L1).
+//!
+//! The loop drains up to `BATCH` user messages per wake-up, checking a single atomic flag for
+//! system messages in between, and yields to the scheduler after a full batch so one busy actor
+//! cannot starve the others on its worker.
+//!
+//! Stopping (L7) runs in a fixed order: stop the children and wait for them (deepest first, since
+//! each child does the same), run `post_stop`, close the mailbox and turn what is left into dead
+//! letters, leave the registry, then tell the watchers and the parent, then publish `ActorStopped`.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskCx, Poll};
+use std::time::Instant;
+
+use crate::actor::actor_ref::ActorRef;
+use crate::actor::behavior::{Behavior, Handler, HandlerResult, Hooks, Kind, Outcome, Signal};
+use crate::actor::context::ActorContext;
+use crate::actor::event_stream::{ActorRestarted, ActorStarted, ActorStopped, UnhandledMessage};
+use crate::actor::failure::Failure;
+use crate::actor::mailbox::{Mailbox, MailboxQueue, Push};
+use crate::actor::message::Message;
+use crate::actor::path::ActorPath;
+use crate::actor::supervision::{Directive, OneForOneStrategy, RestartWindow};
+use crate::actor::system::SystemInner;
+
+/// User messages handled per wake-up before the actor yields its worker.
+const BATCH: u32 = 128;
+
+/// Control messages, handled before user messages.
+pub(crate) enum SysMsg {
+    Stop,
+    Watch(Arc<dyn Watcher>),
+    Unwatch(u64),
+    /// A watched actor has terminated.
+    Death(ActorPath, Option<Failure>),
+    /// A child has terminated; `escalate` asks the parent to fail.
+    ChildTerminated { path: ActorPath, failure: Option<Failure>, escalate: bool },
+    Timer { key: Arc<str>, gen: u64 },
+}
+
+/// Something that can be told that an actor it watches has terminated.
+pub(crate) trait Watcher: Send + Sync + 'static {
+    fn watcher_uid(&self) -> u64;
+    fn notify_death(&self, path: ActorPath, failure: Option<Failure>);
+}
+
+/// The type-erased view of an actor used by the registry, parents and watchers.
+pub(crate) trait AnyCell: Send + Sync + 'static {
+    fn path(&self) -> &ActorPath;
+    fn send_sys(&self, msg: SysMsg);
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+struct SysQueue {
+    closed: bool,
+    queue: VecDeque<SysMsg>,
+}
+
+/// The part of an actor that other threads touch.
+pub(crate) struct Shared<M> {
+    pub(crate) path: ActorPath,
+    pub(crate) mailbox: MailboxQueue<M>,
+    sys: Mutex<SysQueue>,
+    sys_pending: AtomicBool,
+    pub(crate) system: Arc<SystemInner>,
+    describe: fn(&M) -> String,
+}
+
+fn describe_debug<M: Message>(m: &M) -> String {
+    format!("{m:?}")
+}
+
+impl<M: Send + 'static> Shared<M> {
+    #[inline]
+    pub(crate) fn tell(&self, msg: M) {
+        match self.mailbox.push(msg) {
+            Push::Queued => self.after_queued(),
+            Push::Dropped(m) | Push::Full(m) | Push::Closed(m) => self.dead_letter(m),
+        }
+    }
+
+    /// Tells without publishing a dead letter on failure (used by the event stream itself).
+    pub(crate) fn tell_quiet(&self, msg: M) {
+        if let Push::Queued = self.mailbox.push(msg) {
+            self.after_queued();
+        }
+    }
+
+    /// Closes the race between a push and a concurrent stop: whoever sees the mailbox closed
+    /// after pushing drains it into dead letters.
+    #[inline]
+    pub(crate) fn after_queued(&self) {
+        if self.mailbox.is_closed() {
+            self.drain_dead();
+        }
+    }
+
+    pub(crate) fn dead_letter(&self, msg: M) {
+        self.dead_letter_ref(&msg);
+    }
+
+    pub(crate) fn dead_letter_ref(&self, msg: &M) {
+        self.system.dead_letter(&self.path, || (self.describe)(msg));
+    }
+
+    fn drain_dead(&self) {
+        while let Some(m) = self.mailbox.pop() {
+            self.dead_letter(m);
+        }
+    }
+
+    #[inline]
+    fn sys_flag(&self) -> bool {
+        self.sys_pending.load(Ordering::Acquire)
+    }
+
+    fn take_sys(&self) -> VecDeque<SysMsg> {
+        self.sys_pending.store(false, Ordering::SeqCst);
+        std::mem::take(&mut self.sys.lock().unwrap_or_else(|e| e.into_inner()).queue)
+    }
+
+    fn has_work(&self) -> bool {
+        self.sys_flag() || !self.mailbox.is_empty()
+    }
+
+    /// Closes both queues. Returns the system messages still queued.
+    fn close(&self) -> VecDeque<SysMsg> {
+        self.mailbox.close();
+        let mut g = self.sys.lock().unwrap_or_else(|e| e.into_inner());
+        g.closed = true;
+        std::mem::take(&mut g.queue)
+    }
+}
+
+impl<M: Message> Shared<M> {
+    pub(crate) fn new(path: ActorPath, mailbox: Mailbox, system: Arc<SystemInner>) -> Self {
+        Shared {
+            path,
+            mailbox: MailboxQueue::new(mailbox),
+            sys: Mutex::new(SysQueue { closed: false, queue: VecDeque::new() }),
+            sys_pending: AtomicBool::new(false),
+            system,
+            describe: describe_debug::<M>,
+        }
+    }
+}
+
+impl<M: Send + 'static> AnyCell for Shared<M> {
+    fn path(&self) -> &ActorPath {
+        &self.path
+    }
+
+    fn send_sys(&self, msg: SysMsg) {
+        {
+            let mut g = self.sys.lock().unwrap_or_else(|e| e.into_inner());
+            if !g.closed {
+                g.queue.push_back(msg);
+                drop(g);
+                self.sys_pending.store(true, Ordering::SeqCst);
+                self.mailbox.wake();
+                return;
+            }
+        }
+        // The actor is gone: answer what needs an answer.
+        if let SysMsg::Watch(w) = msg {
+            w.notify_death(self.path.clone(), None);
+        }
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl<M: Send + 'static> Watcher for Shared<M> {
+    fn watcher_uid(&self) -> u64 {
+        self.path.uid()
+    }
+
+    fn notify_death(&self, path: ActorPath, failure: Option<Failure>) {
+        self.send_sys(SysMsg::Death(path, failure));
+    }
+}
+
+/// The handler the actor is running now.
+enum Current<M> {
+    Receive(Box<dyn Handler<M>>),
+    Empty,
+    Ignore,
+}
+
+/// What a system message asks the run loop to do next.
+enum Action<M> {
+    Deliver(M),
+    Apply(HandlerResult<M>),
+    Fail(Failure),
+}
+
+struct StopReason {
+    failure: Option<Failure>,
+    escalate: bool,
+}
+
+/// The task-owned half of an actor.
+pub(crate) struct Cell<M: Message> {
+    ctx: ActorContext<M>,
+    current: Current<M>,
+    initial: Behavior<M>,
+    initial_strategy: Option<Arc<OneForOneStrategy>>,
+    initial_hooks: Vec<Arc<Hooks<M>>>,
+    strategy: Option<Arc<OneForOneStrategy>>,
+    hooks: Vec<Arc<Hooks<M>>>,
+    window: Option<Box<RestartWindow>>,
+    stop: Option<StopReason>,
+}
+
+/// Catches a panic in a handler's future.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(p) => Poll::Ready(Err(p)),
+        }
+    }
+}
+
+impl<M: Message> Cell<M> {
+    pub(crate) fn new(ctx: ActorContext<M>, behavior: Behavior<M>) -> Self {
+        let mut strategy = None;
+        let mut hooks = Vec::new();
+        let mut b = behavior;
+        loop {
+            match b.kind {
+                Kind::Supervise(inner, s) => {
+                    strategy = Some(s);
+                    b = *inner;
+                }
+                Kind::Lifecycle(inner, h) => {
+                    hooks.push(h);
+                    b = *inner;
+                }
+                kind => {
+                    b = Behavior::from_kind(kind);
+                    break;
+                }
+            }
+        }
+        Cell {
+            ctx,
+            current: Current::Empty,
+            initial: b,
+            initial_strategy: strategy.clone(),
+            initial_hooks: hooks.clone(),
+            strategy,
+            hooks,
+            window: None,
+            stop: None,
+        }
+    }
+
+    /// Runs the actor until it stops.
+    pub(crate) async fn run(mut self) {
+        let shared = self.ctx.shared.clone();
+        shared.system.events.publish(ActorStarted { path: shared.path.clone() });
+        if let Err(f) = self.start() {
+            self.handle_failure(f).await;
+        }
+        self.main_loop(&shared).await;
+        self.finish(&shared).await;
+    }
+
+    async fn main_loop(&mut self, shared: &Arc<Shared<M>>) {
+        'outer: loop {
+            if self.stop.is_some() {
+                return;
+            }
+            if shared.sys_flag() {
+                for m in shared.take_sys() {
+                    if let Some(a) = self.on_sys(m) {
+                        self.act(a).await;
+                    }
+                }
+                continue;
+            }
+            let mut n = 0;
+            while let Some(msg) = shared.mailbox.pop() {
+                self.handle(msg).await;
+                n += 1;
+                if self.stop.is_some() || shared.sys_flag() {
+                    continue 'outer;
+                }
+                if n >= BATCH {
+                    tokio::task::yield_now().await;
+                    continue 'outer;
+                }
+            }
+            shared.mailbox.park_until(|| shared.has_work()).await;
+        }
+    }
+
+    async fn act(&mut self, action: Action<M>) {
+        match action {
+            Action::Deliver(m) => self.handle(m).await,
+            Action::Apply(r) => self.apply(r).await,
+            Action::Fail(f) => self.handle_failure(f).await,
+        }
+    }
+
+    /// Handles one user message with the current behavior.
+    #[inline]
+    async fn handle(&mut self, msg: M) {
+        let result = match &mut self.current {
+            Current::Receive(h) => {
+                let ctx = &mut self.ctx;
+                match catch_unwind(AssertUnwindSafe(|| h.receive(ctx, msg))) {
+                    Ok(Outcome::Ready(r)) => r,
+                    Ok(Outcome::Pending(fut)) => match CatchUnwind(fut).await {
+                        Ok(r) => r,
+                        Err(p) => Err(Failure::from_panic(p)),
+                    },
+                    Err(p) => Err(Failure::from_panic(p)),
+                }
+            }
+            Current::Ignore => return,
+            Current::Empty => {
+                let text = (self.ctx.shared.describe)(&msg);
+                self.publish_unhandled(text);
+                return;
+            }
+        };
+        if let Ok(b) = &result {
+            if b.is_same() {
+                return;
+            }
+        }
+        self.apply(result).await;
+    }
+
+    fn publish_unhandled(&self, message: String) {
+        let events = &self.ctx.shared.system.events;
+        events.publish(UnhandledMessage { recipient: self.ctx.shared.path.clone(), message });
+    }
+
+    /// Interprets a handler's result.
+    async fn apply(&mut self, result: HandlerResult<M>) {
+        match result {
+            Ok(b) => match b.kind {
+                Kind::Same => {}
+                Kind::Unhandled => self.publish_unhandled(std::any::type_name::<M>().to_string()),
+                Kind::Restart => {
+                    let f = Failure::explicit_restart();
+                    self.restart(&f, false).await;
+                }
+                kind => {
+                    if let Err(f) = self.become_(Behavior::from_kind(kind)) {
+                        self.handle_failure(f).await;
+                    }
+                }
+            },
+            Err(f) => self.handle_failure(f).await,
+        }
+    }
+
+    /// Installs a new behavior: absorbs wrappers and runs setups.
+    fn become_(&mut self, behavior: Behavior<M>) -> Result<(), Failure> {
+        let mut b = behavior;
+        loop {
+            match b.kind {
+                Kind::Same | Kind::Unhandled => return Ok(()),
+                Kind::Stopped => {
+                    self.request_stop(None, false);
+                    return Ok(());
+                }
+                Kind::Restart => return Err(Failure::explicit_restart()),
+                Kind::Empty => {
+                    self.current = Current::Empty;
+                    return Ok(());
+                }
+                Kind::Ignore => {
+                    self.current = Current::Ignore;
+                    return Ok(());
+                }
+                Kind::Receive(h) => {
+                    self.current = Current::Receive(h);
+                    return Ok(());
+                }
+                Kind::Setup(f) => {
+                    let ctx = &mut self.ctx;
+                    b = match catch_unwind(AssertUnwindSafe(|| f(ctx))) {
+                        Ok(r) => r?,
+                        Err(p) => return Err(Failure::from_panic(p)),
+                    };
+                }
+                Kind::Supervise(inner, s) => {
+                    self.strategy = Some(s);
+                    b = *inner;
+                }
+                Kind::Lifecycle(inner, h) => {
+                    if !self.hooks.iter().any(|x| Arc::ptr_eq(x, &h)) {
+                        self.hooks.push(h);
+                    }
+                    b = *inner;
+                }
+            }
+        }
+    }
+
+    /// Starts an incarnation: `pre_start` hooks, then the initial behavior (running its setup).
+    fn start(&mut self) -> Result<(), Failure> {
+        self.current = Current::Empty;
+        self.run_hooks(|h, ctx| h.pre_start.as_ref().map(|f| f(ctx)).is_some());
+        self.become_(self.initial.clone())
+    }
+
+    /// Runs one kind of hook on every lifecycle wrapper. A panicking hook is logged.
+    fn run_hooks(&mut self, run: impl Fn(&Hooks<M>, &mut ActorContext<M>) -> bool) {
+        for h in self.hooks.clone() {
+            let ctx = &mut self.ctx;
+            if catch_unwind(AssertUnwindSafe(|| run(&h, ctx))).is_err() {
+                tracing::error!(actor = %self.ctx.shared.path, "a lifecycle hook panicked");
+            }
+        }
+    }
+
+    fn request_stop(&mut self, failure: Option<Failure>, escalate: bool) {
+        if self.stop.is_none() {
+            self.stop = Some(StopReason { failure, escalate });
+        }
+    }
+
+    /// Applies the supervision strategy to a failure (L4–L6).
+    async fn handle_failure(&mut self, failure: Failure) {
+        let mut failure = failure;
+        loop {
+            let path = self.ctx.shared.path.clone();
+            let directive = match &self.strategy {
+                Some(s) => catch_unwind(AssertUnwindSafe(|| s.decide(&failure))).unwrap_or(Directive::Stop),
+                None => Directive::Stop,
+            };
+            match directive {
+                Directive::Resume => {
+                    tracing::warn!(actor = %path, error = %failure, "actor failed; resuming");
+                    return;
+                }
+                Directive::Stop => {
+                    tracing::error!(actor = %path, error = %failure, "actor failed; stopping");
+                    self.request_stop(Some(failure), false);
+                    return;
+                }
+                Directive::Escalate => {
+                    tracing::error!(actor = %path, error = %failure, "actor failed; escalating to its parent");
+                    self.request_stop(Some(failure), true);
+                    return;
+                }
+                Directive::Restart => {
+                    let strategy = self.strategy.clone().expect("restart needs a strategy");
+                    let now = Instant::now();
+                    let window = self.window.get_or_insert_with(Default::default);
+                    if !window.allow(now, strategy.max_restarts(), strategy.within()) {
+                        tracing::error!(actor = %path, error = %failure, "actor exceeded its restart limit; stopping");
+                        self.request_stop(Some(failure), false);
+                        return;
+                    }
+                    tracing::warn!(actor = %path, error = %failure, "actor failed; restarting");
+                    let delay = strategy.backoff_config().map(|b| {
+                        let n = window.next_streak(now, b.quiet_period());
+                        b.delay_with_jitter(n)
+                    });
+                    match self.restart_with(&failure, delay).await {
+                        None => return,
+                        Some(next) => failure = next,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn restart(&mut self, failure: &Failure, _from_failure: bool) {
+        if let Some(next) = self.restart_with(failure, None).await {
+            self.handle_failure(next).await;
+        }
+    }
+
+    /// Restarts: `pre_restart`, stop the children, wait out the backoff, start again, then
+    /// `post_restart`. Returns the failure of the new incarnation's start, if it failed.
+    async fn restart_with(&mut self, failure: &Failure, delay: Option<std::time::Duration>) -> Option<Failure> {
+        self.run_hooks(|h, ctx| h.pre_restart.as_ref().map(|f| f(ctx, failure)).is_some());
+        self.ctx.reset_for_restart();
+        self.stop_children().await;
+        if self.stop.is_some() {
+            return None;
+        }
+        let shared = self.ctx.shared.clone();
+        shared.system.events.publish(ActorRestarted { path: shared.path.clone(), failure: failure.clone() });
+        if let Some(d) = delay.filter(|d| !d.is_zero()) {
+            let deadline = tokio::time::Instant::now() + d;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = shared.mailbox.park_until(|| shared.sys_flag()) => {
+                        for m in shared.take_sys() {
+                            let _ = self.on_sys(m);
+                        }
+                        if self.stop.is_some() {
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+        self.strategy = self.initial_strategy.clone();
+        self.hooks = self.initial_hooks.clone();
+        match self.start() {
+            Ok(()) => {
+                self.run_hooks(|h, ctx| h.post_restart.as_ref().map(|f| f(ctx)).is_some());
+                None
+            }
+            Err(f) => Some(f),
+        }
+    }
+
+    /// Stops every child and waits until all have terminated.
+    async fn stop_children(&mut self) {
+        let shared = self.ctx.shared.clone();
+        for c in self.ctx.children_cells() {
+            c.send_sys(SysMsg::Stop);
+        }
+        while self.ctx.has_children() {
+            shared.mailbox.park_until(|| shared.sys_flag()).await;
+            for m in shared.take_sys() {
+                let _ = self.on_sys(m);
+            }
+        }
+    }
+
+    /// Handles one system message. Returns what the main loop should do next, if anything.
+    fn on_sys(&mut self, msg: SysMsg) -> Option<Action<M>> {
+        match msg {
+            SysMsg::Stop => {
+                self.request_stop(None, false);
+                None
+            }
+            SysMsg::Watch(w) => {
+                self.ctx.add_watcher(w);
+                None
+            }
+            SysMsg::Unwatch(uid) => {
+                self.ctx.remove_watcher(uid);
+                None
+            }
+            SysMsg::Death(path, _failure) => {
+                if self.stop.is_some() {
+                    return None;
+                }
+                self.ctx.take_watch_message(&path).map(Action::Deliver)
+            }
+            SysMsg::ChildTerminated { path, failure, escalate } => {
+                self.ctx.remove_child(&path);
+                if self.stop.is_some() {
+                    return None;
+                }
+                if escalate {
+                    let cause = failure.unwrap_or_else(|| Failure::supervisor("child escalated".into()));
+                    return Some(Action::Fail(Failure::child_failed(path, cause)));
+                }
+                if let Current::Receive(h) = &mut self.current {
+                    let sig = Signal::ChildTerminated { path: &path, failure: failure.as_ref() };
+                    let ctx = &mut self.ctx;
+                    return match catch_unwind(AssertUnwindSafe(|| h.signal(ctx, &sig))) {
+                        Ok(r) => r.map(Action::Apply),
+                        Err(p) => Some(Action::Fail(Failure::from_panic(p))),
+                    };
+                }
+                None
+            }
+            SysMsg::Timer { key, gen } => {
+                if self.stop.is_some() {
+                    return None;
+                }
+                self.ctx.take_timer_message(&key, gen).map(Action::Deliver)
+            }
+        }
+    }
+
+    /// The stop sequence (L7).
+    async fn finish(mut self, shared: &Arc<Shared<M>>) {
+        let reason = self.stop.take().unwrap_or(StopReason { failure: None, escalate: false });
+        self.stop = Some(StopReason { failure: reason.failure.clone(), escalate: reason.escalate });
+        self.ctx.cancel_all_timers();
+        self.stop_children().await;
+        self.run_hooks(|h, ctx| h.post_stop.as_ref().map(|f| f(ctx)).is_some());
+        self.current = Current::Empty;
+        let leftover = shared.close();
+        for m in leftover {
+            if let SysMsg::Watch(w) = m {
+                self.ctx.add_watcher(w);
+            }
+        }
+        shared.drain_dead();
+        let system = shared.system.clone();
+        system.unregister(&shared.path);
+        self.ctx.unwatch_all();
+        for w in self.ctx.take_watchers() {
+            w.notify_death(shared.path.clone(), reason.failure.clone());
+        }
+        match self.ctx.parent() {
+            Some(p) => p.send_sys(SysMsg::ChildTerminated {
+                path: shared.path.clone(),
+                failure: reason.failure,
+                escalate: reason.escalate,
+            }),
+            None => system.top_level_terminated(&shared.path, reason.failure.as_ref(), reason.escalate),
+        }
+        system.events.publish(ActorStopped { path: shared.path.clone() });
+        drop(self);
+        system.actor_finished();
+    }
+}
+
+/// Spawns the task for a new actor whose `Shared` is already registered.
+pub(crate) fn start_actor<M: Message>(
+    shared: Arc<Shared<M>>,
+    parent: Option<Arc<dyn AnyCell>>,
+    behavior: Behavior<M>,
+) -> ActorRef<M> {
+    let system = shared.system.clone();
+    let r = ActorRef::local(shared.clone());
+    let ctx = ActorContext::new(shared, parent);
+    let cell = Cell::new(ctx, behavior);
+    system.spawn_task(cell.run());
+    r
+}

@@ -1,0 +1,202 @@
+//! The event stream: a system-wide publish/subscribe bus for observability (L12).
+//!
+//! Subscribers register for one event type. Publishing clones the event for each subscriber of
+//! that type and never waits: an actor subscriber gets a `tell`, and a callback subscriber has its
+//! own task fed by an unbounded channel, so a slow callback delays only itself.
+//!
+//! Lifecycle events ([`ActorStarted`], [`ActorStopped`], [`ActorRestarted`]) and [`DeadLetter`],
+//! [`UnhandledMessage`] are published by the runtime for every actor. Users may publish their own
+//! types too.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use crate::actor::actor_ref::ActorRef;
+use crate::actor::failure::Failure;
+use crate::actor::message::Message;
+use crate::actor::path::ActorPath;
+
+/// An actor has started (its first incarnation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorStarted {
+    /// The actor.
+    pub path: ActorPath,
+}
+
+/// An actor has stopped for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorStopped {
+    /// The actor.
+    pub path: ActorPath,
+}
+
+/// An actor was restarted after a failure.
+#[derive(Debug, Clone)]
+pub struct ActorRestarted {
+    /// The actor.
+    pub path: ActorPath,
+    /// Why it was restarted.
+    pub failure: Failure,
+}
+
+/// A message could not be delivered: its recipient had stopped, or a bounded mailbox dropped it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Where the message was sent.
+    pub recipient: ActorPath,
+    /// The message, rendered with `Debug` (or its type name where the runtime cannot render it).
+    pub message: String,
+}
+
+/// An actor returned `Behaviors::unhandled()` for a message, or had an `empty` behavior.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnhandledMessage {
+    /// The actor.
+    pub recipient: ActorPath,
+    /// The message, rendered with `Debug` where the runtime still holds it, else its type name.
+    pub message: String,
+}
+
+impl Message for ActorStarted {}
+impl Message for ActorStopped {}
+impl Message for ActorRestarted {}
+impl Message for DeadLetter {}
+impl Message for UnhandledMessage {}
+
+type Deliver = Box<dyn Fn(&dyn Any) + Send + Sync>;
+
+struct Sub {
+    id: u64,
+    deliver: Deliver,
+}
+
+pub(crate) struct StreamInner {
+    subs: RwLock<HashMap<TypeId, Vec<Sub>>>,
+    next_id: AtomicU64,
+    handle: Handle,
+}
+
+/// The system's event bus. Get it with `ActorSystem::event_stream()`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use casty::{ActorStarted, ActorSystem, Behaviors};
+/// let system = ActorSystem::new("demo");
+/// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// let sub = system.event_stream().subscribe(move |e: &ActorStarted| {
+///     let _ = tx.send(e.path.to_string());
+/// });
+/// system.spawn(Behaviors::ignore::<u8>(), "a").unwrap();
+/// assert_eq!(rx.recv().await.unwrap(), "/a");
+/// sub.unsubscribe();
+/// # system.shutdown().await; }
+/// ```
+#[derive(Clone)]
+pub struct EventStream {
+    inner: Arc<StreamInner>,
+}
+
+impl EventStream {
+    pub(crate) fn new(handle: Handle) -> Self {
+        EventStream {
+            inner: Arc::new(StreamInner {
+                subs: RwLock::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                handle,
+            }),
+        }
+    }
+
+    /// Calls `f` for every published event of type `E`, on a task of its own.
+    pub fn subscribe<E>(&self, f: impl Fn(&E) + Send + Sync + 'static) -> Subscription
+    where
+        E: Clone + Send + 'static,
+    {
+        let (tx, mut rx) = mpsc::unbounded_channel::<E>();
+        self.inner.handle.spawn(async move {
+            while let Some(e) = rx.recv().await {
+                f(&e);
+            }
+        });
+        self.add::<E>(Box::new(move |any| {
+            if let Some(e) = any.downcast_ref::<E>() {
+                let _ = tx.send(e.clone());
+            }
+        }))
+    }
+
+    /// Tells every published event of type `E` to an actor.
+    pub fn subscribe_actor<E>(&self, subscriber: ActorRef<E>) -> Subscription
+    where
+        E: Clone + Send + 'static,
+    {
+        self.add::<E>(Box::new(move |any| {
+            if let Some(e) = any.downcast_ref::<E>() {
+                subscriber.tell_quiet(e.clone());
+            }
+        }))
+    }
+
+    fn add<E: 'static>(&self, deliver: Deliver) -> Subscription {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let type_id = TypeId::of::<E>();
+        self.inner.subs.write().unwrap_or_else(|e| e.into_inner()).entry(type_id).or_default().push(Sub { id, deliver });
+        Subscription { id, type_id, stream: Arc::downgrade(&self.inner) }
+    }
+
+    /// Publishes an event to every subscriber of its type. Never blocks on a subscriber.
+    pub fn publish<E: Clone + Send + 'static>(&self, event: E) {
+        let subs = self.inner.subs.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = subs.get(&TypeId::of::<E>()) {
+            for s in list {
+                (s.deliver)(&event);
+            }
+        }
+    }
+
+    /// Whether anyone listens for `E` (lets the runtime skip rendering unwanted events).
+    pub fn has_subscribers<E: 'static>(&self) -> bool {
+        let subs = self.inner.subs.read().unwrap_or_else(|e| e.into_inner());
+        subs.get(&TypeId::of::<E>()).is_some_and(|l| !l.is_empty())
+    }
+
+    pub(crate) fn clear(&self) {
+        self.inner.subs.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+impl fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n: usize = self.inner.subs.read().map(|s| s.values().map(Vec::len).sum()).unwrap_or(0);
+        f.debug_struct("EventStream").field("subscribers", &n).finish()
+    }
+}
+
+/// A handle to one subscription. Dropping it keeps the subscription; call
+/// [`Subscription::unsubscribe`] to end it.
+#[derive(Debug)]
+pub struct Subscription {
+    id: u64,
+    type_id: TypeId,
+    stream: Weak<StreamInner>,
+}
+
+impl Subscription {
+    /// Ends the subscription. A callback subscriber's task ends once its queue is drained.
+    pub fn unsubscribe(self) {
+        if let Some(s) = self.stream.upgrade() {
+            let mut subs = s.subs.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(list) = subs.get_mut(&self.type_id) {
+                list.retain(|sub| sub.id != self.id);
+            }
+        }
+    }
+}

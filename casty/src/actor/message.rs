@@ -1,0 +1,83 @@
+//! The `Message` trait: what an actor may receive.
+//!
+//! Every actor's protocol type implements [`Message`]. The trait is deliberately small: a message must
+//! be `Send + Debug + 'static` (so it can cross tasks and be rendered in dead letters) and it names a
+//! stable *manifest*, the string that identifies its type on the wire and in a journal. The remoting
+//! and persistence layers build on the manifest; the local runtime only needs the bounds.
+//!
+//! `#[message_enum]` (in `casty-macros`) implements the trait for protocol enums. Hand-written code
+//! implements it with one line, and the common std types implement it already.
+
+use std::borrow::Cow;
+use std::fmt::Debug;
+
+/// A type an actor can receive.
+///
+/// Spawning a `Behavior<M>` requires `M: Message`. Replies sent to an `ask` need no `Message` bound:
+/// only actors' own protocols do.
+///
+/// # Examples
+///
+/// ```
+/// use casty::Message;
+///
+/// #[derive(Debug)]
+/// struct Greet {
+///     name: String,
+/// }
+/// impl Message for Greet {}
+///
+/// assert!(Greet::manifest().ends_with("Greet"));
+/// # let _ = Greet { name: String::new() }.name;
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a casty message",
+    label = "this type is used as an actor's message",
+    note = "add `impl casty::Message for {Self} {{}}` (it also needs `Debug + Send + 'static`), or use `#[message_enum]`"
+)]
+pub trait Message: Debug + Send + 'static {
+    /// The stable name of this type on the wire and in journals.
+    ///
+    /// Defaults to the Rust type name. Override it to keep old journals readable after a rename.
+    fn manifest() -> Cow<'static, str>
+    where
+        Self: Sized,
+    {
+        Cow::Borrowed(std::any::type_name::<Self>())
+    }
+}
+
+macro_rules! std_messages {
+    ($($t:ty),* $(,)?) => { $( impl Message for $t {} )* };
+}
+
+std_messages!(
+    (),
+    bool,
+    char,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    f32,
+    f64,
+    String,
+    &'static str,
+    std::time::Duration,
+);
+
+impl<T: Message> Message for Vec<T> {}
+impl<T: Message> Message for Option<T> {}
+impl<T: Message> Message for Box<T> {}
+impl<A: Message, B: Message> Message for (A, B) {}
+impl<A: Message, B: Message, C: Message> Message for (A, B, C) {}
+
+impl<M: Send + 'static> Message for crate::ActorRef<M> {}

@@ -1,0 +1,17 @@
+//! The actor core: behaviors, cells, refs, mailboxes, supervision, timers, the event stream and the
+//! system. Nothing here knows about remoting, clustering or persistence; upper layers plug in
+//! through small traits (see `actor_ref::RefTarget`).
+
+pub(crate) mod actor_ref;
+pub(crate) mod ask;
+pub(crate) mod behavior;
+pub(crate) mod cell;
+pub(crate) mod context;
+pub(crate) mod event_stream;
+pub(crate) mod failure;
+pub(crate) mod mailbox;
+pub(crate) mod message;
+pub(crate) mod path;
+pub(crate) mod scheduler;
+pub(crate) mod supervision;
+pub(crate) mod system;

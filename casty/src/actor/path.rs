@@ -1,0 +1,156 @@
+//! Actor paths: the name of one actor incarnation.
+//!
+//! A path is the chain of names from the root (`/team/worker-2`) plus a unique incarnation id
+//! (`uid`). Two incarnations under the same name have equal `path_str`s but different uids, so a ref
+//! to an old incarnation never reaches a new one (the same rule remoting applies to nodes, R1).
+//! Paths are cheap to clone (one `Arc`).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn next_uid() -> u64 {
+    NEXT_UID.fetch_add(1, Ordering::Relaxed)
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct PathData {
+    system: Arc<str>,
+    path: Box<str>,
+    uid: u64,
+}
+
+/// The location and incarnation of an actor: `/team/worker-2` plus a unique id.
+///
+/// `Display` prints the path (`/team/worker-2`); [`ActorPath::address`] prints the full address
+/// with the system name (`casty://sys/team/worker-2`).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use casty::{ActorSystem, Behaviors};
+/// let system = ActorSystem::new("demo");
+/// let r = system.spawn(Behaviors::ignore::<String>(), "greeter").unwrap();
+/// assert_eq!(r.path().to_string(), "/greeter");
+/// assert_eq!(r.path().name(), "greeter");
+/// assert_eq!(r.path().address(), "casty://demo/greeter");
+/// # system.shutdown().await; }
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ActorPath(Arc<PathData>);
+
+impl ActorPath {
+    pub(crate) fn new(system: Arc<str>, path: String, uid: u64) -> Self {
+        ActorPath(Arc::new(PathData { system, path: path.into_boxed_str(), uid }))
+    }
+
+    pub(crate) fn child(&self, name: &str, uid: u64) -> Self {
+        let base = if &*self.0.path == "/" { "" } else { &self.0.path };
+        ActorPath::new(self.0.system.clone(), format!("{base}/{name}"), uid)
+    }
+
+    /// The path as a string, e.g. `/team/worker-2`.
+    pub fn as_str(&self) -> &str {
+        &self.0.path
+    }
+
+    /// The last element of the path: the actor's name.
+    pub fn name(&self) -> &str {
+        self.0.path.rsplit('/').next().unwrap_or("")
+    }
+
+    /// The path of the parent (`/team` for `/team/worker-2`), or `None` for the root.
+    pub fn parent_str(&self) -> Option<&str> {
+        let p = &*self.0.path;
+        if p == "/" {
+            return None;
+        }
+        match p.rfind('/') {
+            Some(0) => Some("/"),
+            Some(i) => Some(&p[..i]),
+            None => None,
+        }
+    }
+
+    /// The unique id of this incarnation.
+    pub fn uid(&self) -> u64 {
+        self.0.uid
+    }
+
+    /// The name of the actor system this actor lives in.
+    pub fn system_name(&self) -> &str {
+        &self.0.system
+    }
+
+    /// The full address: `casty://system/path`.
+    pub fn address(&self) -> String {
+        format!("casty://{}{}", self.0.system, self.0.path)
+    }
+}
+
+impl fmt::Display for ActorPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.path)
+    }
+}
+
+impl fmt::Debug for ActorPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.0.path, self.0.uid)
+    }
+}
+
+/// Checks a user-given actor name. Names are non-empty, contain no `/`, `#` or whitespace, and do
+/// not start with `_` or `$`, which are reserved for internal and anonymous actors.
+pub(crate) fn validate_name(name: &str, internal: bool) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("an actor name must not be empty".into());
+    }
+    if let Some(c) = name.chars().find(|c| *c == '/' || *c == '#' || c.is_whitespace() || c.is_control()) {
+        return Err(format!("an actor name must not contain {c:?}"));
+    }
+    if !internal && (name.starts_with('_') || name.starts_with('$')) {
+        return Err("names starting with `_` or `$` are reserved for internal and anonymous actors".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_paths_and_names() {
+        let root = ActorPath::new("s".into(), "/".into(), 0);
+        let team = root.child("team", 1);
+        let w = team.child("worker-2", 2);
+        assert_eq!(team.as_str(), "/team");
+        assert_eq!(w.as_str(), "/team/worker-2");
+        assert_eq!(w.name(), "worker-2");
+        assert_eq!(w.parent_str(), Some("/team"));
+        assert_eq!(team.parent_str(), Some("/"));
+        assert_eq!(w.address(), "casty://s/team/worker-2");
+    }
+
+    #[test]
+    fn incarnations_differ() {
+        let a = ActorPath::new("s".into(), "/a".into(), 1);
+        let b = ActorPath::new("s".into(), "/a".into(), 2);
+        assert_ne!(a, b);
+        assert_eq!(a.as_str(), b.as_str());
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert!(validate_name("worker-1", false).is_ok());
+        assert!(validate_name("", false).is_err());
+        assert!(validate_name("a/b", false).is_err());
+        assert!(validate_name("a b", false).is_err());
+        assert!(validate_name("_internal", false).is_err());
+        assert!(validate_name("_internal", true).is_ok());
+        assert!(validate_name("$anon", false).is_err());
+    }
+}

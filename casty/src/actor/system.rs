@@ -1,0 +1,417 @@
+//! `ActorSystem`: the root of a tree of actors.
+//!
+//! The system owns the registry of live actors (path → cell, for typed `lookup` and for unique
+//! names), the event stream, the scheduler, and the count of live actors that `shutdown` waits on.
+//! It is a cheap, cloneable handle; actors reach it through their context.
+//!
+//! Top-level actors live directly under the root (`/greeter`), as in the seed. Names starting with
+//! `_` are reserved for internal actors and `$` for anonymous ones.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use crate::actor::actor_ref::ActorRef;
+use crate::actor::ask::{self, AskError};
+use crate::actor::behavior::Behavior;
+use crate::actor::cell::{start_actor, AnyCell, Shared, SysMsg};
+use crate::actor::event_stream::{DeadLetter, EventStream};
+use crate::actor::failure::Failure;
+use crate::actor::mailbox::Mailbox;
+use crate::actor::message::Message;
+use crate::actor::path::{next_uid, validate_name, ActorPath};
+use crate::actor::scheduler::Scheduler;
+
+/// Options for spawning an actor.
+///
+/// # Examples
+///
+/// ```
+/// use casty::{Mailbox, Overflow, SpawnOptions};
+/// let o = SpawnOptions { mailbox: Mailbox::bounded(10, Overflow::DropNew), ..Default::default() };
+/// assert_eq!(o.mailbox.capacity(), Some(10));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpawnOptions {
+    /// The actor's mailbox (unbounded by default).
+    pub mailbox: Mailbox,
+}
+
+impl SpawnOptions {
+    /// Sets the mailbox.
+    pub fn mailbox(mut self, mailbox: Mailbox) -> Self {
+        self.mailbox = mailbox;
+        self
+    }
+}
+
+/// Why an actor could not be spawned.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use casty::{ActorSystem, Behaviors, SpawnError};
+/// let system = ActorSystem::new("demo");
+/// system.spawn(Behaviors::ignore::<u8>(), "a").unwrap();
+/// let err = system.spawn(Behaviors::ignore::<u8>(), "a").unwrap_err();
+/// assert_eq!(err, SpawnError::DuplicateName("/a".into()));
+/// assert!(matches!(system.spawn(Behaviors::ignore::<u8>(), "a/b"), Err(SpawnError::InvalidName { .. })));
+/// # system.shutdown().await; }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpawnError {
+    /// The name is not allowed.
+    #[error("invalid actor name {name:?}: {reason}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A live actor already has this path.
+    #[error("an actor named {0} already exists")]
+    DuplicateName(String),
+    /// The system is shutting down.
+    #[error("the actor system is shutting down")]
+    SystemTerminated,
+}
+
+pub(crate) struct SystemInner {
+    pub(crate) name: Arc<str>,
+    root: ActorPath,
+    handle: Handle,
+    registry: RwLock<HashMap<Box<str>, Arc<dyn AnyCell>>>,
+    pub(crate) events: EventStream,
+    scheduler: Scheduler,
+    live: AtomicUsize,
+    idle: Notify,
+    terminating: AtomicBool,
+}
+
+impl SystemInner {
+    pub(crate) fn spawn_task<F>(&self, fut: F) -> AbortHandle
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(fut).abort_handle()
+    }
+
+    pub(crate) fn register(&self, cell: Arc<dyn AnyCell>) -> Result<(), SpawnError> {
+        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        if self.terminating.load(Ordering::SeqCst) {
+            return Err(SpawnError::SystemTerminated);
+        }
+        let key: Box<str> = cell.path().as_str().into();
+        if reg.contains_key(&key) {
+            return Err(SpawnError::DuplicateName(key.into()));
+        }
+        reg.insert(key, cell);
+        self.live.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub(crate) fn unregister(&self, path: &ActorPath) {
+        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        if reg.get(path.as_str()).is_some_and(|c| c.path() == path) {
+            reg.remove(path.as_str());
+        }
+    }
+
+    pub(crate) fn actor_finished(&self) {
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    pub(crate) fn top_level_terminated(&self, path: &ActorPath, failure: Option<&Failure>, escalate: bool) {
+        if let (Some(f), true) = (failure, escalate) {
+            tracing::error!(actor = %path, error = %f, "a top-level actor escalated a failure; it has stopped");
+        }
+    }
+
+    /// Publishes a dead letter, rendering the message only if someone listens.
+    pub(crate) fn dead_letter(&self, recipient: &ActorPath, describe: impl FnOnce() -> String) {
+        if self.events.has_subscribers::<DeadLetter>() {
+            self.events.publish(DeadLetter { recipient: recipient.clone(), message: describe() });
+        }
+    }
+
+    pub(crate) fn dead_letter_typed<R>(&self, recipient: &ActorPath) {
+        self.dead_letter(recipient, || std::any::type_name::<R>().to_string());
+    }
+
+    fn lookup_cell(&self, path: &str) -> Option<Arc<dyn AnyCell>> {
+        self.registry.read().unwrap_or_else(|e| e.into_inner()).get(path).cloned()
+    }
+}
+
+/// A tree of actors with its event stream and scheduler.
+///
+/// Create it inside a tokio runtime. Clones are handles to the same system.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use casty::{ActorSystem, Behaviors};
+/// use std::time::Duration;
+///
+/// let system = ActorSystem::new("demo");
+/// let adder = system
+///     .spawn(Behaviors::receive(|_ctx, (a, b, r): (i64, i64, casty::ActorRef<i64>)| {
+///         r.tell(a + b);
+///         Behaviors::same()
+///     }), "adder")
+///     .unwrap();
+/// let sum = system.ask(&adder, |r| (2, 3, r), Duration::from_secs(1)).await.unwrap();
+/// assert_eq!(sum, 5);
+/// system.shutdown().await;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ActorSystem {
+    inner: Arc<SystemInner>,
+}
+
+impl fmt::Debug for ActorSystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorSystem")
+            .field("name", &self.inner.name)
+            .field("live_actors", &self.inner.live.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Builds an [`ActorSystem`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let system = casty::ActorSystem::builder().name("bank").build();
+/// assert_eq!(system.name(), "bank");
+/// # system.shutdown().await; }
+/// ```
+#[derive(Debug, Default)]
+pub struct ActorSystemBuilder {
+    name: Option<String>,
+    handle: Option<Handle>,
+}
+
+impl ActorSystemBuilder {
+    /// The system's name (default `"casty"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The tokio runtime to run actors on (default: the current one).
+    pub fn runtime(mut self, handle: Handle) -> Self {
+        self.handle = Some(handle);
+        self
+    }
+
+    /// Builds the system.
+    ///
+    /// # Panics
+    ///
+    /// Panics if no runtime was given and this is not called from inside a tokio runtime.
+    pub fn build(self) -> ActorSystem {
+        let handle = self.handle.unwrap_or_else(|| {
+            Handle::try_current().expect("casty: an ActorSystem must be created inside a tokio runtime, or given one with `.runtime(handle)`")
+        });
+        let name: Arc<str> = self.name.unwrap_or_else(|| "casty".to_string()).into();
+        let root = ActorPath::new(name.clone(), "/".into(), 0);
+        ActorSystem {
+            inner: Arc::new(SystemInner {
+                name,
+                root,
+                events: EventStream::new(handle.clone()),
+                scheduler: Scheduler::new(handle.clone()),
+                handle,
+                registry: RwLock::new(HashMap::new()),
+                live: AtomicUsize::new(0),
+                idle: Notify::new(),
+                terminating: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+impl ActorSystem {
+    /// A system named `name`, running on the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a tokio runtime.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self::builder().name(name).build()
+    }
+
+    /// A builder for a system with options.
+    pub fn builder() -> ActorSystemBuilder {
+        ActorSystemBuilder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Arc<SystemInner>) -> Self {
+        ActorSystem { inner }
+    }
+
+    /// The system's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Spawns a top-level actor at `/name`.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] if the name is invalid or taken, or the system is shutting down.
+    pub fn spawn<M: Message>(&self, behavior: impl Into<Behavior<M>>, name: &str) -> Result<ActorRef<M>, SpawnError> {
+        self.spawn_with(behavior, name, SpawnOptions::default())
+    }
+
+    /// Spawns a top-level actor with options (mailbox).
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] if the name is invalid or taken, or the system is shutting down.
+    pub fn spawn_with<M: Message>(
+        &self,
+        behavior: impl Into<Behavior<M>>,
+        name: &str,
+        options: SpawnOptions,
+    ) -> Result<ActorRef<M>, SpawnError> {
+        validate_name(name, false).map_err(|reason| SpawnError::InvalidName { name: name.to_string(), reason })?;
+        self.spawn_top(behavior.into(), name, options)
+    }
+
+    /// Spawns an internal top-level actor (names starting with `_` are allowed).
+    #[doc(hidden)]
+    pub fn spawn_internal<M: Message>(
+        &self,
+        behavior: impl Into<Behavior<M>>,
+        name: &str,
+        options: SpawnOptions,
+    ) -> Result<ActorRef<M>, SpawnError> {
+        validate_name(name, true).map_err(|reason| SpawnError::InvalidName { name: name.to_string(), reason })?;
+        self.spawn_top(behavior.into(), name, options)
+    }
+
+    fn spawn_top<M: Message>(&self, behavior: Behavior<M>, name: &str, options: SpawnOptions) -> Result<ActorRef<M>, SpawnError> {
+        let path = self.inner.root.child(name, next_uid());
+        let shared = Arc::new(Shared::<M>::new(path, options.mailbox, self.inner.clone()));
+        self.inner.register(shared.clone())?;
+        Ok(start_actor(shared, None, behavior))
+    }
+
+    /// Sends a request built around a fresh reply ref and waits for the reply (L9).
+    ///
+    /// Meant for code outside actors. Inside an actor, use `ctx.ask` (the reply arrives as a
+    /// message) or pass `ctx.self_ref()` as the reply ref, so the mailbox is never blocked.
+    ///
+    /// # Errors
+    ///
+    /// [`AskError::Timeout`] after `timeout`; [`AskError::Terminated`] at once if the target has
+    /// stopped; [`AskError::NoReply`] at once if the request was dropped unanswered.
+    pub async fn ask<M, R>(
+        &self,
+        target: &ActorRef<M>,
+        make: impl FnOnce(ActorRef<R>) -> M,
+        timeout: Duration,
+    ) -> Result<R, AskError>
+    where
+        M: Send + 'static,
+        R: Send + 'static,
+    {
+        ask::ask(&self.inner, target, make, timeout).await
+    }
+
+    /// A typed ref to the live actor at `path` (`/team/worker-2`), or `None` if there is none or its
+    /// message type is not `M`. Never returns a ref of the wrong type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use casty::{ActorSystem, Behaviors};
+    /// let system = ActorSystem::new("demo");
+    /// system.spawn(Behaviors::ignore::<String>(), "a").unwrap();
+    /// assert!(system.lookup::<String>("/a").is_some());
+    /// assert!(system.lookup::<u64>("/a").is_none());
+    /// assert!(system.lookup::<String>("/b").is_none());
+    /// # system.shutdown().await; }
+    /// ```
+    pub fn lookup<M: Send + 'static>(&self, path: &str) -> Option<ActorRef<M>> {
+        let cell = self.inner.lookup_cell(path)?;
+        cell.into_any().downcast::<Shared<M>>().ok().map(ActorRef::local)
+    }
+
+    /// Stops an actor (and its children first). Returns `false` if the ref is not a local actor.
+    pub fn stop<M: Send + 'static>(&self, actor: &ActorRef<M>) -> bool {
+        match actor.as_local() {
+            Some(s) => {
+                s.send_sys(SysMsg::Stop);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The system's event stream.
+    pub fn event_stream(&self) -> &EventStream {
+        &self.inner.events
+    }
+
+    /// The system's scheduler for timed messages.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.inner.scheduler
+    }
+
+    /// How many actors are alive.
+    pub fn live_actors(&self) -> usize {
+        self.inner.live.load(Ordering::SeqCst)
+    }
+
+    /// Spawns a plain task on the system's runtime.
+    pub(crate) fn spawn_task<F>(&self, fut: F) -> AbortHandle
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.spawn_task(fut)
+    }
+
+    /// Stops every actor (children first, L7) and returns once every `post_stop` has run. New
+    /// spawns fail from the moment shutdown begins.
+    pub async fn shutdown(&self) {
+        self.inner.terminating.store(true, Ordering::SeqCst);
+        self.inner.scheduler.cancel_all();
+        let tops: Vec<Arc<dyn AnyCell>> = {
+            let reg = self.inner.registry.read().unwrap_or_else(|e| e.into_inner());
+            reg.values().filter(|c| c.path().parent_str() == Some("/")).cloned().collect()
+        };
+        for c in tops {
+            c.send_sys(SysMsg::Stop);
+        }
+        loop {
+            let idle = self.inner.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.inner.live.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            idle.await;
+        }
+        self.inner.events.clear();
+    }
+}

@@ -1,0 +1,11 @@
+//! The test kit: probes and helpers for testing actors, the same tools casty's own tests use.
+//!
+//! A [`TestProbe<M>`] is an `ActorRef<M>` whose messages a test can assert on, with deadlines instead
+//! of sleeps. A [`TestKit`] owns a system and hands out probes. Assertion methods panic with a clear
+//! message on failure, as test assertions do.
+
+mod kit;
+mod probe;
+
+pub use kit::TestKit;
+pub use probe::{FishingOutcome, TestProbe};
