@@ -39,11 +39,16 @@ pub use actor::ask::AskError;
 pub use actor::behavior::{Behavior, Behaviors, BoxFuture, IntoBehavior, Lifecycle};
 pub use actor::context::{ActorContext, Terminated};
 pub use actor::event_stream::{
-    ActorRestarted, ActorStarted, ActorStopped, DeadLetter, EventStream, Subscription, UnhandledMessage,
+    ActorRestarted, ActorStarted, ActorStopped, DeadLetter, EventStream, Subscription,
+    UnhandledMessage,
 };
 pub use actor::failure::Failure;
 pub use actor::mailbox::{Mailbox, Overflow};
 pub use actor::message::Message;
+pub use actor::otp::{
+    ChildBehavior, ChildInfo, ChildSpec, Restart, RestartStrategy, SupervisorMsg,
+    SupervisorStrategy,
+};
 pub use actor::path::ActorPath;
 pub use actor::scheduler::Scheduler;
 pub use actor::supervision::{Backoff, Directive, OneForOneStrategy};
@@ -52,7 +57,7 @@ pub use actor::system::{ActorSystem, ActorSystemBuilder, SpawnError, SpawnOption
 /// What a user writes every day.
 pub mod prelude {
     pub use crate::{
-        ActorContext, ActorRef, ActorSystem, Behavior, Behaviors, Directive, Failure, Message, OneForOneStrategy,
-        Terminated,
+        ActorContext, ActorRef, ActorSystem, Behavior, Behaviors, Directive, Failure, Message,
+        OneForOneStrategy, Terminated,
     };
 }

@@ -105,11 +105,15 @@ impl<M> std::error::Error for TellError<M> {}
 
 impl<M: Send + 'static> ActorRef<M> {
     pub(crate) fn local(shared: Arc<Shared<M>>) -> Self {
-        ActorRef { inner: RefInner::Local(shared) }
+        ActorRef {
+            inner: RefInner::Local(shared),
+        }
     }
 
     pub(crate) fn from_target(target: Arc<dyn RefTarget<M>>) -> Self {
-        ActorRef { inner: RefInner::Target(target) }
+        ActorRef {
+            inner: RefInner::Target(target),
+        }
     }
 
     /// Sends a message without waiting (fire and forget). Never blocks.
@@ -211,6 +215,32 @@ impl<M: Send + 'static> ActorRef<M> {
         }
     }
 
+    /// A view of this ref that accepts any `U` convertible into `M` (Akka's `narrow`): a
+    /// `ActorRef<MonitorMsg>` can serve as the `ActorRef<i64>` reply-to of a request when
+    /// `i64: Into<MonitorMsg>`. The view has the same path and forwards each message converted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use casty::{ActorRef, ActorSystem, Behaviors};
+    /// let system = ActorSystem::new("demo");
+    /// let r: ActorRef<i64> = system.spawn(Behaviors::ignore::<i64>(), "n").unwrap();
+    /// let small: ActorRef<i32> = r.narrow::<i32>();
+    /// small.tell(5i32);
+    /// assert_eq!(small.path(), r.path());
+    /// # system.shutdown().await; }
+    /// ```
+    pub fn narrow<U>(&self) -> ActorRef<U>
+    where
+        U: Into<M> + Send + 'static,
+    {
+        ActorRef::from_target(Arc::new(Narrowed {
+            inner: self.clone(),
+            _u: std::marker::PhantomData::<fn(U)>,
+        }))
+    }
+
     /// Tells without publishing a dead letter if the actor is gone (used by the event stream).
     pub(crate) fn tell_quiet(&self, msg: M) {
         match &self.inner {
@@ -292,5 +322,29 @@ impl<M: 'static> fmt::Debug for ActorRef<M> {
 impl<M: 'static> fmt::Display for ActorRef<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self.path(), f)
+    }
+}
+
+struct Narrowed<M, U> {
+    inner: ActorRef<M>,
+    _u: std::marker::PhantomData<fn(U)>,
+}
+
+impl<M: Send + 'static, U: Into<M> + Send + 'static> RefTarget<U> for Narrowed<M, U> {
+    fn path(&self) -> &ActorPath {
+        self.inner.path()
+    }
+
+    fn deliver(&self, msg: U) -> Result<(), TellError<U>> {
+        self.inner.tell(msg);
+        Ok(())
+    }
+
+    fn watch(&self, watcher: Arc<dyn Watcher>) {
+        self.inner.watch_by(watcher);
+    }
+
+    fn unwatch(&self, watcher_uid: u64) {
+        self.inner.unwatch_by(watcher_uid);
     }
 }

@@ -84,7 +84,11 @@ where
     let (tx, rx) = oneshot::channel();
     let uid = next_uid();
     let path = ActorPath::new(system.name.clone(), format!("/_temp/ask-{uid}"), uid);
-    let promise = Arc::new(Promise { path, slot: Mutex::new(Some(tx)), system: system.clone() });
+    let promise = Arc::new(Promise {
+        path,
+        slot: Mutex::new(Some(tx)),
+        system: system.clone(),
+    });
     let msg = make(ActorRef::from_target(promise));
     match target.deliver_checked(msg) {
         Ok(()) => {}

@@ -38,14 +38,21 @@ pub(crate) enum Outcome<'a, M> {
 /// Runtime notifications that a handler may react to, besides messages.
 pub(crate) enum Signal<'a> {
     /// A child of this actor has terminated, normally (`failure` is `None`) or by failing.
-    ChildTerminated { path: &'a ActorPath, failure: Option<&'a Failure> },
+    ChildTerminated {
+        path: &'a ActorPath,
+        failure: Option<&'a Failure>,
+    },
 }
 
 /// The object behind `receive`-style behaviors.
-pub(crate) trait Handler<M>: Send + 'static {
+pub(crate) trait Handler<M>: Send + Sync + 'static {
     fn receive<'a>(&'a mut self, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M>;
 
-    fn signal(&mut self, _ctx: &mut ActorContext<M>, _signal: &Signal<'_>) -> Option<HandlerResult<M>> {
+    fn signal(
+        &mut self,
+        _ctx: &mut ActorContext<M>,
+        _signal: &Signal<'_>,
+    ) -> Option<HandlerResult<M>> {
         None
     }
 
@@ -91,7 +98,9 @@ impl<M> Behavior<M> {
     }
 
     pub(crate) fn handler(h: impl Handler<M>) -> Self {
-        Behavior { kind: Kind::Receive(Box::new(h)) }
+        Behavior {
+            kind: Kind::Receive(Box::new(h)),
+        }
     }
 
     /// Whether this is the `same` directive.
@@ -293,13 +302,19 @@ impl<M> Lifecycle<M> {
     }
 
     /// Runs `f` on the failing incarnation, with the failure, before a restart.
-    pub fn pre_restart(mut self, f: impl Fn(&mut ActorContext<M>, &Failure) + Send + Sync + 'static) -> Self {
+    pub fn pre_restart(
+        mut self,
+        f: impl Fn(&mut ActorContext<M>, &Failure) + Send + Sync + 'static,
+    ) -> Self {
         self.hooks.pre_restart = Some(Arc::new(f));
         self
     }
 
     /// Runs `f` on the new incarnation after a restart, before its first message.
-    pub fn post_restart(mut self, f: impl Fn(&mut ActorContext<M>) + Send + Sync + 'static) -> Self {
+    pub fn post_restart(
+        mut self,
+        f: impl Fn(&mut ActorContext<M>) + Send + Sync + 'static,
+    ) -> Self {
         self.hooks.post_restart = Some(Arc::new(f));
         self
     }
@@ -307,7 +322,9 @@ impl<M> Lifecycle<M> {
 
 impl<M> From<Lifecycle<M>> for Behavior<M> {
     fn from(l: Lifecycle<M>) -> Self {
-        Behavior { kind: Kind::Lifecycle(Box::new(l.inner), Arc::new(l.hooks)) }
+        Behavior {
+            kind: Kind::Lifecycle(Box::new(l.inner), Arc::new(l.hooks)),
+        }
     }
 }
 
@@ -408,7 +425,9 @@ impl Behaviors {
         F: Fn(&mut ActorContext<M>) -> R + Send + Sync + 'static,
         R: IntoBehavior<M>,
     {
-        Behavior::from_kind(Kind::Setup(Arc::new(move |ctx: &mut ActorContext<M>| f(ctx).into_behavior())))
+        Behavior::from_kind(Kind::Setup(Arc::new(move |ctx: &mut ActorContext<M>| {
+            f(ctx).into_behavior()
+        })))
     }
 
     /// Keep the current behavior and its state (returned from a handler).
@@ -453,15 +472,26 @@ impl Behaviors {
     /// let strategy = OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_f| Directive::Restart);
     /// let _b = Behaviors::supervise(Behaviors::ignore::<String>(), strategy);
     /// ```
-    pub fn supervise<M>(behavior: impl Into<Behavior<M>>, strategy: OneForOneStrategy) -> Behavior<M> {
-        Behavior::from_kind(Kind::Supervise(Box::new(behavior.into()), Arc::new(strategy)))
+    pub fn supervise<M>(
+        behavior: impl Into<Behavior<M>>,
+        strategy: OneForOneStrategy,
+    ) -> Behavior<M> {
+        Behavior::from_kind(Kind::Supervise(
+            Box::new(behavior.into()),
+            Arc::new(strategy),
+        ))
     }
 
     /// Attaches lifecycle hooks; see [`Lifecycle`].
     pub fn with_lifecycle<M>(behavior: impl Into<Behavior<M>>) -> Lifecycle<M> {
         Lifecycle {
             inner: behavior.into(),
-            hooks: Hooks { pre_start: None, post_stop: None, pre_restart: None, post_restart: None },
+            hooks: Hooks {
+                pre_start: None,
+                post_stop: None,
+                pre_restart: None,
+                post_restart: None,
+            },
         }
     }
 }

@@ -50,8 +50,15 @@ pub(crate) enum SysMsg {
     /// A watched actor has terminated.
     Death(ActorPath, Option<Failure>),
     /// A child has terminated; `escalate` asks the parent to fail.
-    ChildTerminated { path: ActorPath, failure: Option<Failure>, escalate: bool },
-    Timer { key: Arc<str>, gen: u64 },
+    ChildTerminated {
+        path: ActorPath,
+        failure: Option<Failure>,
+        escalate: bool,
+    },
+    Timer {
+        key: Arc<str>,
+        gen: u64,
+    },
 }
 
 /// Something that can be told that an actor it watches has terminated.
@@ -153,7 +160,10 @@ impl<M: Message> Shared<M> {
         Shared {
             path,
             mailbox: MailboxQueue::new(mailbox),
-            sys: Mutex::new(SysQueue { closed: false, queue: VecDeque::new() }),
+            sys: Mutex::new(SysQueue {
+                closed: false,
+                queue: VecDeque::new(),
+            }),
             sys_pending: AtomicBool::new(false),
             system,
             describe: describe_debug::<M>,
@@ -283,7 +293,9 @@ impl<M: Message> Cell<M> {
     /// Runs the actor until it stops.
     pub(crate) async fn run(mut self) {
         let shared = self.ctx.shared.clone();
-        shared.system.events.publish(ActorStarted { path: shared.path.clone() });
+        shared.system.events.publish(ActorStarted {
+            path: shared.path.clone(),
+        });
         if let Err(f) = self.start() {
             self.handle_failure(f).await;
         }
@@ -360,7 +372,10 @@ impl<M: Message> Cell<M> {
 
     fn publish_unhandled(&self, message: String) {
         let events = &self.ctx.shared.system.events;
-        events.publish(UnhandledMessage { recipient: self.ctx.shared.path.clone(), message });
+        events.publish(UnhandledMessage {
+            recipient: self.ctx.shared.path.clone(),
+            message,
+        });
     }
 
     /// Interprets a handler's result.
@@ -456,7 +471,9 @@ impl<M: Message> Cell<M> {
         loop {
             let path = self.ctx.shared.path.clone();
             let directive = match &self.strategy {
-                Some(s) => catch_unwind(AssertUnwindSafe(|| s.decide(&failure))).unwrap_or(Directive::Stop),
+                Some(s) => {
+                    catch_unwind(AssertUnwindSafe(|| s.decide(&failure))).unwrap_or(Directive::Stop)
+                }
                 None => Directive::Stop,
             };
             match directive {
@@ -505,7 +522,11 @@ impl<M: Message> Cell<M> {
 
     /// Restarts: `pre_restart`, stop the children, wait out the backoff, start again, then
     /// `post_restart`. Returns the failure of the new incarnation's start, if it failed.
-    async fn restart_with(&mut self, failure: &Failure, delay: Option<std::time::Duration>) -> Option<Failure> {
+    async fn restart_with(
+        &mut self,
+        failure: &Failure,
+        delay: Option<std::time::Duration>,
+    ) -> Option<Failure> {
         self.run_hooks(|h, ctx| h.pre_restart.as_ref().map(|f| f(ctx, failure)).is_some());
         self.ctx.reset_for_restart();
         self.stop_children().await;
@@ -513,7 +534,10 @@ impl<M: Message> Cell<M> {
             return None;
         }
         let shared = self.ctx.shared.clone();
-        shared.system.events.publish(ActorRestarted { path: shared.path.clone(), failure: failure.clone() });
+        shared.system.events.publish(ActorRestarted {
+            path: shared.path.clone(),
+            failure: failure.clone(),
+        });
         if let Some(d) = delay.filter(|d| !d.is_zero()) {
             let deadline = tokio::time::Instant::now() + d;
             loop {
@@ -576,17 +600,25 @@ impl<M: Message> Cell<M> {
                 }
                 self.ctx.take_watch_message(&path).map(Action::Deliver)
             }
-            SysMsg::ChildTerminated { path, failure, escalate } => {
+            SysMsg::ChildTerminated {
+                path,
+                failure,
+                escalate,
+            } => {
                 self.ctx.remove_child(&path);
                 if self.stop.is_some() {
                     return None;
                 }
                 if escalate {
-                    let cause = failure.unwrap_or_else(|| Failure::supervisor("child escalated".into()));
+                    let cause =
+                        failure.unwrap_or_else(|| Failure::supervisor("child escalated".into()));
                     return Some(Action::Fail(Failure::child_failed(path, cause)));
                 }
                 if let Current::Receive(h) = &mut self.current {
-                    let sig = Signal::ChildTerminated { path: &path, failure: failure.as_ref() };
+                    let sig = Signal::ChildTerminated {
+                        path: &path,
+                        failure: failure.as_ref(),
+                    };
                     let ctx = &mut self.ctx;
                     return match catch_unwind(AssertUnwindSafe(|| h.signal(ctx, &sig))) {
                         Ok(r) => r.map(Action::Apply),
@@ -606,8 +638,14 @@ impl<M: Message> Cell<M> {
 
     /// The stop sequence (L7).
     async fn finish(mut self, shared: &Arc<Shared<M>>) {
-        let reason = self.stop.take().unwrap_or(StopReason { failure: None, escalate: false });
-        self.stop = Some(StopReason { failure: reason.failure.clone(), escalate: reason.escalate });
+        let reason = self.stop.take().unwrap_or(StopReason {
+            failure: None,
+            escalate: false,
+        });
+        self.stop = Some(StopReason {
+            failure: reason.failure.clone(),
+            escalate: reason.escalate,
+        });
         self.ctx.cancel_all_timers();
         self.stop_children().await;
         self.run_hooks(|h, ctx| h.post_stop.as_ref().map(|f| f(ctx)).is_some());
@@ -631,9 +669,13 @@ impl<M: Message> Cell<M> {
                 failure: reason.failure,
                 escalate: reason.escalate,
             }),
-            None => system.top_level_terminated(&shared.path, reason.failure.as_ref(), reason.escalate),
+            None => {
+                system.top_level_terminated(&shared.path, reason.failure.as_ref(), reason.escalate)
+            }
         }
-        system.events.publish(ActorStopped { path: shared.path.clone() });
+        system.events.publish(ActorStopped {
+            path: shared.path.clone(),
+        });
         drop(self);
         system.actor_finished();
     }

@@ -131,7 +131,9 @@ pub struct ActorContext<M> {
 
 impl<M> fmt::Debug for ActorContext<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ActorContext").field("path", &self.shared.path).finish_non_exhaustive()
+        f.debug_struct("ActorContext")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -139,7 +141,13 @@ impl<M: Message> ActorContext<M> {
     pub(crate) fn new(shared: Arc<Shared<M>>, parent: Option<Arc<dyn AnyCell>>) -> Self {
         let system = ActorSystem::from_inner(shared.system.clone());
         let self_ref = ActorRef::local(shared.clone());
-        ActorContext { shared, self_ref, system, parent, ext: None }
+        ActorContext {
+            shared,
+            self_ref,
+            system,
+            parent,
+            ext: None,
+        }
     }
 
     fn ext(&mut self) -> &mut Ext<M> {
@@ -165,7 +173,9 @@ impl<M: Message> ActorContext<M> {
     /// `ctx.log().in_scope(|| tracing::info!("started"))`.
     pub fn log(&mut self) -> &tracing::Span {
         let path = self.shared.path.clone();
-        self.ext().span.get_or_insert_with(|| tracing::info_span!("actor", path = %path))
+        self.ext()
+            .span
+            .get_or_insert_with(|| tracing::info_span!("actor", path = %path))
     }
 
     /// Spawns a child with the default options.
@@ -173,7 +183,11 @@ impl<M: Message> ActorContext<M> {
     /// # Errors
     ///
     /// [`SpawnError`] if the name is invalid or already taken by a live child.
-    pub fn spawn<C: Message>(&mut self, behavior: impl Into<Behavior<C>>, name: &str) -> Result<ActorRef<C>, SpawnError> {
+    pub fn spawn<C: Message>(
+        &mut self,
+        behavior: impl Into<Behavior<C>>,
+        name: &str,
+    ) -> Result<ActorRef<C>, SpawnError> {
         self.spawn_with(behavior, name, SpawnOptions::default())
     }
 
@@ -188,9 +202,11 @@ impl<M: Message> ActorContext<M> {
         name: &str,
         options: SpawnOptions,
     ) -> Result<ActorRef<C>, SpawnError> {
-        validate_name(name, self.shared.path.name().starts_with('_')).map_err(|reason| SpawnError::InvalidName {
-            name: name.to_string(),
-            reason,
+        validate_name(name, self.shared.path.name().starts_with('_')).map_err(|reason| {
+            SpawnError::InvalidName {
+                name: name.to_string(),
+                reason,
+            }
         })?;
         self.spawn_named(behavior.into(), name, options)
     }
@@ -210,15 +226,27 @@ impl<M: Message> ActorContext<M> {
         name: &str,
         options: SpawnOptions,
     ) -> Result<ActorRef<C>, SpawnError> {
-        if self.ext.as_ref().is_some_and(|e| e.children.contains_key(name)) {
-            return Err(SpawnError::DuplicateName(format!("{}/{name}", self.path_prefix())));
+        if self
+            .ext
+            .as_ref()
+            .is_some_and(|e| e.children.contains_key(name))
+        {
+            return Err(SpawnError::DuplicateName(format!(
+                "{}/{name}",
+                self.path_prefix()
+            )));
         }
         let path = self.shared.path.child(name, next_uid());
         let system = self.shared.system.clone();
         let shared = Arc::new(Shared::<C>::new(path, options.mailbox, system.clone()));
         system.register(shared.clone())?;
         let parent: Arc<dyn AnyCell> = self.shared.clone();
-        self.ext().children.insert(name.into(), Child { cell: shared.clone() });
+        self.ext().children.insert(
+            name.into(),
+            Child {
+                cell: shared.clone(),
+            },
+        );
         Ok(start_actor(shared, Some(parent), behavior))
     }
 
@@ -233,9 +261,15 @@ impl<M: Message> ActorContext<M> {
 
     /// Stops a child of this actor. Returns `false` if `child` is not a live child.
     pub fn stop<C: Send + 'static>(&mut self, child: &ActorRef<C>) -> bool {
-        let Some(ext) = self.ext.as_ref() else { return false };
-        match ext.children.get(child.path().name()) {
-            Some(c) if c.cell.path() == child.path() => {
+        self.stop_child_path(child.path())
+    }
+
+    pub(crate) fn stop_child_path(&mut self, path: &ActorPath) -> bool {
+        let Some(ext) = self.ext.as_ref() else {
+            return false;
+        };
+        match ext.children.get(path.name()) {
+            Some(c) if c.cell.path() == path => {
                 c.cell.send_sys(SysMsg::Stop);
                 true
             }
@@ -245,13 +279,19 @@ impl<M: Message> ActorContext<M> {
 
     /// The paths of this actor's live children, in no particular order.
     pub fn children(&self) -> Vec<ActorPath> {
-        self.ext.as_ref().map(|e| e.children.values().map(|c| c.cell.path().clone()).collect()).unwrap_or_default()
+        self.ext
+            .as_ref()
+            .map(|e| e.children.values().map(|c| c.cell.path().clone()).collect())
+            .unwrap_or_default()
     }
 
     /// A typed ref to the child called `name`, or `None` if there is none or its type differs.
     pub fn child<C: Send + 'static>(&self, name: &str) -> Option<ActorRef<C>> {
         let cell = self.ext.as_ref()?.children.get(name)?.cell.clone();
-        cell.into_any().downcast::<Shared<C>>().ok().map(ActorRef::local)
+        cell.into_any()
+            .downcast::<Shared<C>>()
+            .ok()
+            .map(ActorRef::local)
     }
 
     /// Watches an actor: when it terminates, this actor receives `Terminated` (converted into `M`)
@@ -260,7 +300,10 @@ impl<M: Message> ActorContext<M> {
     where
         M: From<Terminated>,
     {
-        self.watch_entry(target, WatchEntry::Terminated(<M as From<Terminated>>::from));
+        self.watch_entry(
+            target,
+            WatchEntry::Terminated(<M as From<Terminated>>::from),
+        );
     }
 
     /// Watches an actor and delivers `msg` instead of `Terminated` when it terminates.
@@ -302,7 +345,14 @@ impl<M: Message> ActorContext<M> {
                 s.send_sys(SysMsg::Timer { key: k, gen });
             }
         });
-        self.insert_timer(key, TimerEntry { gen, msg: TimerMsg::Once(msg), abort });
+        self.insert_timer(
+            key,
+            TimerEntry {
+                gen,
+                msg: TimerMsg::Once(msg),
+                abort,
+            },
+        );
     }
 
     /// Sends a copy of `msg` to this actor every `interval`. Replaces any timer under the same
@@ -319,17 +369,28 @@ impl<M: Message> ActorContext<M> {
         let k = key.clone();
         let interval = interval.max(Duration::from_millis(1));
         let abort = self.system.spawn_task(async move {
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            let mut tick =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tick.tick().await;
                 let Some(s) = weak.upgrade() else { return };
                 if !p.swap(true, Ordering::AcqRel) {
-                    s.send_sys(SysMsg::Timer { key: k.clone(), gen });
+                    s.send_sys(SysMsg::Timer {
+                        key: k.clone(),
+                        gen,
+                    });
                 }
             }
         });
-        self.insert_timer(key, TimerEntry { gen, msg: TimerMsg::Periodic(msg, <M as Clone>::clone, pending), abort });
+        self.insert_timer(
+            key,
+            TimerEntry {
+                gen,
+                msg: TimerMsg::Periodic(msg, <M as Clone>::clone, pending),
+                abort,
+            },
+        );
     }
 
     /// Cancels the timer under `key`, if any. Its message is not delivered even if already queued.
@@ -343,7 +404,9 @@ impl<M: Message> ActorContext<M> {
 
     /// Whether a timer is active under `key`.
     pub fn is_timer_active(&self, key: &str) -> bool {
-        self.ext.as_ref().is_some_and(|e| e.timers.contains_key(key))
+        self.ext
+            .as_ref()
+            .is_some_and(|e| e.timers.contains_key(key))
     }
 
     fn next_timer_gen(&mut self) -> u64 {
@@ -373,15 +436,16 @@ impl<M: Message> ActorContext<M> {
 
     /// Asks another actor without blocking this one: the reply (or the error) arrives later as a
     /// message built by `map`.
-    pub fn ask<T, R>(
+    pub fn ask<T, R, Q>(
         &self,
         target: &ActorRef<T>,
-        make: impl FnOnce(ActorRef<R>) -> T + Send + 'static,
+        make: impl FnOnce(ActorRef<R>) -> Q + Send + 'static,
         timeout: Duration,
         map: impl FnOnce(Result<R, AskError>) -> M + Send + 'static,
     ) where
         T: Send + 'static,
         R: Send + 'static,
+        Q: Into<T>,
     {
         let system = self.system.clone();
         let target = target.clone();
@@ -396,7 +460,10 @@ impl<M: Message> ActorContext<M> {
     }
 
     pub(crate) fn children_cells(&self) -> Vec<Arc<dyn AnyCell>> {
-        self.ext.as_ref().map(|e| e.children.values().map(|c| c.cell.clone()).collect()).unwrap_or_default()
+        self.ext
+            .as_ref()
+            .map(|e| e.children.values().map(|c| c.cell.clone()).collect())
+            .unwrap_or_default()
     }
 
     pub(crate) fn has_children(&self) -> bool {
@@ -406,7 +473,11 @@ impl<M: Message> ActorContext<M> {
     pub(crate) fn remove_child(&mut self, path: &ActorPath) {
         if let Some(ext) = self.ext.as_mut() {
             let name = path.name();
-            if ext.children.get(name).is_some_and(|c| c.cell.path() == path) {
+            if ext
+                .children
+                .get(name)
+                .is_some_and(|c| c.cell.path() == path)
+            {
                 ext.children.remove(name);
             }
         }
@@ -427,7 +498,10 @@ impl<M: Message> ActorContext<M> {
     }
 
     pub(crate) fn take_watchers(&mut self) -> Vec<Arc<dyn Watcher>> {
-        self.ext.as_mut().map(|e| std::mem::take(&mut e.watchers)).unwrap_or_default()
+        self.ext
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.watchers))
+            .unwrap_or_default()
     }
 
     pub(crate) fn take_watch_message(&mut self, path: &ActorPath) -> Option<M> {

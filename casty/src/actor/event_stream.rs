@@ -148,8 +148,18 @@ impl EventStream {
     fn add<E: 'static>(&self, deliver: Deliver) -> Subscription {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let type_id = TypeId::of::<E>();
-        self.inner.subs.write().unwrap_or_else(|e| e.into_inner()).entry(type_id).or_default().push(Sub { id, deliver });
-        Subscription { id, type_id, stream: Arc::downgrade(&self.inner) }
+        self.inner
+            .subs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(type_id)
+            .or_default()
+            .push(Sub { id, deliver });
+        Subscription {
+            id,
+            type_id,
+            stream: Arc::downgrade(&self.inner),
+        }
     }
 
     /// Publishes an event to every subscriber of its type. Never blocks on a subscriber.
@@ -169,14 +179,25 @@ impl EventStream {
     }
 
     pub(crate) fn clear(&self) {
-        self.inner.subs.write().unwrap_or_else(|e| e.into_inner()).clear();
+        self.inner
+            .subs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
 impl fmt::Debug for EventStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n: usize = self.inner.subs.read().map(|s| s.values().map(Vec::len).sum()).unwrap_or(0);
-        f.debug_struct("EventStream").field("subscribers", &n).finish()
+        let n: usize = self
+            .inner
+            .subs
+            .read()
+            .map(|s| s.values().map(Vec::len).sum())
+            .unwrap_or(0);
+        f.debug_struct("EventStream")
+            .field("subscribers", &n)
+            .finish()
     }
 }
 

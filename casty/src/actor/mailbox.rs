@@ -61,7 +61,9 @@ impl Mailbox {
     /// A mailbox that holds at most `capacity` messages (at least 1) and applies `overflow` when
     /// full.
     pub fn bounded(capacity: usize, overflow: Overflow) -> Self {
-        Mailbox { bounded: Some((capacity.max(1), overflow)) }
+        Mailbox {
+            bounded: Some((capacity.max(1), overflow)),
+        }
     }
 
     /// The capacity, or `None` for an unbounded mailbox.
@@ -89,7 +91,11 @@ pub(crate) enum Push<M> {
 
 enum Queue<M> {
     Unbounded(SegQueue<M>),
-    Bounded { q: ArrayQueue<M>, overflow: Overflow, space: Box<Space> },
+    Bounded {
+        q: ArrayQueue<M>,
+        overflow: Overflow,
+        space: Box<Space>,
+    },
 }
 
 struct Space {
@@ -112,10 +118,18 @@ impl<M> MailboxQueue<M> {
             Some((cap, overflow)) => Queue::Bounded {
                 q: ArrayQueue::new(cap),
                 overflow,
-                space: Box::new(Space { notify: Notify::new(), waiters: AtomicUsize::new(0) }),
+                space: Box::new(Space {
+                    notify: Notify::new(),
+                    waiters: AtomicUsize::new(0),
+                }),
             },
         };
-        MailboxQueue { queue, closed: AtomicBool::new(false), parked: AtomicBool::new(false), waker: AtomicWaker::new() }
+        MailboxQueue {
+            queue,
+            closed: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        }
     }
 
     /// Pushes a message and wakes the consumer if it is parked.
@@ -212,7 +226,11 @@ impl<M> MailboxQueue<M> {
     /// Waits for room in a `Reject` mailbox, retrying the push. Other policies push at once.
     pub(crate) async fn push_wait(&self, mut msg: M) -> Push<M> {
         let space = match &self.queue {
-            Queue::Bounded { overflow: Overflow::Reject, space, .. } => space,
+            Queue::Bounded {
+                overflow: Overflow::Reject,
+                space,
+                ..
+            } => space,
             _ => return self.push(msg),
         };
         loop {

@@ -11,6 +11,7 @@ pub(crate) mod event_stream;
 pub(crate) mod failure;
 pub(crate) mod mailbox;
 pub(crate) mod message;
+pub(crate) mod otp;
 pub(crate) mod path;
 pub(crate) mod scheduler;
 pub(crate) mod supervision;

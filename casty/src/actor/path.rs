@@ -44,11 +44,19 @@ pub struct ActorPath(Arc<PathData>);
 
 impl ActorPath {
     pub(crate) fn new(system: Arc<str>, path: String, uid: u64) -> Self {
-        ActorPath(Arc::new(PathData { system, path: path.into_boxed_str(), uid }))
+        ActorPath(Arc::new(PathData {
+            system,
+            path: path.into_boxed_str(),
+            uid,
+        }))
     }
 
     pub(crate) fn child(&self, name: &str, uid: u64) -> Self {
-        let base = if &*self.0.path == "/" { "" } else { &self.0.path };
+        let base = if &*self.0.path == "/" {
+            ""
+        } else {
+            &self.0.path
+        };
         ActorPath::new(self.0.system.clone(), format!("{base}/{name}"), uid)
     }
 
@@ -109,11 +117,16 @@ pub(crate) fn validate_name(name: &str, internal: bool) -> Result<(), String> {
     if name.is_empty() {
         return Err("an actor name must not be empty".into());
     }
-    if let Some(c) = name.chars().find(|c| *c == '/' || *c == '#' || c.is_whitespace() || c.is_control()) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| *c == '/' || *c == '#' || c.is_whitespace() || c.is_control())
+    {
         return Err(format!("an actor name must not contain {c:?}"));
     }
     if !internal && (name.starts_with('_') || name.starts_with('$')) {
-        return Err("names starting with `_` or `$` are reserved for internal and anonymous actors".into());
+        return Err(
+            "names starting with `_` or `$` are reserved for internal and anonymous actors".into(),
+        );
     }
     Ok(())
 }

@@ -49,13 +49,22 @@ impl fmt::Debug for Scheduler {
 
 impl Scheduler {
     pub(crate) fn new(handle: Handle) -> Self {
-        Scheduler { handle, entries: Arc::new(Mutex::new(HashMap::new())), gen: AtomicU64::new(1) }
+        Scheduler {
+            handle,
+            entries: Arc::new(Mutex::new(HashMap::new())),
+            gen: AtomicU64::new(1),
+        }
     }
 
     /// Sends a copy of `msg` to `target` every `interval`, first after one interval. Missed ticks
     /// are skipped, not caught up.
-    pub fn tick<M>(&self, key: impl Into<String>, target: &ActorRef<M>, msg: impl Into<M>, interval: Duration)
-    where
+    pub fn tick<M>(
+        &self,
+        key: impl Into<String>,
+        target: &ActorRef<M>,
+        msg: impl Into<M>,
+        interval: Duration,
+    ) where
         M: Clone + Send + 'static,
     {
         let msg: M = msg.into();
@@ -72,8 +81,13 @@ impl Scheduler {
     }
 
     /// Sends `msg` to `target` once, after `delay`.
-    pub fn schedule<M>(&self, key: impl Into<String>, target: &ActorRef<M>, msg: impl Into<M>, delay: Duration)
-    where
+    pub fn schedule<M>(
+        &self,
+        key: impl Into<String>,
+        target: &ActorRef<M>,
+        msg: impl Into<M>,
+        delay: Duration,
+    ) where
         M: Send + 'static,
     {
         let msg: M = msg.into();
@@ -96,7 +110,10 @@ impl Scheduler {
     {
         let gen = self.gen.fetch_add(1, Ordering::Relaxed);
         let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let abort = self.handle.spawn(make(key.clone(), (self.entries.clone(), gen))).abort_handle();
+        let abort = self
+            .handle
+            .spawn(make(key.clone(), (self.entries.clone(), gen)))
+            .abort_handle();
         if let Some((_, old)) = e.insert(key, (gen, abort)) {
             old.abort();
         }
@@ -104,7 +121,12 @@ impl Scheduler {
 
     /// Cancels the schedule under `key`. Returns whether one was active.
     pub fn cancel(&self, key: &str) -> bool {
-        match self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(key) {
+        match self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key)
+        {
             Some((_, a)) => {
                 a.abort();
                 true
@@ -115,11 +137,19 @@ impl Scheduler {
 
     /// Whether a schedule is active under `key`.
     pub fn is_active(&self, key: &str) -> bool {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).contains_key(key)
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(key)
     }
 
     pub(crate) fn cancel_all(&self) {
-        for (_, (_, a)) in self.entries.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+        for (_, (_, a)) in self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+        {
             a.abort();
         }
     }

@@ -61,12 +61,21 @@ pub struct Backoff {
 impl Backoff {
     /// Backoff doubling from `min` up to `max`.
     pub fn exponential(min: Duration, max: Duration) -> Self {
-        Backoff { min, max: max.max(min), jitter: 0.0, reset_after: None }
+        Backoff {
+            min,
+            max: max.max(min),
+            jitter: 0.0,
+            reset_after: None,
+        }
     }
 
     /// Adds up to `factor` × the delay of random jitter (clamped to `0.0..=1.0`).
     pub fn jitter(mut self, factor: f64) -> Self {
-        self.jitter = if factor.is_finite() { factor.clamp(0.0, 1.0) } else { 0.0 };
+        self.jitter = if factor.is_finite() {
+            factor.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self
     }
 
@@ -130,7 +139,12 @@ pub struct OneForOneStrategy {
 impl OneForOneStrategy {
     /// At most `max_restarts` restarts within any window of `within`.
     pub fn new(max_restarts: u32, within: Duration) -> Self {
-        OneForOneStrategy { max_restarts, within, decider: Arc::new(|_| Directive::Restart), backoff: None }
+        OneForOneStrategy {
+            max_restarts,
+            within,
+            decider: Arc::new(|_| Directive::Restart),
+            backoff: None,
+        }
     }
 
     /// Sets the function that picks a directive for each failure.
@@ -262,16 +276,26 @@ mod tests {
         let mut w = RestartWindow::default();
         let t0 = Instant::now();
         assert_eq!(w.next_streak(t0, b.quiet_period()), 1);
-        assert_eq!(w.next_streak(t0 + Duration::from_millis(10), b.quiet_period()), 2);
-        assert_eq!(w.next_streak(t0 + Duration::from_secs(5), b.quiet_period()), 1);
+        assert_eq!(
+            w.next_streak(t0 + Duration::from_millis(10), b.quiet_period()),
+            2
+        );
+        assert_eq!(
+            w.next_streak(t0 + Duration::from_secs(5), b.quiet_period()),
+            1
+        );
     }
 
     #[test]
     fn jitter_stays_in_bounds() {
-        let b = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)).jitter(0.5);
+        let b =
+            Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)).jitter(0.5);
         for _ in 0..100 {
             let d = b.delay_with_jitter(1);
-            assert!(d >= Duration::from_millis(100) && d <= Duration::from_millis(150), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(100) && d <= Duration::from_millis(150),
+                "{d:?}"
+            );
         }
     }
 }

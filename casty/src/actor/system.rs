@@ -132,7 +132,12 @@ impl SystemInner {
         }
     }
 
-    pub(crate) fn top_level_terminated(&self, path: &ActorPath, failure: Option<&Failure>, escalate: bool) {
+    pub(crate) fn top_level_terminated(
+        &self,
+        path: &ActorPath,
+        failure: Option<&Failure>,
+        escalate: bool,
+    ) {
         if let (Some(f), true) = (failure, escalate) {
             tracing::error!(actor = %path, error = %f, "a top-level actor escalated a failure; it has stopped");
         }
@@ -141,7 +146,10 @@ impl SystemInner {
     /// Publishes a dead letter, rendering the message only if someone listens.
     pub(crate) fn dead_letter(&self, recipient: &ActorPath, describe: impl FnOnce() -> String) {
         if self.events.has_subscribers::<DeadLetter>() {
-            self.events.publish(DeadLetter { recipient: recipient.clone(), message: describe() });
+            self.events.publish(DeadLetter {
+                recipient: recipient.clone(),
+                message: describe(),
+            });
         }
     }
 
@@ -150,7 +158,11 @@ impl SystemInner {
     }
 
     fn lookup_cell(&self, path: &str) -> Option<Arc<dyn AnyCell>> {
-        self.registry.read().unwrap_or_else(|e| e.into_inner()).get(path).cloned()
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .cloned()
     }
 }
 
@@ -276,7 +288,11 @@ impl ActorSystem {
     /// # Errors
     ///
     /// [`SpawnError`] if the name is invalid or taken, or the system is shutting down.
-    pub fn spawn<M: Message>(&self, behavior: impl Into<Behavior<M>>, name: &str) -> Result<ActorRef<M>, SpawnError> {
+    pub fn spawn<M: Message>(
+        &self,
+        behavior: impl Into<Behavior<M>>,
+        name: &str,
+    ) -> Result<ActorRef<M>, SpawnError> {
         self.spawn_with(behavior, name, SpawnOptions::default())
     }
 
@@ -291,7 +307,10 @@ impl ActorSystem {
         name: &str,
         options: SpawnOptions,
     ) -> Result<ActorRef<M>, SpawnError> {
-        validate_name(name, false).map_err(|reason| SpawnError::InvalidName { name: name.to_string(), reason })?;
+        validate_name(name, false).map_err(|reason| SpawnError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })?;
         self.spawn_top(behavior.into(), name, options)
     }
 
@@ -303,11 +322,19 @@ impl ActorSystem {
         name: &str,
         options: SpawnOptions,
     ) -> Result<ActorRef<M>, SpawnError> {
-        validate_name(name, true).map_err(|reason| SpawnError::InvalidName { name: name.to_string(), reason })?;
+        validate_name(name, true).map_err(|reason| SpawnError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })?;
         self.spawn_top(behavior.into(), name, options)
     }
 
-    fn spawn_top<M: Message>(&self, behavior: Behavior<M>, name: &str, options: SpawnOptions) -> Result<ActorRef<M>, SpawnError> {
+    fn spawn_top<M: Message>(
+        &self,
+        behavior: Behavior<M>,
+        name: &str,
+        options: SpawnOptions,
+    ) -> Result<ActorRef<M>, SpawnError> {
         let path = self.inner.root.child(name, next_uid());
         let shared = Arc::new(Shared::<M>::new(path, options.mailbox, self.inner.clone()));
         self.inner.register(shared.clone())?;
@@ -323,17 +350,18 @@ impl ActorSystem {
     ///
     /// [`AskError::Timeout`] after `timeout`; [`AskError::Terminated`] at once if the target has
     /// stopped; [`AskError::NoReply`] at once if the request was dropped unanswered.
-    pub async fn ask<M, R>(
+    pub async fn ask<M, R, T>(
         &self,
         target: &ActorRef<M>,
-        make: impl FnOnce(ActorRef<R>) -> M,
+        make: impl FnOnce(ActorRef<R>) -> T,
         timeout: Duration,
     ) -> Result<R, AskError>
     where
         M: Send + 'static,
         R: Send + 'static,
+        T: Into<M>,
     {
-        ask::ask(&self.inner, target, make, timeout).await
+        ask::ask(&self.inner, target, |r| make(r).into(), timeout).await
     }
 
     /// A typed ref to the live actor at `path` (`/team/worker-2`), or `None` if there is none or its
@@ -353,7 +381,10 @@ impl ActorSystem {
     /// ```
     pub fn lookup<M: Send + 'static>(&self, path: &str) -> Option<ActorRef<M>> {
         let cell = self.inner.lookup_cell(path)?;
-        cell.into_any().downcast::<Shared<M>>().ok().map(ActorRef::local)
+        cell.into_any()
+            .downcast::<Shared<M>>()
+            .ok()
+            .map(ActorRef::local)
     }
 
     /// Stops an actor (and its children first). Returns `false` if the ref is not a local actor.
@@ -397,8 +428,15 @@ impl ActorSystem {
         self.inner.terminating.store(true, Ordering::SeqCst);
         self.inner.scheduler.cancel_all();
         let tops: Vec<Arc<dyn AnyCell>> = {
-            let reg = self.inner.registry.read().unwrap_or_else(|e| e.into_inner());
-            reg.values().filter(|c| c.path().parent_str() == Some("/")).cloned().collect()
+            let reg = self
+                .inner
+                .registry
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            reg.values()
+                .filter(|c| c.path().parent_str() == Some("/"))
+                .cloned()
+                .collect()
         };
         for c in tops {
             c.send_sys(SysMsg::Stop);

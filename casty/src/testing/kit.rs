@@ -38,7 +38,9 @@ impl TestKit {
     ///
     /// Outside a tokio runtime.
     pub fn new() -> Self {
-        TestKit { system: ActorSystem::new("test") }
+        TestKit {
+            system: ActorSystem::new("test"),
+        }
     }
 
     /// A kit around an existing system.
@@ -69,7 +71,9 @@ impl TestKit {
     ///
     /// If the spawn fails (a test setup error).
     pub fn spawn<M: Message>(&self, behavior: impl Into<Behavior<M>>, name: &str) -> ActorRef<M> {
-        self.system.spawn(behavior, name).unwrap_or_else(|e| panic!("TestKit: cannot spawn {name}: {e}"))
+        self.system
+            .spawn(behavior, name)
+            .unwrap_or_else(|e| panic!("TestKit: cannot spawn {name}: {e}"))
     }
 
     /// Spawns a top-level actor with options.
@@ -77,8 +81,15 @@ impl TestKit {
     /// # Panics
     ///
     /// If the spawn fails (a test setup error).
-    pub fn spawn_with<M: Message>(&self, behavior: impl Into<Behavior<M>>, name: &str, options: SpawnOptions) -> ActorRef<M> {
-        self.system.spawn_with(behavior, name, options).unwrap_or_else(|e| panic!("TestKit: cannot spawn {name}: {e}"))
+    pub fn spawn_with<M: Message>(
+        &self,
+        behavior: impl Into<Behavior<M>>,
+        name: &str,
+        options: SpawnOptions,
+    ) -> ActorRef<M> {
+        self.system
+            .spawn_with(behavior, name, options)
+            .unwrap_or_else(|e| panic!("TestKit: cannot spawn {name}: {e}"))
     }
 
     /// Shuts the system down, failing the test if that takes longer than 10 seconds.
@@ -87,8 +98,14 @@ impl TestKit {
     ///
     /// If shutdown hangs.
     pub async fn shutdown(&self) {
-        if tokio::time::timeout(Duration::from_secs(10), self.system.shutdown()).await.is_err() {
-            panic!("TestKit: shutdown did not finish within 10s ({} actors alive)", self.system.live_actors());
+        if tokio::time::timeout(Duration::from_secs(10), self.system.shutdown())
+            .await
+            .is_err()
+        {
+            panic!(
+                "TestKit: shutdown did not finish within 10s ({} actors alive)",
+                self.system.live_actors()
+            );
         }
     }
 }

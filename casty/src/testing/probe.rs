@@ -84,7 +84,9 @@ pub struct TestProbe<M> {
 
 impl<M: 'static> fmt::Debug for TestProbe<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TestProbe").field("path", &self.actor_ref.path()).finish()
+        f.debug_struct("TestProbe")
+            .field("path", &self.actor_ref.path())
+            .finish()
     }
 }
 
@@ -110,7 +112,10 @@ impl<M: Send + 'static> TestProbe<M> {
 
     /// Waits up to `timeout` for the next message.
     pub async fn receive_message(&mut self, timeout: Duration) -> Option<M> {
-        tokio::time::timeout(timeout, self.rx.recv()).await.ok().flatten()
+        tokio::time::timeout(timeout, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The next message, or a panic if none arrives within `timeout`.
@@ -121,7 +126,10 @@ impl<M: Send + 'static> TestProbe<M> {
     pub async fn expect_message(&mut self, timeout: Duration) -> M {
         match self.receive_message(timeout).await {
             Some(m) => m,
-            None => panic!("TestProbe {}: no message within {timeout:?}", self.actor_ref.path()),
+            None => panic!(
+                "TestProbe {}: no message within {timeout:?}",
+                self.actor_ref.path()
+            ),
         }
     }
 
@@ -135,7 +143,12 @@ impl<M: Send + 'static> TestProbe<M> {
         M: PartialEq + fmt::Debug,
     {
         let m = self.expect_message(timeout).await;
-        assert_eq!(m, expected, "TestProbe {}: unexpected message", self.actor_ref.path());
+        assert_eq!(
+            m,
+            expected,
+            "TestProbe {}: unexpected message",
+            self.actor_ref.path()
+        );
         m
     }
 
@@ -149,7 +162,10 @@ impl<M: Send + 'static> TestProbe<M> {
         M: fmt::Debug,
     {
         if let Ok(Some(m)) = tokio::time::timeout(duration, self.rx.recv()).await {
-            panic!("TestProbe {}: expected no message for {duration:?}, got {m:?}", self.actor_ref.path());
+            panic!(
+                "TestProbe {}: expected no message for {duration:?}, got {m:?}",
+                self.actor_ref.path()
+            );
         }
     }
 
@@ -159,13 +175,20 @@ impl<M: Send + 'static> TestProbe<M> {
     /// # Panics
     ///
     /// On timeout or when `f` returns `Fail`.
-    pub async fn fish_for_message(&mut self, timeout: Duration, mut f: impl FnMut(&M) -> FishingOutcome) -> Vec<M> {
+    pub async fn fish_for_message(
+        &mut self,
+        timeout: Duration,
+        mut f: impl FnMut(&M) -> FishingOutcome,
+    ) -> Vec<M> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut kept = Vec::new();
         loop {
             let m = match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(m)) => m,
-                _ => panic!("TestProbe {}: fishing timed out after {timeout:?}", self.actor_ref.path()),
+                _ => panic!(
+                    "TestProbe {}: fishing timed out after {timeout:?}",
+                    self.actor_ref.path()
+                ),
             };
             match f(&m) {
                 FishingOutcome::Complete => {
@@ -174,7 +197,9 @@ impl<M: Send + 'static> TestProbe<M> {
                 }
                 FishingOutcome::Continue => kept.push(m),
                 FishingOutcome::ContinueAndIgnore => {}
-                FishingOutcome::Fail(reason) => panic!("TestProbe {}: {reason}", self.actor_ref.path()),
+                FishingOutcome::Fail(reason) => {
+                    panic!("TestProbe {}: {reason}", self.actor_ref.path())
+                }
             }
         }
     }
@@ -189,14 +214,21 @@ impl<M: Send + 'static> TestProbe<M> {
     /// # Panics
     ///
     /// If it does not terminate within `timeout`.
-    pub async fn expect_terminated<T: Send + 'static>(&mut self, target: &ActorRef<T>, timeout: Duration) {
+    pub async fn expect_terminated<T: Send + 'static>(
+        &mut self,
+        target: &ActorRef<T>,
+        timeout: Duration,
+    ) {
         self.watch(target);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, self.terminated.recv()).await {
                 Ok(Some(p)) if &p == target.path() => return,
                 Ok(Some(_)) => continue,
-                _ => panic!("TestProbe: {} did not terminate within {timeout:?}", target.path()),
+                _ => panic!(
+                    "TestProbe: {} did not terminate within {timeout:?}",
+                    target.path()
+                ),
             }
         }
     }
