@@ -1,0 +1,357 @@
+//! Stopping, death watch, timers and the event stream: rules L7, L8, L11, L12.
+
+use std::time::Duration;
+
+use casty::testing::{FishingOutcome, TestKit};
+use casty::{
+    ActorRef, ActorRestarted, ActorStarted, ActorStopped, Behavior, Behaviors, DeadLetter,
+    Directive, OneForOneStrategy, Terminated,
+};
+use casty_tests::{Boom, QUIET, T};
+
+/// A node of a tree that logs its post_stop to `log` and spawns `depth` more levels.
+fn node(name: String, depth: u32, log: ActorRef<String>) -> Behavior<String> {
+    let l = log.clone();
+    Behaviors::with_lifecycle(Behaviors::setup(move |ctx| {
+        if depth > 0 {
+            ctx.spawn(node(format!("{name}.a"), depth - 1, log.clone()), "a")
+                .expect("a");
+            ctx.spawn(node(format!("{name}.b"), depth - 1, log.clone()), "b")
+                .expect("b");
+        }
+        Behaviors::ignore()
+    }))
+    .post_stop(move |ctx| l.tell(ctx.path().to_string()))
+    .into()
+}
+
+// S: L7 — stopping stops the children first, deepest first; then post_stop; then watchers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l7_children_stop_first_deepest_first() {
+    let kit = TestKit::new();
+    let mut log = kit.probe::<String>();
+    let mut watcher = kit.probe::<()>();
+    let root = kit.spawn(node("root".into(), 2, log.actor_ref()), "root");
+    // Wait until the whole tree (7 actors) is up.
+    tokio::time::timeout(T, async {
+        while kit.system().lookup::<String>("/root/b/b").is_none() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    watcher.watch(&root);
+    kit.system().stop(&root);
+    let mut order = Vec::new();
+    for _ in 0..7 {
+        order.push(log.expect_message(T).await);
+    }
+    let pos = |p: &str| order.iter().position(|x| x == p).unwrap();
+    for parent in ["/root/a", "/root/b"] {
+        for leaf in ["a", "b"] {
+            assert!(pos(&format!("{parent}/{leaf}")) < pos(parent), "{order:?}");
+        }
+        assert!(pos(parent) < pos("/root"), "{order:?}");
+    }
+    assert_eq!(order.last().map(String::as_str), Some("/root"));
+    watcher.expect_terminated(&root, T).await;
+    kit.shutdown().await;
+}
+
+// S: L7 — messages still in the mailbox become dead letters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l7_queued_messages_become_dead_letters() {
+    let kit = TestKit::new();
+    let mut dead = kit.event_probe::<DeadLetter>();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let (g, stopper) = (gate.clone(), kit.system().clone());
+    let a: ActorRef<u32> = kit.spawn(
+        Behaviors::receive_async(move |ctx, n: u32| {
+            let (g, sys, me) = (g.clone(), stopper.clone(), ctx.self_ref().clone());
+            Box::pin(async move {
+                if n == 0 {
+                    sys.stop(&me);
+                    let _ = g.acquire().await.map(|p| p.forget());
+                }
+                Behaviors::same()
+            })
+        }),
+        "busy",
+    );
+    a.tell(0u32);
+    a.tell(1u32);
+    a.tell(2u32);
+    gate.add_permits(1);
+    let msgs = dead
+        .fish_for_message(T, |d| {
+            if d.message == "2" {
+                FishingOutcome::Complete
+            } else {
+                FishingOutcome::Continue
+            }
+        })
+        .await;
+    let texts: Vec<&str> = msgs.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(texts, ["1", "2"]);
+    kit.shutdown().await;
+}
+
+// S: L7 — shutdown returns only when every post_stop has finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l7_shutdown_waits_for_every_post_stop() {
+    let kit = TestKit::new();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for i in 0..20 {
+        let d = done.clone();
+        let b: Behavior<u8> = Behaviors::with_lifecycle(Behaviors::ignore())
+            .post_stop(move |_| {
+                std::thread::sleep(Duration::from_millis(5));
+                d.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            })
+            .into();
+        kit.spawn(b, &format!("a{i}"));
+    }
+    kit.shutdown().await;
+    assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 20);
+    assert_eq!(kit.system().live_actors(), 0);
+}
+
+#[derive(Debug)]
+enum W {
+    Watch(ActorRef<u8>),
+    WatchWith(ActorRef<u8>),
+    Unwatch(ActorRef<u8>),
+    Terminated(Terminated),
+    Custom(String),
+}
+impl casty::Message for W {}
+impl From<Terminated> for W {
+    fn from(t: Terminated) -> Self {
+        W::Terminated(t)
+    }
+}
+
+fn watcher(report: ActorRef<String>) -> Behavior<W> {
+    Behaviors::receive(move |ctx, msg| {
+        match msg {
+            W::Watch(r) => ctx.watch(&r),
+            W::WatchWith(r) => ctx.watch_with(&r, W::Custom(format!("custom {}", r.path()))),
+            W::Unwatch(r) => ctx.unwatch(&r),
+            W::Terminated(t) => report.tell(format!("terminated {}", t.path)),
+            W::Custom(s) => report.tell(s),
+        }
+        Behaviors::same()
+    })
+}
+
+// S: L8 — Terminated exactly once, also for an actor already dead at watch time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l8_terminated_exactly_once_even_if_already_dead() {
+    let kit = TestKit::new();
+    let mut report = kit.probe::<String>();
+    let w = kit.spawn(watcher(report.actor_ref()), "watcher");
+    let target = kit.spawn(Behaviors::ignore::<u8>(), "target");
+    w.tell(W::Watch(target.clone()));
+    w.tell(W::Watch(target.clone())); // watching twice still yields one Terminated
+    w.tell(W::Custom("both watches registered".into()));
+    assert_eq!(report.expect_message(T).await, "both watches registered");
+    kit.system().stop(&target);
+    assert_eq!(report.expect_message(T).await, "terminated /target");
+    report.expect_no_message(QUIET).await;
+
+    w.tell(W::Watch(target.clone())); // already dead
+    assert_eq!(report.expect_message(T).await, "terminated /target");
+    report.expect_no_message(QUIET).await;
+    kit.shutdown().await;
+}
+
+// S: L8 — watch_with delivers the custom message; unwatch suppresses delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l8_watch_with_and_unwatch() {
+    let kit = TestKit::new();
+    let mut report = kit.probe::<String>();
+    let w = kit.spawn(watcher(report.actor_ref()), "watcher");
+    let a = kit.spawn(Behaviors::ignore::<u8>(), "a");
+    let b = kit.spawn(Behaviors::ignore::<u8>(), "b");
+    w.tell(W::WatchWith(a.clone()));
+    w.tell(W::Watch(b.clone()));
+    w.tell(W::Unwatch(b.clone()));
+    w.tell(W::Custom("synced".into()));
+    assert_eq!(report.expect_message(T).await, "synced");
+    kit.system().stop(&a);
+    kit.system().stop(&b);
+    assert_eq!(report.expect_message(T).await, "custom /a");
+    report.expect_no_message(QUIET).await;
+    kit.shutdown().await;
+}
+
+// S: L8 — unwatch suppresses a Terminated that is already queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l8_unwatch_suppresses_a_queued_terminated() {
+    let kit = TestKit::new();
+    let mut report = kit.probe::<String>();
+    let target = kit.spawn(Behaviors::ignore::<u8>(), "target");
+    let mut w8 = kit.probe::<()>();
+    let sys = kit.system().clone();
+    let r = report.actor_ref();
+    // On "go": watch, stop the target, wait until it is gone (its Terminated is queued behind this
+    // handler), then unwatch before returning.
+    let w = kit.spawn(
+        Behaviors::receive_async(move |ctx, msg: W| {
+            let (sys, r) = (sys.clone(), r.clone());
+            Box::pin(async move {
+                match msg {
+                    W::Watch(t) => {
+                        ctx.watch(&t);
+                        sys.stop(&t);
+                        while sys.lookup::<u8>("/target").is_some() {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        ctx.unwatch(&t);
+                        r.tell("unwatched".to_string());
+                    }
+                    W::Terminated(t) => r.tell(format!("terminated {}", t.path)),
+                    _ => {}
+                }
+                Behaviors::same()
+            })
+        }),
+        "w",
+    );
+    w.tell(W::Watch(target.clone()));
+    assert_eq!(report.expect_message(T).await, "unwatched");
+    report.expect_no_message(QUIET).await;
+    w8.expect_terminated(&target, T).await;
+    kit.shutdown().await;
+}
+
+#[derive(Debug, Clone)]
+enum Tm {
+    StartOnce(&'static str, u64, &'static str),
+    StartPeriodic(&'static str, u64, &'static str),
+    Cancel(&'static str),
+    Fire(&'static str),
+    Block(u64),
+    Crash,
+}
+impl casty::Message for Tm {}
+
+fn timers(report: ActorRef<String>) -> Behavior<Tm> {
+    Behaviors::receive(move |ctx, msg| {
+        match msg {
+            Tm::StartOnce(k, ms, m) => {
+                ctx.start_single_timer(k, Tm::Fire(m), Duration::from_millis(ms))
+            }
+            Tm::StartPeriodic(k, ms, m) => {
+                ctx.start_timer_at_fixed_rate(k, Tm::Fire(m), Duration::from_millis(ms))
+            }
+            Tm::Cancel(k) => ctx.cancel_timer(k),
+            Tm::Fire(m) => report.tell(m.to_string()),
+            Tm::Block(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            Tm::Crash => return Err(Boom::new("crash")),
+        }
+        Ok(Behaviors::same())
+    })
+}
+
+// S: L11 — restarting a key replaces the timer; the replaced timer's message is never delivered,
+// even if it was already queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l11_same_key_replaces_even_if_queued() {
+    let kit = TestKit::new();
+    let mut report = kit.probe::<String>();
+    let a = kit.spawn(timers(report.actor_ref()), "timers");
+    a.tell(Tm::StartOnce("k", 10, "old"));
+    a.tell(Tm::Block(60)); // the old timer fires and queues while the actor is busy
+    a.tell(Tm::StartOnce("k", 30, "new"));
+    assert_eq!(report.expect_message(T).await, "new");
+    report.expect_no_message(QUIET).await;
+    kit.shutdown().await;
+}
+
+// S: L11 — cancel stops delivery; a periodic timer never catches up on missed ticks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l11_cancel_and_no_catch_up() {
+    let kit = TestKit::new();
+    let mut report = kit.probe::<String>();
+    let a = kit.spawn(timers(report.actor_ref()), "timers");
+    a.tell(Tm::StartOnce("once", 30, "never"));
+    a.tell(Tm::Cancel("once"));
+    a.tell(Tm::StartPeriodic("tick", 10, "tick"));
+    a.tell(Tm::Block(200)); // ~20 ticks are missed while blocked
+                            // Count ticks for 250 ms: the block ends at 200 ms. Catching up would deliver ~20 at once.
+    let mut ticks = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(250);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match report.receive_message(left).await {
+            Some(m) => {
+                assert_eq!(m, "tick");
+                ticks += 1;
+            }
+            None => break,
+        }
+    }
+    assert!(
+        (1..=12).contains(&ticks),
+        "ticks after the block: {ticks} (no catch-up burst)"
+    );
+    a.tell(Tm::Cancel("tick"));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    while report
+        .receive_message(Duration::from_millis(1))
+        .await
+        .is_some()
+    {}
+    report.expect_no_message(QUIET).await;
+    kit.shutdown().await;
+}
+
+// S: L11 — timers are cancelled when the actor restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l11_restart_cancels_timers() {
+    let kit = TestKit::new();
+    let mut report = kit.probe::<String>();
+    let strategy =
+        OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart);
+    let a = kit.spawn(
+        Behaviors::supervise(timers(report.actor_ref()), strategy),
+        "timers",
+    );
+    a.tell(Tm::StartOnce("k", 50, "before-restart"));
+    a.tell(Tm::Crash);
+    report.expect_no_message(Duration::from_millis(200)).await;
+    kit.shutdown().await;
+}
+
+// S: L12 — lifecycle events are published for every actor; a slow subscriber does not block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l12_events_and_slow_subscribers() {
+    let kit = TestKit::new();
+    let mut started = kit.event_probe::<ActorStarted>();
+    let mut stopped = kit.event_probe::<ActorStopped>();
+    let mut restarted = kit.event_probe::<ActorRestarted>();
+    kit.system()
+        .event_stream()
+        .subscribe(|_: &ActorStarted| std::thread::sleep(Duration::from_millis(200)));
+    let t0 = std::time::Instant::now();
+    let strategy = OneForOneStrategy::new(3, Duration::from_secs(60));
+    let a = kit.spawn(
+        Behaviors::supervise(
+            Behaviors::receive(|_ctx, _: u8| Err::<Behavior<u8>, _>(Boom::new("x"))),
+            strategy,
+        ),
+        "evented",
+    );
+    assert_eq!(started.expect_message(T).await.path, *a.path());
+    a.tell(1u8);
+    assert_eq!(restarted.expect_message(T).await.path, *a.path());
+    kit.system().stop(&a);
+    assert_eq!(stopped.expect_message(T).await.path, *a.path());
+    assert!(
+        t0.elapsed() < Duration::from_millis(200),
+        "the slow subscriber did not block publishing"
+    );
+    kit.shutdown().await;
+}

@@ -1,0 +1,423 @@
+//! Failure, restart, limits, backoff and escalation: rules L4, L5, L6, plus the OTP supervisor.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use casty::testing::TestKit;
+use casty::{
+    ActorRef, ActorRestarted, Backoff, Behavior, Behaviors, ChildSpec, Directive, Failure,
+    OneForOneStrategy, Restart, SupervisorMsg, SupervisorStrategy,
+};
+use casty_tests::{Boom, QUIET, T};
+
+#[derive(Debug)]
+enum Cmd {
+    Add(u64),
+    Get(ActorRef<u64>),
+    Fail(String),
+    Panic,
+}
+impl casty::Message for Cmd {}
+
+fn acc(n: u64) -> Behavior<Cmd> {
+    Behaviors::receive(move |_ctx, cmd| match cmd {
+        Cmd::Add(k) => Ok(acc(n + k)),
+        Cmd::Get(r) => {
+            r.tell(n);
+            Ok(Behaviors::same())
+        }
+        Cmd::Fail(s) => Err(Boom(s)),
+        Cmd::Panic => panic!("handler panicked"),
+    })
+}
+
+fn restart_always(max: u32) -> OneForOneStrategy {
+    OneForOneStrategy::new(max, Duration::from_secs(60))
+}
+
+// S: L4 — an Err and a panic are both failures; a panic takes down nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l4_err_and_panic_are_failures_and_the_system_survives() {
+    let kit = TestKit::new();
+    let mut probe = kit.probe::<u64>();
+    let bystander = kit.spawn(acc(7), "bystander");
+    let decided = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let d = decided.clone();
+    let strategy = restart_always(10).decider(move |f: &Failure| {
+        d.lock()
+            .unwrap()
+            .push(match (f.downcast_ref::<Boom>(), f.panic_message()) {
+                (Some(b), _) => format!("err:{b}"),
+                (_, Some(p)) => format!("panic:{p}"),
+                _ => "other".into(),
+            });
+        Directive::Restart
+    });
+    let a = kit.spawn(Behaviors::supervise(acc(0), strategy), "faulty");
+    a.tell(Cmd::Fail("e1".into()));
+    a.tell(Cmd::Panic);
+    a.tell(Cmd::Get(probe.actor_ref()));
+    assert_eq!(probe.expect_message(T).await, 0);
+    assert_eq!(
+        *decided.lock().unwrap(),
+        ["err:e1", "panic:handler panicked"]
+    );
+    bystander.tell(Cmd::Get(probe.actor_ref()));
+    assert_eq!(probe.expect_message(T).await, 7);
+    kit.shutdown().await;
+}
+
+// S: L4 — without a supervise wrapper, a failure stops the actor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l4_unsupervised_failure_stops_the_actor() {
+    let kit = TestKit::new();
+    let mut probe = kit.probe::<u64>();
+    let a = kit.spawn(acc(0), "fragile");
+    a.tell(Cmd::Panic);
+    probe.expect_terminated(&a, T).await;
+    kit.shutdown().await;
+}
+
+// S: L5 — restart resets state, re-runs setup, runs pre_restart on the old incarnation and
+// post_restart on the new one, and not post_stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l5_restart_resets_state_and_runs_hooks_in_order() {
+    let kit = TestKit::new();
+    let mut log = kit.probe::<String>();
+    let mut probe = kit.probe::<u64>();
+    let l = log.actor_ref();
+    let (l1, l2, l3, l4) = (l.clone(), l.clone(), l.clone(), l.clone());
+    let inner = Behaviors::setup(move |_ctx| {
+        l.tell("setup".to_string());
+        acc(0)
+    });
+    let b: Behavior<Cmd> =
+        Behaviors::with_lifecycle(Behaviors::supervise(inner, restart_always(3)))
+            .pre_start(move |_| l1.tell("pre_start".to_string()))
+            .post_stop(move |_| l2.tell("post_stop".to_string()))
+            .pre_restart(move |_, f| l3.tell(format!("pre_restart: {f}")))
+            .post_restart(move |_| l4.tell("post_restart".to_string()))
+            .into();
+    let a = kit.spawn(b, "hooks");
+    a.tell(Cmd::Add(5));
+    a.tell(Cmd::Fail("boom".into()));
+    a.tell(Cmd::Get(probe.actor_ref()));
+    assert_eq!(probe.expect_message(T).await, 0, "state was reset");
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        seen.push(log.expect_message(T).await);
+    }
+    assert_eq!(
+        seen,
+        [
+            "pre_start",
+            "setup",
+            "pre_restart: boom",
+            "pre_start",
+            "setup",
+            "post_restart"
+        ]
+    );
+    kit.system().stop(&a);
+    assert_eq!(log.expect_message(T).await, "post_stop");
+    log.expect_no_message(QUIET).await;
+    kit.shutdown().await;
+}
+
+// S: L5 — children of the failing actor are stopped before the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l5_children_are_stopped_before_restart() {
+    let kit = TestKit::new();
+    let mut children = kit.probe::<ActorRef<Cmd>>();
+    let mut watcher = kit.probe::<()>();
+    let c = children.actor_ref();
+    let parent = Behaviors::setup(move |ctx| {
+        let child = ctx.spawn(acc(0), "child").expect("child");
+        c.tell(child);
+        acc(0)
+    });
+    let p = kit.spawn(Behaviors::supervise(parent, restart_always(3)), "parent");
+    let first = children.expect_message(T).await;
+    p.tell(Cmd::Fail("x".into()));
+    watcher.expect_terminated(&first, T).await;
+    let second = children.expect_message(T).await;
+    assert_ne!(first, second);
+    assert_eq!(first.path().as_str(), second.path().as_str());
+    kit.shutdown().await;
+}
+
+// S: L5 — messages that arrive during a backoff wait in the mailbox; none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l5_messages_wait_during_backoff() {
+    let kit = TestKit::new();
+    let mut probe = kit.probe::<u64>();
+    let strategy = restart_always(3).backoff(Backoff::exponential(
+        Duration::from_millis(200),
+        Duration::from_secs(1),
+    ));
+    let a = kit.spawn(Behaviors::supervise(acc(0), strategy), "backoff");
+    let started = Instant::now();
+    a.tell(Cmd::Fail("x".into()));
+    for _ in 0..10 {
+        a.tell(Cmd::Add(1));
+    }
+    a.tell(Cmd::Get(probe.actor_ref()));
+    assert_eq!(probe.expect_message(T).await, 10);
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "the restart waited for the backoff"
+    );
+    kit.shutdown().await;
+}
+
+// S: L6 — past max_restarts within the window, the actor is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l6_restart_limit_stops_the_actor() {
+    let kit = TestKit::new();
+    let mut restarted = kit.event_probe::<ActorRestarted>();
+    let mut probe = kit.probe::<u64>();
+    let a = kit.spawn(Behaviors::supervise(acc(0), restart_always(2)), "limited");
+    for i in 0..3 {
+        a.tell(Cmd::Fail(format!("f{i}")));
+    }
+    assert_eq!(restarted.expect_message(T).await.failure.to_string(), "f0");
+    assert_eq!(restarted.expect_message(T).await.failure.to_string(), "f1");
+    probe.expect_terminated(&a, T).await;
+    restarted.expect_no_message(QUIET).await;
+    kit.shutdown().await;
+}
+
+// S: L6 — backoff grows exponentially between consecutive restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l6_backoff_grows() {
+    let kit = TestKit::new();
+    let mut restarted = kit.event_probe::<ActorRestarted>();
+    let mut probe = kit.probe::<u64>();
+    let strategy = restart_always(5).backoff(Backoff::exponential(
+        Duration::from_millis(50),
+        Duration::from_secs(2),
+    ));
+    let a = kit.spawn(Behaviors::supervise(acc(0), strategy), "growing");
+    let t0 = Instant::now();
+    for i in 0..3 {
+        a.tell(Cmd::Fail(format!("f{i}")));
+    }
+    for _ in 0..3 {
+        restarted.expect_message(T).await;
+    }
+    a.tell(Cmd::Get(probe.actor_ref()));
+    probe.expect_message(T).await;
+    // 50 + 100 + 200 ms of backoff before the third restart completed.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        t0.elapsed()
+    );
+    kit.shutdown().await;
+}
+
+// S: L6 — Resume keeps the state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l6_resume_keeps_state() {
+    let kit = TestKit::new();
+    let mut probe = kit.probe::<u64>();
+    let a = kit.spawn(
+        Behaviors::supervise(acc(0), restart_always(1).decider(|_| Directive::Resume)),
+        "resumer",
+    );
+    a.tell(Cmd::Add(3));
+    a.tell(Cmd::Fail("x".into()));
+    a.tell(Cmd::Panic);
+    a.tell(Cmd::Get(probe.actor_ref()));
+    assert_eq!(probe.expect_message(T).await, 3);
+    kit.shutdown().await;
+}
+
+// S: L6 — an escalated failure makes the parent fail with ChildFailed (path and error), and the
+// parent's own strategy decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l6_escalate_fails_the_parent_with_child_failed() {
+    let kit = TestKit::new();
+    let mut causes = kit.probe::<String>();
+    let mut children = kit.probe::<ActorRef<Cmd>>();
+    let (cz, ch) = (causes.actor_ref(), children.actor_ref());
+    let parent = Behaviors::setup(move |ctx| {
+        let child = ctx
+            .spawn(
+                Behaviors::supervise(acc(0), restart_always(3).decider(|_| Directive::Escalate)),
+                "child",
+            )
+            .expect("child");
+        ch.tell(child);
+        acc(100)
+    });
+    let strategy = restart_always(3).decider(move |f| {
+        let (path, cause) = f.as_child_failed().expect("a ChildFailed cause");
+        cz.tell(format!("{path} failed: {cause}"));
+        Directive::Restart
+    });
+    let _p = kit.spawn(Behaviors::supervise(parent, strategy), "parent");
+    let child = children.expect_message(T).await;
+    child.tell(Cmd::Fail("deep".into()));
+    assert_eq!(causes.expect_message(T).await, "/parent/child failed: deep");
+    let respawned = children.expect_message(T).await;
+    assert_ne!(
+        respawned, child,
+        "the parent restarted and re-ran its setup"
+    );
+    kit.shutdown().await;
+}
+
+fn counted_worker(starts: Arc<AtomicUsize>) -> Behavior<Cmd> {
+    Behaviors::setup(move |_ctx| {
+        starts.fetch_add(1, Ordering::SeqCst);
+        acc(0)
+    })
+}
+
+async fn wait_for_new(kit: &TestKit, path: &str, old: &ActorRef<Cmd>) -> ActorRef<Cmd> {
+    tokio::time::timeout(T, async {
+        loop {
+            if let Some(r) = kit.system().lookup::<Cmd>(path) {
+                if &r != old {
+                    return r;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("restarted child")
+}
+
+async fn child(kit: &TestKit, path: &str) -> ActorRef<Cmd> {
+    tokio::time::timeout(T, async {
+        loop {
+            if let Some(r) = kit.system().lookup::<Cmd>(path) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("child")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otp_one_for_one_restarts_only_the_failed_child() {
+    let kit = TestKit::new();
+    let (s1, s2) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let specs = vec![
+        ChildSpec::new("a", counted_worker(s1.clone()), Restart::Permanent),
+        ChildSpec::new("b", counted_worker(s2.clone()), Restart::Permanent),
+    ];
+    kit.spawn(
+        Behaviors::supervisor(specs, SupervisorStrategy::one_for_one()),
+        "sup",
+    );
+    let a = child(&kit, "/sup/a").await;
+    let b = child(&kit, "/sup/b").await;
+    a.tell(Cmd::Fail("x".into()));
+    wait_for_new(&kit, "/sup/a", &a).await;
+    assert_eq!(kit.system().lookup::<Cmd>("/sup/b"), Some(b));
+    assert_eq!(
+        (s1.load(Ordering::SeqCst), s2.load(Ordering::SeqCst)),
+        (2, 1)
+    );
+    kit.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otp_rest_for_one_restarts_later_children() {
+    let kit = TestKit::new();
+    let starts: Vec<_> = (0..3).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+    let specs = (0..3)
+        .map(|i| {
+            ChildSpec::new(
+                format!("c{i}"),
+                counted_worker(starts[i].clone()),
+                Restart::Permanent,
+            )
+        })
+        .collect();
+    kit.spawn(
+        Behaviors::supervisor(specs, SupervisorStrategy::rest_for_one()),
+        "sup",
+    );
+    let c1 = child(&kit, "/sup/c1").await;
+    let c2 = child(&kit, "/sup/c2").await;
+    c1.tell(Cmd::Fail("x".into()));
+    wait_for_new(&kit, "/sup/c1", &c1).await;
+    wait_for_new(&kit, "/sup/c2", &c2).await;
+    let counts: Vec<usize> = starts.iter().map(|s| s.load(Ordering::SeqCst)).collect();
+    assert_eq!(counts, [1, 2, 2]);
+    kit.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otp_transient_and_temporary_children() {
+    let kit = TestKit::new();
+    let specs = vec![
+        ChildSpec::new("transient", acc(0), Restart::Transient),
+        ChildSpec::new("temporary", acc(0), Restart::Temporary),
+        ChildSpec::new(
+            "stopper",
+            Behaviors::receive(|_ctx, _: u8| Behaviors::stopped()),
+            Restart::Transient,
+        ),
+    ];
+    let sup = kit.spawn(
+        Behaviors::supervisor(specs, SupervisorStrategy::one_for_one()),
+        "sup",
+    );
+    let transient = child(&kit, "/sup/transient").await;
+    let temporary = child(&kit, "/sup/temporary").await;
+    let stopper = kit.system().lookup::<u8>("/sup/stopper").expect("stopper");
+    let mut w = kit.probe::<()>();
+    stopper.tell(1u8); // a normal exit: a transient child is not restarted
+    w.expect_terminated(&stopper, T).await;
+    temporary.tell(Cmd::Fail("x".into())); // never restarted
+    w.expect_terminated(&temporary, T).await;
+    transient.tell(Cmd::Fail("x".into())); // a failure: restarted
+    wait_for_new(&kit, "/sup/transient", &transient).await;
+    let infos = kit
+        .system()
+        .ask(&sup, SupervisorMsg::WhichChildren, T)
+        .await
+        .unwrap();
+    let running: Vec<(&str, bool)> = infos
+        .iter()
+        .map(|i| (i.name.as_str(), i.path.is_some()))
+        .collect();
+    assert_eq!(
+        running,
+        [
+            ("transient", true),
+            ("temporary", false),
+            ("stopper", false)
+        ]
+    );
+    kit.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otp_intensity_exceeded_fails_the_supervisor() {
+    let kit = TestKit::new();
+    let specs = vec![ChildSpec::new("w", acc(0), Restart::Permanent)];
+    let strategy = SupervisorStrategy::one_for_one().intensity(2, Duration::from_secs(60));
+    let sup = kit.spawn(Behaviors::supervisor(specs, strategy), "sup");
+    let mut w = kit.probe::<()>();
+    let mut current = child(&kit, "/sup/w").await;
+    for _ in 0..2 {
+        current.tell(Cmd::Fail("x".into()));
+        current = wait_for_new(&kit, "/sup/w", &current).await;
+    }
+    current.tell(Cmd::Fail("x".into())); // the third restart exceeds the intensity
+    w.expect_terminated(&sup, T).await;
+    assert!(
+        kit.system().lookup::<Cmd>("/sup/w").is_none(),
+        "the supervisor's children are stopped"
+    );
+    kit.shutdown().await;
+}
