@@ -134,7 +134,7 @@ impl<M: Send + 'static> Shared<M> {
 
     #[inline]
     fn sys_flag(&self) -> bool {
-        self.sys_pending.load(Ordering::Acquire)
+        self.sys_pending.load(Ordering::SeqCst)
     }
 
     fn take_sys(&self) -> VecDeque<SysMsg> {
@@ -213,6 +213,22 @@ enum Current<M> {
     Receive(Box<dyn Handler<M>>),
     Empty,
     Ignore,
+}
+
+/// The synchronous part of handling one message.
+enum Fast<'a, M> {
+    /// Handled; the behavior stays the same.
+    Done,
+    /// Handled; the result needs interpreting.
+    Result(HandlerResult<M>),
+    /// An async handler's future, still to be awaited.
+    Pending(crate::actor::behavior::BoxFuture<'a, HandlerResult<M>>),
+}
+
+/// What must happen after a result was applied, off the fast path.
+enum After {
+    Fail(Failure),
+    Restart,
 }
 
 /// What a system message asks the run loop to do next.
@@ -297,10 +313,10 @@ impl<M: Message> Cell<M> {
             path: shared.path.clone(),
         });
         if let Err(f) = self.start() {
-            self.handle_failure(f).await;
+            Box::pin(self.handle_failure(f)).await;
         }
         self.main_loop(&shared).await;
-        self.finish(&shared).await;
+        Box::pin(self.finish(&shared)).await;
     }
 
     async fn main_loop(&mut self, shared: &Arc<Shared<M>>) {
@@ -318,7 +334,16 @@ impl<M: Message> Cell<M> {
             }
             let mut n = 0;
             while let Some(msg) = shared.mailbox.pop() {
-                self.handle(msg).await;
+                let result = match self.handle_fast(msg) {
+                    Fast::Done => None,
+                    Fast::Result(r) => Some(r),
+                    Fast::Pending(fut) => Some(Self::await_handler(fut).await),
+                };
+                if let Some(r) = result {
+                    if let Some(after) = self.apply(r) {
+                        Box::pin(self.after(after)).await;
+                    }
+                }
                 n += 1;
                 if self.stop.is_some() || shared.sys_flag() {
                     continue 'outer;
@@ -333,41 +358,53 @@ impl<M: Message> Cell<M> {
     }
 
     async fn act(&mut self, action: Action<M>) {
-        match action {
-            Action::Deliver(m) => self.handle(m).await,
-            Action::Apply(r) => self.apply(r).await,
-            Action::Fail(f) => self.handle_failure(f).await,
+        let after = match action {
+            Action::Deliver(m) => {
+                let r = match self.handle_fast(m) {
+                    Fast::Done => return,
+                    Fast::Result(r) => r,
+                    Fast::Pending(fut) => Self::await_handler(fut).await,
+                };
+                self.apply(r)
+            }
+            Action::Apply(r) => self.apply(r),
+            Action::Fail(f) => Some(After::Fail(f)),
+        };
+        if let Some(a) = after {
+            Box::pin(self.after(a)).await;
         }
     }
 
-    /// Handles one user message with the current behavior.
+    /// Runs the handler on one message, synchronously as far as it goes: a synchronous handler
+    /// completes here without any future being built (the fast path).
     #[inline]
-    async fn handle(&mut self, msg: M) {
-        let result = match &mut self.current {
+    fn handle_fast(&mut self, msg: M) -> Fast<'_, M> {
+        if let Current::Empty = self.current {
+            let text = (self.ctx.shared.describe)(&msg);
+            self.publish_unhandled(text);
+            return Fast::Done;
+        }
+        match &mut self.current {
             Current::Receive(h) => {
                 let ctx = &mut self.ctx;
                 match catch_unwind(AssertUnwindSafe(|| h.receive(ctx, msg))) {
-                    Ok(Outcome::Ready(r)) => r,
-                    Ok(Outcome::Pending(fut)) => match CatchUnwind(fut).await {
-                        Ok(r) => r,
-                        Err(p) => Err(Failure::from_panic(p)),
-                    },
-                    Err(p) => Err(Failure::from_panic(p)),
+                    Ok(Outcome::Ready(Ok(b))) if b.is_same() => Fast::Done,
+                    Ok(Outcome::Ready(r)) => Fast::Result(r),
+                    Ok(Outcome::Pending(fut)) => Fast::Pending(fut),
+                    Err(p) => Fast::Result(Err(Failure::from_panic(p))),
                 }
             }
-            Current::Ignore => return,
-            Current::Empty => {
-                let text = (self.ctx.shared.describe)(&msg);
-                self.publish_unhandled(text);
-                return;
-            }
-        };
-        if let Ok(b) = &result {
-            if b.is_same() {
-                return;
-            }
+            Current::Ignore | Current::Empty => Fast::Done,
         }
-        self.apply(result).await;
+    }
+
+    async fn await_handler(
+        fut: crate::actor::behavior::BoxFuture<'_, HandlerResult<M>>,
+    ) -> HandlerResult<M> {
+        match CatchUnwind(fut).await {
+            Ok(r) => r,
+            Err(p) => Err(Failure::from_panic(p)),
+        }
     }
 
     fn publish_unhandled(&self, message: String) {
@@ -378,23 +415,36 @@ impl<M: Message> Cell<M> {
         });
     }
 
-    /// Interprets a handler's result.
-    async fn apply(&mut self, result: HandlerResult<M>) {
+    /// Interprets a handler's result. Transitions happen here, synchronously; failures and
+    /// restarts are returned for the slow path.
+    fn apply(&mut self, result: HandlerResult<M>) -> Option<After> {
         match result {
             Ok(b) => match b.kind {
-                Kind::Same => {}
-                Kind::Unhandled => self.publish_unhandled(std::any::type_name::<M>().to_string()),
-                Kind::Restart => {
-                    let f = Failure::explicit_restart();
-                    self.restart(&f, false).await;
+                Kind::Same => None,
+                Kind::Unhandled => {
+                    self.publish_unhandled(std::any::type_name::<M>().to_string());
+                    None
                 }
-                kind => {
-                    if let Err(f) = self.become_(Behavior::from_kind(kind)) {
-                        self.handle_failure(f).await;
-                    }
-                }
+                Kind::Restart => Some(After::Restart),
+                kind => self
+                    .become_(Behavior::from_kind(kind))
+                    .err()
+                    .map(After::Fail),
             },
-            Err(f) => self.handle_failure(f).await,
+            Err(f) => Some(After::Fail(f)),
+        }
+    }
+
+    /// The slow path after a failure or a `restart` directive.
+    async fn after(&mut self, after: After) {
+        match after {
+            After::Fail(f) => self.handle_failure(f).await,
+            After::Restart => {
+                let f = Failure::explicit_restart();
+                if let Some(next) = self.restart_with(&f, None).await {
+                    self.handle_failure(next).await;
+                }
+            }
         }
     }
 
@@ -511,12 +561,6 @@ impl<M: Message> Cell<M> {
                     }
                 }
             }
-        }
-    }
-
-    async fn restart(&mut self, failure: &Failure, _from_failure: bool) {
-        if let Some(next) = self.restart_with(failure, None).await {
-            self.handle_failure(next).await;
         }
     }
 

@@ -74,13 +74,16 @@ struct TimerEntry<M> {
     abort: AbortHandle,
 }
 
+/// Tells a watched actor that the watcher (by uid) no longer watches it.
+type Unwatch = Box<dyn Fn(u64) + Send>;
+
 struct Child {
     cell: Arc<dyn AnyCell>,
 }
 
 struct Ext<M> {
     children: HashMap<Box<str>, Child>,
-    watching: HashMap<u64, (WatchEntry<M>, Box<dyn Fn(u64) + Send>)>,
+    watching: HashMap<u64, (WatchEntry<M>, Unwatch)>,
     watchers: Vec<Arc<dyn Watcher>>,
     timers: HashMap<Arc<str>, TimerEntry<M>>,
     span: Option<tracing::Span>,
@@ -314,7 +317,7 @@ impl<M: Message> ActorContext<M> {
     fn watch_entry<T: Send + 'static>(&mut self, target: &ActorRef<T>, entry: WatchEntry<M>) {
         let uid = target.path().uid();
         let t = target.clone();
-        let unwatch: Box<dyn Fn(u64) + Send> = Box::new(move |me| t.unwatch_by(me));
+        let unwatch: Unwatch = Box::new(move |me| t.unwatch_by(me));
         let fresh = self.ext().watching.insert(uid, (entry, unwatch)).is_none();
         if fresh {
             let me: Arc<dyn Watcher> = self.shared.clone();

@@ -11,7 +11,7 @@
 //! least one of them sees the other and no wake-up is lost.
 
 use std::future::poll_fn;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Poll;
 
 use atomic_waker::AtomicWaker;
@@ -199,8 +199,10 @@ impl<M> MailboxQueue<M> {
                 return Poll::Ready(());
             }
             self.waker.register(cx.waker());
+            // A SeqCst store followed by the SeqCst loads in `has_work` cannot be reordered, and the
+            // producer's push is a SeqCst read-modify-write followed by a SeqCst load of `parked`:
+            // in the single total order one side sees the other.
             self.parked.store(true, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
             if has_work() {
                 self.parked.store(false, Ordering::Relaxed);
                 Poll::Ready(())

@@ -84,11 +84,35 @@ pub enum SpawnError {
     SystemTerminated,
 }
 
+/// A registry key: an actor path compared by its string only, so lookups by `&str` work without
+/// storing a second copy of the path.
+struct PathKey(ActorPath);
+
+impl PartialEq for PathKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for PathKey {}
+
+impl std::hash::Hash for PathKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_str().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<str> for PathKey {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
 pub(crate) struct SystemInner {
     pub(crate) name: Arc<str>,
     root: ActorPath,
     handle: Handle,
-    registry: RwLock<HashMap<Box<str>, Arc<dyn AnyCell>>>,
+    registry: RwLock<HashMap<PathKey, Arc<dyn AnyCell>>>,
     pub(crate) events: EventStream,
     scheduler: Scheduler,
     live: AtomicUsize,
@@ -110,9 +134,9 @@ impl SystemInner {
         if self.terminating.load(Ordering::SeqCst) {
             return Err(SpawnError::SystemTerminated);
         }
-        let key: Box<str> = cell.path().as_str().into();
-        if reg.contains_key(&key) {
-            return Err(SpawnError::DuplicateName(key.into()));
+        let key = PathKey(cell.path().clone());
+        if reg.contains_key(key.0.as_str()) {
+            return Err(SpawnError::DuplicateName(key.0.as_str().into()));
         }
         reg.insert(key, cell);
         self.live.fetch_add(1, Ordering::SeqCst);
