@@ -31,6 +31,23 @@ pub(crate) trait RefTarget<M>: Send + Sync + 'static {
     fn unwatch(&self, _watcher_uid: u64) {}
 }
 
+/// Finishes a push: a queued message may need draining (the actor stopped meanwhile), a dropped
+/// one becomes a dead letter, and a refused one goes back to the caller.
+fn settle<M: Send + 'static>(s: &Shared<M>, push: Push<M>) -> Result<(), TellError<M>> {
+    match push {
+        Push::Queued => {
+            s.after_queued();
+            Ok(())
+        }
+        Push::Dropped(m) => {
+            s.dead_letter(m);
+            Ok(())
+        }
+        Push::Full(m) => Err(TellError::Full(m)),
+        Push::Closed(m) => Err(TellError::Closed(m)),
+    }
+}
+
 pub(crate) enum RefInner<M> {
     Local(Arc<Shared<M>>),
     Target(Arc<dyn RefTarget<M>>),
@@ -151,18 +168,7 @@ impl<M: Send + 'static> ActorRef<M> {
     /// ```
     pub fn try_tell(&self, msg: impl Into<M>) -> Result<(), TellError<M>> {
         match &self.inner {
-            RefInner::Local(s) => match s.mailbox.push(msg.into()) {
-                Push::Queued => {
-                    s.after_queued();
-                    Ok(())
-                }
-                Push::Dropped(m) => {
-                    s.dead_letter(m);
-                    Ok(())
-                }
-                Push::Full(m) => Err(TellError::Full(m)),
-                Push::Closed(m) => Err(TellError::Closed(m)),
-            },
+            RefInner::Local(s) => settle(s, s.mailbox.push(msg.into())),
             RefInner::Target(t) => t.deliver(msg.into()),
         }
     }
@@ -174,18 +180,7 @@ impl<M: Send + 'static> ActorRef<M> {
     /// [`TellError::Closed`] if the actor has stopped.
     pub async fn send(&self, msg: impl Into<M>) -> Result<(), TellError<M>> {
         match &self.inner {
-            RefInner::Local(s) => match s.mailbox.push_wait(msg.into()).await {
-                Push::Queued => {
-                    s.after_queued();
-                    Ok(())
-                }
-                Push::Dropped(m) => {
-                    s.dead_letter(m);
-                    Ok(())
-                }
-                Push::Full(m) => Err(TellError::Full(m)),
-                Push::Closed(m) => Err(TellError::Closed(m)),
-            },
+            RefInner::Local(s) => settle(s, s.mailbox.push_wait(msg.into()).await),
             RefInner::Target(t) => t.deliver(msg.into()),
         }
     }
@@ -193,24 +188,9 @@ impl<M: Send + 'static> ActorRef<M> {
     /// Delivers for an `ask`: like `tell`, but reports a stopped actor.
     pub(crate) fn deliver_checked(&self, msg: M) -> Result<(), TellError<M>> {
         match &self.inner {
-            RefInner::Local(s) => match s.mailbox.push(msg) {
-                Push::Queued => {
-                    s.after_queued();
-                    Ok(())
-                }
-                Push::Dropped(m) => {
-                    s.dead_letter(m);
-                    Ok(())
-                }
-                Push::Full(m) => {
-                    s.dead_letter_ref(&m);
-                    Err(TellError::Full(m))
-                }
-                Push::Closed(m) => {
-                    s.dead_letter_ref(&m);
-                    Err(TellError::Closed(m))
-                }
-            },
+            RefInner::Local(s) => settle(s, s.mailbox.push(msg)).inspect_err(|e| match e {
+                TellError::Full(m) | TellError::Closed(m) => s.dead_letter_ref(m),
+            }),
             RefInner::Target(t) => t.deliver(msg),
         }
     }
