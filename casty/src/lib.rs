@@ -30,6 +30,10 @@
 //! The crate is layered (see ARCHITECTURE.md): the actor core is in `actor/`; later layers
 //! (persistence, remoting, cluster) build on it without the core knowing them.
 
+// Lets the macros' `::casty::` paths resolve inside this crate's own tests.
+#[allow(unused_extern_crates)]
+extern crate self as casty;
+
 mod actor;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -54,8 +58,20 @@ pub use actor::scheduler::Scheduler;
 pub use actor::supervision::{Backoff, Directive, OneForOneStrategy};
 pub use actor::system::{ActorSystem, ActorSystemBuilder, SpawnError, SpawnOptions};
 
+#[cfg(feature = "macros")]
+pub use casty_macros::{behavior, message, message_enum};
+
+/// Support for the code that `casty-macros` generates. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::actor::macro_support::*;
+    pub use serde;
+}
+
 /// What a user writes every day.
 pub mod prelude {
+    #[cfg(feature = "macros")]
+    pub use crate::{behavior, message, message_enum};
     pub use crate::{
         ActorContext, ActorRef, ActorSystem, Behavior, Behaviors, Directive, Failure, Message,
         OneForOneStrategy, Terminated,

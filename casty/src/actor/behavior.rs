@@ -56,6 +56,11 @@ pub(crate) trait Handler<M>: Send + Sync + 'static {
         None
     }
 
+    /// Whether the handler lost its state to a panic, so that it cannot be resumed.
+    fn is_poisoned(&mut self) -> bool {
+        false
+    }
+
     fn clone_box(&self) -> Box<dyn Handler<M>>;
 }
 

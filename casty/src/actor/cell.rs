@@ -526,6 +526,17 @@ impl<M: Message> Cell<M> {
                 }
                 None => Directive::Stop,
             };
+            let poisoned = match &mut self.current {
+                Current::Receive(h) => h.is_poisoned(),
+                _ => false,
+            };
+            let directive = match directive {
+                Directive::Resume if poisoned => {
+                    tracing::warn!(actor = %path, "the behavior's state was lost to a panic; restarting instead of resuming");
+                    Directive::Restart
+                }
+                d => d,
+            };
             match directive {
                 Directive::Resume => {
                     tracing::warn!(actor = %path, error = %failure, "actor failed; resuming");

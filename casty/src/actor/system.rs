@@ -411,6 +411,53 @@ impl ActorSystem {
             .map(ActorRef::local)
     }
 
+    /// Runs `f` with this system as the resolver for every `ActorRef` deserialized inside it (on
+    /// this thread), so that refs carried in messages or events come back as working refs.
+    ///
+    /// A ref to a live local actor of the same incarnation resolves to it. Any other ref (a stopped
+    /// actor, an older incarnation, another system) resolves to a ref whose messages become dead
+    /// letters. Outside this scope, deserializing a ref fails with an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use casty::{ActorRef, ActorSystem, Behaviors};
+    /// let system = ActorSystem::new("demo");
+    /// let a = system.spawn(Behaviors::ignore::<String>(), "a").unwrap();
+    /// let mut bytes = Vec::new();
+    /// ciborium::into_writer(&a, &mut bytes).unwrap();
+    ///
+    /// let back: ActorRef<String> = system
+    ///     .resolving_refs(|| ciborium::from_reader(bytes.as_slice()))
+    ///     .unwrap();
+    /// assert_eq!(back, a);
+    /// // Without a system to resolve against, a ref cannot be read.
+    /// assert!(ciborium::from_reader::<ActorRef<String>, _>(bytes.as_slice()).is_err());
+    /// # system.shutdown().await; }
+    /// ```
+    pub fn resolving_refs<R>(&self, f: impl FnOnce() -> R) -> R {
+        crate::actor::serde_refs::with_resolver(self, f)
+    }
+
+    /// Resolves a path to a ref: the live local actor of that incarnation, or a dead ref.
+    pub(crate) fn resolve<M: Send + 'static>(&self, path: ActorPath) -> ActorRef<M> {
+        if path.system_name() == &*self.inner.name {
+            let live = self
+                .inner
+                .lookup_cell(path.as_str())
+                .filter(|c| c.path().uid() == path.uid())
+                .and_then(|c| c.into_any().downcast::<Shared<M>>().ok());
+            if let Some(shared) = live {
+                return ActorRef::local(shared);
+            }
+        }
+        ActorRef::from_target(Arc::new(crate::actor::serde_refs::DeadRef::new(
+            path,
+            self.inner.clone(),
+        )))
+    }
+
     /// Stops an actor (and its children first). Returns `false` if the ref is not a local actor.
     pub fn stop<M: Send + 'static>(&self, actor: &ActorRef<M>) -> bool {
         match actor.as_local() {

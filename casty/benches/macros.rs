@@ -1,0 +1,266 @@
+//! `#[behavior]` against the hand-written fastest path (W1 and W3 of the runtime benchmark), with
+//! raw tokio as the baseline, all in the same run. Target: the macro within 10% of hand-written.
+//!
+//! Run: `cargo bench -p casty --bench macros`. `CASTY_BENCH_WORKERS` (default 2) and
+//! `CASTY_BENCH_RUNS` (default 5) as in the runtime benchmark; hand-written and macro runs are
+//! interleaved so that machine noise hits both alike.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use casty::{behavior, message_enum, ActorContext, ActorRef, ActorSystem, Behavior, Behaviors};
+use tokio::sync::{mpsc, Notify};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+// ---------------------------------------------------------------- W1: one producer, one actor
+
+const W1_N: u64 = 2_000_000;
+
+fn hand_sink(done: Arc<Notify>) -> Behavior<u64> {
+    Behaviors::receive(move |_ctx, n: u64| {
+        if n == W1_N - 1 {
+            done.notify_one();
+        }
+        Behaviors::same()
+    })
+}
+
+#[behavior]
+fn macro_sink(_ctx: &mut ActorContext<u64>, n: u64, done: Arc<Notify>) -> Behavior<u64> {
+    if n == W1_N - 1 {
+        done.notify_one();
+    }
+    Behaviors::same()
+}
+
+/// The same sink, counting in a `mut` state parameter kept in place.
+#[behavior]
+fn macro_counter(
+    _ctx: &mut ActorContext<u64>,
+    _n: u64,
+    mut seen: u64,
+    done: Arc<Notify>,
+) -> Behavior<u64> {
+    seen += 1;
+    if seen == W1_N {
+        done.notify_one();
+    }
+    Behaviors::same()
+}
+
+fn w1_casty(rt: &tokio::runtime::Runtime, make: fn(Arc<Notify>) -> Behavior<u64>) -> f64 {
+    rt.block_on(async {
+        let system = ActorSystem::new("bench");
+        let done = Arc::new(Notify::new());
+        let sink = system.spawn(make(done.clone()), "sink").unwrap();
+        let t = Instant::now();
+        for i in 0..W1_N {
+            sink.tell(i);
+        }
+        done.notified().await;
+        let r = W1_N as f64 / t.elapsed().as_secs_f64() / 1e6;
+        system.shutdown().await;
+        r
+    })
+}
+
+fn w1_tokio(rt: &tokio::runtime::Runtime) -> f64 {
+    rt.block_on(async {
+        let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+        let done = Arc::new(Notify::new());
+        let d = done.clone();
+        tokio::spawn(async move {
+            while let Some(n) = rx.recv().await {
+                if n == W1_N - 1 {
+                    d.notify_one();
+                }
+            }
+        });
+        let t = Instant::now();
+        for i in 0..W1_N {
+            tx.send(i).unwrap();
+        }
+        done.notified().await;
+        W1_N as f64 / t.elapsed().as_secs_f64() / 1e6
+    })
+}
+
+// ---------------------------------------------------------------- W3: a bouncing pair
+
+const W3_HITS: u32 = 1_000_000;
+
+#[message_enum(local)]
+enum Ball {
+    Peer(ActorRef<Ball>),
+    Hit(u32),
+}
+
+struct Done {
+    left: AtomicUsize,
+    notify: Notify,
+}
+
+impl Done {
+    fn finish_one(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.notify.notify_one();
+        }
+    }
+}
+
+fn hand_player(done: Arc<Done>) -> Behavior<Ball> {
+    Behaviors::receive(move |_ctx, msg| match msg {
+        Ball::Peer(peer) => hand_playing(peer, done.clone()),
+        Ball::Hit(_) => Behaviors::same(),
+    })
+}
+
+fn hand_playing(peer: ActorRef<Ball>, done: Arc<Done>) -> Behavior<Ball> {
+    Behaviors::receive(move |_ctx, msg| {
+        if let Ball::Hit(n) = msg {
+            if n == 0 {
+                done.finish_one();
+            } else {
+                peer.tell(Ball::Hit(n - 1));
+            }
+        }
+        Behaviors::same()
+    })
+}
+
+#[behavior]
+fn macro_player(_ctx: &mut ActorContext<Ball>, msg: Ball, done: Arc<Done>) -> Behavior<Ball> {
+    match msg {
+        Ball::Peer(peer) => macro_playing(peer, done.clone()),
+        Ball::Hit(_) => Behaviors::same(),
+    }
+}
+
+#[behavior]
+fn macro_playing(
+    _ctx: &mut ActorContext<Ball>,
+    msg: Ball,
+    peer: ActorRef<Ball>,
+    done: Arc<Done>,
+) -> Behavior<Ball> {
+    if let Ball::Hit(n) = msg {
+        if n == 0 {
+            done.finish_one();
+        } else {
+            peer.tell(Ball::Hit(n - 1));
+        }
+    }
+    Behaviors::same()
+}
+
+fn w3_casty(rt: &tokio::runtime::Runtime, make: fn(Arc<Done>) -> Behavior<Ball>) -> f64 {
+    rt.block_on(async {
+        let system = ActorSystem::new("bench");
+        let done = Arc::new(Done {
+            left: AtomicUsize::new(1),
+            notify: Notify::new(),
+        });
+        let a = system.spawn(make(done.clone()), "a").unwrap();
+        let b = system.spawn(make(done.clone()), "b").unwrap();
+        a.tell(Ball::Peer(b.clone()));
+        b.tell(Ball::Peer(a.clone()));
+        let t = Instant::now();
+        a.tell(Ball::Hit(W3_HITS));
+        done.notify.notified().await;
+        let r = (W3_HITS as f64 + 1.0) / t.elapsed().as_secs_f64() / 1e6;
+        system.shutdown().await;
+        r
+    })
+}
+
+fn w3_tokio(rt: &tokio::runtime::Runtime) -> f64 {
+    rt.block_on(async {
+        let done = Arc::new(Notify::new());
+        let (atx, mut arx) = mpsc::unbounded_channel::<u32>();
+        let (btx, mut brx) = mpsc::unbounded_channel::<u32>();
+        let (d1, d2) = (done.clone(), done.clone());
+        let (a2, b2) = (atx.clone(), btx.clone());
+        tokio::spawn(async move {
+            while let Some(n) = arx.recv().await {
+                if n == 0 {
+                    d1.notify_one();
+                } else {
+                    let _ = b2.send(n - 1);
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(n) = brx.recv().await {
+                if n == 0 {
+                    d2.notify_one();
+                } else {
+                    let _ = a2.send(n - 1);
+                }
+            }
+        });
+        let t = Instant::now();
+        atx.send(W3_HITS).unwrap();
+        done.notified().await;
+        (W3_HITS as f64 + 1.0) / t.elapsed().as_secs_f64() / 1e6
+    })
+}
+
+fn line(name: &str, tokio: f64, hand: f64, mac: f64) {
+    println!(
+        "{name:<30} tokio {tokio:>7.3} | hand-written {hand:>7.3} ({:.2}x tokio) | #[behavior] {mac:>7.3} ({:.2}x tokio) | macro/hand {:.3} (target >= 0.90)",
+        hand / tokio,
+        mac / tokio,
+        mac / hand
+    );
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |w: &str| filter.is_empty() || filter.iter().any(|f| w.contains(f.as_str()));
+    let workers = env_usize("CASTY_BENCH_WORKERS", 2);
+    let n = env_usize("CASTY_BENCH_RUNS", 5);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "casty macro benchmarks: {workers} worker threads, median of {n} interleaved runs, M msg/s"
+    );
+    if want("W1") {
+        let (mut t, mut h, mut m, mut c) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..n {
+            t.push(w1_tokio(&rt));
+            h.push(w1_casty(&rt, hand_sink));
+            m.push(w1_casty(&rt, macro_sink));
+            c.push(w1_casty(&rt, |d| macro_counter(0, d)));
+        }
+        let (t, h) = (median(t), median(h));
+        line("W1 tell 2M, 1 producer", t, h, median(m));
+        line("W1 ... with `mut` state", t, h, median(c));
+    }
+    if want("W3") {
+        let (mut t, mut h, mut m) = (vec![], vec![], vec![]);
+        for _ in 0..n {
+            t.push(w3_tokio(&rt));
+            h.push(w3_casty(&rt, hand_player));
+            m.push(w3_casty(&rt, macro_player));
+        }
+        line("W3 bounce 1M, 2 actors", median(t), median(h), median(m));
+    }
+}
