@@ -10,13 +10,18 @@ use proc_macro2::TokenStream;
 /// Finishes an expansion: prints it when `CASTY_MACROS_DEBUG=1`, then hands it to the compiler.
 pub(crate) fn emit(macro_name: &str, item_name: &str, tokens: TokenStream) -> TokenStream {
     if std::env::var("CASTY_MACROS_DEBUG").is_ok_and(|v| v == "1") {
-        let pretty = match syn::parse2::<syn::File>(tokens.clone()) {
-            Ok(file) => prettyplease::unparse(&file),
-            Err(_) => tokens.to_string(),
-        };
-        eprintln!("// ---- #[{macro_name}] {item_name} ----\n{pretty}");
+        eprintln!("{}", render(macro_name, item_name, &tokens));
     }
     tokens
+}
+
+/// The expansion as readable Rust, under a header naming the macro and the item.
+fn render(macro_name: &str, item_name: &str, tokens: &TokenStream) -> String {
+    let pretty = match syn::parse2::<syn::File>(tokens.clone()) {
+        Ok(file) => prettyplease::unparse(&file),
+        Err(_) => tokens.to_string(),
+    };
+    format!("// ---- #[{macro_name}] {item_name} ----\n{pretty}")
 }
 
 /// Turns `GetBalance` into `get_balance` (and `HTTPServer` into `http_server`).
@@ -45,7 +50,24 @@ pub(crate) fn snake_case(ident: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::snake_case;
+    use super::{render, snake_case};
+
+    #[test]
+    fn debug_output_is_pretty_printed() {
+        let out = render(
+            "behavior",
+            "f",
+            &quote::quote!(
+                fn f() -> u8 {
+                    1
+                }
+            ),
+        );
+        assert_eq!(
+            out,
+            "// ---- #[behavior] f ----\nfn f() -> u8 {\n    1\n}\n"
+        );
+    }
 
     #[test]
     fn snake_case_splits_words_and_acronyms() {

@@ -55,7 +55,13 @@ fn item(model: &Model, ok: bool) -> TokenStream {
         }
     });
     match &model.body {
-        Body::Struct { item } => quote!(#debug #serde_attrs #item),
+        Body::Struct { item } => {
+            let mut item = item.clone();
+            if !ok {
+                item.fields.iter_mut().for_each(unborrow);
+            }
+            quote!(#debug #serde_attrs #item)
+        }
         Body::Enum { item, variants } => {
             let mut e = item.clone();
             e.variants = variants
@@ -66,6 +72,9 @@ fn item(model: &Model, ok: bool) -> TokenStream {
                         .payload()
                         .and_then(last_segment)
                         .is_some_and(|(n, _)| n == "Terminated");
+                    if !ok {
+                        emitted.fields.iter_mut().for_each(unborrow);
+                    }
                     if serde && is_terminated {
                         emitted.attrs.push(syn::parse_quote!(#[serde(skip)]));
                     }
@@ -81,6 +90,16 @@ fn item(model: &Model, ok: bool) -> TokenStream {
                 });
             }
             quote!(#debug #serde_attrs #e)
+        }
+    }
+}
+
+/// After an error, a field that borrows without a lifetime is emitted as `()`, so the compiler
+/// does not add a "missing lifetime" error to ours.
+fn unborrow(field: &mut syn::Field) {
+    if let syn::Type::Reference(r) = &field.ty {
+        if r.lifetime.is_none() {
+            field.ty = syn::parse_quote!(());
         }
     }
 }

@@ -1,0 +1,8 @@
+use casty::behavior;
+
+#[behavior]
+struct Counter {
+    n: u64,
+}
+
+fn main() {}

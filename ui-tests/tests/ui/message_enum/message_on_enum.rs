@@ -1,0 +1,8 @@
+use casty::message;
+
+#[message]
+enum Cmd {
+    Stop,
+}
+
+fn main() {}

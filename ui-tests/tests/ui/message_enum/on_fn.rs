@@ -1,0 +1,6 @@
+use casty::message_enum;
+
+#[message_enum]
+fn protocol() {}
+
+fn main() {}
