@@ -1,5 +1,5 @@
-//! Runs every example binary and compares its standard output with `expected/<name>.txt`, the
-//! output the seed documents show.
+//! Runs every example binary, and its `_macros` variant, and compares each one's standard output
+//! with `expected/<name>.txt`, the output the seed documents show.
 
 use std::path::Path;
 use std::process::Command;
@@ -28,25 +28,31 @@ fn check(name: &str, exe: &str) {
 }
 
 macro_rules! examples {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident / $macros:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
                 check(stringify!($name), env!(concat!("CARGO_BIN_EXE_", stringify!($name))));
+            }
+
+            /// The macro variant prints exactly what the hand-written one prints.
+            #[test]
+            fn $macros() {
+                check(stringify!($name), env!(concat!("CARGO_BIN_EXE_", stringify!($macros))));
             }
         )*
     };
 }
 
 examples!(
-    quick_start,
-    functional_state,
-    request_reply,
-    request_reply_self,
-    hierarchy,
-    unreliable_worker,
-    supervision,
-    shopping_cart,
-    otp_supervisor,
-    actor_runtime,
+    quick_start / quick_start_macros,
+    functional_state / functional_state_macros,
+    request_reply / request_reply_macros,
+    request_reply_self / request_reply_self_macros,
+    hierarchy / hierarchy_macros,
+    unreliable_worker / unreliable_worker_macros,
+    supervision / supervision_macros,
+    shopping_cart / shopping_cart_macros,
+    otp_supervisor / otp_supervisor_macros,
+    actor_runtime / actor_runtime_macros,
 );

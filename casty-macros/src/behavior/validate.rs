@@ -38,7 +38,7 @@ pub(crate) fn validate(model: &Model, errors: &mut Errors) {
     for s in &model.state {
         let name = &s.name.ident;
         match find_borrow(&s.ty) {
-            Some(Borrow::Reference(r)) | Some(Borrow::StaticReference(r)) => errors.at(
+            Some(Borrow::Reference(r)) => errors.at(
                 r,
                 format!(
                     "{what} `{name}` borrows (`{}`), but behavior state must be owned and `'static`: the actor keeps it across messages and restarts; use an owned type such as `{}`",
@@ -55,7 +55,8 @@ pub(crate) fn validate(model: &Model, errors: &mut Errors) {
                     "{what} `{name}` has the lifetime `{l}`, but behavior state must be owned and `'static`; use an owned type"
                 ),
             ),
-            None => {}
+            // `&'static T` is owned for as long as the actor lives.
+            Some(Borrow::StaticReference(_)) | None => {}
         }
     }
 }

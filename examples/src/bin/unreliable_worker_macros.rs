@@ -1,0 +1,45 @@
+//! Seed: "Supervision", with macros — a worker that crashes and is restarted.
+use std::time::Duration;
+
+use casty::{
+    behavior, ActorContext, ActorSystem, Behavior, Behaviors, Directive, OneForOneStrategy,
+};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct RuntimeError(String);
+
+// ANCHOR: worker
+#[behavior]
+fn unreliable_worker(
+    _ctx: &mut ActorContext<String>,
+    msg: String,
+) -> Result<Behavior<String>, RuntimeError> {
+    if msg == "crash" {
+        return Err(RuntimeError("something went wrong".into()));
+    }
+    println!("Processed: {msg}");
+    Ok(Behaviors::same())
+}
+// ANCHOR_END: worker
+
+#[tokio::main]
+async fn main() {
+    let strategy =
+        OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_failure| Directive::Restart);
+
+    let system = ActorSystem::new("supervision");
+    let worker = system
+        .spawn(
+            Behaviors::supervise(unreliable_worker(), strategy),
+            "worker",
+        )
+        .expect("spawn");
+
+    worker.tell("crash"); // fails, the supervisor restarts it
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    worker.tell("hello"); // succeeds: the actor recovered
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    system.shutdown().await;
+}
