@@ -37,3 +37,68 @@ pub fn message(args: TokenStream, input: TokenStream) -> TokenStream {
 pub fn behavior(args: TokenStream, input: TokenStream) -> TokenStream {
     behavior::run(args.into(), input.into()).into()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The guide shows what `#[behavior]` generates; this keeps that text true.
+
+    use std::path::Path;
+
+    fn check_snapshot(name: &str, actual: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../guide/src/generated")
+            .join(name);
+        if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            actual,
+            expected,
+            "{} is out of date; rerun with UPDATE_SNAPSHOTS=1 and read the diff",
+            path.display()
+        );
+    }
+
+    fn pretty(tokens: proc_macro2::TokenStream) -> String {
+        prettyplease::unparse(&syn::parse2(tokens).expect("the expansion parses"))
+    }
+
+    #[test]
+    fn behavior_expansion_matches_the_guide() {
+        let out = crate::behavior::run(
+            quote::quote!(),
+            quote::quote! {
+                fn bank_account(
+                    _ctx: &mut ActorContext<AccountMsg>,
+                    msg: AccountMsg,
+                    mut balance: i64,
+                ) -> Behavior<AccountMsg> {
+                    match msg {
+                        AccountMsg::Deposit(d) => balance += d.amount,
+                        AccountMsg::GetBalance(g) => g.reply_to.tell(balance),
+                    }
+                    Behaviors::same()
+                }
+            },
+        );
+        check_snapshot("behavior_expansion.rs", &pretty(out));
+    }
+
+    #[test]
+    fn message_enum_expansion_matches_the_guide() {
+        let out = crate::message_enum::run(
+            crate::message_enum::Target::Enum,
+            quote::quote!(),
+            quote::quote! {
+                pub enum AccountMsg {
+                    Deposit,
+                    Withdraw { amount: i64, reply_to: ActorRef<String> },
+                    GetBalance { reply_to: ActorRef<i64> },
+                }
+            },
+        );
+        check_snapshot("message_enum_expansion.rs", &pretty(out));
+    }
+}

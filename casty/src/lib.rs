@@ -58,8 +58,94 @@ pub use actor::scheduler::Scheduler;
 pub use actor::supervision::{Backoff, Directive, OneForOneStrategy};
 pub use actor::system::{ActorSystem, ActorSystemBuilder, SpawnError, SpawnOptions};
 
+/// Makes an enum an actor protocol (see the guide's "Macros" chapter).
+///
+/// Generates `Message` with a stable manifest, `Debug` (unless derived already), serde (unless
+/// `local`), `From` for each newtype variant, and a typed ask constructor for each variant with a
+/// `reply_to: ActorRef<R>` field. A bare variant is a shorthand for a newtype variant of the type
+/// with the same name; mark a real unit variant `#[unit]`. Keys: `local`, `terminated` (adds a
+/// `Terminated` variant for `ctx.watch`), `manifest = "..."`.
+///
+/// # Examples
+///
+/// ```
+/// use casty::{message, message_enum, ActorRef, Message};
+///
+/// #[message]
+/// struct Deposit {
+///     amount: i64,
+/// }
+///
+/// #[message_enum]
+/// enum AccountMsg {
+///     Deposit,
+///     Withdraw { amount: i64, reply_to: ActorRef<String> },
+///     GetBalance { reply_to: ActorRef<i64> },
+///     #[unit]
+///     Close,
+/// }
+///
+/// let m: AccountMsg = Deposit { amount: 5 }.into();
+/// assert!(matches!(m, AccountMsg::Deposit(Deposit { amount: 5 })));
+/// let _ask = AccountMsg::withdraw(200); // impl FnOnce(ActorRef<String>) -> AccountMsg
+/// let _ask: fn(ActorRef<i64>) -> AccountMsg = AccountMsg::get_balance;
+/// assert!(AccountMsg::manifest().ends_with("::AccountMsg"));
+/// ```
 #[cfg(feature = "macros")]
-pub use casty_macros::{behavior, message, message_enum};
+pub use casty_macros::message_enum;
+
+/// Makes a struct a message: `Message` with a stable manifest, `Debug` and serde (keys `local`
+/// and `manifest`, as for [`message_enum`]).
+///
+/// # Examples
+///
+/// ```
+/// use casty::{message, Message};
+///
+/// #[message(manifest = "shop.Greet")]
+/// struct Greet {
+///     name: String,
+/// }
+/// assert_eq!(Greet::manifest(), "shop.Greet");
+/// # let _ = Greet { name: String::new() }.name;
+/// ```
+#[cfg(feature = "macros")]
+pub use casty_macros::message;
+
+/// Turns `fn name(ctx, msg, state..) -> Behavior<M>` into `fn name(state..) -> Behavior<M>`.
+///
+/// The handler owns the state between messages: it is moved into the body for each message and
+/// back afterwards, never cloned per message, so a `mut` parameter changed in place is kept by
+/// `Behaviors::same()`. The body may return `Result<Behavior<M>, E>` and may be `async`.
+/// `#[behavior(setup)]` marks a fn of the context and arguments that runs at each start.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use casty::{behavior, ActorContext, ActorRef, ActorSystem, Behavior, Behaviors};
+/// use std::time::Duration;
+///
+/// #[behavior]
+/// fn counter(
+///     _ctx: &mut ActorContext<ActorRef<u64>>,
+///     reply_to: ActorRef<u64>,
+///     mut count: u64,
+/// ) -> Behavior<ActorRef<u64>> {
+///     count += 1;
+///     reply_to.tell(count);
+///     Behaviors::same()
+/// }
+///
+/// let system = ActorSystem::new("demo");
+/// let c = system.spawn(counter(0), "counter").unwrap();
+/// let t = Duration::from_secs(1);
+/// assert_eq!(system.ask(&c, |r| r, t).await.unwrap(), 1);
+/// assert_eq!(system.ask(&c, |r| r, t).await.unwrap(), 2);
+/// # system.shutdown().await; }
+/// ```
+#[cfg(feature = "macros")]
+pub use casty_macros::behavior;
 
 /// Support for the code that `casty-macros` generates. Not a public API.
 #[doc(hidden)]
@@ -77,3 +163,8 @@ pub mod prelude {
         OneForOneStrategy, Terminated,
     };
 }
+
+/// The README's Rust code blocks, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

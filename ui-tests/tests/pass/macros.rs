@@ -5,6 +5,7 @@ use casty::{
     behavior, message, message_enum, ActorContext, ActorRef, Behavior, Behaviors, Message,
 };
 
+// ANCHOR: protocol
 #[message]
 struct Deposit {
     amount: i64,
@@ -34,6 +35,8 @@ pub enum AccountMsg {
     Close,
 }
 
+// ANCHOR_END: protocol
+
 /// A variant with an explicit discriminant is a unit variant (all must be unit, as in plain Rust).
 #[message_enum]
 enum Level {
@@ -41,6 +44,7 @@ enum Level {
     High = 2,
 }
 
+// ANCHOR: local
 /// A process-local protocol may carry anything `Send + 'static`.
 #[message_enum(local)]
 enum LocalMsg {
@@ -57,6 +61,9 @@ impl std::fmt::Debug for Callback {
     }
 }
 
+// ANCHOR_END: local
+
+// ANCHOR: generic
 #[message_enum]
 enum Envelope<T: Message + Clone>
 where
@@ -65,6 +72,9 @@ where
     Item(T),
 }
 
+// ANCHOR_END: generic
+
+// ANCHOR: behavior
 #[behavior]
 fn account(
     ctx: &mut ActorContext<AccountMsg>,
@@ -83,6 +93,9 @@ fn account(
     Behaviors::same()
 }
 
+// ANCHOR_END: behavior
+
+// ANCHOR: async
 #[behavior]
 async fn slow(
     _ctx: &mut ActorContext<LocalMsg>,
@@ -95,6 +108,9 @@ async fn slow(
     Ok(Behaviors::same())
 }
 
+// ANCHOR_END: async
+
+// ANCHOR: setup
 #[behavior(setup)]
 pub fn start(ctx: &mut ActorContext<AccountMsg>, opening: i64) -> Behavior<AccountMsg> {
     let _ = ctx.path();
@@ -105,6 +121,8 @@ pub fn start(ctx: &mut ActorContext<AccountMsg>, opening: i64) -> Behavior<Accou
 fn no_args(_ctx: &mut ActorContext<u64>) -> Behavior<u64> {
     Behaviors::ignore()
 }
+
+// ANCHOR_END: setup
 
 fn main() {
     let _: Behavior<AccountMsg> = start(5);
