@@ -35,6 +35,7 @@
 extern crate self as casty;
 
 mod actor;
+pub mod config;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -260,6 +260,24 @@ impl<M: 'static> ActorRef<M> {
         self.path().address()
     }
 
+    /// The mailbox of a local actor (`None` for other refs), e.g. to check what a configuration
+    /// gave it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use casty::{ActorSystem, Behaviors, Mailbox, Overflow, SpawnOptions};
+    /// let system = ActorSystem::new("demo");
+    /// let opts = SpawnOptions::default().mailbox(Mailbox::bounded(4, Overflow::DropOldest));
+    /// let r = system.spawn_with(Behaviors::ignore::<u8>(), "a", opts).unwrap();
+    /// assert_eq!(r.mailbox(), Some(Mailbox::bounded(4, Overflow::DropOldest)));
+    /// # system.shutdown().await; }
+    /// ```
+    pub fn mailbox(&self) -> Option<crate::Mailbox> {
+        self.as_local().map(|s| s.mailbox.kind())
+    }
+
     pub(crate) fn as_local(&self) -> Option<&Arc<Shared<M>>> {
         match &self.inner {
             RefInner::Local(s) => Some(s),

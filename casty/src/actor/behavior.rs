@@ -118,6 +118,16 @@ impl<M> Behavior<M> {
         matches!(self.kind, Kind::Stopped)
     }
 
+    /// Whether a supervision strategy is attached (through `Behaviors::supervise`, possibly under
+    /// lifecycle hooks).
+    pub fn is_supervised(&self) -> bool {
+        match &self.kind {
+            Kind::Supervise(..) => true,
+            Kind::Lifecycle(inner, _) => inner.is_supervised(),
+            _ => false,
+        }
+    }
+
     /// Whether this is the `unhandled` directive.
     pub fn is_unhandled(&self) -> bool {
         matches!(self.kind, Kind::Unhandled)

@@ -239,9 +239,10 @@ impl<M: Message> ActorContext<M> {
                 self.path_prefix()
             )));
         }
-        let path = self.shared.path.child(name, next_uid());
         let system = self.shared.system.clone();
-        let shared = Arc::new(Shared::<C>::new(path, options.mailbox, system.clone()));
+        let (behavior, mailbox) = system.configure(name, behavior, options.mailbox);
+        let path = self.shared.path.child(name, next_uid());
+        let shared = Arc::new(Shared::<C>::new(path, mailbox, system.clone()));
         system.register(shared.clone())?;
         let parent: Arc<dyn AnyCell> = self.shared.clone();
         self.ext().children.insert(

@@ -112,6 +112,14 @@ pub(crate) struct MailboxQueue<M> {
 }
 
 impl<M> MailboxQueue<M> {
+    /// The kind of mailbox this is.
+    pub(crate) fn kind(&self) -> Mailbox {
+        match &self.queue {
+            Queue::Unbounded(_) => Mailbox::unbounded(),
+            Queue::Bounded { q, overflow, .. } => Mailbox::bounded(q.capacity(), *overflow),
+        }
+    }
+
     pub(crate) fn new(kind: Mailbox) -> Self {
         let queue = match kind.bounded {
             None => Queue::Unbounded(SegQueue::new()),

@@ -28,6 +28,7 @@ use crate::actor::mailbox::Mailbox;
 use crate::actor::message::Message;
 use crate::actor::path::{next_uid, validate_name, ActorPath};
 use crate::actor::scheduler::Scheduler;
+use crate::config::CastyConfig;
 
 /// Options for spawning an actor.
 ///
@@ -35,19 +36,20 @@ use crate::actor::scheduler::Scheduler;
 ///
 /// ```
 /// use casty::{Mailbox, Overflow, SpawnOptions};
-/// let o = SpawnOptions { mailbox: Mailbox::bounded(10, Overflow::DropNew), ..Default::default() };
-/// assert_eq!(o.mailbox.capacity(), Some(10));
+/// let o = SpawnOptions::default().mailbox(Mailbox::bounded(10, Overflow::DropNew));
+/// assert_eq!(o.mailbox.map(|m| m.capacity()), Some(Some(10)));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpawnOptions {
-    /// The actor's mailbox (unbounded by default).
-    pub mailbox: Mailbox,
+    /// The actor's mailbox. `None` takes it from the system's configuration (`casty.toml`), or
+    /// unbounded without one; a mailbox given here always wins over the file.
+    pub mailbox: Option<Mailbox>,
 }
 
 impl SpawnOptions {
     /// Sets the mailbox.
     pub fn mailbox(mut self, mailbox: Mailbox) -> Self {
-        self.mailbox = mailbox;
+        self.mailbox = Some(mailbox);
         self
     }
 }
@@ -118,6 +120,7 @@ pub(crate) struct SystemInner {
     live: AtomicUsize,
     idle: Notify,
     terminating: AtomicBool,
+    config: Option<Arc<CastyConfig>>,
 }
 
 impl SystemInner {
@@ -181,6 +184,28 @@ impl SystemInner {
         self.dead_letter(recipient, || std::any::type_name::<R>().to_string());
     }
 
+    /// The mailbox and behavior an actor named `name` starts with: what the code gave, else what
+    /// the configuration resolves for the name.
+    pub(crate) fn configure<M>(
+        &self,
+        name: &str,
+        behavior: Behavior<M>,
+        mailbox: Option<Mailbox>,
+    ) -> (Behavior<M>, Mailbox) {
+        let Some(cfg) = &self.config else {
+            return (behavior, mailbox.unwrap_or_default());
+        };
+        let settings = cfg.resolve(name);
+        let mailbox = mailbox.unwrap_or_else(|| settings.mailbox.to_mailbox());
+        let behavior = match settings.supervision {
+            Some(s) if !behavior.is_supervised() => {
+                crate::Behaviors::supervise(behavior, s.to_strategy())
+            }
+            _ => behavior,
+        };
+        (behavior, mailbox)
+    }
+
     fn lookup_cell(&self, path: &str) -> Option<Arc<dyn AnyCell>> {
         self.registry
             .read()
@@ -241,12 +266,39 @@ impl fmt::Debug for ActorSystem {
 pub struct ActorSystemBuilder {
     name: Option<String>,
     handle: Option<Handle>,
+    config: Option<Arc<CastyConfig>>,
 }
 
 impl ActorSystemBuilder {
     /// The system's name (default `"casty"`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Applies a configuration (see [`crate::config`]): its `[system] name` unless `.name(..)`
+    /// is also given, and at every spawn the mailbox and supervision the file resolves for the
+    /// actor's name. A mailbox in `SpawnOptions` or a `Behaviors::supervise` in code wins over the
+    /// file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use casty::{config, ActorSystem, Behaviors};
+    /// let cfg = config::parse_str(
+    ///     "[system]\nname = \"my-app\"\n[actors.orders]\nmailbox = { capacity = 10 }\n",
+    ///     None,
+    /// )
+    /// .unwrap();
+    /// let system = ActorSystem::builder().config(cfg).build();
+    /// assert_eq!(system.name(), "my-app");
+    /// let orders = system.spawn(Behaviors::ignore::<u32>(), "orders").unwrap();
+    /// assert_eq!(orders.mailbox().and_then(|m| m.capacity()), Some(10));
+    /// # system.shutdown().await; }
+    /// ```
+    pub fn config(mut self, config: CastyConfig) -> Self {
+        self.config = Some(Arc::new(config));
         self
     }
 
@@ -265,7 +317,11 @@ impl ActorSystemBuilder {
         let handle = self.handle.unwrap_or_else(|| {
             Handle::try_current().expect("casty: an ActorSystem must be created inside a tokio runtime, or given one with `.runtime(handle)`")
         });
-        let name: Arc<str> = self.name.unwrap_or_else(|| "casty".to_string()).into();
+        let name: Arc<str> = self
+            .name
+            .or_else(|| self.config.as_ref().map(|c| c.system.name.clone()))
+            .unwrap_or_else(|| "casty".to_string())
+            .into();
         let root = ActorPath::new(name.clone(), "/".into(), 0);
         ActorSystem {
             inner: Arc::new(SystemInner {
@@ -278,6 +334,7 @@ impl ActorSystemBuilder {
                 live: AtomicUsize::new(0),
                 idle: Notify::new(),
                 terminating: AtomicBool::new(false),
+                config: self.config,
             }),
         }
     }
@@ -359,8 +416,9 @@ impl ActorSystem {
         name: &str,
         options: SpawnOptions,
     ) -> Result<ActorRef<M>, SpawnError> {
+        let (behavior, mailbox) = self.inner.configure(name, behavior, options.mailbox);
         let path = self.inner.root.child(name, next_uid());
-        let shared = Arc::new(Shared::<M>::new(path, options.mailbox, self.inner.clone()));
+        let shared = Arc::new(Shared::<M>::new(path, mailbox, self.inner.clone()));
         self.inner.register(shared.clone())?;
         Ok(start_actor(shared, None, behavior))
     }

@@ -1,0 +1,534 @@
+//! The typed configuration: what `casty.toml` turns into. Every struct's `Default` is the
+//! built-in default, the same as the programmatic API's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::actor::mailbox::{Mailbox, Overflow};
+use crate::actor::supervision::{Directive, OneForOneStrategy};
+
+/// The whole configuration.
+///
+/// # Examples
+///
+/// ```
+/// let cfg = casty::config::parse_str("[system]\nname = \"my-app\"\n", None).unwrap();
+/// assert_eq!(cfg.system.name, "my-app");
+/// assert_eq!(cfg.cluster.port, 25520); // everything else is a default
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CastyConfig {
+    /// `[system]`.
+    pub system: SystemConfig,
+    /// `[defaults.*]`: apply to every actor without an override.
+    pub defaults: Defaults,
+    /// `[cluster]`, with gossip, heartbeat and failure detector.
+    pub cluster: ClusterConfig,
+    /// `[actors."pattern"]`, in file order: the first full match wins.
+    pub actors: Vec<ActorOverride>,
+    /// The file this came from, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// `[system]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemConfig {
+    /// The actor system's name (default `"casty"`).
+    pub name: String,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig {
+            name: "casty".into(),
+        }
+    }
+}
+
+/// `[defaults.*]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Defaults {
+    /// `[defaults.mailbox]`.
+    pub mailbox: MailboxConfig,
+    /// `[defaults.supervision]`; `None` when the file has no such section.
+    pub supervision: Option<SupervisionConfig>,
+    /// `[defaults.sharding]`.
+    pub sharding: ShardingConfig,
+    /// `[defaults.replication]`.
+    pub replication: ReplicationConfig,
+}
+
+/// What a full mailbox does with one more message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverflowStrategy {
+    /// `drop_new`: the incoming message becomes a dead letter (the default).
+    #[default]
+    DropNew,
+    /// `drop_oldest`: the oldest queued message becomes a dead letter.
+    DropOldest,
+    /// `backpressure`: `try_tell` returns `Full` and `send().await` waits for room.
+    Backpressure,
+}
+
+impl OverflowStrategy {
+    /// The names accepted in the file.
+    pub const NAMES: [&'static str; 3] = ["drop_new", "drop_oldest", "backpressure"];
+
+    pub(crate) fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "drop_new" => Some(Self::DropNew),
+            "drop_oldest" => Some(Self::DropOldest),
+            "backpressure" => Some(Self::Backpressure),
+            _ => None,
+        }
+    }
+
+    fn overflow(self) -> Overflow {
+        match self {
+            Self::DropNew => Overflow::DropNew,
+            Self::DropOldest => Overflow::DropOldest,
+            Self::Backpressure => Overflow::Reject,
+        }
+    }
+}
+
+/// `[defaults.mailbox]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MailboxConfig {
+    /// Bound on queued messages; `None` (the default) is unbounded.
+    pub capacity: Option<usize>,
+    /// What happens when a bounded mailbox is full.
+    pub strategy: OverflowStrategy,
+}
+
+impl MailboxConfig {
+    /// The runtime mailbox this describes.
+    pub fn to_mailbox(&self) -> Mailbox {
+        match self.capacity {
+            None => Mailbox::unbounded(),
+            Some(c) => Mailbox::bounded(c, self.strategy.overflow()),
+        }
+    }
+}
+
+/// The directive a configured supervisor applies to every failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SupervisionDirective {
+    /// `restart` (the default).
+    #[default]
+    Restart,
+    /// `stop`.
+    Stop,
+    /// `escalate`.
+    Escalate,
+}
+
+impl SupervisionDirective {
+    /// The names accepted in the file.
+    pub const NAMES: [&'static str; 3] = ["restart", "stop", "escalate"];
+
+    pub(crate) fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "restart" => Some(Self::Restart),
+            "stop" => Some(Self::Stop),
+            "escalate" => Some(Self::Escalate),
+            _ => None,
+        }
+    }
+}
+
+/// `[defaults.supervision]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SupervisionConfig {
+    /// What to do on a failure.
+    pub strategy: SupervisionDirective,
+    /// Restarts allowed within `within` before the actor is stopped (default 3).
+    pub max_restarts: u32,
+    /// The sliding window for `max_restarts` (`within_seconds`, default 60).
+    pub within: Duration,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        SupervisionConfig {
+            strategy: SupervisionDirective::Restart,
+            max_restarts: 3,
+            within: Duration::from_secs(60),
+        }
+    }
+}
+
+impl SupervisionConfig {
+    /// The runtime strategy this describes.
+    pub fn to_strategy(&self) -> OneForOneStrategy {
+        let d = match self.strategy {
+            SupervisionDirective::Restart => Directive::Restart,
+            SupervisionDirective::Stop => Directive::Stop,
+            SupervisionDirective::Escalate => Directive::Escalate,
+        };
+        OneForOneStrategy::new(self.max_restarts, self.within).decider(move |_| d)
+    }
+}
+
+/// `[defaults.sharding]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardingConfig {
+    /// Number of shards (default 256).
+    pub num_shards: u32,
+}
+
+impl Default for ShardingConfig {
+    fn default() -> Self {
+        ShardingConfig { num_shards: 256 }
+    }
+}
+
+/// `[defaults.replication]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplicationConfig {
+    /// Copies of each entity (default 2).
+    pub replicas: u32,
+    /// Acknowledgements a write waits for (default 1; at most `replicas`).
+    pub min_acks: u32,
+    /// How long a write waits for them (`ack_timeout` seconds, default 5).
+    pub ack_timeout: Duration,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            replicas: 2,
+            min_acks: 1,
+            ack_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A `host:port` in `seed_nodes`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeAddress {
+    /// Host name or IP.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for NodeAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+impl NodeAddress {
+    /// Parses `host:port` (IPv6 hosts in brackets: `[::1]:25520`).
+    pub fn parse(s: &str) -> Option<NodeAddress> {
+        let (host, port) = s.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let valid = !host.is_empty()
+            && !host.contains(|c: char| c.is_whitespace() || c == '/' || c == '[' || c == ']')
+            && (!host.contains(':') || s.starts_with('['));
+        valid.then(|| NodeAddress {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    /// Address to bind (default `"127.0.0.1"`).
+    pub host: String,
+    /// Port to bind (default 25520; 0 picks a free port).
+    pub port: u16,
+    /// Nodes to join through.
+    pub seed_nodes: Vec<NodeAddress>,
+    /// This node's roles.
+    pub roles: Vec<String>,
+    /// `[cluster.gossip]`.
+    pub gossip: GossipConfig,
+    /// `[cluster.heartbeat]`.
+    pub heartbeat: HeartbeatConfig,
+    /// `[cluster.failure_detector]`.
+    pub failure_detector: FailureDetectorConfig,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            host: "127.0.0.1".into(),
+            port: 25520,
+            seed_nodes: Vec::new(),
+            roles: Vec::new(),
+            gossip: GossipConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
+            failure_detector: FailureDetectorConfig::default(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The `[cluster]` section of `cfg`: the `from_config` path of a clustered system.
+    pub fn from_config(cfg: &CastyConfig) -> ClusterConfig {
+        cfg.cluster.clone()
+    }
+
+    /// Overrides the host (programmatic values win over the file).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::config::{parse_str, ClusterConfig};
+    /// let cfg = parse_str("[cluster]\nhost = \"0.0.0.0\"\nport = 25520\n", None).unwrap();
+    /// let c = ClusterConfig::from_config(&cfg).host("10.0.0.5").port(0);
+    /// assert_eq!((c.host.as_str(), c.port), ("10.0.0.5", 0));
+    /// ```
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
+    }
+
+    /// Overrides the port; 0 asks the OS for a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Overrides the seed nodes.
+    pub fn seed_nodes(mut self, nodes: Vec<NodeAddress>) -> Self {
+        self.seed_nodes = nodes;
+        self
+    }
+}
+
+/// `[cluster.gossip]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GossipConfig {
+    /// Between gossip rounds (default 1 s).
+    pub interval: Duration,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        GossipConfig {
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `[cluster.heartbeat]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeartbeatConfig {
+    /// Between heartbeats (default 0.5 s).
+    pub interval: Duration,
+    /// Between reachability checks (default 2 s).
+    pub availability_check_interval: Duration,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig {
+            interval: Duration::from_millis(500),
+            availability_check_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `[cluster.failure_detector]`: the phi-accrual detector's parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailureDetectorConfig {
+    /// Phi above which a node is suspected (default 8.0).
+    pub threshold: f64,
+    /// Heartbeat intervals kept (default 200).
+    pub max_sample_size: u32,
+    /// Floor on the standard deviation (default 100 ms).
+    pub min_std_deviation: Duration,
+    /// Pause tolerated on top of the mean (default 0).
+    pub acceptable_heartbeat_pause: Duration,
+    /// Assumed interval before any sample (default 1 s).
+    pub first_heartbeat_estimate: Duration,
+}
+
+impl Default for FailureDetectorConfig {
+    fn default() -> Self {
+        FailureDetectorConfig {
+            threshold: 8.0,
+            max_sample_size: 200,
+            min_std_deviation: Duration::from_millis(100),
+            acceptable_heartbeat_pause: Duration::ZERO,
+            first_heartbeat_estimate: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `[actors."pattern"]`: settings for actors whose name fully matches `pattern`. Each field
+/// left out falls back to `[defaults.*]`.
+#[derive(Debug, Clone)]
+pub struct ActorOverride {
+    /// The pattern as written.
+    pub pattern: String,
+    pub(crate) regex: Regex,
+    /// `mailbox = { capacity, strategy }`.
+    pub mailbox: MailboxOverride,
+    /// `supervision = { strategy, max_restarts, within_seconds }`.
+    pub supervision: Option<SupervisionOverride>,
+    /// `sharding = { num_shards }`.
+    pub num_shards: Option<u32>,
+    /// `replication = { replicas, min_acks, ack_timeout }`.
+    pub replication: ReplicationOverride,
+}
+
+impl ActorOverride {
+    /// Whether `name` fully matches the pattern.
+    pub fn matches(&self, name: &str) -> bool {
+        self.regex.is_match(name)
+    }
+}
+
+/// Mailbox fields set by an override.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailboxOverride {
+    /// `capacity`.
+    pub capacity: Option<usize>,
+    /// `strategy`.
+    pub strategy: Option<OverflowStrategy>,
+}
+
+/// Supervision fields set by an override.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SupervisionOverride {
+    /// `strategy`.
+    pub strategy: Option<SupervisionDirective>,
+    /// `max_restarts`.
+    pub max_restarts: Option<u32>,
+    /// `within_seconds`.
+    pub within: Option<Duration>,
+}
+
+/// Replication fields set by an override.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReplicationOverride {
+    /// `replicas`.
+    pub replicas: Option<u32>,
+    /// `min_acks`.
+    pub min_acks: Option<u32>,
+    /// `ack_timeout`.
+    pub ack_timeout: Option<Duration>,
+}
+
+/// The settings that apply to one actor, after resolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActorSettings {
+    /// Its mailbox.
+    pub mailbox: MailboxConfig,
+    /// Its supervision, if the file configures any (otherwise the runtime default: stop).
+    pub supervision: Option<SupervisionConfig>,
+    /// Its sharding.
+    pub sharding: ShardingConfig,
+    /// Its replication.
+    pub replication: ReplicationConfig,
+    /// The pattern that matched, if any.
+    pub matched: Option<String>,
+}
+
+impl CastyConfig {
+    /// Resolves the settings for an actor named `name`: the first `[actors]` pattern that fully
+    /// matches, field by field over `[defaults.*]`, over the built-in defaults. Names starting
+    /// with `_` (internal) or `$` (anonymous) always get the built-in defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cfg = casty::config::parse_str(
+    ///     r#"
+    /// [defaults.mailbox]
+    /// capacity = 1000
+    /// strategy = "drop_new"
+    ///
+    /// [actors.orders]
+    /// mailbox = { capacity = 5000 }
+    /// "#,
+    ///     None,
+    /// )
+    /// .unwrap();
+    /// let s = cfg.resolve("orders");
+    /// assert_eq!(s.mailbox.capacity, Some(5000));
+    /// assert_eq!(s.mailbox.strategy, casty::config::OverflowStrategy::DropNew); // inherited
+    /// assert_eq!(cfg.resolve("other").mailbox.capacity, Some(1000));
+    /// ```
+    pub fn resolve(&self, name: &str) -> ActorSettings {
+        if name.starts_with('_') || name.starts_with('$') {
+            return ActorSettings {
+                mailbox: MailboxConfig::default(),
+                supervision: None,
+                sharding: ShardingConfig::default(),
+                replication: ReplicationConfig::default(),
+                matched: None,
+            };
+        }
+        let d = &self.defaults;
+        let Some(o) = self.actors.iter().find(|o| o.matches(name)) else {
+            return ActorSettings {
+                mailbox: d.mailbox,
+                supervision: d.supervision,
+                sharding: d.sharding,
+                replication: d.replication,
+                matched: None,
+            };
+        };
+        let supervision = match (o.supervision, d.supervision) {
+            (None, d) => d,
+            (Some(s), d) => {
+                let base = d.unwrap_or_default();
+                Some(SupervisionConfig {
+                    strategy: s.strategy.unwrap_or(base.strategy),
+                    max_restarts: s.max_restarts.unwrap_or(base.max_restarts),
+                    within: s.within.unwrap_or(base.within),
+                })
+            }
+        };
+        ActorSettings {
+            mailbox: MailboxConfig {
+                capacity: o.mailbox.capacity.or(d.mailbox.capacity),
+                strategy: o.mailbox.strategy.unwrap_or(d.mailbox.strategy),
+            },
+            supervision,
+            sharding: ShardingConfig {
+                num_shards: o.num_shards.unwrap_or(d.sharding.num_shards),
+            },
+            replication: ReplicationConfig {
+                replicas: o.replication.replicas.unwrap_or(d.replication.replicas),
+                min_acks: o.replication.min_acks.unwrap_or(d.replication.min_acks),
+                ack_timeout: o
+                    .replication
+                    .ack_timeout
+                    .unwrap_or(d.replication.ack_timeout),
+            },
+            matched: Some(o.pattern.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_addresses() {
+        let a = NodeAddress::parse("node1:25520").unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("node1", 25520));
+        assert_eq!(NodeAddress::parse("[::1]:1").unwrap().host, "::1");
+        assert!(NodeAddress::parse("node1").is_none());
+        assert!(NodeAddress::parse(":25520").is_none());
+        assert!(NodeAddress::parse("node1:99999").is_none());
+        assert!(NodeAddress::parse("node1:port").is_none());
+        assert!(NodeAddress::parse("::1:25520").is_none());
+        assert!(NodeAddress::parse("a b:1").is_none());
+    }
+}
