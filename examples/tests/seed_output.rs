@@ -56,3 +56,9 @@ examples!(
     otp_supervisor / otp_supervisor_macros,
     actor_runtime / actor_runtime_macros,
 );
+
+/// The configuration example has no hand-written twin: it loads `examples/config/casty.toml`.
+#[test]
+fn configuration() {
+    check("configuration", env!("CARGO_BIN_EXE_configuration"));
+}

@@ -41,7 +41,11 @@ pub enum ConfigErrorKind {
 /// assert!(e.to_string().starts_with("casty.toml:2:12: `defaults.mailbox.capacity`"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub struct ConfigError(Box<ConfigErrorDetails>);
+
+/// The details of a [`ConfigError`], reachable through it (`e.kind`, `e.line`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrorDetails {
     /// The kind of mistake.
     pub kind: ConfigErrorKind,
     /// The file, if the mistake is in one.
@@ -58,6 +62,20 @@ pub struct ConfigError {
     pub message: String,
     /// How to fix it, where that is obvious.
     pub help: Option<String>,
+}
+
+impl From<ConfigErrorDetails> for ConfigError {
+    fn from(d: ConfigErrorDetails) -> Self {
+        ConfigError(Box::new(d))
+    }
+}
+
+impl std::ops::Deref for ConfigError {
+    type Target = ConfigErrorDetails;
+
+    fn deref(&self) -> &ConfigErrorDetails {
+        &self.0
+    }
 }
 
 impl fmt::Display for ConfigError {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::error::{closest, line_col, ConfigError, ConfigErrorKind as K};
+use super::error::{closest, line_col, ConfigError, ConfigErrorDetails, ConfigErrorKind as K};
 use super::model::*;
 
 /// The file name searched for.
@@ -74,15 +74,17 @@ pub fn load_config(path: Option<&Path>) -> std::result::Result<CastyConfig, Conf
         .collect();
     match path {
         Some(p) => {
-            let text = std::fs::read_to_string(&p).map_err(|e| ConfigError {
-                kind: K::Io,
-                file: Some(p.clone()),
-                env_var: None,
-                line: None,
-                column: None,
-                key: String::new(),
-                message: format!("cannot read the configuration file: {e}"),
-                help: None,
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                ConfigError::from(ConfigErrorDetails {
+                    kind: K::Io,
+                    file: Some(p.clone()),
+                    env_var: None,
+                    line: None,
+                    column: None,
+                    key: String::new(),
+                    message: format!("cannot read the configuration file: {e}"),
+                    help: None,
+                })
             })?;
             parse_with_env(&text, Some(&p), env)
         }
@@ -166,7 +168,7 @@ pub fn parse_with_env(
             .span()
             .map(|s| line_col(text, s.start))
             .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-        ConfigError {
+        ConfigError::from(ConfigErrorDetails {
             kind: K::Syntax,
             file: file.map(Path::to_path_buf),
             env_var: None,
@@ -175,7 +177,7 @@ pub fn parse_with_env(
             key: String::new(),
             message: format!("invalid TOML: {}", e.message().trim()),
             help: None,
-        }
+        })
     })?;
     let mut cfg = reader.config(doc.get_ref())?;
     cfg.source = file.map(Path::to_path_buf);
@@ -208,7 +210,7 @@ impl<'a> Reader<'a> {
         help: Option<String>,
     ) -> ConfigError {
         let (l, c) = line_col(self.text, span.start);
-        ConfigError {
+        ConfigError::from(ConfigErrorDetails {
             kind,
             file: self.file.map(Path::to_path_buf),
             env_var: None,
@@ -217,7 +219,7 @@ impl<'a> Reader<'a> {
             key: key.to_string(),
             message,
             help,
-        }
+        })
     }
 
     fn env_err(
@@ -228,7 +230,7 @@ impl<'a> Reader<'a> {
         message: String,
         help: Option<String>,
     ) -> ConfigError {
-        ConfigError {
+        ConfigError::from(ConfigErrorDetails {
             kind,
             file: None,
             env_var: Some(var.to_string()),
@@ -237,7 +239,7 @@ impl<'a> Reader<'a> {
             key: key.to_string(),
             message,
             help,
-        }
+        })
     }
 
     fn leaf_err(

@@ -17,7 +17,7 @@ mod error;
 mod load;
 mod model;
 
-pub use error::{ConfigError, ConfigErrorKind};
+pub use error::{ConfigError, ConfigErrorDetails, ConfigErrorKind};
 pub use load::{discover, load_config, parse_str, parse_with_env, ENV_PREFIX, FILE_NAME};
 pub use model::{
     ActorOverride, ActorSettings, CastyConfig, ClusterConfig, Defaults, FailureDetectorConfig,
