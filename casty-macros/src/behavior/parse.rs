@@ -2,11 +2,11 @@
 //! the signature are recorded here, where the tokens are at hand.
 
 use proc_macro2::TokenStream;
-use quote::ToTokens;
 use syn::{FnArg, Item, Pat, ReturnType, Type};
 
 use super::model::{Context, MessageParam, Model, Return, State};
 use crate::common::errors::Errors;
+use crate::common::item_head;
 use crate::common::keys::{self, KeyKind};
 use crate::common::types::{last_segment, show, single_arg};
 
@@ -21,7 +21,7 @@ pub(crate) fn parse(args: TokenStream, input: TokenStream, errors: &mut Errors) 
         Ok(Item::Fn(f)) => f,
         Ok(other) => {
             errors.at(
-                head(&other),
+                item_head(&other),
                 "`#[behavior]` goes on a fn: `fn name(ctx: &mut ActorContext<M>, msg: M, state..) -> Behavior<M>`",
             );
             return None;
@@ -67,17 +67,6 @@ pub(crate) fn parse(args: TokenStream, input: TokenStream, errors: &mut Errors) 
         state,
         ret,
     })
-}
-
-fn head(item: &Item) -> TokenStream {
-    match item {
-        Item::Struct(s) => s.struct_token.to_token_stream(),
-        Item::Enum(e) => e.enum_token.to_token_stream(),
-        Item::Impl(i) => i.impl_token.to_token_stream(),
-        Item::Trait(t) => t.trait_token.to_token_stream(),
-        Item::Mod(m) => m.mod_token.to_token_stream(),
-        other => other.to_token_stream(),
-    }
 }
 
 /// The first parameter must be `&mut ActorContext<M>`.

@@ -6,7 +6,7 @@ use syn::GenericParam;
 
 use super::model::Model;
 use crate::common::errors::Errors;
-use crate::common::types::{find_borrow, show, Borrow};
+use crate::common::types::{find_borrow, owned_hint, show, Borrow};
 
 pub(crate) fn validate(model: &Model, errors: &mut Errors) {
     let sig = &model.func.sig;
@@ -43,10 +43,7 @@ pub(crate) fn validate(model: &Model, errors: &mut Errors) {
                 format!(
                     "{what} `{name}` borrows (`{}`), but behavior state must be owned and `'static`: the actor keeps it across messages and restarts; use an owned type such as `{}`",
                     show(&s.ty),
-                    match &*r.elem {
-                        syn::Type::Path(p) if p.path.is_ident("str") => "String".to_string(),
-                        other => show(other),
-                    }
+                    owned_hint(&r.elem)
                 ),
             ),
             Some(Borrow::Lifetime(l)) => errors.at(

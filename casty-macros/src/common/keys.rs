@@ -102,27 +102,12 @@ fn unknown_key(macro_name: &str, name: &str, valid: &[(&str, KeyKind)]) -> Strin
     };
     let hint = valid
         .iter()
-        .map(|(k, _)| (distance(name, k), *k))
+        .map(|(k, _)| (strsim::levenshtein(name, k), *k))
         .filter(|(d, k)| *d <= k.len().max(name.len()) / 2)
         .min()
         .map(|(_, k)| format!("; did you mean `{k}`?"))
         .unwrap_or_default();
     format!("unknown key `{name}` for `#[{macro_name}]`; {list}{hint}")
-}
-
-/// Levenshtein distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -137,12 +122,5 @@ mod tests {
         assert!(m.ends_with("did you mean `local`?"), "{m}");
         let m = unknown_key("message_enum", "zzzzzz", &valid);
         assert!(!m.contains("did you mean"), "{m}");
-    }
-
-    #[test]
-    fn distances() {
-        assert_eq!(distance("setup", "setup"), 0);
-        assert_eq!(distance("setpu", "setup"), 2);
-        assert_eq!(distance("", "abc"), 3);
     }
 }

@@ -24,6 +24,23 @@ fn render(macro_name: &str, item_name: &str, tokens: &TokenStream) -> String {
     format!("// ---- #[{macro_name}] {item_name} ----\n{pretty}")
 }
 
+/// The keyword that starts an item, for pointing an error at it.
+pub(crate) fn item_head(item: &syn::Item) -> TokenStream {
+    use quote::ToTokens;
+    use syn::Item;
+    match item {
+        Item::Fn(f) => f.sig.fn_token.to_token_stream(),
+        Item::Struct(s) => s.struct_token.to_token_stream(),
+        Item::Enum(e) => e.enum_token.to_token_stream(),
+        Item::Union(u) => u.union_token.to_token_stream(),
+        Item::Trait(t) => t.trait_token.to_token_stream(),
+        Item::Impl(i) => i.impl_token.to_token_stream(),
+        Item::Type(t) => t.type_token.to_token_stream(),
+        Item::Mod(m) => m.mod_token.to_token_stream(),
+        other => other.to_token_stream(),
+    }
+}
+
 /// Turns `GetBalance` into `get_balance` (and `HTTPServer` into `http_server`).
 pub(crate) fn snake_case(ident: &str) -> String {
     let chars: Vec<char> = ident.chars().collect();

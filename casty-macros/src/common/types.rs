@@ -72,6 +72,16 @@ pub(crate) fn find_borrow(ty: &Type) -> Option<Borrow<'_>> {
     f.0
 }
 
+/// The owned type to suggest instead of a borrow of `elem`: `String` for `str`, `Vec<T>` for
+/// `[T]`, else `elem` itself.
+pub(crate) fn owned_hint(elem: &Type) -> String {
+    match elem {
+        Type::Path(p) if p.path.is_ident("str") => "String".into(),
+        Type::Slice(s) => format!("Vec<{}>", show(&s.elem)),
+        other => show(other),
+    }
+}
+
 /// The type as the user wrote it, for messages.
 pub(crate) fn show(ty: &Type) -> String {
     quote::quote!(#ty)

@@ -6,6 +6,7 @@ use syn::{Fields, FieldsUnnamed, Item};
 
 use super::model::{Body, Model, Options, Shape, Variant};
 use crate::common::errors::Errors;
+use crate::common::item_head;
 use crate::common::keys::{self, KeyKind};
 
 /// Which attribute is being expanded.
@@ -97,20 +98,6 @@ pub(crate) fn parse(
         }
     };
     Some(Model { options, body })
-}
-
-/// The keyword of an item, for pointing at it.
-fn item_head(item: &Item) -> TokenStream {
-    use quote::ToTokens;
-    match item {
-        Item::Fn(f) => f.sig.fn_token.to_token_stream(),
-        Item::Union(u) => u.union_token.to_token_stream(),
-        Item::Trait(t) => t.trait_token.to_token_stream(),
-        Item::Impl(i) => i.impl_token.to_token_stream(),
-        Item::Type(t) => t.type_token.to_token_stream(),
-        Item::Mod(m) => m.mod_token.to_token_stream(),
-        other => other.to_token_stream(),
-    }
 }
 
 /// Reads one variant: strips `#[unit]`, expands a shorthand.

@@ -5,7 +5,7 @@ use syn::{GenericParam, TypeParamBound, WherePredicate};
 
 use super::model::{Body, Model, Shape};
 use crate::common::errors::Errors;
-use crate::common::types::{find_borrow, show, single_arg, Borrow};
+use crate::common::types::{find_borrow, owned_hint, show, single_arg, Borrow};
 
 pub(crate) fn validate(model: &Model, errors: &mut Errors) {
     generics(model, errors);
@@ -111,14 +111,6 @@ fn owned_field(model: &Model, field: &syn::Field, errors: &mut Errors) {
             ),
         ),
         _ => {}
-    }
-}
-
-fn owned_hint(elem: &syn::Type) -> String {
-    match elem {
-        syn::Type::Path(p) if p.path.is_ident("str") => "String".into(),
-        syn::Type::Slice(s) => format!("Vec<{}>", show(&s.elem)),
-        other => show(other),
     }
 }
 

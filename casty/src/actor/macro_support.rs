@@ -85,6 +85,15 @@ impl<T, S: Clone, F: Clone> Stateful<T, S, F> {
         self.state.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Moves the state out for one message: the body, the state, and the slot to put it back
+    /// into. `None` when an earlier panic lost the state.
+    #[inline]
+    fn take(&mut self) -> Option<(&F, S, &mut Option<S>)> {
+        let slot = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let state = slot.take()?;
+        Some((&self.body, state, slot))
+    }
+
     fn copy(&self) -> Self {
         let state = self
             .state
@@ -116,10 +125,10 @@ where
 {
     #[inline]
     fn receive<'a>(&'a mut self, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
-        let body = &self.body;
-        let slot = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        match slot.take() {
-            Some(s) => Outcome::Ready(body(ctx, T::from_message(msg), s, slot).into_behavior()),
+        match self.take() {
+            Some((body, s, slot)) => {
+                Outcome::Ready(body(ctx, T::from_message(msg), s, slot).into_behavior())
+            }
             None => Outcome::Ready(Err(Failure::from(StateLost))),
         }
     }
@@ -155,14 +164,8 @@ where
 {
     #[inline]
     fn receive<'a>(&'a mut self, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
-        let body = &self.0.body;
-        let slot = self
-            .0
-            .state
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        match slot.take() {
-            Some(s) => Outcome::Pending(body(ctx, T::from_message(msg), s, slot)),
+        match self.0.take() {
+            Some((body, s, slot)) => Outcome::Pending(body(ctx, T::from_message(msg), s, slot)),
             None => Outcome::Ready(Err(Failure::from(StateLost))),
         }
     }

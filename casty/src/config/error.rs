@@ -123,26 +123,11 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Levenshtein distance, for suggestions.
-pub(crate) fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// The closest of `options` to `word`, if it is close enough to be a likely typo.
 pub(crate) fn closest<'a>(word: &str, options: &[&'a str]) -> Option<&'a str> {
     options
         .iter()
-        .map(|o| (distance(word, o), *o))
+        .map(|o| (strsim::levenshtein(word, o), *o))
         .filter(|(d, o)| *d <= (o.len().max(word.len()) / 2).max(1))
         .min()
         .map(|(_, o)| o)

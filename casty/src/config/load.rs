@@ -184,12 +184,18 @@ pub fn parse_with_env(
     Ok(cfg)
 }
 
+/// Where a value came from, for errors: a span in the file, or an environment variable.
+#[derive(Clone)]
+struct Location<'t> {
+    key: String,
+    span: Option<Range<usize>>,
+    env_var: Option<&'t str>,
+}
+
 /// A value read from the file or from an environment variable.
 struct Leaf<'t> {
     value: DeValue<'t>,
-    span: Option<Range<usize>>,
-    env_var: Option<&'t str>,
-    key: String,
+    at: Location<'t>,
 }
 
 struct Reader<'a> {
@@ -201,6 +207,37 @@ struct Reader<'a> {
 type Result<T> = std::result::Result<T, ConfigError>;
 
 impl<'a> Reader<'a> {
+    /// The error at `at`.
+    fn err(
+        &self,
+        at: &Location<'_>,
+        kind: K,
+        message: String,
+        help: Option<String>,
+    ) -> ConfigError {
+        let (line, column) = match (at.env_var, &at.span) {
+            (None, Some(span)) => {
+                let (l, c) = line_col(self.text, span.start);
+                (Some(l), Some(c))
+            }
+            _ => (None, None),
+        };
+        ConfigError::from(ConfigErrorDetails {
+            kind,
+            file: at
+                .env_var
+                .is_none()
+                .then(|| self.file.map(Path::to_path_buf))
+                .flatten(),
+            env_var: at.env_var.map(str::to_string),
+            line,
+            column,
+            key: at.key.clone(),
+            message,
+            help,
+        })
+    }
+
     fn file_err(
         &self,
         kind: K,
@@ -209,17 +246,12 @@ impl<'a> Reader<'a> {
         message: String,
         help: Option<String>,
     ) -> ConfigError {
-        let (l, c) = line_col(self.text, span.start);
-        ConfigError::from(ConfigErrorDetails {
-            kind,
-            file: self.file.map(Path::to_path_buf),
-            env_var: None,
-            line: Some(l),
-            column: Some(c),
+        let at = Location {
             key: key.to_string(),
-            message,
-            help,
-        })
+            span: Some(span),
+            env_var: None,
+        };
+        self.err(&at, kind, message, help)
     }
 
     fn env_err(
@@ -230,30 +262,12 @@ impl<'a> Reader<'a> {
         message: String,
         help: Option<String>,
     ) -> ConfigError {
-        ConfigError::from(ConfigErrorDetails {
-            kind,
-            file: None,
-            env_var: Some(var.to_string()),
-            line: None,
-            column: None,
+        let at = Location {
             key: key.to_string(),
-            message,
-            help,
-        })
-    }
-
-    fn leaf_err(
-        &self,
-        leaf: &Leaf<'_>,
-        kind: K,
-        message: String,
-        help: Option<String>,
-    ) -> ConfigError {
-        match (leaf.env_var, &leaf.span) {
-            (Some(var), _) => self.env_err(kind, var, &leaf.key, message, help),
-            (None, Some(span)) => self.file_err(kind, span.clone(), &leaf.key, message, help),
-            (None, None) => self.env_err(kind, "", &leaf.key, message, help),
-        }
+            span: None,
+            env_var: Some(var),
+        };
+        self.err(&at, kind, message, help)
     }
 
     fn join(path: &str, key: &str) -> String {
@@ -335,23 +349,27 @@ impl<'a> Reader<'a> {
             };
             return Some(Leaf {
                 value: parsed,
-                span: None,
-                env_var: Some(var.as_str()),
-                key: full,
+                at: Location {
+                    key: full,
+                    span: None,
+                    env_var: Some(var.as_str()),
+                },
             });
         }
         let v: &Spanned<DeValue<'t>> = t?.get(key)?;
         Some(Leaf {
             value: v.get_ref().clone(),
-            span: Some(v.span()),
-            env_var: None,
-            key: full,
+            at: Location {
+                key: full,
+                span: Some(v.span()),
+                env_var: None,
+            },
         })
     }
 
     fn wrong_type(&self, leaf: &Leaf<'_>, expected: &str) -> ConfigError {
-        self.leaf_err(
-            leaf,
+        self.err(
+            &leaf.at,
             K::WrongType,
             format!("expected {expected}, found {}", leaf.value.type_str()),
             None,
@@ -362,7 +380,7 @@ impl<'a> Reader<'a> {
         match &leaf.value {
             DeValue::Integer(i) => i128::from_str_radix(&i.as_str().replace('_', ""), i.radix())
                 .map_err(|_| {
-                    self.leaf_err(leaf, K::OutOfRange, "integer out of range".into(), None)
+                    self.err(&leaf.at, K::OutOfRange, "integer out of range".into(), None)
                 }),
             _ => Err(self.wrong_type(leaf, "an integer")),
         }
@@ -374,8 +392,8 @@ impl<'a> Reader<'a> {
         if v < min || v > max {
             let help = (v < 0 && min >= 0)
                 .then(|| format!("use a positive number, e.g. `{}`", v.unsigned_abs()));
-            return Err(self.leaf_err(
-                leaf,
+            return Err(self.err(
+                &leaf.at,
                 K::OutOfRange,
                 if max == i128::from(u64::MAX) || max == i128::from(u32::MAX) {
                     format!("must be at least {min}, found {v}")
@@ -385,7 +403,7 @@ impl<'a> Reader<'a> {
                 help,
             ));
         }
-        T::try_from(v).map_err(|_| self.leaf_err(leaf, K::OutOfRange, "out of range".into(), None))
+        T::try_from(v).map_err(|_| self.err(&leaf.at, K::OutOfRange, "out of range".into(), None))
     }
 
     fn float(&self, leaf: &Leaf<'_>) -> Result<f64> {
@@ -403,8 +421,8 @@ impl<'a> Reader<'a> {
     fn non_negative(&self, leaf: &Leaf<'_>) -> Result<f64> {
         let v = self.float(leaf)?;
         if !v.is_finite() || v < 0.0 {
-            return Err(self.leaf_err(
-                leaf,
+            return Err(self.err(
+                &leaf.at,
                 K::OutOfRange,
                 format!("must be a finite number of at least 0, found {v}"),
                 None,
@@ -428,28 +446,28 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn strings(&self, leaf: &Leaf<'_>) -> Result<Vec<(String, Option<Range<usize>>)>> {
+    /// An array of strings, each with its own location.
+    fn strings<'t>(&self, leaf: &Leaf<'t>) -> Result<Vec<(String, Location<'t>)>> {
         match &leaf.value {
             DeValue::Array(items) => items
                 .iter()
-                .map(|v| match v.get_ref() {
-                    DeValue::String(s) => {
-                        Ok((s.to_string(), leaf.env_var.is_none().then(|| v.span())))
+                .map(|v| {
+                    let at = Location {
+                        span: leaf.at.env_var.is_none().then(|| v.span()),
+                        ..leaf.at.clone()
+                    };
+                    match v.get_ref() {
+                        DeValue::String(s) => Ok((s.to_string(), at)),
+                        other => Err(self.err(
+                            &at,
+                            K::WrongType,
+                            format!(
+                                "expected an array of strings, found an element of type {}",
+                                other.type_str()
+                            ),
+                            None,
+                        )),
                     }
-                    other => Err(self.leaf_err(
-                        &Leaf {
-                            value: other.clone(),
-                            span: Some(v.span()),
-                            env_var: leaf.env_var,
-                            key: leaf.key.clone(),
-                        },
-                        K::WrongType,
-                        format!(
-                            "expected an array of strings, found an element of type {}",
-                            other.type_str()
-                        ),
-                        None,
-                    )),
                 })
                 .collect(),
             _ => Err(self.wrong_type(leaf, "an array of strings")),
@@ -473,8 +491,8 @@ impl<'a> Reader<'a> {
                 Some(c) => format!("did you mean `{c}`? valid strategies: {list}"),
                 None => format!("valid strategies: {list}"),
             };
-            self.leaf_err(
-                leaf,
+            self.err(
+                &leaf.at,
                 K::UnknownStrategy,
                 format!("unknown strategy `{s}`"),
                 Some(help),
@@ -576,20 +594,21 @@ impl<'a> Reader<'a> {
         if r.min_acks <= r.replicas {
             return Ok(());
         }
-        let leaf = self
+        // Point at `min_acks` where it is set, else at the `replicas` that undercuts it.
+        let key = Self::join(path, "min_acks");
+        let at = self
             .leaf(t, path, "min_acks")
             .or_else(|| self.leaf(t, path, "replicas"))
-            .unwrap_or(Leaf {
-                value: DeValue::Boolean(false),
-                span: Some(0..0),
-                env_var: None,
-                key: Self::join(path, "min_acks"),
-            });
-        Err(self.leaf_err(
-            &Leaf {
-                key: Self::join(path, "min_acks"),
-                ..leaf
-            },
+            .map_or(
+                Location {
+                    key: key.clone(),
+                    span: None,
+                    env_var: None,
+                },
+                |l| Location { key, ..l.at },
+            );
+        Err(self.err(
+            &at,
             K::MinAcksExceedReplicas,
             format!(
                 "min_acks ({}) is greater than replicas ({}): a write could never be acknowledged",
@@ -653,15 +672,10 @@ impl<'a> Reader<'a> {
             out.port = self.ranged(&l, 0, 65535)?;
         }
         if let Some(l) = self.leaf(c, p, "seed_nodes") {
-            for (s, span) in self.strings(&l)? {
+            for (s, at) in self.strings(&l)? {
                 let node = NodeAddress::parse(&s).ok_or_else(|| {
-                    self.leaf_err(
-                        &Leaf {
-                            value: DeValue::Boolean(false),
-                            span,
-                            env_var: l.env_var,
-                            key: l.key.clone(),
-                        },
+                    self.err(
+                        &at,
                         K::BadSeedNode,
                         format!("seed node `{s}` is not `host:port`"),
                         Some("write it as `host:port` with a port from 0 to 65535, e.g. `node1:25520`".into()),
@@ -741,6 +755,8 @@ impl<'a> Reader<'a> {
                 Some("write `[actors.\"pattern\"]` sections".into()),
             ));
         };
+        // Overrides come from the file only: no environment variable sets a pattern's keys.
+        let file = self.file_only();
         let mut out = Vec::new();
         for (k, v) in actors.iter() {
             let pattern: &str = k.get_ref();
@@ -770,7 +786,7 @@ impl<'a> Reader<'a> {
             )?;
             let t = Some(t);
             let mb = self.table(t, &path, "mailbox", &["capacity", "strategy"])?;
-            let mailbox = self.mailbox_file_only(mb, &format!("{path}.mailbox"))?;
+            let mailbox = file.mailbox(mb, &format!("{path}.mailbox"))?;
             let sv = self.table(
                 t,
                 &path,
@@ -778,11 +794,11 @@ impl<'a> Reader<'a> {
                 &["strategy", "max_restarts", "within_seconds"],
             )?;
             let supervision = match sv {
-                Some(_) => Some(self.supervision_file_only(sv, &format!("{path}.supervision"))?),
+                Some(_) => Some(file.supervision(sv, &format!("{path}.supervision"))?),
                 None => None,
             };
             let sh = self.table(t, &path, "sharding", &["num_shards"])?;
-            let num_shards = self.num_shards_file_only(sh, &format!("{path}.sharding"))?;
+            let num_shards = file.num_shards(sh, &format!("{path}.sharding"))?;
             let rp = self.table(
                 t,
                 &path,
@@ -790,13 +806,13 @@ impl<'a> Reader<'a> {
                 &["replicas", "min_acks", "ack_timeout"],
             )?;
             let rpath = format!("{path}.replication");
-            let replication = self.replication_file_only(rp, &rpath)?;
+            let replication = file.replication(rp, &rpath)?;
             let merged = ReplicationConfig {
                 replicas: replication.replicas.unwrap_or(defaults.replicas),
                 min_acks: replication.min_acks.unwrap_or(defaults.min_acks),
                 ack_timeout: defaults.ack_timeout,
             };
-            self.file_only().check_acks(&merged, rp, &rpath)?;
+            file.check_acks(&merged, rp, &rpath)?;
             out.push(ActorOverride {
                 pattern: pattern.to_string(),
                 regex,
@@ -809,37 +825,13 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    // Actor overrides are never set from the environment: read them with no env lookups.
+    /// A reader over the same file that ignores environment overrides.
     fn file_only(&self) -> Reader<'a> {
         Reader {
             text: self.text,
             file: self.file,
             env: &[],
         }
-    }
-
-    fn mailbox_file_only(&self, t: Option<&'a DeTable<'a>>, path: &str) -> Result<MailboxOverride> {
-        self.file_only().mailbox(t, path)
-    }
-
-    fn supervision_file_only(
-        &self,
-        t: Option<&'a DeTable<'a>>,
-        path: &str,
-    ) -> Result<SupervisionOverride> {
-        self.file_only().supervision(t, path)
-    }
-
-    fn num_shards_file_only(&self, t: Option<&'a DeTable<'a>>, path: &str) -> Result<Option<u32>> {
-        self.file_only().num_shards(t, path)
-    }
-
-    fn replication_file_only(
-        &self,
-        t: Option<&'a DeTable<'a>>,
-        path: &str,
-    ) -> Result<ReplicationOverride> {
-        self.file_only().replication(t, path)
     }
 }
 
