@@ -5,28 +5,16 @@
 //! `CASTY_BENCH_RUNS` (default 5) as in the runtime benchmark; hand-written and macro runs are
 //! interleaved so that machine noise hits both alike.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use casty::{behavior, message_enum, ActorContext, ActorRef, ActorSystem, Behavior, Behaviors};
-use tokio::sync::{mpsc, Notify};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
+use common::{bounce_tokio, env_usize, median, runtime, w1_tokio, Done, W1_N};
+use tokio::sync::Notify;
 
 // ---------------------------------------------------------------- W1: one producer, one actor
-
-const W1_N: u64 = 2_000_000;
 
 fn hand_sink(done: Arc<Notify>) -> Behavior<u64> {
     Behaviors::receive(move |_ctx, n: u64| {
@@ -76,27 +64,6 @@ fn w1_casty(rt: &tokio::runtime::Runtime, make: fn(Arc<Notify>) -> Behavior<u64>
     })
 }
 
-fn w1_tokio(rt: &tokio::runtime::Runtime) -> f64 {
-    rt.block_on(async {
-        let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
-        let done = Arc::new(Notify::new());
-        let d = done.clone();
-        tokio::spawn(async move {
-            while let Some(n) = rx.recv().await {
-                if n == W1_N - 1 {
-                    d.notify_one();
-                }
-            }
-        });
-        let t = Instant::now();
-        for i in 0..W1_N {
-            tx.send(i).unwrap();
-        }
-        done.notified().await;
-        W1_N as f64 / t.elapsed().as_secs_f64() / 1e6
-    })
-}
-
 // ---------------------------------------------------------------- W3: a bouncing pair
 
 const W3_HITS: u32 = 1_000_000;
@@ -105,19 +72,6 @@ const W3_HITS: u32 = 1_000_000;
 enum Ball {
     Peer(ActorRef<Ball>),
     Hit(u32),
-}
-
-struct Done {
-    left: AtomicUsize,
-    notify: Notify,
-}
-
-impl Done {
-    fn finish_one(&self) {
-        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.notify.notify_one();
-        }
-    }
 }
 
 fn hand_player(done: Arc<Done>) -> Behavior<Ball> {
@@ -168,10 +122,7 @@ fn macro_playing(
 fn w3_casty(rt: &tokio::runtime::Runtime, make: fn(Arc<Done>) -> Behavior<Ball>) -> f64 {
     rt.block_on(async {
         let system = ActorSystem::new("bench");
-        let done = Arc::new(Done {
-            left: AtomicUsize::new(1),
-            notify: Notify::new(),
-        });
+        let done = Done::new(1);
         let a = system.spawn(make(done.clone()), "a").unwrap();
         let b = system.spawn(make(done.clone()), "b").unwrap();
         a.tell(Ball::Peer(b.clone()));
@@ -182,38 +133,6 @@ fn w3_casty(rt: &tokio::runtime::Runtime, make: fn(Arc<Done>) -> Behavior<Ball>)
         let r = (W3_HITS as f64 + 1.0) / t.elapsed().as_secs_f64() / 1e6;
         system.shutdown().await;
         r
-    })
-}
-
-fn w3_tokio(rt: &tokio::runtime::Runtime) -> f64 {
-    rt.block_on(async {
-        let done = Arc::new(Notify::new());
-        let (atx, mut arx) = mpsc::unbounded_channel::<u32>();
-        let (btx, mut brx) = mpsc::unbounded_channel::<u32>();
-        let (d1, d2) = (done.clone(), done.clone());
-        let (a2, b2) = (atx.clone(), btx.clone());
-        tokio::spawn(async move {
-            while let Some(n) = arx.recv().await {
-                if n == 0 {
-                    d1.notify_one();
-                } else {
-                    let _ = b2.send(n - 1);
-                }
-            }
-        });
-        tokio::spawn(async move {
-            while let Some(n) = brx.recv().await {
-                if n == 0 {
-                    d2.notify_one();
-                } else {
-                    let _ = a2.send(n - 1);
-                }
-            }
-        });
-        let t = Instant::now();
-        atx.send(W3_HITS).unwrap();
-        done.notified().await;
-        (W3_HITS as f64 + 1.0) / t.elapsed().as_secs_f64() / 1e6
     })
 }
 
@@ -234,11 +153,7 @@ fn main() {
     let want = |w: &str| filter.is_empty() || filter.iter().any(|f| w.contains(f.as_str()));
     let workers = env_usize("CASTY_BENCH_WORKERS", 2);
     let n = env_usize("CASTY_BENCH_RUNS", 5);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(workers);
     println!(
         "casty macro benchmarks: {workers} worker threads, median of {n} interleaved runs, M msg/s"
     );
@@ -257,7 +172,7 @@ fn main() {
     if want("W3") {
         let (mut t, mut h, mut m) = (vec![], vec![], vec![]);
         for _ in 0..n {
-            t.push(w3_tokio(&rt));
+            t.push(bounce_tokio(&rt, 1, W3_HITS));
             h.push(w3_casty(&rt, hand_player));
             m.push(w3_casty(&rt, macro_player));
         }

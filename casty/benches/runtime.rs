@@ -4,32 +4,14 @@
 //! (default 2); W6 runs once per count in `CASTY_BENCH_W6_WORKERS` (default `1,2`). Each figure is
 //! the median of `CASTY_BENCH_RUNS` runs (default 3).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Message};
+use common::{bounce_tokio, env_usize, median, runtime, w1_tokio, Done, W1_N};
 use tokio::sync::{mpsc, oneshot, Notify};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn runtime(workers: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 fn runs<F: FnMut() -> f64>(mut f: F) -> f64 {
     median((0..env_usize("CASTY_BENCH_RUNS", 3)).map(|_| f()).collect())
@@ -46,8 +28,6 @@ fn report(name: &str, unit: &str, casty: f64, tokio: f64, higher_is_better: bool
 }
 
 // ---------------------------------------------------------------- W1: one producer, one actor
-
-const W1_N: u64 = 2_000_000;
 
 fn w1_casty(rt: &tokio::runtime::Runtime) -> f64 {
     rt.block_on(async {
@@ -73,27 +53,6 @@ fn w1_casty(rt: &tokio::runtime::Runtime) -> f64 {
         let r = W1_N as f64 / t.elapsed().as_secs_f64() / 1e6;
         system.shutdown().await;
         r
-    })
-}
-
-fn w1_tokio(rt: &tokio::runtime::Runtime) -> f64 {
-    rt.block_on(async {
-        let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
-        let done = Arc::new(Notify::new());
-        let d = done.clone();
-        tokio::spawn(async move {
-            while let Some(n) = rx.recv().await {
-                if n == W1_N - 1 {
-                    d.notify_one();
-                }
-            }
-        });
-        let t = Instant::now();
-        for i in 0..W1_N {
-            tx.send(i).unwrap();
-        }
-        done.notified().await;
-        W1_N as f64 / t.elapsed().as_secs_f64() / 1e6
     })
 }
 
@@ -187,26 +146,6 @@ fn playing(peer: ActorRef<Ball>, done: Arc<Done>) -> Behavior<Ball> {
     })
 }
 
-struct Done {
-    left: AtomicUsize,
-    notify: Notify,
-}
-
-impl Done {
-    fn new(n: usize) -> Arc<Self> {
-        Arc::new(Done {
-            left: AtomicUsize::new(n),
-            notify: Notify::new(),
-        })
-    }
-
-    fn finish_one(&self) {
-        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.notify.notify_one();
-        }
-    }
-}
-
 /// `pairs` pairs each bounce a ball `hits` times; returns total messages per second (millions).
 fn bounce_casty(rt: &tokio::runtime::Runtime, pairs: usize, hits: u32) -> f64 {
     rt.block_on(async {
@@ -232,44 +171,6 @@ fn bounce_casty(rt: &tokio::runtime::Runtime, pairs: usize, hits: u32) -> f64 {
         let r = (pairs as f64 * (hits as f64 + 1.0)) / t.elapsed().as_secs_f64() / 1e6;
         system.shutdown().await;
         r
-    })
-}
-
-fn bounce_tokio(rt: &tokio::runtime::Runtime, pairs: usize, hits: u32) -> f64 {
-    rt.block_on(async {
-        let done = Done::new(pairs);
-        let mut firsts = Vec::new();
-        for _ in 0..pairs {
-            let (atx, mut arx) = mpsc::unbounded_channel::<u32>();
-            let (btx, mut brx) = mpsc::unbounded_channel::<u32>();
-            let (d1, d2) = (done.clone(), done.clone());
-            let (a2, b2) = (atx.clone(), btx.clone());
-            tokio::spawn(async move {
-                while let Some(n) = arx.recv().await {
-                    if n == 0 {
-                        d1.finish_one();
-                    } else {
-                        let _ = b2.send(n - 1);
-                    }
-                }
-            });
-            tokio::spawn(async move {
-                while let Some(n) = brx.recv().await {
-                    if n == 0 {
-                        d2.finish_one();
-                    } else {
-                        let _ = a2.send(n - 1);
-                    }
-                }
-            });
-            firsts.push(atx);
-        }
-        let t = Instant::now();
-        for a in &firsts {
-            a.send(hits).unwrap();
-        }
-        done.notify.notified().await;
-        (pairs as f64 * (hits as f64 + 1.0)) / t.elapsed().as_secs_f64() / 1e6
     })
 }
 

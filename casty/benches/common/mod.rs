@@ -1,0 +1,120 @@
+//! What the runtime and macro benchmarks share: settings from the environment, medians, and the
+//! raw tokio baselines for W1 and W3, so that both benchmarks compare against the same program.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, Notify};
+
+/// A number from the environment, or `default`.
+pub(crate) fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A multi-threaded runtime with `workers` worker threads.
+pub(crate) fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The median of `v`.
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Messages in W1.
+pub(crate) const W1_N: u64 = 2_000_000;
+
+/// W1 baseline: one producer sends `W1_N` numbers over an unbounded channel to one task.
+pub(crate) fn w1_tokio(rt: &tokio::runtime::Runtime) -> f64 {
+    rt.block_on(async {
+        let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+        let done = Arc::new(Notify::new());
+        let d = done.clone();
+        tokio::spawn(async move {
+            while let Some(n) = rx.recv().await {
+                if n == W1_N - 1 {
+                    d.notify_one();
+                }
+            }
+        });
+        let t = Instant::now();
+        for i in 0..W1_N {
+            tx.send(i).unwrap();
+        }
+        done.notified().await;
+        W1_N as f64 / t.elapsed().as_secs_f64() / 1e6
+    })
+}
+
+/// Counts finished pairs and wakes the benchmark when the last one is done.
+pub(crate) struct Done {
+    left: AtomicUsize,
+    /// Notified when the last pair finishes.
+    pub(crate) notify: Notify,
+}
+
+impl Done {
+    /// Expects `n` pairs.
+    pub(crate) fn new(n: usize) -> Arc<Self> {
+        Arc::new(Done {
+            left: AtomicUsize::new(n),
+            notify: Notify::new(),
+        })
+    }
+
+    /// One pair finished.
+    pub(crate) fn finish_one(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// W3/W6 baseline: `pairs` pairs of tasks bounce a number `hits` times over unbounded channels;
+/// returns total messages per second (millions).
+pub(crate) fn bounce_tokio(rt: &tokio::runtime::Runtime, pairs: usize, hits: u32) -> f64 {
+    rt.block_on(async {
+        let done = Done::new(pairs);
+        let mut firsts = Vec::new();
+        for _ in 0..pairs {
+            let (atx, mut arx) = mpsc::unbounded_channel::<u32>();
+            let (btx, mut brx) = mpsc::unbounded_channel::<u32>();
+            let (d1, d2) = (done.clone(), done.clone());
+            let (a2, b2) = (atx.clone(), btx.clone());
+            tokio::spawn(async move {
+                while let Some(n) = arx.recv().await {
+                    if n == 0 {
+                        d1.finish_one();
+                    } else {
+                        let _ = b2.send(n - 1);
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                while let Some(n) = brx.recv().await {
+                    if n == 0 {
+                        d2.finish_one();
+                    } else {
+                        let _ = a2.send(n - 1);
+                    }
+                }
+            });
+            firsts.push(atx);
+        }
+        let t = Instant::now();
+        for a in &firsts {
+            a.send(hits).unwrap();
+        }
+        done.notify.notified().await;
+        (pairs as f64 * (hits as f64 + 1.0)) / t.elapsed().as_secs_f64() / 1e6
+    })
+}
