@@ -233,6 +233,8 @@ enum Tm {
     Cancel(&'static str),
     Fire(&'static str),
     Block(u64),
+    /// Blocks, then restarts a timer key, in one message.
+    BlockThenStart(u64, &'static str, u64, &'static str),
     Crash,
 }
 impl casty::Message for Tm {}
@@ -249,6 +251,10 @@ fn timers(report: ActorRef<String>) -> Behavior<Tm> {
             Tm::Cancel(k) => ctx.cancel_timer(k),
             Tm::Fire(m) => report.tell(m.to_string()),
             Tm::Block(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            Tm::BlockThenStart(block, k, ms, m) => {
+                std::thread::sleep(Duration::from_millis(block));
+                ctx.start_single_timer(k, Tm::Fire(m), Duration::from_millis(ms))
+            }
             Tm::Crash => return Err(Boom::new("crash")),
         }
         Ok(Behaviors::same())
@@ -263,8 +269,10 @@ async fn l11_same_key_replaces_even_if_queued() {
     let mut report = kit.probe::<String>();
     let a = kit.spawn(timers(report.actor_ref()), "timers");
     a.tell(Tm::StartOnce("k", 10, "old"));
-    a.tell(Tm::Block(60)); // the old timer fires and queues while the actor is busy
-    a.tell(Tm::StartOnce("k", 30, "new"));
+    // The old timer fires and queues while the actor is busy; the key is restarted before the
+    // actor can take that message. (One message, so the order does not depend on how fast this
+    // test thread runs.)
+    a.tell(Tm::BlockThenStart(60, "k", 30, "new"));
     assert_eq!(report.expect_message(T).await, "new");
     report.expect_no_message(QUIET).await;
     kit.shutdown().await;
