@@ -36,6 +36,7 @@ extern crate self as casty;
 
 mod actor;
 pub mod config;
+mod persistence;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -58,6 +59,13 @@ pub use actor::path::ActorPath;
 pub use actor::scheduler::Scheduler;
 pub use actor::supervision::{Backoff, Directive, OneForOneStrategy};
 pub use actor::system::{ActorSystem, ActorSystemBuilder, SpawnError, SpawnOptions};
+pub use persistence::{
+    Event, EventJournal, EventSourced, EventSourcedCommand, InMemoryJournal, JournalError,
+    PersistenceFailed, PersistencePhase, RecoveryCompleted, SnapshotPolicy, StoredEvent,
+    StoredSnapshot, ThenResult,
+};
+#[cfg(feature = "sqlite")]
+pub use persistence::{SqliteJournal, SqliteOptions, Synchronous};
 
 /// Makes an enum an actor protocol (see the guide's "Macros" chapter).
 ///

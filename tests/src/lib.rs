@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub mod bank;
+
 /// The deadline for anything that should happen promptly.
 pub const T: Duration = Duration::from_secs(5);
 

@@ -61,6 +61,22 @@ pub(crate) trait Handler<M>: Send + Sync + 'static {
         false
     }
 
+    /// Whether the handler has asynchronous work to do when it is installed, before its first
+    /// message (see [`Handler::start`]).
+    fn has_start(&self) -> bool {
+        false
+    }
+
+    /// The asynchronous start: runs once when the handler is installed, before any message. While
+    /// it runs, messages wait in the mailbox, in order. An error is a failure for supervision.
+    /// Persistence uses this for recovery.
+    fn start<'a>(
+        &'a mut self,
+        _ctx: &'a mut ActorContext<M>,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn clone_box(&self) -> Box<dyn Handler<M>>;
 }
 
@@ -79,6 +95,27 @@ pub(crate) enum Kind<M> {
     Setup(Arc<SetupFn<M>>),
     Supervise(Box<Behavior<M>>, Arc<OneForOneStrategy>),
     Lifecycle(Box<Behavior<M>>, Arc<Hooks<M>>),
+    /// An opaque value for a wrapping handler to interpret (persistence effects). The cell itself
+    /// treats it as a failure: it has no meaning outside its handler.
+    Effect(EffectSlot),
+}
+
+/// The payload of [`Kind::Effect`]. Cloning gives an empty slot: an effect is a one-shot result
+/// of a handler, never part of an initial behavior.
+pub(crate) struct EffectSlot(std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>);
+
+impl EffectSlot {
+    pub(crate) fn new(payload: Box<dyn std::any::Any + Send>) -> Self {
+        EffectSlot(std::sync::Mutex::new(Some(payload)))
+    }
+
+    pub(crate) fn empty() -> Self {
+        EffectSlot(std::sync::Mutex::new(None))
+    }
+
+    pub(crate) fn take(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        self.0.get_mut().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// How an actor handles its next message. Build one with [`Behaviors`].
@@ -147,6 +184,7 @@ impl<M: 'static> Clone for Behavior<M> {
             Kind::Setup(f) => Kind::Setup(f.clone()),
             Kind::Supervise(b, s) => Kind::Supervise(b.clone(), s.clone()),
             Kind::Lifecycle(b, h) => Kind::Lifecycle(b.clone(), h.clone()),
+            Kind::Effect(_) => Kind::Effect(EffectSlot::empty()),
         };
         Behavior { kind }
     }
@@ -165,6 +203,7 @@ impl<M> fmt::Debug for Behavior<M> {
             Kind::Setup(_) => "Setup",
             Kind::Supervise(..) => "Supervise",
             Kind::Lifecycle(..) => "Lifecycle",
+            Kind::Effect(_) => "Effect",
         };
         write!(f, "Behavior::{name}")
     }

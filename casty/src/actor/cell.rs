@@ -229,6 +229,8 @@ enum Fast<'a, M> {
 enum After {
     Fail(Failure),
     Restart,
+    /// The new handler has asynchronous start work (see `Handler::start`).
+    Start,
 }
 
 /// What a system message asks the run loop to do next.
@@ -254,6 +256,8 @@ pub(crate) struct Cell<M: Message> {
     hooks: Vec<Arc<Hooks<M>>>,
     window: Option<Box<RestartWindow>>,
     stop: Option<StopReason>,
+    /// The handler just installed has start work that has not run yet.
+    pending_start: bool,
 }
 
 /// Catches a panic in a handler's future.
@@ -303,6 +307,7 @@ impl<M: Message> Cell<M> {
             hooks,
             window: None,
             stop: None,
+            pending_start: false,
         }
     }
 
@@ -312,7 +317,7 @@ impl<M: Message> Cell<M> {
         shared.system.events.publish(ActorStarted {
             path: shared.path.clone(),
         });
-        if let Err(f) = self.start() {
+        if let Err(f) = self.start().await {
             Box::pin(self.handle_failure(f)).await;
         }
         self.main_loop(&shared).await;
@@ -426,10 +431,11 @@ impl<M: Message> Cell<M> {
                     None
                 }
                 Kind::Restart => Some(After::Restart),
-                kind => self
-                    .become_(Behavior::from_kind(kind))
-                    .err()
-                    .map(After::Fail),
+                kind => match self.become_(Behavior::from_kind(kind)) {
+                    Err(f) => Some(After::Fail(f)),
+                    Ok(()) if self.pending_start => Some(After::Start),
+                    Ok(()) => None,
+                },
             },
             Err(f) => Some(After::Fail(f)),
         }
@@ -445,6 +451,34 @@ impl<M: Message> Cell<M> {
                     self.handle_failure(next).await;
                 }
             }
+            After::Start => {
+                if let Err(f) = self.run_pending_start().await {
+                    self.handle_failure(f).await;
+                }
+            }
+        }
+    }
+
+    /// Runs the start work of the handler just installed, if it has any. Messages wait in the
+    /// mailbox meanwhile; a panic is a failure like any other.
+    async fn run_pending_start(&mut self) -> Result<(), Failure> {
+        if !std::mem::take(&mut self.pending_start) {
+            return Ok(());
+        }
+        let Current::Receive(h) = &mut self.current else {
+            return Ok(());
+        };
+        let ctx = &mut self.ctx;
+        let fut = match catch_unwind(AssertUnwindSafe(move || {
+            let (h, ctx) = (h, ctx);
+            h.start(ctx)
+        })) {
+            Ok(fut) => fut,
+            Err(p) => return Err(Failure::from_panic(p)),
+        };
+        match CatchUnwind(fut).await {
+            Ok(r) => r,
+            Err(p) => Err(Failure::from_panic(p)),
         }
     }
 
@@ -468,8 +502,16 @@ impl<M: Message> Cell<M> {
                     return Ok(());
                 }
                 Kind::Receive(h) => {
+                    self.pending_start = h.has_start();
                     self.current = Current::Receive(h);
                     return Ok(());
+                }
+                Kind::Effect(_) => {
+                    return Err(Failure::supervisor(
+                        "a persistence effect (`Behaviors::persisted`) was returned outside \
+                         `Behaviors::event_sourced`"
+                            .into(),
+                    ))
                 }
                 Kind::Setup(f) => {
                     let ctx = &mut self.ctx;
@@ -492,11 +534,14 @@ impl<M: Message> Cell<M> {
         }
     }
 
-    /// Starts an incarnation: `pre_start` hooks, then the initial behavior (running its setup).
-    fn start(&mut self) -> Result<(), Failure> {
+    /// Starts an incarnation: `pre_start` hooks, then the initial behavior (running its setup),
+    /// then the handler's asynchronous start work, if any.
+    async fn start(&mut self) -> Result<(), Failure> {
         self.current = Current::Empty;
+        self.pending_start = false;
         self.run_hooks(|h, ctx| h.pre_start.as_ref().map(|f| f(ctx)).is_some());
-        self.become_(self.initial.clone())
+        self.become_(self.initial.clone())?;
+        self.run_pending_start().await
     }
 
     /// Runs one kind of hook on every lifecycle wrapper. A panicking hook is logged.
@@ -611,7 +656,7 @@ impl<M: Message> Cell<M> {
         }
         self.strategy = self.initial_strategy.clone();
         self.hooks = self.initial_hooks.clone();
-        match self.start() {
+        match self.start().await {
             Ok(()) => {
                 self.run_hooks(|h, ctx| h.post_restart.as_ref().map(|f| f(ctx)).is_some());
                 None

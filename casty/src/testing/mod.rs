@@ -4,6 +4,7 @@
 //! of sleeps. A [`TestKit`] owns a system and hands out probes. Assertion methods panic with a clear
 //! message on failure, as test assertions do.
 
+pub mod journal_suite;
 mod kit;
 mod probe;
 
