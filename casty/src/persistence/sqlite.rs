@@ -1,10 +1,13 @@
 //! `SqliteJournal`: the embedded, durable journal.
 //!
 //! One SQLite file in WAL mode with two tables, `events` keyed by (persistence_id, seq) and
-//! `snapshots` keyed the same way, both `WITHOUT ROWID`. Every row carries a CRC-32 of its id, seq,
-//! manifest and payload, checked on every read, so damage that SQLite's own structure checks miss
-//! (a flipped byte inside a payload) is reported as [`JournalError::Corrupt`] instead of being
-//! replayed as a wrong state (P6).
+//! `snapshots` keyed the same way, plus `heads`, the highest seq of each id, written in the same
+//! transaction as the events. Every row carries a CRC-32 of its id, seq, manifest and payload,
+//! checked on every read, so damage that SQLite's own structure checks miss (a flipped byte inside
+//! a payload) is reported as [`JournalError::Corrupt`] instead of being replayed as a wrong state
+//! (P6). Reads also check the log against its head: a page of events must be dense from
+//! `from_seq`, and a short page must end at the head, so rows lost to a damaged b-tree page are
+//! reported rather than silently missing.
 //!
 //! **Writes** go to one writer thread that owns the only writing connection. It takes the first
 //! queued request, drains whatever else is queued (up to `max_batch`), and runs them all in one
@@ -47,6 +50,11 @@ CREATE TABLE IF NOT EXISTS events (
     payload BLOB NOT NULL,
     crc INTEGER NOT NULL,
     PRIMARY KEY (persistence_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS heads (
+    persistence_id TEXT NOT NULL PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    crc INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapshots (
     persistence_id TEXT NOT NULL,
@@ -489,7 +497,7 @@ fn apply(conn: &Connection, op: WriteOp) -> Result<u64, JournalError> {
             events,
             expected,
         } => {
-            let actual = highest(conn, &id)?;
+            let actual = head(conn, &id)?;
             if actual != expected {
                 return Err(JournalError::SequenceConflict {
                     persistence_id: id,
@@ -511,6 +519,17 @@ fn apply(conn: &Connection, op: WriteOp) -> Result<u64, JournalError> {
                     .map_err(storage)?;
                 last = e.seq;
             }
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO heads (persistence_id, seq, crc) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    to_i64(last).unwrap_or(i64::MAX),
+                    head_crc(&id, last)
+                ])
+            })
+            .map_err(storage)?;
             Ok(last)
         }
         WriteOp::SaveSnapshot { id, snapshot } => {
@@ -541,12 +560,38 @@ fn apply(conn: &Connection, op: WriteOp) -> Result<u64, JournalError> {
     }
 }
 
-fn highest(conn: &Connection, id: &str) -> Result<u64, JournalError> {
-    let v: i64 = conn
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE persistence_id = ?1")
-        .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+fn head_crc(id: &str, seq: u64) -> i64 {
+    checksum(id, seq, "head", &[])
+}
+
+/// The highest seq of `id` from its head row (0 without one), checked against its CRC.
+fn head(conn: &Connection, id: &str) -> Result<u64, JournalError> {
+    let row: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT seq, crc FROM heads WHERE persistence_id = ?1")
+        .and_then(|mut s| {
+            let mut rows = s.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.next().transpose()
+        })
         .map_err(storage)?;
-    Ok(v as u64)
+    let Some((seq, crc)) = row else {
+        return Ok(0);
+    };
+    match u64::try_from(seq) {
+        Ok(seq) if head_crc(id, seq) == crc => Ok(seq),
+        _ => Err(JournalError::Corrupt {
+            persistence_id: Some(id.to_string()),
+            seq: None,
+            reason: "the head row (highest seq) was damaged".into(),
+        }),
+    }
+}
+
+fn lost(id: &str, seq: u64, what: String) -> JournalError {
+    JournalError::Corrupt {
+        persistence_id: Some(id.to_string()),
+        seq: Some(seq),
+        reason: format!("events are missing or misplaced: {what}"),
+    }
 }
 
 fn verified(
@@ -621,11 +666,33 @@ impl EventJournal for SqliteJournal {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
                 .map_err(storage)?;
-            let mut out = Vec::with_capacity(max.min(4096));
+            let mut out: Vec<StoredEvent> = Vec::with_capacity(max.min(4096));
+            let mut next = from_seq.max(1);
             for row in rows {
                 let (seq, manifest, payload, crc) = row.map_err(storage)?;
                 let (seq, manifest, payload) = verified(&id, seq, manifest, payload, crc)?;
+                if seq != next {
+                    return Err(lost(
+                        &id,
+                        next,
+                        format!("found seq {seq} where {next} belongs"),
+                    ));
+                }
+                next += 1;
                 out.push(StoredEvent::new(seq, manifest, payload));
+            }
+            drop(stmt);
+            let head = head(conn, &id)?;
+            let last = next - 1;
+            if out.len() < max && last < head && next <= head {
+                return Err(lost(
+                    &id,
+                    next,
+                    format!("the log ends at {last} but its head is {head}"),
+                ));
+            }
+            if last > head && !out.is_empty() {
+                return Err(lost(&id, last, format!("events past the head ({head})")));
             }
             Ok(out)
         }))
@@ -636,7 +703,7 @@ impl EventJournal for SqliteJournal {
         persistence_id: &'a str,
     ) -> BoxFuture<'a, Result<u64, JournalError>> {
         let id = persistence_id.to_string();
-        Box::pin(self.read(move |conn| highest(conn, &id)))
+        Box::pin(self.read(move |conn| head(conn, &id)))
     }
 
     fn save_snapshot<'a>(
