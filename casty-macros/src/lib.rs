@@ -10,6 +10,7 @@
 
 mod behavior;
 mod common;
+mod event_sourced;
 mod message_enum;
 
 use proc_macro::TokenStream;
@@ -36,6 +37,15 @@ pub fn message(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn behavior(args: TokenStream, input: TokenStream) -> TokenStream {
     behavior::run(args.into(), input.into()).into()
+}
+
+/// On the impl block of an entity's state with `fn on_event(&self, &E) -> Self` and
+/// `[async] fn on_command(&self, ctx, cmd: C) -> Behavior<C>`: implements
+/// `EventSourcedCommand` for `C` and generates `State::behavior(entity_id, journal)` and
+/// `State::entity(journal)`. Keys: `snapshot_every = N`, `keep_snapshots = K`, `manifest = "..."`.
+#[proc_macro_attribute]
+pub fn event_sourced(args: TokenStream, input: TokenStream) -> TokenStream {
+    event_sourced::run(args.into(), input.into()).into()
 }
 
 #[cfg(test)]

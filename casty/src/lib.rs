@@ -153,6 +153,57 @@ pub use casty_macros::message;
 /// assert_eq!(system.ask(&c, |r| r, t).await.unwrap(), 2);
 /// # system.shutdown().await; }
 /// ```
+/// Makes the impl block of a state an event-sourced entity (see the guide's "Event sourcing").
+///
+/// The block has `fn on_event(&self, event: &E) -> Self` (pure) and
+/// `[async] fn on_command(&self, ctx: &mut ActorContext<C>, cmd: C) -> Behavior<C>`, and may have
+/// `fn initial() -> Self` (else `Default` gives the first state). The macro implements
+/// [`EventSourcedCommand`] for `C` and generates `State::behavior(entity_id, journal)` and the
+/// factory `State::entity(journal)`. Keys: `snapshot_every = N`, `keep_snapshots = K` and
+/// `manifest = "..."` (the state's name in snapshots).
+///
+/// # Examples
+///
+/// ```
+/// use casty::{event_sourced, message, message_enum, ActorContext, ActorRef, Behavior, Behaviors};
+///
+/// #[message_enum]
+/// enum CounterEvent { Added { n: u64 } }
+///
+/// #[message_enum(local)]
+/// enum CounterCmd { Add { n: u64 }, Get { reply_to: ActorRef<u64> } }
+///
+/// #[message]
+/// #[derive(Clone, Default)]
+/// struct Counter { total: u64 }
+///
+/// #[event_sourced(snapshot_every = 100)]
+/// impl Counter {
+///     fn on_event(&self, event: &CounterEvent) -> Self {
+///         match event {
+///             CounterEvent::Added { n } => Counter { total: self.total + n },
+///         }
+///     }
+///
+///     async fn on_command(&self, _ctx: &mut ActorContext<CounterCmd>, cmd: CounterCmd) -> Behavior<CounterCmd> {
+///         match cmd {
+///             CounterCmd::Add { n } => Behaviors::persisted([CounterEvent::Added { n }]),
+///             CounterCmd::Get { reply_to } => {
+///                 reply_to.tell(self.total);
+///                 Behaviors::same()
+///             }
+///         }
+///     }
+/// }
+///
+/// let journal = std::sync::Arc::new(casty::InMemoryJournal::new());
+/// let _b: Behavior<CounterCmd> = Counter::behavior("counter-1", journal.clone());
+/// let make = Counter::entity(journal);
+/// let _c: Behavior<CounterCmd> = make("counter-2");
+/// ```
+#[cfg(feature = "macros")]
+pub use casty_macros::event_sourced;
+
 #[cfg(feature = "macros")]
 pub use casty_macros::behavior;
 
@@ -160,6 +211,7 @@ pub use casty_macros::behavior;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::actor::macro_support::*;
+    pub use crate::persistence::macro_support::*;
     pub use serde;
 }
 

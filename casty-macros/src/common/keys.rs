@@ -6,7 +6,7 @@
 use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
+use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, Token};
 
 use super::errors::Errors;
 
@@ -17,6 +17,8 @@ pub(crate) enum KeyKind {
     Flag,
     /// `key = "string"`.
     Str,
+    /// `key = 123`.
+    Int,
 }
 
 /// A key that was given.
@@ -24,6 +26,7 @@ pub(crate) struct Given {
     pub(crate) name: String,
     pub(crate) span: Span,
     pub(crate) value: Option<LitStr>,
+    pub(crate) int: Option<LitInt>,
 }
 
 /// Parses `args` against `valid`, recording every problem in `errors`.
@@ -55,8 +58,29 @@ pub(crate) fn parse(
             errors.at(path, format!("`{name}` is given twice; keep one"));
             continue;
         }
+        let mut int = None;
         let value = match (kind, &meta) {
             (KeyKind::Flag, Meta::Path(_)) => None,
+            (
+                KeyKind::Int,
+                Meta::NameValue(syn::MetaNameValue {
+                    value:
+                        Expr::Lit(ExprLit {
+                            lit: Lit::Int(i), ..
+                        }),
+                    ..
+                }),
+            ) => {
+                int = Some(i.clone());
+                None
+            }
+            (KeyKind::Int, other) => {
+                errors.at(
+                    other,
+                    format!("`{name}` takes a whole number; write `#[{macro_name}({name} = 100)]`"),
+                );
+                continue;
+            }
             (KeyKind::Flag, other) => {
                 errors.at(
                     other,
@@ -88,6 +112,7 @@ pub(crate) fn parse(
             name,
             span: syn::spanned::Spanned::span(&meta),
             value,
+            int,
         });
     }
     given

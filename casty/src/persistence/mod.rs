@@ -13,6 +13,7 @@ pub(crate) mod codec;
 pub(crate) mod effect;
 pub(crate) mod entity;
 pub(crate) mod journal;
+pub(crate) mod macro_support;
 pub(crate) mod memory;
 pub(crate) mod snapshot;
 #[cfg(feature = "sqlite")]

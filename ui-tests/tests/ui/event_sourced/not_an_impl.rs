@@ -1,0 +1,8 @@
+use casty::event_sourced;
+
+#[event_sourced]
+struct Counter {
+    total: u64,
+}
+
+fn main() {}
