@@ -55,6 +55,7 @@ examples!(
     shopping_cart / shopping_cart_macros,
     otp_supervisor / otp_supervisor_macros,
     actor_runtime / actor_runtime_macros,
+    event_sourcing / event_sourcing_macros,
 );
 
 /// The configuration example has no hand-written twin: it loads `examples/config/casty.toml`.
