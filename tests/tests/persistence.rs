@@ -36,6 +36,8 @@ async fn journal_suite_in_memory() {
     journal_suite::run_all(memory).await;
 }
 
+// ANCHOR: suite
+// ANCHOR: suite
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journal_suite_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,6 +48,8 @@ async fn journal_suite_sqlite() {
     })
     .await;
 }
+// ANCHOR_END: suite
+// ANCHOR_END: suite
 
 // ---------------------------------------------------------------- recovery
 
@@ -197,6 +201,8 @@ struct GatedJournal {
     inner: InMemoryJournal,
     writes: Semaphore,
     loads: Semaphore,
+    /// Notified when a write starts waiting at the gate.
+    entered: tokio::sync::Notify,
 }
 
 impl GatedJournal {
@@ -205,6 +211,7 @@ impl GatedJournal {
             inner: InMemoryJournal::new(),
             writes: Semaphore::new(0),
             loads: Semaphore::new(0),
+            entered: tokio::sync::Notify::new(),
         })
     }
 }
@@ -217,6 +224,7 @@ impl EventJournal for GatedJournal {
         expected_seq: u64,
     ) -> BoxFuture<'a, Result<u64, JournalError>> {
         Box::pin(async move {
+            self.entered.notify_one();
             self.writes.acquire().await.unwrap().forget();
             self.inner.persist(id, events, expected_seq).await
         })
@@ -310,6 +318,49 @@ async fn commands_during_a_write_are_handled_afterwards_in_order() {
     kit.shutdown().await;
 }
 
+// P3: the stash is the mailbox, so it is bounded by the mailbox; overflow is a dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stash_is_bounded_and_overflow_is_a_dead_letter() {
+    let journal = GatedJournal::new();
+    journal.loads.add_permits(100);
+    let kit = TestKit::new();
+    let mut dead = kit.event_probe::<casty::DeadLetter>();
+    let mut states = kit.probe::<AccountState>();
+    let a = kit.spawn_with(
+        account("b", journal.clone(), SnapshotPolicy::never()),
+        "b",
+        casty::SpawnOptions::default()
+            .mailbox(casty::Mailbox::bounded(2, casty::Overflow::DropNew)),
+    );
+    a.tell(AccountCmd::DepositAck {
+        amount: 1,
+        reply_to: states.actor_ref(),
+    });
+    // Once the first command is in its write, the mailbox holds only what follows.
+    tokio::time::timeout(T, journal.entered.notified())
+        .await
+        .unwrap();
+    for amount in 2..=5 {
+        a.tell(AccountCmd::DepositAck {
+            amount,
+            reply_to: states.actor_ref(),
+        });
+    }
+    let d1 = dead.expect_message(T).await;
+    let d2 = dead.expect_message(T).await;
+    assert_eq!(&d1.recipient, a.path());
+    assert!(
+        d1.message.contains("amount: 4") && d2.message.contains("amount: 5"),
+        "{d1:?} {d2:?}"
+    );
+    journal.writes.add_permits(100);
+    assert_eq!(states.expect_message(T).await.balance, 1);
+    assert_eq!(states.expect_message(T).await.balance, 3);
+    assert_eq!(states.expect_message(T).await.balance, 6);
+    states.expect_no_message(QUIET).await;
+    kit.shutdown().await;
+}
+
 // P3: commands that arrive during recovery are handled after it, against the recovered state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_during_recovery_are_handled_afterwards_in_order() {
@@ -357,6 +408,7 @@ fn cbor<T: casty::__private::serde::Serialize>(v: &T) -> Vec<u8> {
 
 // ---------------------------------------------------------------- failures (P4, P1)
 
+// ANCHOR: flaky
 /// A journal that fails writes or reads on demand.
 struct FlakyJournal {
     inner: InMemoryJournal,
@@ -386,6 +438,7 @@ impl EventJournal for FlakyJournal {
         }
         self.inner.persist(id, events, expected_seq)
     }
+    // ANCHOR_END: flaky
     fn load<'a>(
         &'a self,
         id: &'a str,
