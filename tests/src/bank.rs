@@ -51,6 +51,8 @@ pub enum AccountCmd {
     Crash { reply_to: ActorRef<String> },
     /// Persist a deposit, then stop.
     DepositAndClose { amount: i64 },
+    /// Reply with the transaction count through `then_reply` on `same()` (no events).
+    Audit { reply_to: ActorRef<u64> },
 }
 
 impl EventSourcedCommand for AccountCmd {
@@ -107,6 +109,9 @@ pub fn on_command<'a>(
             AccountCmd::Crash { reply_to } => {
                 reply_to.tell("crashing".to_string());
                 return Err(Crashed);
+            }
+            AccountCmd::Audit { reply_to } => {
+                Behaviors::same().then_reply(reply_to, |s: &AccountState| s.tx_count)
             }
             AccountCmd::DepositAndClose { amount } => {
                 Behaviors::persisted([AccountEvent::Deposited { amount }])

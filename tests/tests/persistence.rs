@@ -703,6 +703,22 @@ async fn stopped_after_persist() {
     assert_eq!(journal.highest_seq("st").await, Ok(1));
 }
 
+// `then_reply` on `same()` writes nothing and replies at once with the current state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn then_on_same_runs_without_a_write() {
+    let journal = memory();
+    let kit = TestKit::new();
+    let a = kit.spawn(
+        account("au", journal.clone(), SnapshotPolicy::never()),
+        "au",
+    );
+    a.tell(AccountCmd::Deposit { amount: 3 });
+    let n: u64 = kit.system().ask(&a, AccountCmd::audit, T).await.unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(journal.highest_seq("au").await, Ok(1));
+    kit.shutdown().await;
+}
+
 // `Behaviors::persisted` in a plain actor is a failure, not a silent no-op.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persisted_outside_event_sourced_is_a_failure() {

@@ -316,3 +316,50 @@ pub trait EventJournal: Send + Sync + 'static {
         seq: u64,
     ) -> BoxFuture<'a, Result<u64, JournalError>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_must_continue_the_log() {
+        let ok = [
+            StoredEvent::new(4, "E", vec![]),
+            StoredEvent::new(5, "E", vec![]),
+        ];
+        assert_eq!(check_batch("a", &ok, 3), Ok(()));
+        assert!(matches!(
+            check_batch("a", &ok, 2),
+            Err(JournalError::InvalidBatch { .. })
+        ));
+        let gap = [
+            StoredEvent::new(1, "E", vec![]),
+            StoredEvent::new(3, "E", vec![]),
+        ];
+        let e = check_batch("a", &gap, 0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid batch for `a`: event 1 has seq 3, expected 2"
+        );
+        assert_eq!(check_batch("a", &[], 9), Ok(()));
+    }
+
+    #[test]
+    fn corrupt_errors_say_where() {
+        let e = JournalError::Corrupt {
+            persistence_id: Some("acc-1".into()),
+            seq: Some(7),
+            reason: "checksum mismatch".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "corrupt journal at `acc-1` seq 7: checksum mismatch"
+        );
+        let e = JournalError::Corrupt {
+            persistence_id: None,
+            seq: None,
+            reason: "file is not a database".into(),
+        };
+        assert_eq!(e.to_string(), "corrupt journal: file is not a database");
+    }
+}

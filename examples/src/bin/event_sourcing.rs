@@ -31,6 +31,7 @@ enum AccountCommand {
     Deposit {
         amount: i64,
     },
+    #[allow(dead_code)] // defined by the seed, not sent by its demo
     Withdraw {
         amount: i64,
         reply_to: ActorRef<String>,
