@@ -37,6 +37,8 @@ extern crate self as casty;
 mod actor;
 pub mod config;
 mod persistence;
+#[cfg(feature = "remote")]
+pub mod remote;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -1,0 +1,374 @@
+//! Frames: what travels on a connection (R3).
+//!
+//! A frame is a 4-byte big-endian length followed by that many bytes of CBOR, one [`Frame`] value.
+//! The length is checked against the connection's limit *before* the body is buffered, so an
+//! oversize frame costs no memory; a body that is not exactly one well-formed frame is malformed.
+//! Either error closes that connection only. [`FrameDecoder`] is incremental: feed it whatever the
+//! socket returned and take whole frames out. It never panics, whatever the input.
+
+use serde::{Deserialize, Serialize};
+
+/// The default maximum frame size: 256 KiB.
+pub const DEFAULT_MAX_FRAME: usize = 256 * 1024;
+
+/// The smallest frame limit a node may announce.
+pub(crate) const MIN_MAX_FRAME: usize = 4 * 1024;
+
+const HEADER: usize = 4;
+
+/// An actor on the wire: its path under the node and its incarnation uid.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct WirePath {
+    pub(crate) path: String,
+    pub(crate) uid: u64,
+}
+
+/// The first frame of a connection, from the side that connected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    pub(crate) version: u32,
+    pub(crate) system: String,
+    /// The connecting node's own address (`casty://system@host:port`).
+    pub(crate) address: String,
+    pub(crate) uid: u64,
+    pub(crate) max_frame: u32,
+    #[serde(with = "serde_bytes")]
+    pub(crate) nonce: Vec<u8>,
+}
+
+/// The accepting side's answer to a [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Welcome {
+    pub(crate) version: u32,
+    pub(crate) system: String,
+    pub(crate) address: String,
+    pub(crate) uid: u64,
+    pub(crate) max_frame: u32,
+    #[serde(with = "serde_bytes")]
+    pub(crate) nonce: Vec<u8>,
+    /// HMAC of the challenge, when a secret is configured.
+    pub(crate) proof: Option<serde_bytes::ByteBuf>,
+}
+
+/// One message for one actor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Envelope {
+    pub(crate) recipient: WirePath,
+    pub(crate) sender: Option<WirePath>,
+    pub(crate) manifest: String,
+    #[serde(with = "serde_bytes")]
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Everything a connection carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Frame {
+    Hello(Hello),
+    Welcome(Welcome),
+    /// The connecting side's proof for the accepting side's challenge.
+    Confirm {
+        proof: Option<serde_bytes::ByteBuf>,
+    },
+    /// The handshake was refused; the connection closes after this frame.
+    Refuse {
+        reason: String,
+    },
+    Envelope(Envelope),
+    Watch {
+        target: WirePath,
+        watcher: WirePath,
+    },
+    Unwatch {
+        target: WirePath,
+        watcher: WirePath,
+    },
+    Terminated {
+        path: WirePath,
+    },
+    Heartbeat,
+}
+
+/// Why bytes could not become a frame, or a frame could not become bytes.
+///
+/// # Examples
+///
+/// ```
+/// use casty::remote::FrameError;
+/// let e = FrameError::Oversize { size: 300_000, max: 262_144 };
+/// assert_eq!(e.to_string(), "frame of 300000 bytes exceeds the limit of 262144");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The frame is larger than the connection's limit.
+    #[error("frame of {size} bytes exceeds the limit of {max}")]
+    Oversize {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The bytes are not one well-formed frame.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// A frame could not be serialized.
+    #[error("cannot serialize a frame: {0}")]
+    Encode(String),
+}
+
+/// Appends `frame`, length-prefixed, to `out`. Nothing is appended on error.
+pub(crate) fn encode(frame: &Frame, max: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    if let Err(e) = ciborium::into_writer(frame, &mut *out) {
+        out.truncate(start);
+        return Err(FrameError::Encode(e.to_string()));
+    }
+    let size = out.len() - start - HEADER;
+    if size > max {
+        out.truncate(start);
+        return Err(FrameError::Oversize { size, max });
+    }
+    // `size <= max <= u32::MAX` is checked by the limit; a limit above 4 GiB is clamped at open.
+    let len = u32::try_from(size).map_err(|_| FrameError::Oversize { size, max })?;
+    out[start..start + HEADER].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Turns a byte stream into frames.
+#[derive(Debug)]
+pub(crate) struct FrameDecoder {
+    max: usize,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already consumed.
+    pos: usize,
+    /// Set after an error: the stream cannot be resynchronized.
+    failed: bool,
+}
+
+impl FrameDecoder {
+    pub(crate) fn new(max: usize) -> Self {
+        FrameDecoder {
+            max,
+            buf: Vec::with_capacity(8 * 1024),
+            pos: 0,
+            failed: false,
+        }
+    }
+
+    /// Changes the limit (after the handshake agreed on one).
+    pub(crate) fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    /// Adds bytes read from the connection.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.pos > 0 && self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > self.buf.capacity() / 2 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Takes the next whole frame, if one is buffered.
+    ///
+    /// Errors are final: after one, the decoder returns the same error forever and the connection
+    /// must be closed.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        if self.failed {
+            return Err(FrameError::Malformed("the stream already failed".into()));
+        }
+        let avail = &self.buf[self.pos..];
+        let Some(header) = avail.get(..HEADER) else {
+            return Ok(None);
+        };
+        let size = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if size > self.max {
+            self.failed = true;
+            return Err(FrameError::Oversize {
+                size,
+                max: self.max,
+            });
+        }
+        if size == 0 {
+            self.failed = true;
+            return Err(FrameError::Malformed("empty frame".into()));
+        }
+        let Some(body) = avail.get(HEADER..HEADER + size) else {
+            return Ok(None);
+        };
+        let mut reader = body;
+        let frame = ciborium::from_reader::<Frame, _>(&mut reader);
+        match frame {
+            Ok(f) if reader.is_empty() => {
+                self.pos += HEADER + size;
+                Ok(Some(f))
+            }
+            Ok(_) => {
+                self.failed = true;
+                Err(FrameError::Malformed(format!(
+                    "{} bytes after the frame's value",
+                    reader.len()
+                )))
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(FrameError::Malformed(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Decodes `bytes` as a frame stream with limit `max`, returning how many frames were decoded
+/// before the first error or the end. For fuzzing the decoder from outside the crate.
+#[doc(hidden)]
+pub fn fuzz_decode(bytes: &[u8], max: usize, chunk: usize) -> (usize, Option<FrameError>) {
+    let mut d = FrameDecoder::new(max);
+    let mut n = 0;
+    for piece in bytes.chunks(chunk.max(1)) {
+        d.push(piece);
+        loop {
+            match d.next_frame() {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => break,
+                Err(e) => return (n, Some(e)),
+            }
+        }
+    }
+    (n, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn envelope(n: u64, payload: Vec<u8>) -> Frame {
+        Frame::Envelope(Envelope {
+            recipient: WirePath {
+                path: format!("/user/a{n}"),
+                uid: n,
+            },
+            sender: (n % 2 == 0).then(|| WirePath {
+                path: "/temp/ask-1".into(),
+                uid: 9,
+            }),
+            manifest: "bank.Deposit".into(),
+            payload,
+        })
+    }
+
+    #[test]
+    fn round_trips_in_any_chunking() {
+        let frames = vec![
+            envelope(1, vec![1, 2, 3]),
+            Frame::Heartbeat,
+            Frame::Refuse {
+                reason: "wrong cluster".into(),
+            },
+            envelope(2, vec![0; 1000]),
+        ];
+        let mut bytes = Vec::new();
+        for f in &frames {
+            encode(f, DEFAULT_MAX_FRAME, &mut bytes).unwrap();
+        }
+        for chunk in [1, 3, 7, 64, bytes.len()] {
+            let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME);
+            let mut got = Vec::new();
+            for piece in bytes.chunks(chunk) {
+                d.push(piece);
+                while let Some(f) = d.next_frame().unwrap() {
+                    got.push(f);
+                }
+            }
+            assert_eq!(got, frames, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn oversize_is_refused_both_ways() {
+        let big = envelope(1, vec![7; 5000]);
+        let mut out = vec![9];
+        let e = encode(&big, 4096, &mut out).unwrap_err();
+        assert!(matches!(e, FrameError::Oversize { max: 4096, .. }));
+        assert_eq!(out, vec![9], "nothing appended on error");
+
+        let mut bytes = Vec::new();
+        encode(&big, DEFAULT_MAX_FRAME, &mut bytes).unwrap();
+        let mut d = FrameDecoder::new(4096);
+        // Only the header is needed to refuse it.
+        d.push(&bytes[..4]);
+        assert!(matches!(
+            d.next_frame(),
+            Err(FrameError::Oversize { max: 4096, .. })
+        ));
+        assert!(d.next_frame().is_err(), "errors are final");
+    }
+
+    #[test]
+    fn garbage_and_trailing_bytes_are_malformed() {
+        let mut d = FrameDecoder::new(1024);
+        d.push(&[0, 0, 0, 3, 0xff, 0xff, 0xff]);
+        assert!(matches!(d.next_frame(), Err(FrameError::Malformed(_))));
+
+        let mut body = Vec::new();
+        ciborium::into_writer(&Frame::Heartbeat, &mut body).unwrap();
+        body.push(0);
+        let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
+        bytes.extend(body);
+        let mut d = FrameDecoder::new(1024);
+        d.push(&bytes);
+        let e = d.next_frame().unwrap_err();
+        assert!(e.to_string().contains("after the frame"), "{e}");
+
+        let mut d = FrameDecoder::new(1024);
+        d.push(&[0, 0, 0, 0]);
+        assert!(matches!(d.next_frame(), Err(FrameError::Malformed(_))));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        // R3: random bytes, in random chunks, never panic the decoder.
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+                                    chunk in 1usize..64, max in 0usize..4096) {
+            let _ = fuzz_decode(&bytes, max, chunk);
+        }
+
+        // Valid frames with random bytes spliced in: the decoder stops with an error or decodes
+        // frames, and never panics.
+        #[test]
+        fn corrupted_streams_never_panic(payloads in proptest::collection::vec(
+                                             proptest::collection::vec(any::<u8>(), 0..64), 1..8),
+                                         flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+                                         chunk in 1usize..32) {
+            let mut bytes = Vec::new();
+            for (i, p) in payloads.into_iter().enumerate() {
+                encode(&envelope(i as u64, p), DEFAULT_MAX_FRAME, &mut bytes).unwrap();
+            }
+            for (at, b) in flips {
+                if !bytes.is_empty() {
+                    let i = at % bytes.len();
+                    bytes[i] ^= b;
+                }
+            }
+            let _ = fuzz_decode(&bytes, DEFAULT_MAX_FRAME, chunk);
+        }
+
+        // Any envelope survives the round trip.
+        #[test]
+        fn envelopes_round_trip(n in any::<u64>(), payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let f = envelope(n, payload);
+            let mut bytes = Vec::new();
+            encode(&f, DEFAULT_MAX_FRAME, &mut bytes).unwrap();
+            let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME);
+            d.push(&bytes);
+            prop_assert_eq!(d.next_frame().unwrap(), Some(f));
+            prop_assert_eq!(d.next_frame().unwrap(), None);
+        }
+    }
+}
