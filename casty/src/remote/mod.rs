@@ -15,11 +15,15 @@
 #![allow(dead_code)]
 
 mod address;
+pub(crate) mod endpoint;
 pub(crate) mod frame;
 pub(crate) mod handshake;
+mod transport;
 
 pub use address::{AddressError, NodeAddress};
+pub use endpoint::{RemoteCounters, SendError};
 #[doc(hidden)]
 pub use frame::fuzz_decode;
 pub use frame::{FrameError, DEFAULT_MAX_FRAME};
 pub use handshake::Refusal;
+pub use transport::{BoxStream, Fate, Listener, Severer, Stream, TcpTransport, Transport};

@@ -4,9 +4,13 @@
 //! of sleeps. A [`TestKit`] owns a system and hands out probes. Assertion methods panic with a clear
 //! message on failure, as test assertions do.
 
+#[cfg(feature = "remote")]
+mod faults;
 pub mod journal_suite;
 mod kit;
 mod probe;
 
+#[cfg(feature = "remote")]
+pub use faults::{Direction, FaultyTransport};
 pub use kit::TestKit;
 pub use probe::{FishingOutcome, TestProbe};

@@ -1,0 +1,1081 @@
+//! The endpoint: one node's listener and its associations with peers (R1–R3, R5).
+//!
+//! **Outbound.** Each peer has one association: a byte buffer of encoded frames, a count bounding
+//! it, and a writer task. A send encodes the frame straight into the buffer (no per-message
+//! allocation) and wakes the writer, which swaps the whole buffer out and writes it with one
+//! `write_all`: writes are batched, and order per peer is the buffer's order (R5). The writer
+//! connects, performs the handshake, and reconnects with exponential backoff; meanwhile frames
+//! queue up to the bound, and overflow is refused to the caller, who turns it into dead letters.
+//! A slow or dead peer fills only its own buffer.
+//!
+//! **Inbound.** Each accepted connection gets a task that runs the responder handshake, then
+//! decodes frames and hands them up. An oversize or malformed frame closes that connection only
+//! (R3); the node goes on serving everyone else. Frames only flow on the connection their sender
+//! opened, so each direction of a pair has its own ordered stream.
+//!
+//! Every frame passes the transport's `outbound` / `inbound` hooks, which is where tests inject
+//! partitions, delays and loss.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{watch, Notify};
+use tracing::Instrument;
+
+use crate::remote::frame::{self, Frame, FrameDecoder, FrameError};
+use crate::remote::handshake::{Initiator, LocalNode, Peer, Refusal, Responder, Step, NONCE_LEN};
+use crate::remote::transport::{BoxStream, Fate, Severer, Transport};
+use crate::remote::NodeAddress;
+
+/// How an endpoint behaves.
+#[derive(Debug, Clone)]
+pub(crate) struct EndpointSettings {
+    pub(crate) system: String,
+    /// The host to bind and to announce.
+    pub(crate) host: String,
+    /// The port to bind (0 for any free port).
+    pub(crate) port: u16,
+    pub(crate) secret: Option<Vec<u8>>,
+    pub(crate) max_frame: usize,
+    /// Frames an association buffers for a peer before refusing more.
+    pub(crate) outbound_capacity: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+}
+
+impl EndpointSettings {
+    pub(crate) fn new(system: impl Into<String>, host: impl Into<String>, port: u16) -> Self {
+        EndpointSettings {
+            system: system.into(),
+            host: host.into(),
+            port,
+            secret: None,
+            max_frame: frame::DEFAULT_MAX_FRAME,
+            outbound_capacity: 100_000,
+            handshake_timeout: Duration::from_secs(5),
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A peer that completed the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PeerInfo {
+    pub(crate) address: NodeAddress,
+    pub(crate) uid: u64,
+}
+
+/// Where an endpoint hands what it receives.
+pub(crate) trait Inbound: Send + Sync + 'static {
+    /// A frame from an established peer.
+    fn frame(&self, from: &PeerInfo, frame: Frame);
+    /// A handshake with `peer` (an address or a socket address) was refused, by either side.
+    fn refused(&self, peer: &str, refusal: &Refusal);
+    /// An outbound association lost its connection.
+    fn disconnected(&self, _peer: &NodeAddress) {}
+    /// An outbound association completed a handshake.
+    fn connected(&self, _peer: &PeerInfo) {}
+}
+
+/// Counters of an endpoint, readable at any time.
+///
+/// # Examples
+///
+/// ```
+/// use casty::remote::RemoteCounters;
+/// let c = RemoteCounters::default();
+/// assert_eq!(c.frames_out, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteCounters {
+    /// Frames written to peers.
+    pub frames_out: u64,
+    /// Bytes written to peers.
+    pub bytes_out: u64,
+    /// Frames received from peers.
+    pub frames_in: u64,
+    /// Bytes received from peers.
+    pub bytes_in: u64,
+    /// Frames dropped: queue overflow, fault injection, oversize for the peer.
+    pub dropped: u64,
+    /// Connections re-established after a loss.
+    pub reconnects: u64,
+    /// Handshakes refused, by either side.
+    pub refused: u64,
+    /// Connections closed for an oversize or malformed frame.
+    pub malformed: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    frames_out: AtomicU64,
+    bytes_out: AtomicU64,
+    frames_in: AtomicU64,
+    bytes_in: AtomicU64,
+    dropped: AtomicU64,
+    reconnects: AtomicU64,
+    refused: AtomicU64,
+    malformed: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> RemoteCounters {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RemoteCounters {
+            frames_out: l(&self.frames_out),
+            bytes_out: l(&self.bytes_out),
+            frames_in: l(&self.frames_in),
+            bytes_in: l(&self.bytes_in),
+            dropped: l(&self.dropped),
+            reconnects: l(&self.reconnects),
+            refused: l(&self.refused),
+            malformed: l(&self.malformed),
+        }
+    }
+
+    fn add(a: &AtomicU64, n: u64) {
+        a.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Why a frame was not queued for a peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The frame is too large, or could not be encoded.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The peer's outbound queue is full (it is slow or unreachable).
+    #[error("the outbound queue to {0} is full")]
+    Overflow(String),
+    /// The endpoint is shut down.
+    #[error("remoting is shut down")]
+    Closed,
+}
+
+struct OutQueue {
+    buf: Vec<u8>,
+    frames: usize,
+}
+
+/// One peer's outbound association.
+struct Association {
+    peer: NodeAddress,
+    queue: Mutex<OutQueue>,
+    wake: Notify,
+    /// The frame limit agreed with the peer (the local limit until the first handshake).
+    limit: AtomicUsize,
+}
+
+struct Shared {
+    settings: EndpointSettings,
+    local: LocalNode,
+    address: NodeAddress,
+    transport: Arc<dyn Transport>,
+    inbound: Arc<dyn Inbound>,
+    assocs: Mutex<HashMap<NodeAddress, Arc<Association>>>,
+    counters: Counters,
+    closed: AtomicBool,
+    shutdown: watch::Sender<bool>,
+}
+
+/// A node's remoting endpoint. Dropping it does not stop it; call [`Endpoint::shutdown`].
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("address", &self.shared.address)
+            .finish()
+    }
+}
+
+fn nonce() -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    if getrandom::fill(&mut n).is_err() {
+        // No OS randomness: fall back to a non-cryptographic source rather than a fixed value.
+        for b in &mut n {
+            *b = fastrand::u8(..);
+        }
+    }
+    n
+}
+
+/// A fresh incarnation uid for a node (R1).
+pub(crate) fn node_uid() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return fastrand::u64(1..);
+    }
+    u64::from_le_bytes(b).max(1)
+}
+
+impl Endpoint {
+    /// Binds and starts accepting. The returned endpoint knows its real port.
+    pub(crate) async fn bind(
+        settings: EndpointSettings,
+        uid: u64,
+        transport: Arc<dyn Transport>,
+        inbound: Arc<dyn Inbound>,
+    ) -> io::Result<Endpoint> {
+        let bind_addr = NodeAddress::new(&settings.system, &settings.host, settings.port);
+        let mut listener = transport.bind(&bind_addr.socket_addr()).await?;
+        let port = listener.local_addr()?.port();
+        let address = NodeAddress::new(&settings.system, &settings.host, port);
+        let max_frame = u32::try_from(settings.max_frame).unwrap_or(u32::MAX);
+        let local = LocalNode {
+            system: settings.system.clone(),
+            address: address.to_string(),
+            uid,
+            max_frame,
+            secret: settings.secret.clone(),
+        };
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            settings,
+            local,
+            address,
+            transport,
+            inbound,
+            assocs: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            closed: AtomicBool::new(false),
+            shutdown,
+        });
+        let s = shared.clone();
+        let mut stop = shared.shutdown.subscribe();
+        let span = tracing::info_span!("remote-listener", node = %shared.address);
+        tokio::spawn(
+            async move {
+                loop {
+                    let accepted = tokio::select! {
+                        a = listener.accept() => a,
+                        _ = stop.changed() => return,
+                    };
+                    match accepted {
+                        Ok((stream, from)) => {
+                            let s = s.clone();
+                            let span = tracing::info_span!("remote-inbound", from = %from);
+                            tokio::spawn(inbound_connection(s, stream, from).instrument(span));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                }
+            }
+            .instrument(span),
+        );
+        Ok(Endpoint { shared })
+    }
+
+    /// This node's address, with the port actually bound.
+    pub(crate) fn address(&self) -> &NodeAddress {
+        &self.shared.address
+    }
+
+    /// This node's incarnation uid.
+    pub(crate) fn uid(&self) -> u64 {
+        self.shared.local.uid
+    }
+
+    pub(crate) fn counters(&self) -> RemoteCounters {
+        self.shared.counters.snapshot()
+    }
+
+    /// Queues `frame` for `peer`, connecting on first use.
+    ///
+    /// # Errors
+    ///
+    /// An oversize or unencodable frame, a full queue, or a shut-down endpoint. Nothing is queued.
+    pub(crate) fn send(&self, peer: &NodeAddress, frame: &Frame) -> Result<(), SendError> {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let assoc = self.association(peer);
+        let limit = assoc.limit.load(Ordering::Relaxed);
+        {
+            let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if q.frames >= shared.settings.outbound_capacity {
+                drop(q);
+                Counters::add(&shared.counters.dropped, 1);
+                return Err(SendError::Overflow(peer.to_string()));
+            }
+            frame::encode(frame, limit, &mut q.buf)?;
+            q.frames += 1;
+        }
+        assoc.wake.notify_one();
+        Ok(())
+    }
+
+    fn association(&self, peer: &NodeAddress) -> Arc<Association> {
+        let shared = &self.shared;
+        let mut map = shared.assocs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(a) = map.get(peer) {
+            return a.clone();
+        }
+        let a = Arc::new(Association {
+            peer: peer.clone(),
+            queue: Mutex::new(OutQueue {
+                buf: Vec::with_capacity(64 * 1024),
+                frames: 0,
+            }),
+            wake: Notify::new(),
+            limit: AtomicUsize::new(shared.settings.max_frame),
+        });
+        map.insert(peer.clone(), a.clone());
+        let span = tracing::info_span!("remote-association", node = %shared.address, peer = %peer);
+        tokio::spawn(run_association(shared.clone(), a.clone()).instrument(span));
+        a
+    }
+
+    /// Stops accepting, closes every connection and ends the association tasks.
+    pub(crate) fn shutdown(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.shutdown.send_replace(true);
+        for a in self
+            .shared
+            .assocs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            a.wake.notify_one();
+        }
+    }
+}
+
+/// Reads one frame, within `timeout`.
+async fn read_frame(
+    stream: &mut BoxStream,
+    dec: &mut FrameDecoder,
+    timeout: Duration,
+) -> io::Result<Frame> {
+    let mut chunk = [0u8; 4096];
+    tokio::time::timeout(timeout, async {
+        loop {
+            if let Some(f) = dec.next_frame().map_err(io::Error::other)? {
+                return Ok(f);
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection",
+                ));
+            }
+            dec.push(&chunk[..n]);
+        }
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"))?
+}
+
+async fn write_frame(stream: &mut BoxStream, frame: &Frame, max: usize) -> io::Result<()> {
+    let mut buf = Vec::new();
+    frame::encode(frame, max, &mut buf).map_err(io::Error::other)?;
+    stream.write_all(&buf).await?;
+    stream.flush().await
+}
+
+/// Why an outbound connection attempt failed.
+enum ConnectError {
+    Io(io::Error),
+    Refused(Refusal),
+}
+
+async fn connect(shared: &Shared, peer: &NodeAddress) -> Result<(BoxStream, Peer), ConnectError> {
+    let timeout = shared.settings.handshake_timeout;
+    let mut stream = tokio::time::timeout(timeout, shared.transport.connect(&peer.socket_addr()))
+        .await
+        .map_err(|_| {
+            ConnectError::Io(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+        })?
+        .map_err(ConnectError::Io)?;
+    let max = shared.settings.max_frame;
+    let (init, hello) = Initiator::start(shared.local.clone(), nonce());
+    write_frame(&mut stream, &hello, max)
+        .await
+        .map_err(ConnectError::Io)?;
+    let mut dec = FrameDecoder::new(max);
+    let answer = read_frame(&mut stream, &mut dec, timeout)
+        .await
+        .map_err(ConnectError::Io)?;
+    match init.on_frame(answer) {
+        Ok((confirm, p)) => {
+            write_frame(&mut stream, &confirm, max)
+                .await
+                .map_err(ConnectError::Io)?;
+            Ok((stream, p))
+        }
+        Err(failed) => {
+            if let Some(f) = failed.frame() {
+                let _ = write_frame(&mut stream, &f, max).await;
+            }
+            Err(ConnectError::Refused(failed.refusal))
+        }
+    }
+}
+
+fn report_refusal(shared: &Shared, peer: &str, refusal: &Refusal) {
+    Counters::add(&shared.counters.refused, 1);
+    tracing::warn!(node = %shared.address, peer, reason = %refusal, "handshake refused");
+    shared.inbound.refused(peer, refusal);
+}
+
+async fn run_association(shared: Arc<Shared>, assoc: Arc<Association>) {
+    let mut stop = shared.shutdown.subscribe();
+    let mut backoff = shared.settings.backoff_min;
+    let mut connected_before = false;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match connect(&shared, &assoc.peer).await {
+            Err(e) => {
+                match e {
+                    ConnectError::Refused(r) => {
+                        report_refusal(&shared, &assoc.peer.to_string(), &r)
+                    }
+                    ConnectError::Io(e) => {
+                        tracing::debug!(error = %e, "cannot reach the peer; retrying in {:?}", backoff)
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(shared.settings.backoff_max);
+            }
+            Ok((stream, p)) => {
+                backoff = shared.settings.backoff_min;
+                if connected_before {
+                    Counters::add(&shared.counters.reconnects, 1);
+                }
+                connected_before = true;
+                assoc.limit.store(p.max_frame, Ordering::Relaxed);
+                let info = PeerInfo {
+                    address: assoc.peer.clone(),
+                    uid: p.uid,
+                };
+                tracing::debug!(peer_uid = p.uid, "association established");
+                shared.inbound.connected(&info);
+                let severer = Severer::default();
+                shared.transport.register(&assoc.peer, &severer);
+                write_loop(&shared, &assoc, stream, &severer, &mut stop).await;
+                shared.inbound.disconnected(&assoc.peer);
+                if *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Walks the length prefixes of a batch, applying the transport's fate and the peer's limit to
+/// each frame. Returns the bytes to write and the longest delay asked for.
+fn filter_batch(
+    shared: &Shared,
+    assoc: &Association,
+    batch: &[u8],
+    out: &mut Vec<u8>,
+) -> (usize, Option<Duration>) {
+    let limit = assoc.limit.load(Ordering::Relaxed);
+    let mut pos = 0;
+    let mut frames = 0;
+    let mut delay: Option<Duration> = None;
+    while let Some(h) = batch.get(pos..pos + 4) {
+        let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        let end = (pos + 4 + len).min(batch.len());
+        let keep = if len > limit {
+            tracing::warn!(
+                size = len,
+                limit,
+                "dropping a frame larger than the peer accepts"
+            );
+            false
+        } else {
+            match shared.transport.outbound(&assoc.peer) {
+                Fate::Pass => true,
+                Fate::Drop => false,
+                Fate::Delay(d) => {
+                    delay = Some(delay.map_or(d, |x| x.max(d)));
+                    true
+                }
+            }
+        };
+        if keep {
+            out.extend_from_slice(&batch[pos..end]);
+            frames += 1;
+        } else {
+            Counters::add(&shared.counters.dropped, 1);
+        }
+        pos = end;
+    }
+    (frames, delay)
+}
+
+async fn write_loop(
+    shared: &Shared,
+    assoc: &Association,
+    stream: BoxStream,
+    severer: &Severer,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    // The peer writes nothing on this connection after the handshake, except a refusal.
+    let max = shared.settings.max_frame;
+    let mut reader = Box::pin(async move {
+        let mut dec = FrameDecoder::new(max);
+        let mut chunk = [0u8; 1024];
+        loop {
+            match rd.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => {
+                    dec.push(&chunk[..n]);
+                    match dec.next_frame() {
+                        Ok(Some(Frame::Refuse { reason })) => return Some(reason),
+                        Ok(_) => {}
+                        Err(_) => return None,
+                    }
+                }
+            }
+        }
+    });
+    let mut batch = Vec::with_capacity(64 * 1024);
+    let mut filtered = Vec::with_capacity(64 * 1024);
+    loop {
+        {
+            let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if q.frames > 0 {
+                std::mem::swap(&mut q.buf, &mut batch);
+                q.frames = 0;
+            }
+        }
+        if batch.is_empty() {
+            tokio::select! {
+                _ = assoc.wake.notified() => continue,
+                r = &mut reader => {
+                    if let Some(reason) = r {
+                        report_refusal(shared, &assoc.peer.to_string(), &Refusal::ByPeer(reason));
+                    }
+                    return;
+                }
+                _ = severer.severed() => return,
+                _ = stop.changed() => return,
+            }
+        }
+        filtered.clear();
+        let (frames, delay) = filter_batch(shared, assoc, &batch, &mut filtered);
+        batch.clear();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        if filtered.is_empty() {
+            continue;
+        }
+        if severer.is_severed() {
+            return;
+        }
+        let written = tokio::select! {
+            biased;
+            _ = severer.severed() => return,
+            r = wr.write_all(&filtered) => r,
+        };
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "write failed; reconnecting");
+            return;
+        }
+        Counters::add(&shared.counters.frames_out, frames as u64);
+        Counters::add(&shared.counters.bytes_out, filtered.len() as u64);
+        // Keep a large buffer from being held forever after a burst.
+        if batch.capacity() > 4 * 1024 * 1024 {
+            batch = Vec::with_capacity(64 * 1024);
+        }
+    }
+}
+
+async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: SocketAddr) {
+    let max = shared.settings.max_frame;
+    let timeout = shared.settings.handshake_timeout;
+    let mut dec = FrameDecoder::new(max);
+    let mut responder = Responder::new(shared.local.clone(), nonce());
+    let peer = loop {
+        let f = match read_frame(&mut stream, &mut dec, timeout).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(error = %e, "inbound handshake failed");
+                if e.kind() == io::ErrorKind::Other {
+                    Counters::add(&shared.counters.malformed, 1);
+                }
+                return;
+            }
+        };
+        match responder.on_frame(f) {
+            Ok(Step::Send(frame, next)) => {
+                if write_frame(&mut stream, &frame, max).await.is_err() {
+                    return;
+                }
+                responder = *next;
+            }
+            Ok(Step::Done(p)) => break p,
+            Err(failed) => {
+                if let Some(f) = failed.frame() {
+                    let _ = write_frame(&mut stream, &f, max).await;
+                }
+                report_refusal(&shared, &from.to_string(), &failed.refusal);
+                return;
+            }
+        }
+    };
+    let address = match NodeAddress::parse_actor(&peer.address) {
+        Ok((a, _)) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "the peer announced a bad address");
+            return;
+        }
+    };
+    let info = PeerInfo {
+        address,
+        uid: peer.uid,
+    };
+    let severer = Severer::default();
+    shared.transport.register(&info.address, &severer);
+    let mut stop = shared.shutdown.subscribe();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        // Frames that came in with the handshake's last bytes are already buffered.
+        loop {
+            if severer.is_severed() {
+                return;
+            }
+            match dec.next_frame() {
+                Ok(Some(f)) => {
+                    Counters::add(&shared.counters.frames_in, 1);
+                    match shared.transport.inbound(&info.address) {
+                        Fate::Pass => shared.inbound.frame(&info, f),
+                        Fate::Drop => Counters::add(&shared.counters.dropped, 1),
+                        Fate::Delay(d) => {
+                            tokio::time::sleep(d).await;
+                            shared.inbound.frame(&info, f);
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    Counters::add(&shared.counters.malformed, 1);
+                    tracing::warn!(peer = %info.address, error = %e, "closing the connection");
+                    return;
+                }
+            }
+        }
+        let n = tokio::select! {
+            biased;
+            _ = severer.severed() => return,
+            _ = stop.changed() => return,
+            r = stream.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+        };
+        Counters::add(&shared.counters.bytes_in, n as u64);
+        dec.push(&chunk[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::frame::{Envelope, WirePath};
+    use crate::remote::TcpTransport;
+    use crate::testing::{Direction, FaultyTransport};
+    use tokio::sync::mpsc;
+
+    const T: Duration = Duration::from_secs(5);
+    const QUIET: Duration = Duration::from_millis(200);
+
+    struct Collect {
+        frames: mpsc::UnboundedSender<(PeerInfo, Frame)>,
+        refusals: mpsc::UnboundedSender<Refusal>,
+    }
+
+    impl Inbound for Collect {
+        fn frame(&self, from: &PeerInfo, frame: Frame) {
+            let _ = self.frames.send((from.clone(), frame));
+        }
+        fn refused(&self, _peer: &str, refusal: &Refusal) {
+            let _ = self.refusals.send(refusal.clone());
+        }
+    }
+
+    struct Node {
+        ep: Endpoint,
+        frames: mpsc::UnboundedReceiver<(PeerInfo, Frame)>,
+        refusals: mpsc::UnboundedReceiver<Refusal>,
+    }
+
+    async fn node_with(system: &str, secret: Option<&str>, transport: Arc<dyn Transport>) -> Node {
+        let (ftx, frames) = mpsc::unbounded_channel();
+        let (rtx, refusals) = mpsc::unbounded_channel();
+        let mut s = EndpointSettings::new(system, "127.0.0.1", 0);
+        s.secret = secret.map(|x| x.as_bytes().to_vec());
+        s.backoff_min = Duration::from_millis(10);
+        s.backoff_max = Duration::from_millis(100);
+        let inbound = Arc::new(Collect {
+            frames: ftx,
+            refusals: rtx,
+        });
+        let ep = Endpoint::bind(s, node_uid(), transport, inbound)
+            .await
+            .unwrap();
+        Node {
+            ep,
+            frames,
+            refusals,
+        }
+    }
+
+    async fn node(system: &str) -> Node {
+        node_with(system, None, Arc::new(TcpTransport)).await
+    }
+
+    fn env(n: u64) -> Frame {
+        Frame::Envelope(Envelope {
+            recipient: WirePath {
+                path: "/user/sink".into(),
+                uid: n,
+            },
+            sender: None,
+            manifest: "u64".into(),
+            payload: n.to_le_bytes().to_vec(),
+        })
+    }
+
+    fn seq_of(f: &Frame) -> u64 {
+        match f {
+            Frame::Envelope(e) => e.recipient.uid,
+            other => panic!("not an envelope: {other:?}"),
+        }
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<(PeerInfo, Frame)>) -> (PeerInfo, Frame) {
+        tokio::time::timeout(T, rx.recv())
+            .await
+            .expect("in time")
+            .expect("open")
+    }
+
+    async fn nothing(rx: &mut mpsc::UnboundedReceiver<(PeerInfo, Frame)>) {
+        assert!(
+            tokio::time::timeout(QUIET, rx.recv()).await.is_err(),
+            "expected nothing"
+        );
+    }
+
+    // R5: 10,000 frames from A arrive at B in order, and B's own frames reach A.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_arrive_in_order_both_ways() {
+        let mut a = node("bank").await;
+        let mut b = node("bank").await;
+        for i in 0..10_000 {
+            a.ep.send(b.ep.address(), &env(i)).unwrap();
+        }
+        for i in 0..10_000 {
+            let (from, f) = next(&mut b.frames).await;
+            assert_eq!(seq_of(&f), i);
+            if i == 0 {
+                assert_eq!((&from.address, from.uid), (a.ep.address(), a.ep.uid()));
+            }
+        }
+        b.ep.send(a.ep.address(), &env(7)).unwrap();
+        let (from, f) = next(&mut a.frames).await;
+        assert_eq!((seq_of(&f), from.uid), (7, b.ep.uid()));
+        let c = a.ep.counters();
+        assert_eq!(c.frames_out, 10_000);
+        assert!(c.bytes_out > 10_000 * 20, "{c:?}");
+        assert_eq!(b.ep.counters().frames_in, 10_000);
+        a.ep.shutdown();
+        b.ep.shutdown();
+    }
+
+    // R2: a wrong system name is refused, and each side knows why.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_system_name_is_refused_on_both_sides() {
+        let mut a = node("bank").await;
+        let mut b = node("shop").await;
+        a.ep.send(b.ep.address(), &env(1)).unwrap();
+        let at_b = tokio::time::timeout(T, b.refusals.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let at_a = tokio::time::timeout(T, a.refusals.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            at_b.to_string(),
+            "system name mismatch: this node is `shop`, the peer is `bank`"
+        );
+        assert_eq!(at_a, Refusal::ByPeer(at_b.to_string()));
+        nothing(&mut b.frames).await;
+        assert!(a.ep.counters().refused >= 1 && b.ep.counters().refused >= 1);
+        a.ep.shutdown();
+        b.ep.shutdown();
+    }
+
+    // R2: a wrong secret is refused on both sides; the right one passes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn secrets_are_checked() {
+        let mut a = node_with("bank", Some("one"), Arc::new(TcpTransport)).await;
+        let mut b = node_with("bank", Some("two"), Arc::new(TcpTransport)).await;
+        a.ep.send(b.ep.address(), &env(1)).unwrap();
+        let at_a = tokio::time::timeout(T, a.refusals.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let at_b = tokio::time::timeout(T, b.refusals.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(at_a, Refusal::BadSecret);
+        assert!(
+            matches!(&at_b, Refusal::ByPeer(r) if r.contains("authentication failed")),
+            "{at_b}"
+        );
+        nothing(&mut b.frames).await;
+
+        let a2 = node_with("bank", Some("same"), Arc::new(TcpTransport)).await;
+        let mut b2 = node_with("bank", Some("same"), Arc::new(TcpTransport)).await;
+        a2.ep.send(b2.ep.address(), &env(5)).unwrap();
+        assert_eq!(seq_of(&next(&mut b2.frames).await.1), 5);
+        for n in [a, b, a2, b2] {
+            n.ep.shutdown();
+        }
+    }
+
+    /// A raw client that completes the handshake, for sending bad frames afterwards.
+    async fn raw_handshaked(to: &NodeAddress) -> BoxStream {
+        let mut s = TcpTransport.connect(&to.socket_addr()).await.unwrap();
+        let local = LocalNode {
+            system: to.system().into(),
+            address: "casty://bank@127.0.0.1:1".into(),
+            uid: 42,
+            max_frame: frame::DEFAULT_MAX_FRAME as u32,
+            secret: None,
+        };
+        let (init, hello) = Initiator::start(local, nonce());
+        write_frame(&mut s, &hello, frame::DEFAULT_MAX_FRAME)
+            .await
+            .unwrap();
+        let mut dec = FrameDecoder::new(frame::DEFAULT_MAX_FRAME);
+        let w = read_frame(&mut s, &mut dec, T).await.unwrap();
+        let (confirm, _) = init.on_frame(w).unwrap();
+        write_frame(&mut s, &confirm, frame::DEFAULT_MAX_FRAME)
+            .await
+            .unwrap();
+        s
+    }
+
+    async fn closed_by_peer(s: &mut BoxStream) {
+        let mut b = [0u8; 16];
+        let r = tokio::time::timeout(T, s.read(&mut b))
+            .await
+            .expect("closed in time");
+        assert!(
+            matches!(r, Ok(0) | Err(_)),
+            "expected the connection closed, got {r:?}"
+        );
+    }
+
+    // R3: garbage and an oversize frame each close only their own connection; a third peer's
+    // traffic keeps flowing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_peers_lose_only_their_own_connection() {
+        let a = node("bank").await;
+        let mut b = node("bank").await;
+        a.ep.send(b.ep.address(), &env(0)).unwrap();
+        assert_eq!(seq_of(&next(&mut b.frames).await.1), 0);
+
+        let mut garbage = TcpTransport
+            .connect(&b.ep.address().socket_addr())
+            .await
+            .unwrap();
+        garbage
+            .write_all(&[0, 0, 0, 9, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5])
+            .await
+            .unwrap();
+        closed_by_peer(&mut garbage).await;
+
+        let mut oversize = raw_handshaked(b.ep.address()).await;
+        oversize
+            .write_all(&(10_000_000u32).to_be_bytes())
+            .await
+            .unwrap();
+        closed_by_peer(&mut oversize).await;
+
+        for i in 1..=100 {
+            a.ep.send(b.ep.address(), &env(i)).unwrap();
+        }
+        for i in 1..=100 {
+            assert_eq!(seq_of(&next(&mut b.frames).await.1), i);
+        }
+        assert_eq!(b.ep.counters().malformed, 2);
+        a.ep.shutdown();
+        b.ep.shutdown();
+    }
+
+    // An oversize outbound frame is refused to the sender at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oversize_outbound_is_refused_to_the_sender() {
+        let a = node("bank").await;
+        let b = node("bank").await;
+        let big = Frame::Envelope(Envelope {
+            recipient: WirePath {
+                path: "/user/x".into(),
+                uid: 1,
+            },
+            sender: None,
+            manifest: "blob".into(),
+            payload: vec![0; frame::DEFAULT_MAX_FRAME + 1],
+        });
+        let e = a.ep.send(b.ep.address(), &big).unwrap_err();
+        assert!(
+            matches!(e, SendError::Frame(FrameError::Oversize { .. })),
+            "{e:?}"
+        );
+        a.ep.shutdown();
+        b.ep.shutdown();
+    }
+
+    // A peer that cannot be reached fills only its own bounded queue.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_outbound_queue_is_bounded() {
+        let (ftx, _frames) = mpsc::unbounded_channel();
+        let (rtx, _refusals) = mpsc::unbounded_channel();
+        let mut s = EndpointSettings::new("bank", "127.0.0.1", 0);
+        s.outbound_capacity = 10;
+        let inbound = Arc::new(Collect {
+            frames: ftx,
+            refusals: rtx,
+        });
+        let a = Endpoint::bind(s, 1, Arc::new(TcpTransport), inbound)
+            .await
+            .unwrap();
+        let mut b = node("bank").await;
+        // Nobody listens on port 1.
+        let dead = NodeAddress::new("bank", "127.0.0.1", 1);
+        for i in 0..10 {
+            a.send(&dead, &env(i)).unwrap();
+        }
+        assert!(matches!(
+            a.send(&dead, &env(10)),
+            Err(SendError::Overflow(_))
+        ));
+        // Another peer is not affected.
+        a.send(b.ep.address(), &env(99)).unwrap();
+        assert_eq!(seq_of(&next(&mut b.frames).await.1), 99);
+        assert_eq!(a.counters().dropped, 1);
+        a.shutdown();
+        b.ep.shutdown();
+    }
+
+    // Fault injection: a blackholed link delivers nothing; after `heal` it resumes. `sever`
+    // closes the connection and the association reconnects.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blackhole_heal_and_sever() {
+        let faults = FaultyTransport::tcp();
+        let a = node_with("bank", None, Arc::new(faults.clone())).await;
+        let mut b = node("bank").await;
+        a.ep.send(b.ep.address(), &env(0)).unwrap();
+        assert_eq!(seq_of(&next(&mut b.frames).await.1), 0);
+
+        faults.blackhole(b.ep.address(), Direction::Outbound);
+        for i in 1..=10 {
+            a.ep.send(b.ep.address(), &env(i)).unwrap();
+        }
+        nothing(&mut b.frames).await;
+        faults.heal(b.ep.address());
+        a.ep.send(b.ep.address(), &env(11)).unwrap();
+        assert_eq!(
+            seq_of(&next(&mut b.frames).await.1),
+            11,
+            "the blackholed frames are lost"
+        );
+
+        faults.sever(b.ep.address());
+        // The association notices, reconnects and delivers what is sent next.
+        let mut got = None;
+        for i in 12..200 {
+            a.ep.send(b.ep.address(), &env(i)).unwrap();
+            if let Ok(Some((_, f))) =
+                tokio::time::timeout(Duration::from_millis(20), b.frames.recv()).await
+            {
+                got = Some(seq_of(&f));
+                break;
+            }
+        }
+        assert!(got.is_some(), "traffic resumes after a sever");
+        assert!(a.ep.counters().reconnects >= 1);
+        assert_eq!(a.ep.counters().dropped, 10);
+        a.ep.shutdown();
+        b.ep.shutdown();
+    }
+
+    // Inbound faults: a node can stop hearing a peer, and dropped fractions lose about that share.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inbound_blackhole_and_loss() {
+        let a = node("bank").await;
+        let faults = FaultyTransport::tcp();
+        let mut b = node_with("bank", None, Arc::new(faults.clone())).await;
+        a.ep.send(b.ep.address(), &env(0)).unwrap();
+        next(&mut b.frames).await;
+        faults.blackhole(a.ep.address(), Direction::Inbound);
+        a.ep.send(b.ep.address(), &env(1)).unwrap();
+        nothing(&mut b.frames).await;
+        faults.heal(a.ep.address());
+        faults.drop_fraction(a.ep.address(), 0.5);
+        for i in 0..2000 {
+            a.ep.send(b.ep.address(), &env(i)).unwrap();
+        }
+        // Heal only once all 2000 have passed the fault (2 frames came before them).
+        let deadline = tokio::time::Instant::now() + T;
+        while b.ep.counters().frames_in < 2002 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the frames did not arrive"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        faults.heal(a.ep.address());
+        a.ep.send(b.ep.address(), &env(u64::MAX)).unwrap();
+        let mut got = 0;
+        let mut last = 0;
+        loop {
+            let f = seq_of(&next(&mut b.frames).await.1);
+            if f == u64::MAX {
+                break;
+            }
+            assert!(f >= last, "order is kept among the survivors");
+            last = f;
+            got += 1;
+        }
+        assert!(
+            (600..1400).contains(&got),
+            "about half of 2000 dropped, got {got}"
+        );
+        a.ep.shutdown();
+        b.ep.shutdown();
+    }
+}
