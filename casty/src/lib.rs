@@ -52,7 +52,7 @@ pub use actor::event_stream::{
 };
 pub use actor::failure::Failure;
 pub use actor::mailbox::{Mailbox, Overflow};
-pub use actor::message::Message;
+pub use actor::message::{cbor_decoder, Message, WireDecoder};
 pub use actor::otp::{
     ChildBehavior, ChildInfo, ChildSpec, Restart, RestartStrategy, SupervisorMsg,
     SupervisorStrategy,

@@ -129,12 +129,23 @@ fn message_impl(model: &Model) -> TokenStream {
             }
         }
     };
+    // A serializable protocol can be read from the wire; a `local` one cannot. A generic one
+    // would need serde bounds on its parameters that `Message` does not have, so it stays
+    // local-only over the wire.
+    let decoder = (model.options.local.is_none() && type_params.is_empty()).then(|| {
+        quote! {
+            fn wire_decoder() -> ::std::option::Option<::casty::WireDecoder<Self>> {
+                ::std::option::Option::Some(::casty::cbor_decoder::<Self>)
+            }
+        }
+    });
     quote! {
         #[automatically_derived]
         impl #impl_g ::casty::Message for #ident #ty_g #where_c {
             fn manifest() -> ::std::borrow::Cow<'static, str> {
                 #manifest
             }
+            #decoder
         }
     }
 }

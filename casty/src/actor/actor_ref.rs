@@ -12,7 +12,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::actor::cell::{AnyCell, Shared, SysMsg, Watcher};
+use crate::actor::cell::{Shared, SysMsg, Watcher};
 use crate::actor::mailbox::Push;
 use crate::actor::path::ActorPath;
 
@@ -29,6 +29,10 @@ pub(crate) trait RefTarget<M>: Send + Sync + 'static {
         watcher.notify_death(self.path().clone(), None);
     }
     fn unwatch(&self, _watcher_uid: u64) {}
+    /// Whether the target is known to be gone (used to prune exported refs).
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// Finishes a push: a queued message may need draining (the actor stopped meanwhile), a dropped

@@ -52,6 +52,14 @@ impl<R: Send + 'static> RefTarget<R> for Promise<R> {
         &self.path
     }
 
+    fn is_closed(&self) -> bool {
+        self.slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_none_or(|tx| tx.is_closed())
+    }
+
     fn deliver(&self, msg: R) -> Result<(), TellError<R>> {
         let tx = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         match tx {

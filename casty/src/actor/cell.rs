@@ -72,6 +72,20 @@ pub(crate) trait AnyCell: Send + Sync + 'static {
     fn path(&self) -> &ActorPath;
     fn send_sys(&self, msg: SysMsg);
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// Decodes a message from its wire bytes with the actor's own [`Message::wire_decoder`] and
+    /// tells it. Err if the actor's type cannot be read from the wire or the bytes are not one.
+    fn tell_wire(&self, payload: &[u8]) -> Result<(), WireError>;
+}
+
+/// Why wire bytes could not be delivered to a local actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WireError {
+    /// The actor's message type has no wire decoder (it is local-only).
+    NotRemotable(&'static str),
+    /// The bytes are not a message of the actor's type.
+    Decode(String),
+    /// No live actor of that incarnation, and no exported ref.
+    NoSuchActor,
 }
 
 struct SysQueue {
@@ -171,12 +185,9 @@ impl<M: Message> Shared<M> {
     }
 }
 
-impl<M: Send + 'static> AnyCell for Shared<M> {
-    fn path(&self) -> &ActorPath {
-        &self.path
-    }
-
-    fn send_sys(&self, msg: SysMsg) {
+impl<M: Send + 'static> Shared<M> {
+    /// Queues a control message, or answers it at once if the actor is gone.
+    pub(crate) fn send_sys(&self, msg: SysMsg) {
         {
             let mut g = self.sys.lock().unwrap_or_else(|e| e.into_inner());
             if !g.closed {
@@ -191,6 +202,24 @@ impl<M: Send + 'static> AnyCell for Shared<M> {
         if let SysMsg::Watch(w) = msg {
             w.notify_death(self.path.clone(), None);
         }
+    }
+}
+
+impl<M: Message> AnyCell for Shared<M> {
+    fn path(&self) -> &ActorPath {
+        &self.path
+    }
+
+    fn tell_wire(&self, payload: &[u8]) -> Result<(), WireError> {
+        let decode =
+            M::wire_decoder().ok_or(WireError::NotRemotable(std::any::type_name::<M>()))?;
+        let msg = decode(payload).map_err(WireError::Decode)?;
+        self.tell(msg);
+        Ok(())
+    }
+
+    fn send_sys(&self, msg: SysMsg) {
+        Shared::send_sys(self, msg);
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {

@@ -45,10 +45,55 @@ pub trait Message: Debug + Send + 'static {
     {
         Cow::Borrowed(std::any::type_name::<Self>())
     }
+
+    /// How this type is read from the wire, if it can be: what lets a remote node send it to an
+    /// actor here. `None` (the default) makes the actor local-only; a message for it from another
+    /// node becomes a dead letter. `#[message_enum]` and `#[message]` fill it in (unless `local`);
+    /// by hand, return `Some(casty::cbor_decoder::<Self>)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::{Message, WireDecoder};
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Debug, Serialize, Deserialize)]
+    /// struct Ping(u32);
+    /// impl Message for Ping {
+    ///     fn wire_decoder() -> Option<WireDecoder<Self>> {
+    ///         Some(casty::cbor_decoder::<Self>)
+    ///     }
+    /// }
+    /// assert!(Ping::wire_decoder().is_some());
+    /// ```
+    fn wire_decoder() -> Option<WireDecoder<Self>>
+    where
+        Self: Sized,
+    {
+        None
+    }
+}
+
+/// Reads a message from its wire bytes (CBOR), with refs inside it resolved by the caller's
+/// context. See [`Message::wire_decoder`].
+pub type WireDecoder<M> = fn(&[u8]) -> Result<M, String>;
+
+/// The CBOR [`WireDecoder`] of any serde type.
+///
+/// # Errors
+///
+/// The deserializer's message, if `bytes` is not a CBOR `M`.
+pub fn cbor_decoder<M: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<M, String> {
+    ciborium::from_reader(bytes).map_err(|e| e.to_string())
 }
 
 macro_rules! std_messages {
-    ($($t:ty),* $(,)?) => { $( impl Message for $t {} )* };
+    ($($t:ty),* $(,)?) => { $(
+        impl Message for $t {
+            fn wire_decoder() -> Option<WireDecoder<Self>> {
+                Some(cbor_decoder::<Self>)
+            }
+        }
+    )* };
 }
 
 std_messages!(
@@ -70,9 +115,10 @@ std_messages!(
     f32,
     f64,
     String,
-    &'static str,
     std::time::Duration,
 );
+
+impl Message for &'static str {}
 
 impl<T: Message> Message for Vec<T> {}
 impl<T: Message> Message for Option<T> {}

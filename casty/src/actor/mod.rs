@@ -18,3 +18,4 @@ pub(crate) mod scheduler;
 pub(crate) mod serde_refs;
 pub(crate) mod supervision;
 pub(crate) mod system;
+pub(crate) mod wire;

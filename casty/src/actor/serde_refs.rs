@@ -63,25 +63,45 @@ impl<'de> Deserialize<'de> for ActorPath {
     }
 }
 
+/// A ref that travels needs a message type that travels: reading replies for it needs
+/// `M: Deserialize` here, and sending to it from the other side needs `M: Serialize` there.
 impl<M> Serialize for ActorRef<M>
 where
-    M: 'static,
+    M: serde::de::DeserializeOwned + Send + 'static,
 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.path().serialize(s)
+        match crate::actor::wire::wire_address(self) {
+            // Encoding for the wire: the address names this node, and the ref is exported.
+            Some(address) => (address, self.path().uid()).serialize(s),
+            None => self.path().serialize(s),
+        }
     }
 }
 
-impl<'de, M: Send + 'static> Deserialize<'de> for ActorRef<M> {
+impl<'de, M: Serialize + Send + 'static> Deserialize<'de> for ActorRef<M> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let path = ActorPath::deserialize(d)?;
+        let (address, uid) = <(String, u64)>::deserialize(d)?;
+        let (system_part, path) = split_address(&address).ok_or_else(|| {
+            D::Error::custom(format!(
+                "`{address}` is not an actor address (expected `casty://system/path`)"
+            ))
+        })?;
         let system = RESOLVER.with(|r| r.borrow().clone()).ok_or_else(|| {
             D::Error::custom(format!(
-                "cannot deserialize a ref to {path:?} outside `ActorSystem::resolving_refs`: \
+                "cannot deserialize a ref to {address} outside `ActorSystem::resolving_refs`: \
                  a ref needs a system to resolve against"
             ))
         })?;
-        Ok(system.resolve(path))
+        if system_part.contains('@') {
+            // `system@host:port`: a node address, from the wire.
+            return Ok(crate::actor::wire::resolve_node_ref(
+                &system,
+                system_part,
+                path,
+                uid,
+            ));
+        }
+        Ok(system.resolve(ActorPath::new(system_part.into(), path.to_string(), uid)))
     }
 }
 

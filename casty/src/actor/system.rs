@@ -121,6 +121,10 @@ pub(crate) struct SystemInner {
     idle: Notify,
     terminating: AtomicBool,
     config: Option<Arc<CastyConfig>>,
+    /// The remoting layer, once one is started.
+    pub(crate) wire: std::sync::OnceLock<Arc<dyn crate::actor::wire::WireProvider>>,
+    /// Refs written to the wire, by (path, uid), for replies coming back.
+    pub(crate) exports: crate::actor::wire::Exports,
 }
 
 impl SystemInner {
@@ -206,7 +210,7 @@ impl SystemInner {
         (behavior, mailbox)
     }
 
-    fn lookup_cell(&self, path: &str) -> Option<Arc<dyn AnyCell>> {
+    pub(crate) fn lookup_cell(&self, path: &str) -> Option<Arc<dyn AnyCell>> {
         self.registry
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -331,6 +335,8 @@ impl ActorSystemBuilder {
                 scheduler: Scheduler::new(handle.clone()),
                 handle,
                 registry: RwLock::new(HashMap::new()),
+                wire: std::sync::OnceLock::new(),
+                exports: Default::default(),
                 live: AtomicUsize::new(0),
                 idle: Notify::new(),
                 terminating: AtomicBool::new(false),
@@ -498,6 +504,10 @@ impl ActorSystem {
         crate::actor::serde_refs::with_resolver(self, f)
     }
 
+    pub(crate) fn inner(&self) -> &Arc<SystemInner> {
+        &self.inner
+    }
+
     /// Resolves a path to a ref: the live local actor of that incarnation, or a dead ref.
     pub(crate) fn resolve<M: Send + 'static>(&self, path: ActorPath) -> ActorRef<M> {
         if path.system_name() == &*self.inner.name {
@@ -578,6 +588,9 @@ impl ActorSystem {
                 break;
             }
             idle.await;
+        }
+        if let Some(w) = self.inner.wire.get() {
+            w.shutdown();
         }
         self.inner.events.clear();
     }

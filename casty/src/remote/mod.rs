@@ -18,6 +18,7 @@ mod address;
 pub(crate) mod endpoint;
 pub(crate) mod frame;
 pub(crate) mod handshake;
+mod system;
 mod transport;
 
 pub use address::{AddressError, NodeAddress};
@@ -26,4 +27,5 @@ pub use endpoint::{RemoteCounters, SendError};
 pub use frame::fuzz_decode;
 pub use frame::{FrameError, DEFAULT_MAX_FRAME};
 pub use handshake::Refusal;
+pub use system::{HandshakeRefused, RemoteError, RemoteSettings};
 pub use transport::{BoxStream, Fate, Listener, Severer, Stream, TcpTransport, Transport};

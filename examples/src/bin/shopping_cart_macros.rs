@@ -14,7 +14,8 @@ struct Item {
     price: f64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[message]
+#[derive(Clone, PartialEq)]
 struct Receipt {
     items: Vec<Item>,
     total: f64,

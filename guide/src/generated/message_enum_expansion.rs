@@ -20,6 +20,9 @@ impl ::casty::Message for AccountMsg {
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(AccountMsg)),
         )
     }
+    fn wire_decoder() -> ::std::option::Option<::casty::WireDecoder<Self>> {
+        ::std::option::Option::Some(::casty::cbor_decoder::<Self>)
+    }
 }
 #[automatically_derived]
 impl AccountMsg {

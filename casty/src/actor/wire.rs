@@ -1,0 +1,263 @@
+//! The actor core's side of remoting: how messages and refs cross a wire, without knowing the
+//! transport (see ARCHITECTURE.md: the core defines the trait, the remote layer implements it).
+//!
+//! - A remoting layer installs a [`WireProvider`] on the system: the node's address and a way to
+//!   send encoded messages to another node.
+//! - A ref to an actor on another node is a [`RemoteRef<M>`]: `tell` encodes the message (CBOR)
+//!   and hands it to the provider. It needs `M: Serialize`, so that is checked at compile time.
+//! - When a message is encoded for the wire, every `ActorRef` inside it is written with this
+//!   node's address and *exported*: remembered by (path, uid), with a decoder for its type, so a
+//!   message coming back for it can be delivered (R4). Exports of finished asks are pruned.
+//! - [`deliver_wire`] takes an envelope from the wire to the exported ref or to the live local
+//!   actor of that incarnation, decoding with the actor's own `Message::wire_decoder`. Anything else
+//!   (an old incarnation, a local-only type, bad bytes) is a dead letter (R1).
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::actor::actor_ref::{ActorRef, RefInner, RefTarget, TellError};
+use crate::actor::cell::WireError;
+use crate::actor::path::ActorPath;
+use crate::actor::system::{ActorSystem, SystemInner};
+
+/// What the core needs from a remoting layer.
+pub(crate) trait WireProvider: Send + Sync + 'static {
+    /// This node: `system@host:port`.
+    fn node(&self) -> &str;
+    /// Sends an encoded message to `path` (incarnation `uid`, 0 for any) on `node`.
+    fn send(
+        &self,
+        node: &str,
+        path: &str,
+        uid: u64,
+        manifest: &'static str,
+        payload: Vec<u8>,
+    ) -> Result<(), String>;
+    /// Closes every connection (the system is shutting down).
+    fn shutdown(&self);
+    /// The provider itself, for the remoting layer to reach its own type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// An exported ref: decodes wire bytes into its type and tells it.
+pub(crate) trait WireSink: Send + Sync + 'static {
+    fn deliver(&self, payload: &[u8]) -> Result<(), WireError>;
+    fn is_closed(&self) -> bool;
+    /// The `ActorRef<M>` itself, for resolving a ref that comes back to this node.
+    fn as_any(&self) -> &(dyn Any + Send + Sync);
+}
+
+struct Exported<M> {
+    actor: ActorRef<M>,
+}
+
+impl<M: DeserializeOwned + Send + 'static> WireSink for Exported<M> {
+    fn deliver(&self, payload: &[u8]) -> Result<(), WireError> {
+        let msg: M =
+            ciborium::from_reader(payload).map_err(|e| WireError::Decode(e.to_string()))?;
+        self.actor.tell(msg);
+        Ok(())
+    }
+
+    fn is_closed(&self) -> bool {
+        self.actor.is_closed()
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        &self.actor
+    }
+}
+
+/// An exported ref's key: its path and incarnation uid.
+type ExportKey = (Box<str>, u64);
+
+/// The exported refs of a system.
+#[derive(Default)]
+pub(crate) struct Exports {
+    map: Mutex<HashMap<ExportKey, Arc<dyn WireSink>>>,
+    /// Prune closed entries when the map grows past this.
+    prune_at: std::sync::atomic::AtomicUsize,
+}
+
+impl Exports {
+    fn insert<M: DeserializeOwned + Send + 'static>(&self, r: &ActorRef<M>) {
+        let key = (Box::<str>::from(r.path().as_str()), r.path().uid());
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.contains_key(&key) {
+            return;
+        }
+        map.insert(key, Arc::new(Exported { actor: r.clone() }));
+        let limit = self
+            .prune_at
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(256);
+        if map.len() > limit {
+            map.retain(|_, s| !s.is_closed());
+            self.prune_at
+                .store(map.len() * 2, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn get(&self, path: &str, uid: u64) -> Option<Arc<dyn WireSink>> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&(Box::<str>::from(path), uid)).cloned()
+    }
+}
+
+thread_local! {
+    /// The system whose refs are being written for the wire, while a message is encoded.
+    static WIRE: RefCell<Option<Arc<SystemInner>>> = const { RefCell::new(None) };
+}
+
+/// Encodes `msg` for the wire as `system`: refs inside are exported and written with the node.
+pub(crate) fn encode_for_wire<M: Serialize>(
+    system: &Arc<SystemInner>,
+    msg: &M,
+) -> Result<Vec<u8>, String> {
+    struct Restore(Option<Arc<SystemInner>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            WIRE.with(|w| *w.borrow_mut() = prev);
+        }
+    }
+    let prev = WIRE.with(|w| w.borrow_mut().replace(system.clone()));
+    let _restore = Restore(prev);
+    let mut buf = Vec::with_capacity(64);
+    ciborium::into_writer(msg, &mut buf).map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+/// While encoding for the wire: the address to write for `r`, exporting it if it is ours.
+pub(crate) fn wire_address<M: DeserializeOwned + Send + 'static>(
+    r: &ActorRef<M>,
+) -> Option<String> {
+    WIRE.with(|w| {
+        let w = w.borrow();
+        let system = w.as_ref()?;
+        let provider = system.wire.get()?;
+        let path = r.path();
+        if path.system_name().contains('@') {
+            // Already a ref to another node: it keeps its address.
+            return Some(path.address());
+        }
+        system.exports.insert(r);
+        Some(format!("casty://{}{}", provider.node(), path.as_str()))
+    })
+}
+
+/// Resolves a ref read from the wire: ours (exported or live), or a remote ref.
+pub(crate) fn resolve_node_ref<M: Serialize + Send + 'static>(
+    system: &ActorSystem,
+    node: &str,
+    path: &str,
+    uid: u64,
+) -> ActorRef<M> {
+    let inner = system.inner();
+    if let Some(provider) = inner.wire.get() {
+        if provider.node() == node {
+            if let Some(sink) = inner.exports.get(path, uid) {
+                if let Some(r) = sink.as_any().downcast_ref::<ActorRef<M>>() {
+                    return r.clone();
+                }
+            }
+            let local = ActorPath::new(inner.name.clone(), path.to_string(), uid);
+            return system.resolve(local);
+        }
+        let remote = ActorPath::new(Arc::from(node), path.to_string(), uid);
+        return ActorRef::from_target(Arc::new(RemoteRef::<M> {
+            path: remote,
+            system: inner.clone(),
+            _m: std::marker::PhantomData,
+        }));
+    }
+    let dead = ActorPath::new(Arc::from(node), path.to_string(), uid);
+    ActorRef::from_target(Arc::new(crate::actor::serde_refs::DeadRef::new(
+        dead,
+        inner.clone(),
+    )))
+}
+
+/// A ref to an actor on another node.
+pub(crate) struct RemoteRef<M> {
+    /// `system@host:port` as the system name, and the actor's path and uid (0: any).
+    pub(crate) path: ActorPath,
+    pub(crate) system: Arc<SystemInner>,
+    pub(crate) _m: std::marker::PhantomData<fn(M)>,
+}
+
+impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
+    fn path(&self) -> &ActorPath {
+        &self.path
+    }
+
+    fn deliver(&self, msg: M) -> Result<(), TellError<M>> {
+        let Some(provider) = self.system.wire.get() else {
+            self.system.dead_letter_typed::<M>(&self.path);
+            return Err(TellError::Closed(msg));
+        };
+        let sent = encode_for_wire(&self.system, &msg).and_then(|payload| {
+            provider.send(
+                self.path.system_name(),
+                self.path.as_str(),
+                self.path.uid(),
+                std::any::type_name::<M>(),
+                payload,
+            )
+        });
+        if let Err(e) = sent {
+            tracing::warn!(to = %self.path.address(), error = %e, "a remote message was not sent");
+            self.system.dead_letter_typed::<M>(&self.path);
+        }
+        Ok(())
+    }
+}
+
+/// Builds a remote ref to `path` on `node` (from `ActorSystem::remote_ref`).
+pub(crate) fn remote_ref<M: Serialize + Send + 'static>(
+    system: &Arc<SystemInner>,
+    node: &str,
+    path: &str,
+    uid: u64,
+) -> ActorRef<M> {
+    ActorRef::from_target(Arc::new(RemoteRef::<M> {
+        path: ActorPath::new(Arc::from(node), path.to_string(), uid),
+        system: system.clone(),
+        _m: std::marker::PhantomData,
+    }))
+}
+
+/// Delivers an envelope from the wire (R1, R4): to an exported ref, or to the live local actor of
+/// that incarnation (uid 0: whichever is live). Anything else is a dead letter.
+pub(crate) fn deliver_wire(system: &ActorSystem, path: &str, uid: u64, payload: &[u8]) {
+    let inner = system.inner();
+    let outcome = system.resolving_refs(|| {
+        if let Some(sink) = inner.exports.get(path, uid) {
+            return sink.deliver(payload);
+        }
+        match inner.lookup_cell(path) {
+            Some(cell) if uid == 0 || cell.path().uid() == uid => cell.tell_wire(payload),
+            _ => Err(WireError::NoSuchActor),
+        }
+    });
+    if let Err(e) = outcome {
+        let shown = ActorPath::new(inner.name.clone(), path.to_string(), uid);
+        tracing::debug!(to = %shown, error = ?e, "a message from the wire became a dead letter");
+        inner.dead_letter(&shown, || format!("<from the wire: {e:?}>"));
+    }
+}
+
+impl<M: Send + 'static> ActorRef<M> {
+    /// Whether this ref is known to lead nowhere any more (a stopped local actor, a finished ask).
+    pub(crate) fn is_closed(&self) -> bool {
+        match &self.inner {
+            RefInner::Local(s) => s.mailbox.is_closed(),
+            RefInner::Target(t) => t.is_closed(),
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Remoting between systems in one process: tells and asks both ways, order, refs that travel,
+//! refusals (R1–R5).
+
+use casty::remote::{HandshakeRefused, RemoteSettings};
+use casty::testing::TestProbe;
+use casty::{message_enum, ActorRef, ActorSystem, Behaviors, DeadLetter};
+use casty_tests::{QUIET, T};
+
+#[message_enum]
+enum Bank {
+    Deposit { amount: i64 },
+    Balance { reply_to: ActorRef<i64> },
+}
+
+#[message_enum]
+enum Seq {
+    Item { n: u64 },
+    Report { reply_to: ActorRef<(u64, bool)> },
+}
+
+#[message_enum]
+enum Relay {
+    /// Forward a question to `to`, who answers `reply_to` directly.
+    Forward {
+        to: ActorRef<Question>,
+        reply_to: ActorRef<String>,
+    },
+}
+
+#[message_enum]
+enum Question {
+    Ask {
+        who: String,
+        reply_to: ActorRef<String>,
+    },
+}
+
+async fn node(name: &str) -> ActorSystem {
+    let system = ActorSystem::new(name);
+    system
+        .start_remote(RemoteSettings::new("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    system
+}
+
+fn bank(balance: i64) -> casty::Behavior<Bank> {
+    Behaviors::receive(move |_ctx, msg| match msg {
+        Bank::Deposit { amount } => bank(balance + amount),
+        Bank::Balance { reply_to } => {
+            reply_to.tell(balance);
+            Behaviors::same()
+        }
+    })
+}
+
+fn address(system: &ActorSystem, path: &str) -> String {
+    format!("{}{path}", system.remote_address().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tells_and_asks_cross_in_both_directions() {
+    let a = node("bank").await;
+    let b = node("bank").await;
+    a.spawn(bank(0), "accounts").unwrap();
+    b.spawn(bank(1000), "accounts").unwrap();
+
+    let on_a = b.remote_ref::<Bank>(&address(&a, "/accounts")).unwrap();
+    let on_b = a.remote_ref::<Bank>(&address(&b, "/accounts")).unwrap();
+    assert_eq!(on_a.address(), address(&a, "/accounts"));
+    on_a.tell(Bank::Deposit { amount: 70 });
+    on_b.tell(Bank::Deposit { amount: 5 });
+    assert_eq!(b.ask(&on_a, Bank::balance, T).await.unwrap(), 70);
+    assert_eq!(a.ask(&on_b, Bank::balance, T).await.unwrap(), 1005);
+    let ca = a.remote_counters().unwrap();
+    assert!(ca.frames_out >= 2 && ca.frames_in >= 2, "{ca:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+fn sequence(next: u64, ordered: bool) -> casty::Behavior<Seq> {
+    Behaviors::receive(move |_ctx, msg| match msg {
+        Seq::Item { n } => sequence(n + 1, ordered && n == next),
+        Seq::Report { reply_to } => {
+            reply_to.tell((next, ordered));
+            Behaviors::same()
+        }
+    })
+}
+
+// R5: 10,000 tells from A to one actor on B arrive in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_tells_arrive_in_order() {
+    let a = node("seq").await;
+    let b = node("seq").await;
+    b.spawn(sequence(0, true), "sink").unwrap();
+    let sink = a.remote_ref::<Seq>(&address(&b, "/sink")).unwrap();
+    for n in 0..10_000 {
+        sink.tell(Seq::Item { n });
+    }
+    assert_eq!(a.ask(&sink, Seq::report, T).await.unwrap(), (10_000, true));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+// R4: a ref passed A→B→C gets the reply from C back to A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ref_passed_along_gets_the_reply_home() {
+    let a = node("trio").await;
+    let b = node("trio").await;
+    let c = node("trio").await;
+    b.spawn(
+        Behaviors::receive(|_ctx, msg: Relay| {
+            let Relay::Forward { to, reply_to } = msg;
+            to.tell(Question::Ask {
+                who: "b".into(),
+                reply_to,
+            });
+            Behaviors::same()
+        }),
+        "relay",
+    )
+    .unwrap();
+    c.spawn(
+        Behaviors::receive(|ctx, msg: Question| {
+            let Question::Ask { who, reply_to } = msg;
+            reply_to.tell(format!(
+                "{} answers {who} for {}",
+                ctx.path(),
+                reply_to.address()
+            ));
+            Behaviors::same()
+        }),
+        "oracle",
+    )
+    .unwrap();
+    let relay = a.remote_ref::<Relay>(&address(&b, "/relay")).unwrap();
+    let oracle = a.remote_ref::<Question>(&address(&c, "/oracle")).unwrap();
+    let answer: String = a
+        .ask(
+            &relay,
+            |reply_to| Relay::Forward {
+                to: oracle.clone(),
+                reply_to,
+            },
+            T,
+        )
+        .await
+        .unwrap();
+    let home = a.remote_address().unwrap().to_string();
+    assert!(answer.starts_with("/oracle answers b for "), "{answer}");
+    assert!(answer.contains(&home), "the reply ref names A: {answer}");
+    for s in [a, b, c] {
+        s.shutdown().await;
+    }
+}
+
+// R2: a wrong system name and a wrong secret are refused; each side publishes why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_published_on_both_sides() {
+    let a = node("bank").await;
+    let b = node("shop").await;
+    let mut at_a = TestProbe::<HandshakeRefused>::new(&a);
+    let mut at_b = TestProbe::<HandshakeRefused>::new(&b);
+    let _s1 = a.event_stream().subscribe_actor(at_a.actor_ref());
+    let _s2 = b.event_stream().subscribe_actor(at_b.actor_ref());
+    b.spawn(bank(0), "accounts").unwrap();
+    let r = a.remote_ref::<Bank>(&address(&b, "/accounts")).unwrap();
+    r.tell(Bank::Deposit { amount: 1 });
+    let seen_b = at_b.expect_message(T).await;
+    let seen_a = at_a.expect_message(T).await;
+    assert_eq!(
+        seen_b.reason.to_string(),
+        "system name mismatch: this node is `shop`, the peer is `bank`"
+    );
+    assert!(
+        seen_a.reason.to_string().contains("system name mismatch"),
+        "{:?}",
+        seen_a
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+
+    let a = ActorSystem::new("bank");
+    let b = ActorSystem::new("bank");
+    a.start_remote(RemoteSettings::new("127.0.0.1", 0).secret("one"))
+        .await
+        .unwrap();
+    b.start_remote(RemoteSettings::new("127.0.0.1", 0).secret("two"))
+        .await
+        .unwrap();
+    let mut at_a = TestProbe::<HandshakeRefused>::new(&a);
+    let mut at_b = TestProbe::<HandshakeRefused>::new(&b);
+    let _s1 = a.event_stream().subscribe_actor(at_a.actor_ref());
+    let _s2 = b.event_stream().subscribe_actor(at_b.actor_ref());
+    b.spawn(bank(0), "accounts").unwrap();
+    let r = a.remote_ref::<Bank>(&address(&b, "/accounts")).unwrap();
+    r.tell(Bank::Deposit { amount: 1 });
+    assert!(at_a
+        .expect_message(T)
+        .await
+        .reason
+        .to_string()
+        .contains("authentication failed"));
+    assert!(at_b
+        .expect_message(T)
+        .await
+        .reason
+        .to_string()
+        .contains("authentication failed"));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[message_enum(local)]
+enum LocalOnly {
+    #[unit]
+    Poke,
+}
+
+// A local-only actor cannot be reached from the wire: the message is a dead letter there, and
+// an actor that is not there (or an old incarnation) likewise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeliverable_wire_messages_are_dead_letters() {
+    let a = node("dl").await;
+    let b = node("dl").await;
+    let mut dead = TestProbe::<DeadLetter>::new(&b);
+    let _s = b.event_stream().subscribe_actor(dead.actor_ref());
+    let local = b.spawn(Behaviors::ignore::<LocalOnly>(), "local").unwrap();
+    local.tell(LocalOnly::Poke); // fine locally
+    let r = a.remote_ref::<Bank>(&address(&b, "/local")).unwrap();
+    r.tell(Bank::Deposit { amount: 1 });
+    let d = dead.expect_message(T).await;
+    assert_eq!(d.recipient.as_str(), "/local");
+    assert!(d.message.contains("NotRemotable"), "{}", d.message);
+    let gone = a.remote_ref::<Bank>(&address(&b, "/nobody")).unwrap();
+    gone.tell(Bank::Deposit { amount: 1 });
+    let d = dead.expect_message(T).await;
+    assert_eq!(d.recipient.as_str(), "/nobody");
+    dead.expect_no_message(QUIET).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
