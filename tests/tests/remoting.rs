@@ -241,3 +241,94 @@ async fn undeliverable_wire_messages_are_dead_letters() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[message_enum(terminated)]
+enum Watching {
+    Watch { target: ActorRef<Bank> },
+}
+
+fn watcher(report: ActorRef<String>) -> casty::Behavior<Watching> {
+    Behaviors::receive(move |ctx, msg| {
+        match msg {
+            Watching::Watch { target } => ctx.watch(&target),
+            Watching::Terminated(t) => report.tell(format!("terminated {}", t.path.as_str())),
+        }
+        Behaviors::same()
+    })
+}
+
+// Remote death watch: stopping the remote actor delivers `Terminated` to the watcher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_a_remote_actor_delivers_terminated() {
+    let a = node("watch").await;
+    let b = node("watch").await;
+    let worker = b.spawn(bank(0), "worker").unwrap();
+    let mut report = TestProbe::<String>::new(&a);
+    let w = a.spawn(watcher(report.actor_ref()), "watcher").unwrap();
+    let target = a.remote_ref::<Bank>(&address(&b, "/worker")).unwrap();
+    // The watch is in place once a round trip has passed.
+    w.tell(Watching::Watch {
+        target: target.clone(),
+    });
+    assert_eq!(a.ask(&target, Bank::balance, T).await.unwrap(), 0);
+    report.expect_no_message(QUIET).await;
+    b.stop(&worker);
+    assert_eq!(report.expect_message(T).await, "terminated /worker");
+    // Watching something that is not there is answered at once.
+    w.tell(Watching::Watch {
+        target: a.remote_ref::<Bank>(&address(&b, "/nobody")).unwrap(),
+    });
+    assert_eq!(report.expect_message(T).await, "terminated /nobody");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+// Until membership exists, a connection lost beyond `unreachable_after` counts as termination,
+// and asks to that node fail long before their own timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_node_terminates_watches_and_fails_asks() {
+    let faults = casty::testing::FaultyTransport::tcp();
+    let a = ActorSystem::new("part");
+    a.start_remote(
+        RemoteSettings::new("127.0.0.1", 0)
+            .transport(std::sync::Arc::new(faults.clone()))
+            .unreachable_after(std::time::Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    let b = node("part").await;
+    b.spawn(bank(0), "worker").unwrap();
+    b.spawn(Behaviors::ignore::<Bank>(), "silent").unwrap();
+    let mut report = TestProbe::<String>::new(&a);
+    let w = a.spawn(watcher(report.actor_ref()), "watcher").unwrap();
+    let target = a.remote_ref::<Bank>(&address(&b, "/worker")).unwrap();
+    w.tell(Watching::Watch {
+        target: target.clone(),
+    });
+    assert_eq!(a.ask(&target, Bank::balance, T).await.unwrap(), 0);
+
+    let silent = a.remote_ref::<Bank>(&address(&b, "/silent")).unwrap();
+    let pending = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let r = a
+                .ask(&silent, Bank::balance, std::time::Duration::from_secs(30))
+                .await;
+            (r, started.elapsed())
+        })
+    };
+    tokio::time::sleep(QUIET).await;
+    let b_addr = b.remote_address().unwrap();
+    faults.blackhole(&b_addr, casty::testing::Direction::Both);
+    faults.sever(&b_addr);
+    assert_eq!(report.expect_message(T).await, "terminated /worker");
+    let (r, took) = pending.await.unwrap();
+    assert!(matches!(r, Err(casty::AskError::Unreachable(_))), "{r:?}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "failed after {took:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -33,6 +33,16 @@ pub(crate) trait RefTarget<M>: Send + Sync + 'static {
     fn is_closed(&self) -> bool {
         false
     }
+    /// The node a remote target lives on (`system@host:port`), for asks that should fail as soon
+    /// as that node is unreachable.
+    fn remote_node(&self) -> Option<&str> {
+        None
+    }
+    /// The incarnation uid to write on the wire, when it differs from the path's (a remote ref
+    /// that addresses whichever actor is at its path writes 0).
+    fn wire_uid(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Finishes a push: a queued message may need draining (the actor stopped meanwhile), a dropped
@@ -239,6 +249,21 @@ impl<M: Send + 'static> ActorRef<M> {
         match &self.inner {
             RefInner::Local(s) => s.send_sys(SysMsg::Watch(watcher)),
             RefInner::Target(t) => t.watch(watcher),
+        }
+    }
+
+    pub(crate) fn remote_node(&self) -> Option<&str> {
+        match &self.inner {
+            RefInner::Local(_) => None,
+            RefInner::Target(t) => t.remote_node(),
+        }
+    }
+
+    /// The uid this ref is written with on the wire.
+    pub(crate) fn wire_uid(&self) -> u64 {
+        match &self.inner {
+            RefInner::Local(s) => s.path.uid(),
+            RefInner::Target(t) => t.wire_uid().unwrap_or_else(|| t.path().uid()),
         }
     }
 

@@ -39,12 +39,17 @@ pub enum AskError {
     /// The request was dropped without a reply (every copy of the reply ref is gone).
     #[error("the request was dropped without a reply")]
     NoReply,
+    /// The target's node became unreachable (or restarted) before it replied.
+    #[error("the node of {0} is unreachable")]
+    Unreachable(String),
 }
 
 pub(crate) struct Promise<R> {
     path: ActorPath,
     slot: Mutex<Option<oneshot::Sender<R>>>,
     system: Arc<SystemInner>,
+    /// Set when the ask is failed early because the target's node is gone.
+    unreachable: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<R: Send + 'static> RefTarget<R> for Promise<R> {
@@ -90,14 +95,36 @@ where
     R: Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
+    let unreachable = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let uid = next_uid();
     let path = ActorPath::new(system.name.clone(), format!("/_temp/ask-{uid}"), uid);
     let promise = Arc::new(Promise {
         path,
         slot: Mutex::new(Some(tx)),
         system: system.clone(),
+        unreachable: unreachable.clone(),
     });
-    let msg = make(ActorRef::from_target(promise));
+    let reply_ref = ActorRef::from_target(promise.clone());
+    if let (Some(node), Some(provider)) = (target.remote_node(), system.wire.get()) {
+        let weak = Arc::downgrade(&promise);
+        provider.on_node_down(
+            node,
+            Box::new(move |fire| {
+                let Some(p) = weak.upgrade() else {
+                    return false;
+                };
+                if fire {
+                    p.unreachable
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    drop(p.slot.lock().unwrap_or_else(|e| e.into_inner()).take());
+                }
+                !p.is_closed()
+            }),
+        );
+    }
+    // Only the reply ref keeps the promise: a request dropped without a reply fails at once (L9).
+    drop(promise);
+    let msg = make(reply_ref);
     match target.deliver_checked(msg) {
         Ok(()) => {}
         Err(TellError::Closed(_)) => return Err(AskError::Terminated(target.path().to_string())),
@@ -105,6 +132,9 @@ where
     }
     match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(r)) => Ok(r),
+        Ok(Err(_)) if unreachable.load(std::sync::atomic::Ordering::SeqCst) => {
+            Err(AskError::Unreachable(target.path().address()))
+        }
         Ok(Err(_)) => Err(AskError::NoReply),
         Err(_) => Err(AskError::Timeout(timeout)),
     }

@@ -72,7 +72,7 @@ where
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match crate::actor::wire::wire_address(self) {
             // Encoding for the wire: the address names this node, and the ref is exported.
-            Some(address) => (address, self.path().uid()).serialize(s),
+            Some(address) => (address, self.wire_uid()).serialize(s),
             None => self.path().serialize(s),
         }
     }

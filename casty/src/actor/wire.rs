@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::actor::actor_ref::{ActorRef, RefInner, RefTarget, TellError};
-use crate::actor::cell::WireError;
+use crate::actor::cell::{Watcher, WireError};
 use crate::actor::path::ActorPath;
 use crate::actor::system::{ActorSystem, SystemInner};
 
@@ -38,11 +38,24 @@ pub(crate) trait WireProvider: Send + Sync + 'static {
         manifest: &'static str,
         payload: Vec<u8>,
     ) -> Result<(), String>;
+    /// Asks `node` to tell this node when its actor `path` (`uid`, 0 for any) terminates, then
+    /// to notify `watcher` with `alias` (the path the watcher knows the actor by). If the node
+    /// becomes unreachable, the watcher is notified too.
+    fn watch(&self, node: &str, path: &str, uid: u64, alias: ActorPath, watcher: Arc<dyn Watcher>);
+    /// Undoes [`WireProvider::watch`] for the watcher with `watcher_uid`.
+    fn unwatch(&self, node: &str, path: &str, watcher_uid: u64);
+    /// Calls `f(true)` once if `node` is found unreachable (or replaced by a new incarnation).
+    /// Until then `f(false)` may be called to ask whether `f` still matters; it returns false
+    /// when it does not, and is forgotten.
+    fn on_node_down(&self, node: &str, f: NodeDownHook);
     /// Closes every connection (the system is shutting down).
     fn shutdown(&self);
     /// The provider itself, for the remoting layer to reach its own type.
     fn as_any(&self) -> &dyn Any;
 }
+
+/// See [`WireProvider::on_node_down`].
+pub(crate) type NodeDownHook = Box<dyn FnMut(bool) -> bool + Send>;
 
 /// An exported ref: decodes wire bytes into its type and tells it.
 pub(crate) trait WireSink: Send + Sync + 'static {
@@ -169,12 +182,7 @@ pub(crate) fn resolve_node_ref<M: Serialize + Send + 'static>(
             let local = ActorPath::new(inner.name.clone(), path.to_string(), uid);
             return system.resolve(local);
         }
-        let remote = ActorPath::new(Arc::from(node), path.to_string(), uid);
-        return ActorRef::from_target(Arc::new(RemoteRef::<M> {
-            path: remote,
-            system: inner.clone(),
-            _m: std::marker::PhantomData,
-        }));
+        return remote_ref(inner, node, path, uid);
     }
     let dead = ActorPath::new(Arc::from(node), path.to_string(), uid);
     ActorRef::from_target(Arc::new(crate::actor::serde_refs::DeadRef::new(
@@ -185,8 +193,11 @@ pub(crate) fn resolve_node_ref<M: Serialize + Send + 'static>(
 
 /// A ref to an actor on another node.
 pub(crate) struct RemoteRef<M> {
-    /// `system@host:port` as the system name, and the actor's path and uid (0: any).
+    /// `system@host:port` as the system name, and the actor's path. Its uid is the actor's
+    /// incarnation when known, else a local alias that keeps refs apart (equality, watches).
     pub(crate) path: ActorPath,
+    /// The incarnation to address on the wire: 0 for whichever actor is at the path.
+    pub(crate) wire_uid: u64,
     pub(crate) system: Arc<SystemInner>,
     pub(crate) _m: std::marker::PhantomData<fn(M)>,
 }
@@ -205,7 +216,7 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
             provider.send(
                 self.path.system_name(),
                 self.path.as_str(),
-                self.path.uid(),
+                self.wire_uid,
                 std::any::type_name::<M>(),
                 payload,
             )
@@ -216,6 +227,33 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
         }
         Ok(())
     }
+
+    fn watch(&self, watcher: Arc<dyn Watcher>) {
+        match self.system.wire.get() {
+            Some(p) => p.watch(
+                self.path.system_name(),
+                self.path.as_str(),
+                self.wire_uid,
+                self.path.clone(),
+                watcher,
+            ),
+            None => watcher.notify_death(self.path.clone(), None),
+        }
+    }
+
+    fn unwatch(&self, watcher_uid: u64) {
+        if let Some(p) = self.system.wire.get() {
+            p.unwatch(self.path.system_name(), self.path.as_str(), watcher_uid);
+        }
+    }
+
+    fn remote_node(&self) -> Option<&str> {
+        Some(self.path.system_name())
+    }
+
+    fn wire_uid(&self) -> Option<u64> {
+        Some(self.wire_uid)
+    }
 }
 
 /// Builds a remote ref to `path` on `node` (from `ActorSystem::remote_ref`).
@@ -225,8 +263,14 @@ pub(crate) fn remote_ref<M: Serialize + Send + 'static>(
     path: &str,
     uid: u64,
 ) -> ActorRef<M> {
+    let alias = if uid == 0 {
+        crate::actor::path::next_uid()
+    } else {
+        uid
+    };
     ActorRef::from_target(Arc::new(RemoteRef::<M> {
-        path: ActorPath::new(Arc::from(node), path.to_string(), uid),
+        path: ActorPath::new(Arc::from(node), path.to_string(), alias),
+        wire_uid: uid,
         system: system.clone(),
         _m: std::marker::PhantomData,
     }))

@@ -574,7 +574,23 @@ async fn write_loop(
                     return;
                 }
                 _ = severer.severed() => return,
-                _ = stop.changed() => return,
+                _ = stop.changed() => {
+                    // Shutting down: flush what is queued (Terminated notices, last replies),
+                    // briefly, then close.
+                    let mut last = Vec::new();
+                    {
+                        let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
+                        std::mem::swap(&mut q.buf, &mut last);
+                        q.frames = 0;
+                    }
+                    let mut out = Vec::new();
+                    filter_batch(shared, assoc, &last, &mut out);
+                    if !out.is_empty() {
+                        let _ = tokio::time::timeout(Duration::from_millis(500), wr.write_all(&out)).await;
+                    }
+                    let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
+                    return;
+                }
             }
         }
         filtered.clear();

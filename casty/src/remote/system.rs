@@ -1,16 +1,19 @@
 //! A remote-enabled `ActorSystem`: binding, remote refs, and the bridge between the endpoint and
 //! the actor core's wire support (`actor::wire`).
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::actor::actor_ref::ActorRef;
+use crate::actor::cell::{SysMsg, Watcher};
 use crate::actor::message::Message;
+use crate::actor::path::ActorPath;
 use crate::actor::system::{ActorSystem, SystemInner};
-use crate::actor::wire::{self, WireProvider};
+use crate::actor::wire::{self, NodeDownHook, WireProvider};
 use crate::remote::endpoint::{node_uid, Endpoint, EndpointSettings, Inbound, PeerInfo};
 use crate::remote::frame::{Envelope, Frame, WirePath};
 use crate::remote::handshake::Refusal;
@@ -43,6 +46,10 @@ pub struct RemoteSettings {
     pub backoff: (Duration, Duration),
     /// The transport (default TCP; tests use `casty::testing::FaultyTransport`).
     pub transport: Arc<dyn Transport>,
+    /// How long a lost connection may stay lost before the node counts as gone: its watched
+    /// actors are `Terminated` and asks to it fail (default 10 s). Until cluster membership
+    /// exists, this is the failure detector.
+    pub unreachable_after: Duration,
 }
 
 impl std::fmt::Debug for RemoteSettings {
@@ -68,7 +75,14 @@ impl RemoteSettings {
             handshake_timeout: Duration::from_secs(5),
             backoff: (Duration::from_millis(50), Duration::from_secs(5)),
             transport: Arc::new(TcpTransport),
+            unreachable_after: Duration::from_secs(10),
         }
+    }
+
+    /// Sets how long a lost connection may stay lost before the node counts as gone.
+    pub fn unreachable_after(mut self, after: Duration) -> Self {
+        self.unreachable_after = after;
+        self
     }
 
     /// Requires every peer to prove `secret`.
@@ -142,6 +156,134 @@ impl Message for HandshakeRefused {}
 struct Provider {
     node: String,
     endpoint: Endpoint,
+    nodes: Arc<Nodes>,
+}
+
+/// A remote actor watched from this node.
+struct Watched {
+    path: String,
+    wire_uid: u64,
+    alias: ActorPath,
+    watcher: Arc<dyn Watcher>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Up(u64),
+    Down { uid: u64, generation: u64 },
+}
+
+#[derive(Default)]
+struct NodesInner {
+    /// Remote actors watched from here, by node.
+    watched: HashMap<String, Vec<Watched>>,
+    /// What to run when a node goes down.
+    hooks: HashMap<String, Vec<NodeDownHook>>,
+    hooks_prune_at: usize,
+    status: HashMap<String, Status>,
+    generation: u64,
+    /// Watchers on this node's actors from other nodes: (node, their watcher uid) → the local
+    /// alias uid the cell knows them by.
+    remote_watchers: HashMap<(String, u64), (u64, String)>,
+}
+
+/// What this node knows of the others: incarnations, reachability, and the watches across.
+struct Nodes {
+    inner: Mutex<NodesInner>,
+    unreachable_after: Duration,
+}
+
+fn key(a: &NodeAddress) -> String {
+    format!("{}@{}", a.system(), a.socket_addr())
+}
+
+impl Nodes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, NodesInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The node is gone: its watched actors are terminated and its hooks fire.
+    fn down(&self, node: &str) {
+        let (watched, hooks) = {
+            let mut g = self.lock();
+            (
+                g.watched.remove(node).unwrap_or_default(),
+                g.hooks.remove(node).unwrap_or_default(),
+            )
+        };
+        if !watched.is_empty() || !hooks.is_empty() {
+            tracing::warn!(node, "node unreachable: terminating its watched actors");
+        }
+        for w in watched {
+            w.watcher.notify_death(w.alias, None);
+        }
+        for mut h in hooks {
+            h(true);
+        }
+    }
+
+    fn connected(&self, node: String, uid: u64) {
+        let previous = self.lock().status.insert(node.clone(), Status::Up(uid));
+        let old_uid = match previous {
+            Some(Status::Up(u)) | Some(Status::Down { uid: u, .. }) => u,
+            None => uid,
+        };
+        if old_uid != uid {
+            tracing::info!(node, old_uid, uid, "the node restarted: a new incarnation");
+            self.down(&node);
+        }
+    }
+
+    fn disconnected(self: &Arc<Self>, node: String) {
+        let generation = {
+            let mut g = self.lock();
+            g.generation += 1;
+            let generation = g.generation;
+            let uid = match g.status.get(&node) {
+                Some(Status::Up(u)) | Some(Status::Down { uid: u, .. }) => *u,
+                None => 0,
+            };
+            g.status
+                .insert(node.clone(), Status::Down { uid, generation });
+            generation
+        };
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(me.unreachable_after).await;
+            let still_down = matches!(
+                me.lock().status.get(&node),
+                Some(Status::Down { generation: g, .. }) if *g == generation
+            );
+            if still_down {
+                me.down(&node);
+            }
+        });
+    }
+}
+
+/// A watcher on another node, registered with a local actor: tells that node when it stops.
+struct RemoteWatcher {
+    alias: u64,
+    to: NodeAddress,
+    endpoint: Endpoint,
+}
+
+impl Watcher for RemoteWatcher {
+    fn watcher_uid(&self) -> u64 {
+        self.alias
+    }
+
+    fn notify_death(&self, path: ActorPath, _failure: Option<crate::Failure>) {
+        let frame = Frame::Terminated {
+            path: WirePath {
+                path: path.as_str().to_string(),
+                uid: path.uid(),
+            },
+        };
+        if let Err(e) = self.endpoint.send(&self.to, &frame) {
+            tracing::debug!(to = %self.to, error = %e, "cannot tell a remote watcher");
+        }
+    }
 }
 
 impl WireProvider for Provider {
@@ -171,6 +313,69 @@ impl WireProvider for Provider {
         self.endpoint.send(&peer, &frame).map_err(|e| e.to_string())
     }
 
+    fn watch(&self, node: &str, path: &str, uid: u64, alias: ActorPath, watcher: Arc<dyn Watcher>) {
+        let Ok((peer, _)) = NodeAddress::parse_actor(&format!("casty://{node}/")) else {
+            watcher.notify_death(alias, None);
+            return;
+        };
+        let watcher_uid = watcher.watcher_uid();
+        self.nodes
+            .lock()
+            .watched
+            .entry(node.to_string())
+            .or_default()
+            .push(Watched {
+                path: path.to_string(),
+                wire_uid: uid,
+                alias,
+                watcher,
+            });
+        let frame = Frame::Watch {
+            target: WirePath {
+                path: path.to_string(),
+                uid,
+            },
+            watcher: WirePath {
+                path: String::new(),
+                uid: watcher_uid,
+            },
+        };
+        if let Err(e) = self.endpoint.send(&peer, &frame) {
+            tracing::warn!(node, error = %e, "cannot send a watch");
+        }
+    }
+
+    fn unwatch(&self, node: &str, path: &str, watcher_uid: u64) {
+        if let Some(list) = self.nodes.lock().watched.get_mut(node) {
+            list.retain(|w| !(w.path == path && w.watcher.watcher_uid() == watcher_uid));
+        }
+        if let Ok((peer, _)) = NodeAddress::parse_actor(&format!("casty://{node}/")) {
+            let frame = Frame::Unwatch {
+                target: WirePath {
+                    path: path.to_string(),
+                    uid: 0,
+                },
+                watcher: WirePath {
+                    path: String::new(),
+                    uid: watcher_uid,
+                },
+            };
+            let _ = self.endpoint.send(&peer, &frame);
+        }
+    }
+
+    fn on_node_down(&self, node: &str, hook: NodeDownHook) {
+        let mut g = self.nodes.lock();
+        let total: usize = g.hooks.values().map(Vec::len).sum();
+        if total > g.hooks_prune_at.max(1024) {
+            for list in g.hooks.values_mut() {
+                list.retain_mut(|h| h(false));
+            }
+            g.hooks_prune_at = g.hooks.values().map(Vec::len).sum::<usize>() * 2;
+        }
+        g.hooks.entry(node.to_string()).or_default().push(hook);
+    }
+
     fn shutdown(&self) {
         self.endpoint.shutdown();
     }
@@ -183,14 +388,102 @@ impl WireProvider for Provider {
 /// Hands inbound frames to the system. Holds the system weakly: the system owns the endpoint.
 struct ToSystem(Weak<SystemInner>);
 
+impl ToSystem {
+    fn provider(inner: &SystemInner) -> Option<&Provider> {
+        inner.wire.get()?.as_any().downcast_ref::<Provider>()
+    }
+}
+
 impl Inbound for ToSystem {
-    fn frame(&self, _from: &PeerInfo, frame: Frame) {
+    fn frame(&self, from: &PeerInfo, frame: Frame) {
         let Some(inner) = self.0.upgrade() else {
             return;
         };
-        let system = ActorSystem::from_inner(inner);
-        if let Frame::Envelope(e) = frame {
-            wire::deliver_wire(&system, &e.recipient.path, e.recipient.uid, &e.payload);
+        match frame {
+            Frame::Envelope(e) => {
+                let system = ActorSystem::from_inner(inner);
+                wire::deliver_wire(&system, &e.recipient.path, e.recipient.uid, &e.payload);
+            }
+            Frame::Watch { target, watcher } => {
+                let Some(p) = Self::provider(&inner) else {
+                    return;
+                };
+                let cell = inner
+                    .lookup_cell(&target.path)
+                    .filter(|c| target.uid == 0 || c.path().uid() == target.uid);
+                match cell {
+                    Some(cell) => {
+                        let alias = crate::actor::path::next_uid();
+                        p.nodes.lock().remote_watchers.insert(
+                            (key(&from.address), watcher.uid),
+                            (alias, target.path.clone()),
+                        );
+                        cell.send_sys(SysMsg::Watch(Arc::new(RemoteWatcher {
+                            alias,
+                            to: from.address.clone(),
+                            endpoint: p.endpoint.clone(),
+                        })));
+                    }
+                    None => {
+                        // Nothing there (any more): it is terminated as far as anyone can tell.
+                        let _ = p
+                            .endpoint
+                            .send(&from.address, &Frame::Terminated { path: target });
+                    }
+                }
+            }
+            Frame::Unwatch { watcher, .. } => {
+                let Some(p) = Self::provider(&inner) else {
+                    return;
+                };
+                let entry = p
+                    .nodes
+                    .lock()
+                    .remote_watchers
+                    .remove(&(key(&from.address), watcher.uid));
+                if let Some((alias, path)) = entry {
+                    if let Some(cell) = inner.lookup_cell(&path) {
+                        cell.send_sys(SysMsg::Unwatch(alias));
+                    }
+                }
+            }
+            Frame::Terminated { path } => {
+                let Some(p) = Self::provider(&inner) else {
+                    return;
+                };
+                let node = key(&from.address);
+                let gone: Vec<Watched> = {
+                    let mut g = p.nodes.lock();
+                    let Some(list) = g.watched.get_mut(&node) else {
+                        return;
+                    };
+                    let (gone, keep) = std::mem::take(list).into_iter().partition(|w| {
+                        w.path == path.path && (w.wire_uid == 0 || w.wire_uid == path.uid)
+                    });
+                    *list = keep;
+                    gone
+                };
+                for w in gone {
+                    w.watcher.notify_death(w.alias, None);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn connected(&self, peer: &PeerInfo) {
+        if let Some(inner) = self.0.upgrade() {
+            if let Some(p) = Self::provider(&inner) {
+                p.nodes.connected(key(&peer.address), peer.uid);
+            }
+        }
+    }
+
+    fn disconnected(&self, peer: &NodeAddress) {
+        if let Some(inner) = self.0.upgrade() {
+            if let Some(p) = Self::provider(&inner) {
+                p.nodes.disconnected(key(peer));
+            }
         }
     }
 
@@ -248,6 +541,10 @@ impl ActorSystem {
         let provider = Arc::new(Provider {
             node,
             endpoint: endpoint.clone(),
+            nodes: Arc::new(Nodes {
+                inner: Mutex::new(NodesInner::default()),
+                unreachable_after: settings.unreachable_after,
+            }),
         });
         if inner.wire.set(provider).is_err() {
             endpoint.shutdown();

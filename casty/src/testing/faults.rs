@@ -77,7 +77,8 @@ impl FaultyTransport {
         f(links.entry(peer.clone()).or_default());
     }
 
-    /// Loses every frame to and/or from `peer`.
+    /// Loses every frame to and/or from `peer`. Both ways is a partition: new connections to
+    /// the peer fail as well (combine with [`FaultyTransport::sever`] to cut the current ones).
     pub fn blackhole(&self, peer: &NodeAddress, direction: Direction) {
         self.with(peer, |l| match direction {
             Direction::Outbound => l.blackhole_out = true,
@@ -150,6 +151,21 @@ impl Transport for FaultyTransport {
     }
 
     fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<BoxStream>> {
+        // A link blackholed both ways is a partition: new connections fail too.
+        let partitioned = self
+            .links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|(peer, l)| l.blackhole_out && l.blackhole_in && peer.socket_addr() == addr);
+        if partitioned {
+            return Box::pin(async move {
+                Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    format!("{addr} is partitioned away (fault injection)"),
+                ))
+            });
+        }
         self.inner.connect(addr)
     }
 
