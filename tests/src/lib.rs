@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 pub mod bank;
+pub mod remote_proto;
 
 /// The deadline for anything that should happen promptly.
 pub const T: Duration = Duration::from_secs(5);

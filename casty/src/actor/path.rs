@@ -9,7 +9,11 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+/// Incarnation uids start at a random point in each process, as Akka's do, so that an actor in a
+/// restarted process never reuses the uid of its predecessor under the same path (R1). 0 is never
+/// used: on the wire it means "whichever actor is at the path".
+static NEXT_UID: std::sync::LazyLock<AtomicU64> =
+    std::sync::LazyLock::new(|| AtomicU64::new(fastrand::u64(1..1 << 62)));
 
 pub(crate) fn next_uid() -> u64 {
     NEXT_UID.fetch_add(1, Ordering::Relaxed)

@@ -167,10 +167,16 @@ struct Watched {
     watcher: Arc<dyn Watcher>,
 }
 
+/// What this node knows of another.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Status {
-    Up(u64),
-    Down { uid: u64, generation: u64 },
+struct Status {
+    /// Its incarnation uid, as of the last handshake.
+    uid: u64,
+    up: bool,
+    /// Which disconnection a pending unreachability timer belongs to.
+    generation: u64,
+    /// Whether that incarnation was already declared gone (its watches and asks are done).
+    gone: bool,
 }
 
 #[derive(Default)]
@@ -206,6 +212,9 @@ impl Nodes {
     fn down(&self, node: &str) {
         let (watched, hooks) = {
             let mut g = self.lock();
+            if let Some(s) = g.status.get_mut(node) {
+                s.gone = true;
+            }
             (
                 g.watched.remove(node).unwrap_or_default(),
                 g.hooks.remove(node).unwrap_or_default(),
@@ -223,15 +232,30 @@ impl Nodes {
     }
 
     fn connected(&self, node: String, uid: u64) {
-        let previous = self.lock().status.insert(node.clone(), Status::Up(uid));
-        let old_uid = match previous {
-            Some(Status::Up(u)) | Some(Status::Down { uid: u, .. }) => u,
-            None => uid,
-        };
-        if old_uid != uid {
-            tracing::info!(node, old_uid, uid, "the node restarted: a new incarnation");
-            self.down(&node);
+        let previous = self.lock().status.get(&node).copied();
+        if let Some(p) = previous {
+            if p.uid != uid && !p.gone {
+                // Whatever was watched or asked of the old incarnation is over.
+                tracing::info!(
+                    node,
+                    old_uid = p.uid,
+                    uid,
+                    "the node restarted: a new incarnation"
+                );
+                self.down(&node);
+            }
         }
+        let mut g = self.lock();
+        let generation = g.generation;
+        g.status.insert(
+            node,
+            Status {
+                uid,
+                up: true,
+                generation,
+                gone: false,
+            },
+        );
     }
 
     fn disconnected(self: &Arc<Self>, node: String) {
@@ -239,12 +263,14 @@ impl Nodes {
             let mut g = self.lock();
             g.generation += 1;
             let generation = g.generation;
-            let uid = match g.status.get(&node) {
-                Some(Status::Up(u)) | Some(Status::Down { uid: u, .. }) => *u,
-                None => 0,
-            };
-            g.status
-                .insert(node.clone(), Status::Down { uid, generation });
+            let s = g.status.entry(node.clone()).or_insert(Status {
+                uid: 0,
+                up: false,
+                generation,
+                gone: false,
+            });
+            s.up = false;
+            s.generation = generation;
             generation
         };
         let me = self.clone();
@@ -252,7 +278,7 @@ impl Nodes {
             tokio::time::sleep(me.unreachable_after).await;
             let still_down = matches!(
                 me.lock().status.get(&node),
-                Some(Status::Down { generation: g, .. }) if *g == generation
+                Some(s) if !s.up && !s.gone && s.generation == generation
             );
             if still_down {
                 me.down(&node);
