@@ -221,11 +221,16 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
                 payload,
             )
         });
-        if let Err(e) = sent {
-            tracing::warn!(to = %self.path.address(), error = %e, "a remote message was not sent");
-            self.system.dead_letter_typed::<M>(&self.path);
+        match sent {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Oversize, unencodable, or the peer's queue is full: refused to the sender (an
+                // ask fails at once) and published as a dead letter.
+                tracing::warn!(to = %self.path.address(), error = %e, "a remote message was not sent");
+                self.system.dead_letter_typed::<M>(&self.path);
+                Err(TellError::Full(msg))
+            }
         }
-        Ok(())
     }
 
     fn watch(&self, watcher: Arc<dyn Watcher>) {

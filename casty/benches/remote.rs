@@ -1,0 +1,298 @@
+//! Remoting benchmarks (issue "Remoting"), between two OS processes on loopback: this binary
+//! starts itself again as the receiving node. Each figure is printed beside a raw baseline from
+//! the same run: a bare tokio TCP socket carrying length-prefixed CBOR frames with a batching
+//! writer, and no actor addressing.
+//!
+//! - R1 one-way remote tell throughput (small messages);
+//! - R2 remote ask round trip, p50 and p99.
+//!
+//! Run: `cargo bench -p casty --bench remote` (filter with `R1` or `R2`).
+
+#[allow(dead_code)] // the W1/W3 baselines are for the other benches
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use casty::remote::RemoteSettings;
+use casty::{message_enum, ActorRef, ActorSystem, Behaviors};
+use common::{env_usize, median, runtime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[message_enum]
+enum Sink {
+    Add { n: u64 },
+    Count { reply_to: ActorRef<u64> },
+}
+
+#[message_enum]
+enum Echo {
+    Ping { n: u64, reply_to: ActorRef<u64> },
+}
+
+const ROLE: &str = "CASTY_BENCH_REMOTE_ROLE";
+
+fn sink(count: u64) -> casty::Behavior<Sink> {
+    Behaviors::receive(move |_ctx, msg| match msg {
+        Sink::Add { .. } => sink(count + 1),
+        Sink::Count { reply_to } => {
+            reply_to.tell(count);
+            Behaviors::same()
+        }
+    })
+}
+
+/// The receiving process: a casty node with `/sink` and `/echo`, and a raw frame counter.
+fn serve() {
+    let rt = runtime(env_usize("CASTY_BENCH_WORKERS", 2));
+    rt.block_on(async {
+        let system = ActorSystem::new("bench");
+        let addr = system
+            .start_remote(RemoteSettings::new("127.0.0.1", 0))
+            .await
+            .unwrap();
+        system.spawn(sink(0), "sink").unwrap();
+        system
+            .spawn(
+                Behaviors::receive(|_ctx, Echo::Ping { n, reply_to }| {
+                    reply_to.tell(n);
+                    Behaviors::same()
+                }),
+                "echo",
+            )
+            .unwrap();
+        let raw = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let raw_port = raw.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = raw.accept().await else {
+                    return;
+                };
+                s.set_nodelay(true).unwrap();
+                tokio::spawn(async move {
+                    // Length-prefixed CBOR u64s; a frame of u64::MAX asks for the count.
+                    let mut buf = vec![0u8; 256 * 1024];
+                    let mut pending = Vec::new();
+                    let mut count = 0u64;
+                    loop {
+                        let n = match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        pending.extend_from_slice(&buf[..n]);
+                        let mut pos = 0;
+                        while pending.len() >= pos + 4 {
+                            let len = u32::from_be_bytes(pending[pos..pos + 4].try_into().unwrap())
+                                as usize;
+                            if pending.len() < pos + 4 + len {
+                                break;
+                            }
+                            let v: u64 =
+                                ciborium::from_reader(&pending[pos + 4..pos + 4 + len]).unwrap();
+                            pos += 4 + len;
+                            if v == u64::MAX {
+                                s.write_all(&count.to_be_bytes()).await.unwrap();
+                            } else {
+                                count += 1;
+                            }
+                        }
+                        pending.drain(..pos);
+                    }
+                });
+            }
+        });
+        println!("READY {addr} {raw_port}");
+        std::io::stdout().flush().unwrap();
+        std::future::pending::<()>().await;
+    });
+}
+
+const R1_N: u64 = 1_000_000;
+
+fn r1_casty(rt: &tokio::runtime::Runtime, system: &ActorSystem, node: &str) -> f64 {
+    rt.block_on(async {
+        let sink = system.remote_ref::<Sink>(&format!("{node}/sink")).unwrap();
+        let base: u64 = system
+            .ask(&sink, Sink::count, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let t = Instant::now();
+        for n in 0..R1_N {
+            sink.tell(Sink::Add { n });
+        }
+        loop {
+            let c: u64 = system
+                .ask(&sink, Sink::count, Duration::from_secs(60))
+                .await
+                .unwrap();
+            if c >= base + R1_N {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        R1_N as f64 / t.elapsed().as_secs_f64() / 1e6
+    })
+}
+
+fn r1_raw(rt: &tokio::runtime::Runtime, port: u16) -> f64 {
+    rt.block_on(async {
+        let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.set_nodelay(true).unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        // A batching writer task, as in casty: frames are encoded into one buffer per batch.
+        let writer = tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            while let Some(v) = rx.recv().await {
+                let push = |v: u64, buf: &mut Vec<u8>| {
+                    let start = buf.len();
+                    buf.extend_from_slice(&[0; 4]);
+                    ciborium::into_writer(&v, &mut *buf).unwrap();
+                    let len = (buf.len() - start - 4) as u32;
+                    buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+                };
+                push(v, &mut buf);
+                while let Ok(v) = rx.try_recv() {
+                    push(v, &mut buf);
+                    if buf.len() > 256 * 1024 {
+                        break;
+                    }
+                }
+                wr.write_all(&buf).await.unwrap();
+                buf.clear();
+            }
+        });
+        let t = Instant::now();
+        for n in 0..R1_N {
+            tx.send(n).unwrap();
+        }
+        tx.send(u64::MAX).unwrap();
+        let mut count = [0u8; 8];
+        rd.read_exact(&mut count).await.unwrap();
+        let r = R1_N as f64 / t.elapsed().as_secs_f64() / 1e6;
+        assert_eq!(u64::from_be_bytes(count), R1_N);
+        drop(tx);
+        let _ = writer.await;
+        r
+    })
+}
+
+const R2_N: usize = 20_000;
+
+fn r2_casty(rt: &tokio::runtime::Runtime, system: &ActorSystem, node: &str) -> (f64, f64) {
+    rt.block_on(async {
+        let echo = system.remote_ref::<Echo>(&format!("{node}/echo")).unwrap();
+        let mut lat = Vec::with_capacity(R2_N);
+        for n in 0..R2_N as u64 + 1000 {
+            let t = Instant::now();
+            let r: u64 = system
+                .ask(
+                    &echo,
+                    |reply_to| Echo::Ping { n, reply_to },
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r, n);
+            if n >= 1000 {
+                lat.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (lat[lat.len() / 2], lat[lat.len() * 99 / 100])
+    })
+}
+
+fn r2_raw(rt: &tokio::runtime::Runtime, port: u16) -> (f64, f64) {
+    rt.block_on(async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut lat = Vec::with_capacity(R2_N);
+        let mut frame = Vec::new();
+        let mut reply = [0u8; 8];
+        for i in 0..R2_N + 1000 {
+            // The raw server answers a count request: one frame out, 8 bytes back.
+            frame.clear();
+            frame.extend_from_slice(&[0; 4]);
+            ciborium::into_writer(&u64::MAX, &mut frame).unwrap();
+            let len = (frame.len() - 4) as u32;
+            frame[..4].copy_from_slice(&len.to_be_bytes());
+            let t = Instant::now();
+            s.write_all(&frame).await.unwrap();
+            s.read_exact(&mut reply).await.unwrap();
+            if i >= 1000 {
+                lat.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (lat[lat.len() / 2], lat[lat.len() * 99 / 100])
+    })
+}
+
+fn main() {
+    if std::env::var(ROLE).is_ok_and(|r| r == "serve") {
+        serve();
+        return;
+    }
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |w: &str| filter.is_empty() || filter.iter().any(|f| w.contains(f.as_str()));
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .env(ROLE, "serve")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut parts = line.split_whitespace().skip(1);
+    let node = parts.next().unwrap().to_string();
+    let raw_port: u16 = parts.next().unwrap().parse().unwrap();
+
+    let workers = env_usize("CASTY_BENCH_WORKERS", 2);
+    let rt = runtime(workers);
+    let system = rt.block_on(async {
+        let s = ActorSystem::new("bench");
+        let mut settings = RemoteSettings::new("127.0.0.1", 0);
+        // R1 sends a million tells faster than loopback drains them; let them queue.
+        settings.outbound_capacity = 4_000_000;
+        s.start_remote(settings).await.unwrap();
+        s
+    });
+    let runs = env_usize("CASTY_BENCH_RUNS", 3);
+    println!("casty remote benchmarks: two processes on loopback, {workers} workers each, median of {runs}");
+    if want("R1") {
+        let raw = median((0..runs).map(|_| r1_raw(&rt, raw_port)).collect());
+        let c = median((0..runs).map(|_| r1_casty(&rt, &system, &node)).collect());
+        println!(
+            "R1 remote tell 1M, one-way          casty {c:>8.3} M msg/s | raw CBOR socket {raw:>8.3} M msg/s | ratio {:.2} (target casty >= 1.0 M/s and >= 0.25)",
+            c / raw
+        );
+    }
+    if want("R2") {
+        let (rp50, rp99) = r2_raw(&rt, raw_port);
+        let (p50, p99) = r2_casty(&rt, &system, &node);
+        println!(
+            "R2 remote ask round trip            casty p50 {p50:>7.1} us p99 {p99:>7.1} us | raw p50 {rp50:>7.1} us p99 {rp99:>7.1} us (target casty p50 <= 60 us)"
+        );
+    }
+    rt.block_on(system.shutdown());
+    drop(child);
+}
