@@ -29,15 +29,8 @@ use crate::actor::system::{ActorSystem, SystemInner};
 pub(crate) trait WireProvider: Send + Sync + 'static {
     /// This node: `system@host:port`.
     fn node(&self) -> &str;
-    /// Sends an encoded message to `path` (incarnation `uid`, 0 for any) on `node`.
-    fn send(
-        &self,
-        node: &str,
-        path: &str,
-        uid: u64,
-        manifest: &'static str,
-        payload: Vec<u8>,
-    ) -> Result<(), String>;
+    /// The route to `node` (`system@host:port`), resolved once and kept by remote refs.
+    fn route(&self, node: &str) -> Result<Arc<dyn WireRoute>, String>;
     /// Asks `node` to tell this node when its actor `path` (`uid`, 0 for any) terminates, then
     /// to notify `watcher` with `alias` (the path the watcher knows the actor by). If the node
     /// becomes unreachable, the watcher is notified too.
@@ -52,6 +45,12 @@ pub(crate) trait WireProvider: Send + Sync + 'static {
     fn shutdown(&self);
     /// The provider itself, for the remoting layer to reach its own type.
     fn as_any(&self) -> &dyn Any;
+}
+
+/// A resolved way to one node.
+pub(crate) trait WireRoute: Send + Sync + 'static {
+    /// Sends an encoded message to `path` (incarnation `uid`, 0 for any).
+    fn send(&self, path: &str, uid: u64, manifest: &str, payload: &[u8]) -> Result<(), String>;
 }
 
 /// See [`WireProvider::on_node_down`].
@@ -86,39 +85,53 @@ impl<M: DeserializeOwned + Send + 'static> WireSink for Exported<M> {
     }
 }
 
-/// An exported ref's key: its path and incarnation uid.
-type ExportKey = (Box<str>, u64);
+/// An exported ref: its path and its sink.
+type Export = (Box<str>, Arc<dyn WireSink>);
 
-/// The exported refs of a system.
+/// The exported refs of a system, by incarnation uid (unique in the process), with their path.
 #[derive(Default)]
 pub(crate) struct Exports {
-    map: Mutex<HashMap<ExportKey, Arc<dyn WireSink>>>,
+    map: Mutex<HashMap<u64, Export>>,
+    /// Whether anything was ever exported (skips the lock for plain servers).
+    used: std::sync::atomic::AtomicBool,
     /// Prune closed entries when the map grows past this.
     prune_at: std::sync::atomic::AtomicUsize,
 }
 
 impl Exports {
     fn insert<M: DeserializeOwned + Send + 'static>(&self, r: &ActorRef<M>) {
-        let key = (Box::<str>::from(r.path().as_str()), r.path().uid());
+        let uid = r.path().uid();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.contains_key(&key) {
+        if map.contains_key(&uid) {
             return;
         }
-        map.insert(key, Arc::new(Exported { actor: r.clone() }));
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
+        map.insert(
+            uid,
+            (
+                Box::from(r.path().as_str()),
+                Arc::new(Exported { actor: r.clone() }),
+            ),
+        );
         let limit = self
             .prune_at
             .load(std::sync::atomic::Ordering::Relaxed)
             .max(256);
         if map.len() > limit {
-            map.retain(|_, s| !s.is_closed());
+            map.retain(|_, (_, s)| !s.is_closed());
             self.prune_at
                 .store(map.len() * 2, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
     fn get(&self, path: &str, uid: u64) -> Option<Arc<dyn WireSink>> {
+        if uid == 0 || !self.used.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&(Box::<str>::from(path), uid)).cloned()
+        map.get(&uid)
+            .filter(|(p, _)| &**p == path)
+            .map(|(_, s)| s.clone())
     }
 }
 
@@ -127,11 +140,41 @@ thread_local! {
     static WIRE: RefCell<Option<Arc<SystemInner>>> = const { RefCell::new(None) };
 }
 
-/// Encodes `msg` for the wire as `system`: refs inside are exported and written with the node.
-pub(crate) fn encode_for_wire<M: Serialize>(
+thread_local! {
+    /// A reusable buffer for encoding messages, so a remote tell allocates nothing for it.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
+}
+
+/// Encodes `msg` for the wire as `system` into a reused buffer and hands the bytes to `f`.
+fn with_encoded<M: Serialize, R>(
     system: &Arc<SystemInner>,
     msg: &M,
-) -> Result<Vec<u8>, String> {
+    f: impl FnOnce(&[u8]) -> Result<R, String>,
+) -> Result<R, String> {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            encode_into(system, msg, &mut buf)?;
+            let r = f(&buf);
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::with_capacity(256);
+            }
+            r
+        }
+        // Re-entered (a message encoded while encoding another): use a fresh buffer.
+        Err(_) => {
+            let mut buf = Vec::new();
+            encode_into(system, msg, &mut buf)?;
+            f(&buf)
+        }
+    })
+}
+
+fn encode_into<M: Serialize>(
+    system: &Arc<SystemInner>,
+    msg: &M,
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
     struct Restore(Option<Arc<SystemInner>>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -141,9 +184,7 @@ pub(crate) fn encode_for_wire<M: Serialize>(
     }
     let prev = WIRE.with(|w| w.borrow_mut().replace(system.clone()));
     let _restore = Restore(prev);
-    let mut buf = Vec::with_capacity(64);
-    ciborium::into_writer(msg, &mut buf).map_err(|e| e.to_string())?;
-    Ok(buf)
+    ciborium::into_writer(msg, buf).map_err(|e| e.to_string())
 }
 
 /// While encoding for the wire: the address to write for `r`, exporting it if it is ours.
@@ -199,7 +240,20 @@ pub(crate) struct RemoteRef<M> {
     /// The incarnation to address on the wire: 0 for whichever actor is at the path.
     pub(crate) wire_uid: u64,
     pub(crate) system: Arc<SystemInner>,
+    /// The route to the node, resolved on first use.
+    route: std::sync::OnceLock<Arc<dyn WireRoute>>,
     pub(crate) _m: std::marker::PhantomData<fn(M)>,
+}
+
+impl<M> RemoteRef<M> {
+    fn route(&self) -> Result<&Arc<dyn WireRoute>, String> {
+        if let Some(r) = self.route.get() {
+            return Ok(r);
+        }
+        let provider = self.system.wire.get().ok_or("remoting is not started")?;
+        let r = provider.route(self.path.system_name())?;
+        Ok(self.route.get_or_init(|| r))
+    }
 }
 
 impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
@@ -208,18 +262,15 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
     }
 
     fn deliver(&self, msg: M) -> Result<(), TellError<M>> {
-        let Some(provider) = self.system.wire.get() else {
-            self.system.dead_letter_typed::<M>(&self.path);
-            return Err(TellError::Closed(msg));
-        };
-        let sent = encode_for_wire(&self.system, &msg).and_then(|payload| {
-            provider.send(
-                self.path.system_name(),
-                self.path.as_str(),
-                self.wire_uid,
-                std::any::type_name::<M>(),
-                payload,
-            )
+        let sent = self.route().and_then(|route| {
+            with_encoded(&self.system, &msg, |payload| {
+                route.send(
+                    self.path.as_str(),
+                    self.wire_uid,
+                    std::any::type_name::<M>(),
+                    payload,
+                )
+            })
         });
         match sent {
             Ok(()) => Ok(()),
@@ -277,6 +328,7 @@ pub(crate) fn remote_ref<M: Serialize + Send + 'static>(
         path: ActorPath::new(Arc::from(node), path.to_string(), alias),
         wire_uid: uid,
         system: system.clone(),
+        route: std::sync::OnceLock::new(),
         _m: std::marker::PhantomData,
     }))
 }

@@ -300,24 +300,15 @@ impl Endpoint {
     ///
     /// An oversize or unencodable frame, a full queue, or a shut-down endpoint. Nothing is queued.
     pub(crate) fn send(&self, peer: &NodeAddress, frame: &Frame) -> Result<(), SendError> {
-        let shared = &self.shared;
-        if shared.closed.load(Ordering::Acquire) {
-            return Err(SendError::Closed);
+        self.route(peer).send(frame)
+    }
+
+    /// The association with `peer`, to send to it many times without looking it up.
+    pub(crate) fn route(&self, peer: &NodeAddress) -> Route {
+        Route {
+            shared: self.shared.clone(),
+            assoc: self.association(peer),
         }
-        let assoc = self.association(peer);
-        let limit = assoc.limit.load(Ordering::Relaxed);
-        {
-            let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if q.frames >= shared.settings.outbound_capacity {
-                drop(q);
-                Counters::add(&shared.counters.dropped, 1);
-                return Err(SendError::Overflow(peer.to_string()));
-            }
-            frame::encode(frame, limit, &mut q.buf)?;
-            q.frames += 1;
-        }
-        assoc.wake.notify_one();
-        Ok(())
     }
 
     fn association(&self, peer: &NodeAddress) -> Arc<Association> {
@@ -354,6 +345,45 @@ impl Endpoint {
         {
             a.wake.notify_one();
         }
+    }
+}
+
+/// A resolved association: sends to one peer without a lookup.
+#[derive(Clone)]
+pub(crate) struct Route {
+    shared: Arc<Shared>,
+    assoc: Arc<Association>,
+}
+
+impl Route {
+    /// Queues `frame` (a [`Frame`] or a borrowed frame) for the peer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Endpoint::send`].
+    pub(crate) fn send<T: serde::Serialize + ?Sized>(&self, frame: &T) -> Result<(), SendError> {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let assoc = &self.assoc;
+        let limit = assoc.limit.load(Ordering::Relaxed);
+        let first = {
+            let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if q.frames >= shared.settings.outbound_capacity {
+                drop(q);
+                Counters::add(&shared.counters.dropped, 1);
+                return Err(SendError::Overflow(assoc.peer.to_string()));
+            }
+            frame::encode(frame, limit, &mut q.buf)?;
+            q.frames += 1;
+            q.frames == 1
+        };
+        // The writer drains everything queued when it wakes; one wake-up per batch is enough.
+        if first {
+            assoc.wake.notify_one();
+        }
+        Ok(())
     }
 }
 

@@ -116,8 +116,34 @@ pub enum FrameError {
     Encode(String),
 }
 
+/// An outgoing envelope that borrows its parts: encodes exactly like
+/// `Frame::Envelope(Envelope { .. })` without building one (no allocation per message).
+#[derive(Serialize)]
+pub(crate) enum FrameRef<'a> {
+    Envelope(EnvelopeRef<'a>),
+}
+
+#[derive(Serialize)]
+pub(crate) struct EnvelopeRef<'a> {
+    pub(crate) recipient: WirePathRef<'a>,
+    pub(crate) sender: Option<WirePathRef<'a>>,
+    pub(crate) manifest: &'a str,
+    #[serde(with = "serde_bytes")]
+    pub(crate) payload: &'a [u8],
+}
+
+#[derive(Serialize)]
+pub(crate) struct WirePathRef<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) uid: u64,
+}
+
 /// Appends `frame`, length-prefixed, to `out`. Nothing is appended on error.
-pub(crate) fn encode(frame: &Frame, max: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
+pub(crate) fn encode<T: Serialize + ?Sized>(
+    frame: &T,
+    max: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
     if let Err(e) = ciborium::into_writer(frame, &mut *out) {
@@ -286,6 +312,32 @@ mod tests {
             }
             assert_eq!(got, frames, "chunk {chunk}");
         }
+    }
+
+    #[test]
+    fn borrowed_envelopes_encode_like_owned_ones() {
+        let owned = Frame::Envelope(Envelope {
+            recipient: WirePath {
+                path: "/user/a".into(),
+                uid: 7,
+            },
+            sender: None,
+            manifest: "m".into(),
+            payload: vec![1, 2, 3],
+        });
+        let borrowed = FrameRef::Envelope(EnvelopeRef {
+            recipient: WirePathRef {
+                path: "/user/a",
+                uid: 7,
+            },
+            sender: None,
+            manifest: "m",
+            payload: &[1, 2, 3],
+        });
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        encode(&owned, DEFAULT_MAX_FRAME, &mut a).unwrap();
+        encode(&borrowed, DEFAULT_MAX_FRAME, &mut b).unwrap();
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -13,9 +13,9 @@ use crate::actor::cell::{SysMsg, Watcher};
 use crate::actor::message::Message;
 use crate::actor::path::ActorPath;
 use crate::actor::system::{ActorSystem, SystemInner};
-use crate::actor::wire::{self, NodeDownHook, WireProvider};
-use crate::remote::endpoint::{node_uid, Endpoint, EndpointSettings, Inbound, PeerInfo};
-use crate::remote::frame::{Envelope, Frame, WirePath};
+use crate::actor::wire::{self, NodeDownHook, WireProvider, WireRoute};
+use crate::remote::endpoint::{node_uid, Endpoint, EndpointSettings, Inbound, PeerInfo, Route};
+use crate::remote::frame::{EnvelopeRef, Frame, FrameRef, WirePath, WirePathRef};
 use crate::remote::handshake::Refusal;
 use crate::remote::{AddressError, NodeAddress, RemoteCounters, TcpTransport, Transport};
 
@@ -317,26 +317,10 @@ impl WireProvider for Provider {
         &self.node
     }
 
-    fn send(
-        &self,
-        node: &str,
-        path: &str,
-        uid: u64,
-        manifest: &'static str,
-        payload: Vec<u8>,
-    ) -> Result<(), String> {
+    fn route(&self, node: &str) -> Result<Arc<dyn WireRoute>, String> {
         let (peer, _) =
             NodeAddress::parse_actor(&format!("casty://{node}/")).map_err(|e| e.to_string())?;
-        let frame = Frame::Envelope(Envelope {
-            recipient: WirePath {
-                path: path.to_string(),
-                uid,
-            },
-            sender: None,
-            manifest: manifest.to_string(),
-            payload,
-        });
-        self.endpoint.send(&peer, &frame).map_err(|e| e.to_string())
+        Ok(Arc::new(self.endpoint.route(&peer)))
     }
 
     fn watch(&self, node: &str, path: &str, uid: u64, alias: ActorPath, watcher: Arc<dyn Watcher>) {
@@ -408,6 +392,18 @@ impl WireProvider for Provider {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+impl WireRoute for Route {
+    fn send(&self, path: &str, uid: u64, manifest: &str, payload: &[u8]) -> Result<(), String> {
+        let frame = FrameRef::Envelope(EnvelopeRef {
+            recipient: WirePathRef { path, uid },
+            sender: None,
+            manifest,
+            payload,
+        });
+        Route::send(self, &frame).map_err(|e| e.to_string())
     }
 }
 
