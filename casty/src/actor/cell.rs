@@ -75,6 +75,8 @@ pub(crate) trait AnyCell: Send + Sync + 'static {
     /// Decodes a message from its wire bytes with the actor's own [`Message::wire_decoder`] and
     /// tells it. Err if the actor's type cannot be read from the wire or the bytes are not one.
     fn tell_wire(&self, payload: &[u8]) -> Result<(), WireError>;
+    /// Whether the actor still takes messages.
+    fn is_alive(&self) -> bool;
 }
 
 /// Why wire bytes could not be delivered to a local actor.
@@ -208,6 +210,10 @@ impl<M: Send + 'static> Shared<M> {
 impl<M: Message> AnyCell for Shared<M> {
     fn path(&self) -> &ActorPath {
         &self.path
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.mailbox.is_closed()
     }
 
     fn tell_wire(&self, payload: &[u8]) -> Result<(), WireError> {

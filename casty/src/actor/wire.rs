@@ -51,6 +51,10 @@ pub(crate) trait WireProvider: Send + Sync + 'static {
 pub(crate) trait WireRoute: Send + Sync + 'static {
     /// Sends an encoded message to `path` (incarnation `uid`, 0 for any).
     fn send(&self, path: &str, uid: u64, manifest: &str, payload: &[u8]) -> Result<(), String>;
+    /// Names `path` on this route, for [`WireRoute::send_compact`].
+    fn define(&self, path: &str, manifest: &str) -> Result<u32, String>;
+    /// Sends an encoded message to the recipient named `id`.
+    fn send_compact(&self, id: u32, uid: u64, payload: &[u8]) -> Result<(), String>;
 }
 
 /// See [`WireProvider::on_node_down`].
@@ -242,6 +246,8 @@ pub(crate) struct RemoteRef<M> {
     pub(crate) system: Arc<SystemInner>,
     /// The route to the node, resolved on first use.
     route: std::sync::OnceLock<Arc<dyn WireRoute>>,
+    /// The compact name of the path on that route (for refs that address a path, uid 0).
+    id: std::sync::OnceLock<u32>,
     pub(crate) _m: std::marker::PhantomData<fn(M)>,
 }
 
@@ -263,13 +269,27 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
 
     fn deliver(&self, msg: M) -> Result<(), TellError<M>> {
         let sent = self.route().and_then(|route| {
-            with_encoded(&self.system, &msg, |payload| {
-                route.send(
+            // A long-lived handle on a path gets a compact name; a ref to one incarnation (often
+            // a short-lived reply ref) travels with its full path.
+            let id = if self.wire_uid == 0 {
+                match self.id.get() {
+                    Some(id) => Some(*id),
+                    None => {
+                        let id = route.define(self.path.as_str(), std::any::type_name::<M>())?;
+                        Some(*self.id.get_or_init(|| id))
+                    }
+                }
+            } else {
+                None
+            };
+            with_encoded(&self.system, &msg, |payload| match id {
+                Some(id) => route.send_compact(id, self.wire_uid, payload),
+                None => route.send(
                     self.path.as_str(),
                     self.wire_uid,
                     std::any::type_name::<M>(),
                     payload,
-                )
+                ),
             })
         });
         match sent {
@@ -329,6 +349,7 @@ pub(crate) fn remote_ref<M: Serialize + Send + 'static>(
         wire_uid: uid,
         system: system.clone(),
         route: std::sync::OnceLock::new(),
+        id: std::sync::OnceLock::new(),
         _m: std::marker::PhantomData,
     }))
 }
@@ -336,13 +357,34 @@ pub(crate) fn remote_ref<M: Serialize + Send + 'static>(
 /// Delivers an envelope from the wire (R1, R4): to an exported ref, or to the live local actor of
 /// that incarnation (uid 0: whichever is live). Anything else is a dead letter.
 pub(crate) fn deliver_wire(system: &ActorSystem, path: &str, uid: u64, payload: &[u8]) {
+    deliver_wire_cached(system, path, uid, payload, &mut None);
+}
+
+/// [`deliver_wire`], keeping the actor it found in `cache` for the next envelope to the same
+/// recipient (a compact name on one connection) while that actor lives.
+pub(crate) fn deliver_wire_cached(
+    system: &ActorSystem,
+    path: &str,
+    uid: u64,
+    payload: &[u8],
+    cache: &mut Option<Arc<dyn crate::actor::cell::AnyCell>>,
+) {
     let inner = system.inner();
     let outcome = system.resolving_refs(|| {
+        if let Some(cell) = cache.as_ref().filter(|c| c.is_alive()) {
+            if uid == 0 || cell.path().uid() == uid {
+                return cell.tell_wire(payload);
+            }
+        }
         if let Some(sink) = inner.exports.get(path, uid) {
             return sink.deliver(payload);
         }
         match inner.lookup_cell(path) {
-            Some(cell) if uid == 0 || cell.path().uid() == uid => cell.tell_wire(payload),
+            Some(cell) if uid == 0 || cell.path().uid() == uid => {
+                let r = cell.tell_wire(payload);
+                *cache = Some(cell);
+                r
+            }
             _ => Err(WireError::NoSuchActor),
         }
     });

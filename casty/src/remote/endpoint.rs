@@ -27,7 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
-use crate::remote::frame::{self, Frame, FrameDecoder, FrameError};
+use crate::remote::frame::{self, Decoded, Frame, FrameDecoder, FrameError};
 use crate::remote::handshake::{Initiator, LocalNode, Peer, Refusal, Responder, Step, NONCE_LEN};
 use crate::remote::transport::{BoxStream, Fate, Severer, Transport};
 use crate::remote::NodeAddress;
@@ -65,6 +65,9 @@ impl EndpointSettings {
     }
 }
 
+/// What an [`Inbound`] handler keeps per compact recipient on one connection.
+pub(crate) type DeliveryCache = Option<Box<dyn std::any::Any + Send>>;
+
 /// A peer that completed the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PeerInfo {
@@ -76,6 +79,30 @@ pub(crate) struct PeerInfo {
 pub(crate) trait Inbound: Send + Sync + 'static {
     /// A frame from an established peer.
     fn frame(&self, from: &PeerInfo, frame: Frame);
+    /// A compact envelope for a recipient defined on this connection. `cache` belongs to that
+    /// recipient on this connection, for the handler to keep what it resolved.
+    fn compact(
+        &self,
+        from: &PeerInfo,
+        path: &str,
+        uid: u64,
+        payload: &[u8],
+        cache: &mut DeliveryCache,
+    ) {
+        let _ = cache;
+        self.frame(
+            from,
+            Frame::Envelope(crate::remote::frame::Envelope {
+                recipient: crate::remote::frame::WirePath {
+                    path: path.to_string(),
+                    uid,
+                },
+                sender: None,
+                manifest: String::new(),
+                payload: payload.to_vec(),
+            }),
+        );
+    }
     /// A handshake with `peer` (an address or a socket address) was refused, by either side.
     fn refused(&self, peer: &str, refusal: &Refusal);
     /// An outbound association lost its connection.
@@ -163,6 +190,9 @@ pub enum SendError {
 struct OutQueue {
     buf: Vec<u8>,
     frames: usize,
+    /// Recipients named for compact envelopes: (path, manifest) → id, and by id.
+    ids: HashMap<(String, String), u32>,
+    names: Vec<(String, String)>,
 }
 
 /// One peer's outbound association.
@@ -322,6 +352,8 @@ impl Endpoint {
             queue: Mutex::new(OutQueue {
                 buf: Vec::with_capacity(64 * 1024),
                 frames: 0,
+                ids: HashMap::new(),
+                names: Vec::new(),
             }),
             wake: Notify::new(),
             limit: AtomicUsize::new(shared.settings.max_frame),
@@ -384,6 +416,40 @@ impl Route {
             assoc.wake.notify_one();
         }
         Ok(())
+    }
+}
+
+impl Route {
+    /// The number that names `path` (with `manifest`) on this association, defining it on first
+    /// use. The definition is queued ahead of any envelope that uses it.
+    pub(crate) fn define(&self, path: &str, manifest: &str) -> Result<u32, SendError> {
+        let assoc = &self.assoc;
+        let limit = assoc.limit.load(Ordering::Relaxed);
+        let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (path.to_string(), manifest.to_string());
+        if let Some(id) = q.ids.get(&key) {
+            return Ok(*id);
+        }
+        let id = u32::try_from(q.names.len())
+            .map_err(|_| SendError::Overflow(assoc.peer.to_string()))?;
+        frame::encode(
+            &Frame::Define {
+                id,
+                path: key.0.clone(),
+                manifest: key.1.clone(),
+            },
+            limit,
+            &mut q.buf,
+        )?;
+        q.frames += 1;
+        q.ids.insert(key.clone(), id);
+        q.names.push(key);
+        let first = q.frames == 1;
+        drop(q);
+        if first {
+            assoc.wake.notify_one();
+        }
+        Ok(id)
     }
 }
 
@@ -586,6 +652,30 @@ async fn write_loop(
     });
     let mut batch = Vec::with_capacity(64 * 1024);
     let mut filtered = Vec::with_capacity(64 * 1024);
+    // A new connection has a fresh table on the other side: name every recipient again before
+    // any compact envelope that may be queued.
+    {
+        let names: Vec<(String, String)> = assoc
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .names
+            .clone();
+        let mut prefix = Vec::new();
+        for (id, (path, manifest)) in names.into_iter().enumerate() {
+            let define = Frame::Define {
+                id: id as u32,
+                path,
+                manifest,
+            };
+            if frame::encode(&define, assoc.limit.load(Ordering::Relaxed), &mut prefix).is_err() {
+                return;
+            }
+        }
+        if !prefix.is_empty() && wr.write_all(&prefix).await.is_err() {
+            return;
+        }
+    }
     loop {
         {
             let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -701,15 +791,65 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
     shared.transport.register(&info.address, &severer);
     let mut stop = shared.shutdown.subscribe();
     let mut chunk = vec![0u8; 64 * 1024];
+    // Recipients this peer named for compact envelopes, and what the handler cached for each.
+    let mut names: Vec<Option<(String, DeliveryCache)>> = Vec::new();
     loop {
         // Frames that came in with the handshake's last bytes are already buffered.
         loop {
             if severer.is_severed() {
                 return;
             }
-            match dec.next_frame() {
-                Ok(Some(f)) => {
+            match dec.next() {
+                Ok(Some(Decoded::Compact { id, uid, payload })) => {
                     Counters::add(&shared.counters.frames_in, 1);
+                    let Some(Some((path, cache))) = names.get_mut(id as usize) else {
+                        Counters::add(&shared.counters.malformed, 1);
+                        tracing::warn!(peer = %info.address, id, "closing: an undefined recipient id");
+                        return;
+                    };
+                    match shared.transport.inbound(&info.address) {
+                        Fate::Drop => Counters::add(&shared.counters.dropped, 1),
+                        Fate::Delay(d) => {
+                            let payload = payload.to_vec();
+                            tokio::time::sleep(d).await;
+                            shared.inbound.compact(&info, path, uid, &payload, cache);
+                        }
+                        Fate::Pass => shared.inbound.compact(&info, path, uid, payload, cache),
+                    }
+                }
+                Ok(Some(Decoded::Frame(f))) => {
+                    Counters::add(&shared.counters.frames_in, 1);
+                    let f = match f {
+                        Frame::Define { id, path, .. } => {
+                            let i = id as usize;
+                            if i > names.len() + 1_000_000 {
+                                tracing::warn!(peer = %info.address, id, "closing: an absurd recipient id");
+                                return;
+                            }
+                            if names.len() <= i {
+                                names.resize_with(i + 1, || None);
+                            }
+                            names[i] = Some((path, None));
+                            continue;
+                        }
+                        Frame::Compact(c) => {
+                            let Some(Some((path, cache))) = names.get_mut(c.0 as usize) else {
+                                Counters::add(&shared.counters.malformed, 1);
+                                tracing::warn!(peer = %info.address, id = c.0, "closing: an undefined recipient id");
+                                return;
+                            };
+                            match shared.transport.inbound(&info.address) {
+                                Fate::Drop => Counters::add(&shared.counters.dropped, 1),
+                                Fate::Delay(d) => {
+                                    tokio::time::sleep(d).await;
+                                    shared.inbound.compact(&info, path, c.1, &c.2, cache);
+                                }
+                                Fate::Pass => shared.inbound.compact(&info, path, c.1, &c.2, cache),
+                            }
+                            continue;
+                        }
+                        other => other,
+                    };
                     match shared.transport.inbound(&info.address) {
                         Fate::Pass => shared.inbound.frame(&info, f),
                         Fate::Drop => Counters::add(&shared.counters.dropped, 1),

@@ -86,7 +86,24 @@ pub(crate) enum Frame {
         path: WirePath,
     },
     Heartbeat,
+    /// Names a recipient for [`Frame::Compact`] on this connection (Artery-style compression:
+    /// a path crosses the wire once per connection, then only its number does).
+    Define {
+        id: u32,
+        path: String,
+        manifest: String,
+    },
+    /// An envelope whose recipient was defined earlier on this connection.
+    Compact(CompactEnvelope),
 }
+
+/// `(recipient id, uid, payload)`, a CBOR array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CompactEnvelope(
+    pub(crate) u32,
+    pub(crate) u64,
+    #[serde(with = "serde_bytes")] pub(crate) Vec<u8>,
+);
 
 /// Why bytes could not become a frame, or a frame could not become bytes.
 ///
@@ -121,7 +138,16 @@ pub enum FrameError {
 #[derive(Serialize)]
 pub(crate) enum FrameRef<'a> {
     Envelope(EnvelopeRef<'a>),
+    Compact(CompactRef<'a>),
 }
+
+/// Encodes like [`CompactEnvelope`], borrowing the payload.
+#[derive(Serialize)]
+pub(crate) struct CompactRef<'a>(
+    pub(crate) u32,
+    pub(crate) u64,
+    #[serde(with = "serde_bytes")] pub(crate) &'a [u8],
+);
 
 #[derive(Serialize)]
 pub(crate) struct EnvelopeRef<'a> {
@@ -204,6 +230,17 @@ impl FrameDecoder {
     /// Errors are final: after one, the decoder returns the same error forever and the connection
     /// must be closed.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        Ok(self.next()?.map(|d| match d {
+            Decoded::Compact { id, uid, payload } => {
+                Frame::Compact(CompactEnvelope(id, uid, payload.to_vec()))
+            }
+            Decoded::Frame(f) => f,
+        }))
+    }
+
+    /// Like [`FrameDecoder::next_frame`], but a compact envelope borrows its payload from the
+    /// buffer instead of copying it (the hot path of remote delivery).
+    pub(crate) fn next(&mut self) -> Result<Option<Decoded<'_>>, FrameError> {
         if self.failed {
             return Err(FrameError::Malformed("the stream already failed".into()));
         }
@@ -223,16 +260,18 @@ impl FrameDecoder {
             self.failed = true;
             return Err(FrameError::Malformed("empty frame".into()));
         }
-        let Some(body) = avail.get(HEADER..HEADER + size) else {
+        if avail.len() < HEADER + size {
             return Ok(None);
-        };
+        }
+        let start = self.pos + HEADER;
+        self.pos += HEADER + size;
+        let body = &self.buf[start..start + size];
+        if let Some((id, uid, payload)) = parse_compact(body) {
+            return Ok(Some(Decoded::Compact { id, uid, payload }));
+        }
         let mut reader = body;
-        let frame = ciborium::from_reader::<Frame, _>(&mut reader);
-        match frame {
-            Ok(f) if reader.is_empty() => {
-                self.pos += HEADER + size;
-                Ok(Some(f))
-            }
+        match ciborium::from_reader::<Frame, _>(&mut reader) {
+            Ok(f) if reader.is_empty() => Ok(Some(Decoded::Frame(f))),
             Ok(_) => {
                 self.failed = true;
                 Err(FrameError::Malformed(format!(
@@ -246,6 +285,58 @@ impl FrameDecoder {
             }
         }
     }
+}
+
+/// A decoded frame; see [`FrameDecoder::next`].
+#[derive(Debug)]
+pub(crate) enum Decoded<'a> {
+    Compact {
+        id: u32,
+        uid: u64,
+        payload: &'a [u8],
+    },
+    Frame(Frame),
+}
+
+/// Reads a CBOR head (major type and argument) at `b[*i]`.
+fn cbor_head(b: &[u8], i: &mut usize) -> Option<(u8, u64)> {
+    let first = *b.get(*i)?;
+    *i += 1;
+    let major = first >> 5;
+    let info = first & 0x1f;
+    let arg = match info {
+        0..=23 => u64::from(info),
+        24..=27 => {
+            let n = 1usize << (info - 24);
+            let bytes = b.get(*i..*i + n)?;
+            *i += n;
+            bytes.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
+        }
+        _ => return None,
+    };
+    Some((major, arg))
+}
+
+/// The shape serde and ciborium give `Frame::Compact(CompactEnvelope(id, uid, bytes))`:
+/// `{"Compact": [id, uid, h'..']}`. Anything else (or any doubt) returns `None`, and the general
+/// decoder takes over.
+fn parse_compact(body: &[u8]) -> Option<(u32, u64, &[u8])> {
+    const TAG: &[u8] = b"\xa1\x67Compact\x83";
+    let rest = body.strip_prefix(TAG)?;
+    let mut i = 0;
+    let (m, id) = cbor_head(rest, &mut i)?;
+    if m != 0 {
+        return None;
+    }
+    let (m, uid) = cbor_head(rest, &mut i)?;
+    if m != 0 {
+        return None;
+    }
+    let (m, len) = cbor_head(rest, &mut i)?;
+    if m != 2 || rest.len().checked_sub(i)? as u64 != len {
+        return None;
+    }
+    Some((u32::try_from(id).ok()?, uid, &rest[i..]))
 }
 
 /// Decodes `bytes` as a frame stream with limit `max`, returning how many frames were decoded
@@ -338,6 +429,40 @@ mod tests {
         encode(&owned, DEFAULT_MAX_FRAME, &mut a).unwrap();
         encode(&borrowed, DEFAULT_MAX_FRAME, &mut b).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn compact_envelopes_take_the_fast_path_exactly() {
+        for (id, uid, len) in [
+            (0u32, 0u64, 0usize),
+            (23, 24, 23),
+            (300, u64::MAX, 300),
+            (70_000, 1 << 40, 70_000),
+        ] {
+            let payload = vec![7u8; len];
+            let mut bytes = Vec::new();
+            encode(
+                &FrameRef::Compact(CompactRef(id, uid, &payload)),
+                DEFAULT_MAX_FRAME,
+                &mut bytes,
+            )
+            .unwrap();
+            assert_eq!(
+                parse_compact(&bytes[4..]),
+                Some((id, uid, payload.as_slice()))
+            );
+            let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME);
+            d.push(&bytes);
+            assert_eq!(
+                d.next_frame().unwrap(),
+                Some(Frame::Compact(CompactEnvelope(id, uid, payload.clone())))
+            );
+        }
+        assert_eq!(
+            parse_compact(b"\xa1\x67Compact\x83\x01\x02\x43ab"),
+            None,
+            "short payload"
+        );
     }
 
     #[test]

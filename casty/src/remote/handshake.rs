@@ -290,6 +290,8 @@ fn kind(f: &Frame) -> &'static str {
         Frame::Unwatch { .. } => "Unwatch",
         Frame::Terminated { .. } => "Terminated",
         Frame::Heartbeat => "Heartbeat",
+        Frame::Define { .. } => "Define",
+        Frame::Compact(_) => "Compact",
     }
 }
 

@@ -9,13 +9,15 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::actor::actor_ref::ActorRef;
-use crate::actor::cell::{SysMsg, Watcher};
+use crate::actor::cell::{AnyCell, SysMsg, Watcher};
 use crate::actor::message::Message;
 use crate::actor::path::ActorPath;
 use crate::actor::system::{ActorSystem, SystemInner};
 use crate::actor::wire::{self, NodeDownHook, WireProvider, WireRoute};
-use crate::remote::endpoint::{node_uid, Endpoint, EndpointSettings, Inbound, PeerInfo, Route};
-use crate::remote::frame::{EnvelopeRef, Frame, FrameRef, WirePath, WirePathRef};
+use crate::remote::endpoint::{
+    node_uid, DeliveryCache, Endpoint, EndpointSettings, Inbound, PeerInfo, Route,
+};
+use crate::remote::frame::{CompactRef, EnvelopeRef, Frame, FrameRef, WirePath, WirePathRef};
 use crate::remote::handshake::Refusal;
 use crate::remote::{AddressError, NodeAddress, RemoteCounters, TcpTransport, Transport};
 
@@ -405,6 +407,15 @@ impl WireRoute for Route {
         });
         Route::send(self, &frame).map_err(|e| e.to_string())
     }
+
+    fn define(&self, path: &str, manifest: &str) -> Result<u32, String> {
+        Route::define(self, path, manifest).map_err(|e| e.to_string())
+    }
+
+    fn send_compact(&self, id: u32, uid: u64, payload: &[u8]) -> Result<(), String> {
+        Route::send(self, &FrameRef::Compact(CompactRef(id, uid, payload)))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Hands inbound frames to the system. Holds the system weakly: the system owns the endpoint.
@@ -490,6 +501,25 @@ impl Inbound for ToSystem {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn compact(
+        &self,
+        _from: &PeerInfo,
+        path: &str,
+        uid: u64,
+        payload: &[u8],
+        cache: &mut DeliveryCache,
+    ) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        let system = ActorSystem::from_inner(inner);
+        let slot = cache.get_or_insert_with(|| Box::new(None::<Arc<dyn AnyCell>>));
+        match slot.downcast_mut::<Option<Arc<dyn AnyCell>>>() {
+            Some(cell) => wire::deliver_wire_cached(&system, path, uid, payload, cell),
+            None => wire::deliver_wire(&system, path, uid, payload),
         }
     }
 
