@@ -332,3 +332,46 @@ async fn a_partitioned_node_terminates_watches_and_fails_asks() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+// A severed connection is re-established and the same ref keeps working: its compact name is
+// defined again on the new connection before anything that uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ref_keeps_working_across_a_reconnect() {
+    let faults = casty::testing::FaultyTransport::tcp();
+    let a = ActorSystem::new("re");
+    a.start_remote(
+        RemoteSettings::new("127.0.0.1", 0).transport(std::sync::Arc::new(faults.clone())),
+    )
+    .await
+    .unwrap();
+    let b = node("re").await;
+    b.spawn(sequence(0, true), "sink").unwrap();
+    let sink = a.remote_ref::<Seq>(&address(&b, "/sink")).unwrap();
+    for n in 0..100 {
+        sink.tell(Seq::Item { n });
+    }
+    assert_eq!(a.ask(&sink, Seq::report, T).await.unwrap(), (100, true));
+    faults.sever(&b.remote_address().unwrap());
+    // Whatever was in flight when the link was cut may be lost; what is sent after arrives.
+    let mut next = 100;
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        sink.tell(Seq::Item { n: next });
+        next += 1;
+        if let Ok((count, _)) = a
+            .ask(&sink, Seq::report, std::time::Duration::from_millis(200))
+            .await
+        {
+            if count == next {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ref did not recover"
+        );
+    }
+    assert!(a.remote_counters().unwrap().reconnects >= 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
