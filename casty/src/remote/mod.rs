@@ -19,6 +19,8 @@ pub(crate) mod endpoint;
 pub(crate) mod frame;
 pub(crate) mod handshake;
 mod system;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 pub use address::{AddressError, NodeAddress};
@@ -28,4 +30,6 @@ pub use frame::fuzz_decode;
 pub use frame::{FrameError, DEFAULT_MAX_FRAME};
 pub use handshake::Refusal;
 pub use system::{HandshakeRefused, RemoteError, RemoteSettings};
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsError, TlsTransport};
 pub use transport::{BoxStream, Fate, Listener, Severer, Stream, TcpTransport, Transport};
