@@ -4,7 +4,9 @@
 //! writer, and no actor addressing.
 //!
 //! - R1 one-way remote tell throughput (small messages);
-//! - R2 remote ask round trip, p50 and p99.
+//! - R2 remote ask round trip, p50 and p99;
+//! - R3 the one-way tell throughput of R1 with TLS on (mutual authentication), beside the same
+//!   raw baseline.
 //!
 //! Run: `cargo bench -p casty --bench remote` (filter with `R1` or `R2`).
 
@@ -15,7 +17,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use casty::remote::RemoteSettings;
+use casty::remote::{RemoteSettings, TlsConfig, TlsTransport};
 use casty::{message_enum, ActorRef, ActorSystem, Behaviors};
 use common::{env_usize, median, runtime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,7 +45,39 @@ fn sink(count: u64) -> casty::Behavior<Sink> {
     })
 }
 
-/// The receiving process: a casty node with `/sink` and `/echo`, and a raw frame counter.
+fn tls_from_env() -> TlsConfig {
+    let get = |k: &str| std::env::var(k).unwrap();
+    TlsConfig {
+        ca_pem: get("CASTY_BENCH_TLS_CA"),
+        cert_pem: get("CASTY_BENCH_TLS_CERT"),
+        key_pem: get("CASTY_BENCH_TLS_KEY"),
+    }
+}
+
+/// A CA and two node certificates (for 127.0.0.1), generated for this run.
+fn tls_pair() -> (TlsConfig, TlsConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = p.self_signed(&ca_key).unwrap();
+    let node = || {
+        let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        p.subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        TlsConfig {
+            ca_pem: ca.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    };
+    (node(), node())
+}
+
+/// The receiving process: a casty node with `/sink` and `/echo`, a TLS node with `/sink`, and a
+/// raw frame counter.
 fn serve() {
     let rt = runtime(env_usize("CASTY_BENCH_WORKERS", 2));
     rt.block_on(async {
@@ -52,6 +86,16 @@ fn serve() {
             .start_remote(RemoteSettings::new("127.0.0.1", 0))
             .await
             .unwrap();
+        let tls_system = ActorSystem::new("bench");
+        let tls_addr = tls_system
+            .start_remote(
+                RemoteSettings::new("127.0.0.1", 0).transport(std::sync::Arc::new(
+                    TlsTransport::tcp(&tls_from_env()).unwrap(),
+                )),
+            )
+            .await
+            .unwrap();
+        tls_system.spawn(sink(0), "sink").unwrap();
         system.spawn(sink(0), "sink").unwrap();
         system
             .spawn(
@@ -102,7 +146,7 @@ fn serve() {
                 });
             }
         });
-        println!("READY {addr} {raw_port}");
+        println!("READY {addr} {raw_port} {tls_addr}");
         std::io::stdout().flush().unwrap();
         std::future::pending::<()>().await;
     });
@@ -251,9 +295,13 @@ fn main() {
             let _ = self.0.wait();
         }
     }
+    let (tls_ours, tls_theirs) = tls_pair();
     let mut child = KillOnDrop(
         Command::new(std::env::current_exe().unwrap())
             .env(ROLE, "serve")
+            .env("CASTY_BENCH_TLS_CA", &tls_theirs.ca_pem)
+            .env("CASTY_BENCH_TLS_CERT", &tls_theirs.cert_pem)
+            .env("CASTY_BENCH_TLS_KEY", &tls_theirs.key_pem)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -265,6 +313,7 @@ fn main() {
     let mut parts = line.split_whitespace().skip(1);
     let node = parts.next().unwrap().to_string();
     let raw_port: u16 = parts.next().unwrap().parse().unwrap();
+    let tls_node = parts.next().unwrap().to_string();
 
     let workers = env_usize("CASTY_BENCH_WORKERS", 2);
     let rt = runtime(workers);
@@ -285,6 +334,27 @@ fn main() {
             "R1 remote tell 1M, one-way          casty {c:>8.3} M msg/s | raw CBOR socket {raw:>8.3} M msg/s | ratio {:.2} (target casty >= 1.0 M/s and >= 0.25)",
             c / raw
         );
+    }
+    if want("R3") {
+        let tls_system = rt.block_on(async {
+            let s = ActorSystem::new("bench");
+            let mut settings = RemoteSettings::new("127.0.0.1", 0)
+                .transport(std::sync::Arc::new(TlsTransport::tcp(&tls_ours).unwrap()));
+            settings.outbound_capacity = 4_000_000;
+            s.start_remote(settings).await.unwrap();
+            s
+        });
+        let raw = median((0..runs).map(|_| r1_raw(&rt, raw_port)).collect());
+        let c = median(
+            (0..runs)
+                .map(|_| r1_casty(&rt, &tls_system, &tls_node))
+                .collect(),
+        );
+        println!(
+            "R3 remote tell 1M, one-way, TLS     casty {c:>8.3} M msg/s | raw CBOR socket {raw:>8.3} M msg/s | ratio {:.2} (no separate target)",
+            c / raw
+        );
+        rt.block_on(tls_system.shutdown());
     }
     if want("R2") {
         let (rp50, rp99) = r2_raw(&rt, raw_port);
