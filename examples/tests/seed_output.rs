@@ -63,3 +63,9 @@ examples!(
 fn configuration() {
     check("configuration", env!("CARGO_BIN_EXE_configuration"));
 }
+
+/// Remoting: two processes, a bank node and a client node.
+#[test]
+fn remote_bank() {
+    check("remote_bank", env!("CARGO_BIN_EXE_remote_bank"));
+}

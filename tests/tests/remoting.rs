@@ -103,6 +103,7 @@ async fn ten_thousand_tells_arrive_in_order() {
     b.shutdown().await;
 }
 
+// ANCHOR: relay
 // R4: a ref passed A→B→C gets the reply from C back to A.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ref_passed_along_gets_the_reply_home() {
@@ -154,6 +155,7 @@ async fn a_ref_passed_along_gets_the_reply_home() {
         s.shutdown().await;
     }
 }
+// ANCHOR_END: relay
 
 // R2: a wrong system name and a wrong secret are refused; each side publishes why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,6 +285,7 @@ async fn watching_a_remote_actor_delivers_terminated() {
     b.shutdown().await;
 }
 
+// ANCHOR: partition
 // Until membership exists, a connection lost beyond `unreachable_after` counts as termination,
 // and asks to that node fail long before their own timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,6 +335,7 @@ async fn a_partitioned_node_terminates_watches_and_fails_asks() {
     a.shutdown().await;
     b.shutdown().await;
 }
+// ANCHOR_END: partition
 
 // A severed connection is re-established and the same ref keeps working: its compact name is
 // defined again on the new connection before anything that uses it.
