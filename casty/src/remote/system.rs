@@ -159,6 +159,8 @@ struct Provider {
     node: String,
     endpoint: Endpoint,
     nodes: Arc<Nodes>,
+    /// Resolved routes by node, so each reply ref does not resolve its node again.
+    routes: Mutex<HashMap<String, Arc<dyn WireRoute>>>,
 }
 
 /// A remote actor watched from this node.
@@ -320,9 +322,15 @@ impl WireProvider for Provider {
     }
 
     fn route(&self, node: &str) -> Result<Arc<dyn WireRoute>, String> {
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = routes.get(node) {
+            return Ok(r.clone());
+        }
         let (peer, _) =
             NodeAddress::parse_actor(&format!("casty://{node}/")).map_err(|e| e.to_string())?;
-        Ok(Arc::new(self.endpoint.route(&peer)))
+        let r: Arc<dyn WireRoute> = Arc::new(self.endpoint.route(&peer));
+        routes.insert(node.to_string(), r.clone());
+        Ok(r)
     }
 
     fn watch(&self, node: &str, path: &str, uid: u64, alias: ActorPath, watcher: Arc<dyn Watcher>) {
@@ -597,6 +605,7 @@ impl ActorSystem {
                 inner: Mutex::new(NodesInner::default()),
                 unreachable_after: settings.unreachable_after,
             }),
+            routes: Mutex::new(HashMap::new()),
         });
         if inner.wire.set(provider).is_err() {
             endpoint.shutdown();
