@@ -316,6 +316,7 @@ impl Endpoint {
     }
 
     /// This node's incarnation uid.
+    #[cfg(test)]
     pub(crate) fn uid(&self) -> u64 {
         self.shared.local.uid
     }

@@ -208,11 +208,6 @@ impl FrameDecoder {
         }
     }
 
-    /// Changes the limit (after the handshake agreed on one).
-    pub(crate) fn set_max(&mut self, max: usize) {
-        self.max = max;
-    }
-
     /// Adds bytes read from the connection.
     pub(crate) fn push(&mut self, bytes: &[u8]) {
         if self.pos > 0 && self.pos == self.buf.len() {

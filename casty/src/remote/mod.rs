@@ -1,18 +1,16 @@
 //! Remoting: typed actor refs across processes over TCP (issue "Remoting").
 //!
-//! The pieces, bottom up, each usable and tested on its own:
-//! - [`address`](NodeAddress): `casty://system@host:port` and actor addresses under it;
+//! The pieces, bottom up, each tested on its own:
+//! - [`NodeAddress`]: `casty://system@host:port` and actor addresses under it;
 //! - `frame`: length-prefixed CBOR frames with a hard size limit and an incremental decoder that
-//!   never panics (R3);
+//!   never panics, with a zero-copy path for compact envelopes (R3);
 //! - `handshake`: the connect/accept handshake as pure state machines (protocol version, system
 //!   name, incarnation uid, frame limits, and an HMAC challenge-response over a shared secret,
-//!   R1–R2).
-//!
-//! The transport, associations and remote refs build on these.
-
-// The frame codec and handshake are complete and unit-tested; the transport that calls them lands
-// in the next step of the remoting issue. Until then their crate-internal items are unused.
-#![allow(dead_code)]
+//!   R1–R2);
+//! - [`Transport`]: TCP, TLS (feature `tls`), and the test-only `FaultyTransport` wrapper;
+//! - `endpoint`: the listener and one batched, reconnecting, bounded association per peer (R5);
+//! - `system`: `ActorSystem::start_remote`, `remote_ref`, remote death watch and node
+//!   reachability, bridging the endpoint to the actor core's wire support (`actor::wire`).
 
 mod address;
 pub(crate) mod endpoint;
