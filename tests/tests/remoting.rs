@@ -379,3 +379,35 @@ async fn a_ref_keeps_working_across_a_reconnect() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[message_enum]
+enum Blob {
+    Put { bytes: Vec<u8> },
+    Size { reply_to: ActorRef<usize> },
+}
+
+// R3: an outbound message larger than the frame limit is refused to its sender at once (an ask
+// fails without waiting for its timeout), and the link keeps working for the next message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_message_is_refused_to_the_sender() {
+    let a = node("big").await;
+    let b = node("big").await;
+    b.spawn(
+        Behaviors::receive(|_ctx, msg: Blob| {
+            if let Blob::Size { reply_to } = msg {
+                reply_to.tell(0usize);
+            }
+            Behaviors::same()
+        }),
+        "blobs",
+    )
+    .unwrap();
+    let blobs = a.remote_ref::<Blob>(&address(&b, "/blobs")).unwrap();
+    let huge = vec![0u8; casty::remote::DEFAULT_MAX_FRAME + 1];
+    assert!(blobs.try_tell(Blob::Put { bytes: huge }).is_err());
+    let started = std::time::Instant::now();
+    assert_eq!(a.ask(&blobs, Blob::size, T).await.unwrap(), 0);
+    assert!(started.elapsed() < T);
+    a.shutdown().await;
+    b.shutdown().await;
+}
