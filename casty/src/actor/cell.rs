@@ -72,15 +72,18 @@ pub(crate) trait AnyCell: Send + Sync + 'static {
     fn path(&self) -> &ActorPath;
     fn send_sys(&self, msg: SysMsg);
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     /// Decodes a message from its wire bytes with the actor's own [`Message::wire_decoder`] and
     /// tells it. Err if the actor's type cannot be read from the wire or the bytes are not one.
     fn tell_wire(&self, payload: &[u8]) -> Result<(), WireError>;
     /// Whether the actor still takes messages.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     fn is_alive(&self) -> bool;
 }
 
 /// Why wire bytes could not be delivered to a local actor.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) enum WireError {
     /// The actor's message type has no wire decoder (it is local-only).
     NotRemotable(&'static str),

@@ -12,6 +12,9 @@
 //!   actor of that incarnation, decoding with the actor's own `Message::wire_decoder`. Anything else
 //!   (an old incarnation, a local-only type, bad bytes) is a dead letter (R1).
 
+// Without a remoting layer compiled in, nothing calls into this module.
+#![cfg_attr(not(feature = "remote"), allow(dead_code))]
+
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
