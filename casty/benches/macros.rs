@@ -11,19 +11,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use casty::{behavior, message_enum, ActorContext, ActorRef, ActorSystem, Behavior, Behaviors};
-use common::{bounce_tokio, env_usize, median, runtime, w1_tokio, Done, W1_N};
+use common::{bounce_tokio, env_usize, hand_sink, median, runtime, w1_casty, w1_tokio, Done, W1_N};
 use tokio::sync::Notify;
 
 // ---------------------------------------------------------------- W1: one producer, one actor
-
-fn hand_sink(done: Arc<Notify>) -> Behavior<u64> {
-    Behaviors::receive(move |_ctx, n: u64| {
-        if n == W1_N - 1 {
-            done.notify_one();
-        }
-        Behaviors::same()
-    })
-}
 
 #[behavior]
 fn macro_sink(_ctx: &mut ActorContext<u64>, n: u64, done: Arc<Notify>) -> Behavior<u64> {
@@ -46,22 +37,6 @@ fn macro_counter(
         done.notify_one();
     }
     Behaviors::same()
-}
-
-fn w1_casty(rt: &tokio::runtime::Runtime, make: fn(Arc<Notify>) -> Behavior<u64>) -> f64 {
-    rt.block_on(async {
-        let system = ActorSystem::new("bench");
-        let done = Arc::new(Notify::new());
-        let sink = system.spawn(make(done.clone()), "sink").unwrap();
-        let t = Instant::now();
-        for i in 0..W1_N {
-            sink.tell(i);
-        }
-        done.notified().await;
-        let r = W1_N as f64 / t.elapsed().as_secs_f64() / 1e6;
-        system.shutdown().await;
-        r
-    })
 }
 
 // ---------------------------------------------------------------- W3: a bouncing pair

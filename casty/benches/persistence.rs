@@ -22,7 +22,7 @@ use casty::{
     EventSourcedCommand, InMemoryJournal, Message, SnapshotPolicy, SqliteJournal, StoredEvent,
     StoredSnapshot,
 };
-use common::{env_usize, median, runtime, w1_tokio, W1_N};
+use common::{env_usize, hand_sink, median, runtime, w1_casty, w1_tokio};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug)]
@@ -118,33 +118,6 @@ fn e1_memory(rt: &tokio::runtime::Runtime) -> f64 {
         let total: Total = system.ask(&a, Cmd::Get, T).await.unwrap();
         assert_eq!(total.count, E1_N);
         let r = E1_N as f64 / t.elapsed().as_secs_f64() / 1e6;
-        system.shutdown().await;
-        r
-    })
-}
-
-fn w1_casty(rt: &tokio::runtime::Runtime) -> f64 {
-    rt.block_on(async {
-        let system = ActorSystem::new("bench");
-        let done = Arc::new(tokio::sync::Notify::new());
-        let d = done.clone();
-        let sink = system
-            .spawn(
-                Behaviors::receive(move |_ctx, n: u64| {
-                    if n == W1_N - 1 {
-                        d.notify_one();
-                    }
-                    Behaviors::same()
-                }),
-                "sink",
-            )
-            .unwrap();
-        let t = Instant::now();
-        for i in 0..W1_N {
-            sink.tell(i);
-        }
-        done.notified().await;
-        let r = W1_N as f64 / t.elapsed().as_secs_f64() / 1e6;
         system.shutdown().await;
         r
     })
@@ -320,7 +293,7 @@ fn main() {
     );
     if want("E1") {
         let tokio = runs(|| w1_tokio(&rt));
-        let w1 = runs(|| w1_casty(&rt));
+        let w1 = runs(|| w1_casty(&rt, hand_sink));
         let e1 = runs(|| e1_memory(&rt));
         println!("  (W1 this run: casty {w1:.2} M msg/s, raw tokio {tokio:.2} M msg/s)");
         report(

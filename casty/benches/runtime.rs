@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Message};
-use common::{bounce_tokio, env_usize, median, runtime, w1_tokio, Done, W1_N};
-use tokio::sync::{mpsc, oneshot, Notify};
+use common::{bounce_tokio, env_usize, hand_sink, median, runtime, w1_casty, w1_tokio, Done};
+use tokio::sync::{mpsc, oneshot};
 
 fn runs<F: FnMut() -> f64>(mut f: F) -> f64 {
     median((0..env_usize("CASTY_BENCH_RUNS", 3)).map(|_| f()).collect())
@@ -28,33 +28,6 @@ fn report(name: &str, unit: &str, casty: f64, tokio: f64, higher_is_better: bool
 }
 
 // ---------------------------------------------------------------- W1: one producer, one actor
-
-fn w1_casty(rt: &tokio::runtime::Runtime) -> f64 {
-    rt.block_on(async {
-        let system = ActorSystem::new("bench");
-        let done = Arc::new(Notify::new());
-        let d = done.clone();
-        let sink = system
-            .spawn(
-                Behaviors::receive(move |_ctx, n: u64| {
-                    if n == W1_N - 1 {
-                        d.notify_one();
-                    }
-                    Behaviors::same()
-                }),
-                "sink",
-            )
-            .unwrap();
-        let t = Instant::now();
-        for i in 0..W1_N {
-            sink.tell(i);
-        }
-        done.notified().await;
-        let r = W1_N as f64 / t.elapsed().as_secs_f64() / 1e6;
-        system.shutdown().await;
-        r
-    })
-}
 
 // ---------------------------------------------------------------- W2: sequential asks
 
@@ -329,7 +302,7 @@ fn main() {
 
     if want("W1") {
         let t = runs(|| w1_tokio(&rt));
-        let c = runs(|| w1_casty(&rt));
+        let c = runs(|| w1_casty(&rt, hand_sink));
         report("W1 tell 2M, 1 producer", "M msg/s", c, t, true, ">= 0.6");
     }
     if want("W2") {

@@ -55,6 +55,36 @@ pub(crate) fn w1_tokio(rt: &tokio::runtime::Runtime) -> f64 {
     })
 }
 
+/// The W1 sink written by hand: the fast-path handler.
+pub(crate) fn hand_sink(done: Arc<Notify>) -> casty::Behavior<u64> {
+    casty::Behaviors::receive(move |_ctx, n: u64| {
+        if n == W1_N - 1 {
+            done.notify_one();
+        }
+        casty::Behaviors::same()
+    })
+}
+
+/// W1 in casty: one producer tells `W1_N` numbers to the sink `make` builds; it notifies when done.
+pub(crate) fn w1_casty(
+    rt: &tokio::runtime::Runtime,
+    make: fn(Arc<Notify>) -> casty::Behavior<u64>,
+) -> f64 {
+    rt.block_on(async {
+        let system = casty::ActorSystem::new("bench");
+        let done = Arc::new(Notify::new());
+        let sink = system.spawn(make(done.clone()), "sink").unwrap();
+        let t = Instant::now();
+        for i in 0..W1_N {
+            sink.tell(i);
+        }
+        done.notified().await;
+        let r = W1_N as f64 / t.elapsed().as_secs_f64() / 1e6;
+        system.shutdown().await;
+        r
+    })
+}
+
 /// Counts finished pairs and wakes the benchmark when the last one is done.
 pub(crate) struct Done {
     left: AtomicUsize,
