@@ -196,27 +196,43 @@ async fn predicate_policy_snapshots_on_matching_events() {
 
 // ---------------------------------------------------------------- stash (P3)
 
-/// A journal whose writes and snapshot loads wait until the test opens a gate.
-struct GatedJournal {
+// ANCHOR: test_journal
+/// The in-memory journal with switches for tests: writes and snapshot loads can wait at a gate
+/// until the test opens it, and writes or reads can fail on demand.
+struct TestJournal {
     inner: InMemoryJournal,
     writes: Semaphore,
     loads: Semaphore,
-    /// Notified when a write starts waiting at the gate.
+    /// Notified when a write reaches the gate.
     entered: tokio::sync::Notify,
+    fail_writes: AtomicBool,
+    fail_reads: AtomicBool,
 }
 
-impl GatedJournal {
+impl TestJournal {
+    /// Gates open, nothing failing.
     fn new() -> Arc<Self> {
-        Arc::new(GatedJournal {
+        Self::with_gates(Semaphore::MAX_PERMITS, Semaphore::MAX_PERMITS)
+    }
+
+    /// Writes and snapshot loads wait until the test adds permits.
+    fn gated() -> Arc<Self> {
+        Self::with_gates(0, 0)
+    }
+
+    fn with_gates(writes: usize, loads: usize) -> Arc<Self> {
+        Arc::new(TestJournal {
             inner: InMemoryJournal::new(),
-            writes: Semaphore::new(0),
-            loads: Semaphore::new(0),
+            writes: Semaphore::new(writes),
+            loads: Semaphore::new(loads),
             entered: tokio::sync::Notify::new(),
+            fail_writes: AtomicBool::new(false),
+            fail_reads: AtomicBool::new(false),
         })
     }
 }
 
-impl EventJournal for GatedJournal {
+impl EventJournal for TestJournal {
     fn persist<'a>(
         &'a self,
         id: &'a str,
@@ -226,15 +242,22 @@ impl EventJournal for GatedJournal {
         Box::pin(async move {
             self.entered.notify_one();
             self.writes.acquire().await.unwrap().forget();
+            if self.fail_writes.load(Ordering::SeqCst) {
+                return Err(JournalError::Storage("disk on fire".into()));
+            }
             self.inner.persist(id, events, expected_seq).await
         })
     }
+    // ANCHOR_END: test_journal
     fn load<'a>(
         &'a self,
         id: &'a str,
         from: u64,
         max: usize,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, JournalError>> {
+        if self.fail_reads.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(JournalError::Storage("cannot read".into())) });
+        }
         self.inner.load(id, from, max)
     }
     fn highest_seq<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, JournalError>> {
@@ -268,7 +291,7 @@ impl EventJournal for GatedJournal {
 // P3: commands that arrive during a write wait, and are then handled in arrival order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_during_a_write_are_handled_afterwards_in_order() {
-    let journal = GatedJournal::new();
+    let journal = TestJournal::gated();
     journal.loads.add_permits(100);
     let kit = TestKit::new();
     let mut states = kit.probe::<AccountState>();
@@ -321,7 +344,7 @@ async fn commands_during_a_write_are_handled_afterwards_in_order() {
 // P3: the stash is the mailbox, so it is bounded by the mailbox; overflow is a dead letter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stash_is_bounded_and_overflow_is_a_dead_letter() {
-    let journal = GatedJournal::new();
+    let journal = TestJournal::gated();
     journal.loads.add_permits(100);
     let kit = TestKit::new();
     let mut dead = kit.event_probe::<casty::DeadLetter>();
@@ -364,7 +387,7 @@ async fn the_stash_is_bounded_and_overflow_is_a_dead_letter() {
 // P3: commands that arrive during recovery are handled after it, against the recovered state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_during_recovery_are_handled_afterwards_in_order() {
-    let journal = GatedJournal::new();
+    let journal = TestJournal::gated();
     journal.writes.add_permits(1000);
     journal
         .inner
@@ -408,77 +431,10 @@ fn cbor<T: casty::__private::serde::Serialize>(v: &T) -> Vec<u8> {
 
 // ---------------------------------------------------------------- failures (P4, P1)
 
-// ANCHOR: flaky
-/// A journal that fails writes or reads on demand.
-struct FlakyJournal {
-    inner: InMemoryJournal,
-    fail_writes: AtomicBool,
-    fail_reads: AtomicBool,
-}
-
-impl FlakyJournal {
-    fn new() -> Arc<Self> {
-        Arc::new(FlakyJournal {
-            inner: InMemoryJournal::new(),
-            fail_writes: AtomicBool::new(false),
-            fail_reads: AtomicBool::new(false),
-        })
-    }
-}
-
-impl EventJournal for FlakyJournal {
-    fn persist<'a>(
-        &'a self,
-        id: &'a str,
-        events: Vec<StoredEvent>,
-        expected_seq: u64,
-    ) -> BoxFuture<'a, Result<u64, JournalError>> {
-        if self.fail_writes.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(JournalError::Storage("disk on fire".into())) });
-        }
-        self.inner.persist(id, events, expected_seq)
-    }
-    // ANCHOR_END: flaky
-    fn load<'a>(
-        &'a self,
-        id: &'a str,
-        from: u64,
-        max: usize,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, JournalError>> {
-        if self.fail_reads.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(JournalError::Storage("cannot read".into())) });
-        }
-        self.inner.load(id, from, max)
-    }
-    fn highest_seq<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, JournalError>> {
-        self.inner.highest_seq(id)
-    }
-    fn save_snapshot<'a>(
-        &'a self,
-        id: &'a str,
-        s: StoredSnapshot,
-    ) -> BoxFuture<'a, Result<(), JournalError>> {
-        self.inner.save_snapshot(id, s)
-    }
-    fn load_snapshot<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, JournalError>> {
-        self.inner.load_snapshot(id)
-    }
-    fn delete_snapshots_before<'a>(
-        &'a self,
-        id: &'a str,
-        seq: u64,
-    ) -> BoxFuture<'a, Result<u64, JournalError>> {
-        self.inner.delete_snapshots_before(id, seq)
-    }
-}
-
 // P4: a failed write stops the entity, publishes why, and sends no reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_stops_the_entity_without_reply() {
-    let journal = FlakyJournal::new();
+    let journal = TestJournal::new();
     let kit = TestKit::new();
     let mut failures = kit.event_probe::<PersistenceFailed>();
     let mut states = kit.probe::<AccountState>();
@@ -514,7 +470,7 @@ async fn a_failed_write_stops_the_entity_without_reply() {
 // P4: a failed recovery stops the entity and an event says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_recovery_stops_the_entity_with_an_event() {
-    let journal = FlakyJournal::new();
+    let journal = TestJournal::new();
     journal.fail_reads.store(true, Ordering::SeqCst);
     let kit = TestKit::new();
     let mut failures = kit.event_probe::<PersistenceFailed>();
@@ -657,7 +613,7 @@ async fn supervised_restart_recovers_the_state() {
 // P4 with a supervisor: a failed write is never resumed; the restart recovers from the journal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_under_resume_restarts_and_recovers() {
-    let journal = FlakyJournal::new();
+    let journal = TestJournal::new();
     let kit = TestKit::new();
     let mut restarts = kit.event_probe::<ActorRestarted>();
     let mut recovered = kit.event_probe::<RecoveryCompleted>();
