@@ -95,6 +95,31 @@ impl NodeAddress {
         let rest = address
             .strip_prefix("casty://")
             .ok_or_else(|| err("it must start with `casty://`"))?;
+        Self::parse_rest(address, rest)
+    }
+
+    /// The node as the actor core names it in remote refs' paths: `system@host:port`.
+    pub(crate) fn node_key(&self) -> String {
+        format!("{}@{}", self.system, self.socket_addr())
+    }
+
+    /// The inverse of [`NodeAddress::node_key`].
+    pub(crate) fn from_node_key(key: &str) -> Result<NodeAddress, AddressError> {
+        match Self::parse_rest(key, key)? {
+            (a, "/") => Ok(a),
+            _ => Err(AddressError {
+                input: key.to_string(),
+                reason: "a node address has no path",
+            }),
+        }
+    }
+
+    /// Parses `system@host:port[/path]`; `input` is what errors quote.
+    fn parse_rest<'a>(input: &str, rest: &'a str) -> Result<(NodeAddress, &'a str), AddressError> {
+        let err = |reason| AddressError {
+            input: input.to_string(),
+            reason,
+        };
         let (system, rest) = rest
             .split_once('@')
             .ok_or_else(|| err("the system name must be followed by `@`"))?;
@@ -152,6 +177,14 @@ mod tests {
         assert_eq!(a.host(), "::1");
         assert_eq!(a.to_string(), "casty://s@[::1]:9");
         assert_eq!(a.socket_addr(), "[::1]:9");
+    }
+
+    #[test]
+    fn node_keys_round_trip() {
+        let a = NodeAddress::new("sys", "10.0.0.1", 7);
+        assert_eq!(a.node_key(), "sys@10.0.0.1:7");
+        assert_eq!(NodeAddress::from_node_key(&a.node_key()), Ok(a));
+        assert!(NodeAddress::from_node_key("sys@h:1/p").is_err());
     }
 
     #[test]

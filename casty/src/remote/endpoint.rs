@@ -800,72 +800,47 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
             if severer.is_severed() {
                 return;
             }
-            match dec.next() {
-                Ok(Some(Decoded::Compact { id, uid, payload })) => {
-                    Counters::add(&shared.counters.frames_in, 1);
-                    let Some(Some((path, cache))) = names.get_mut(id as usize) else {
-                        Counters::add(&shared.counters.malformed, 1);
-                        tracing::warn!(peer = %info.address, id, "closing: an undefined recipient id");
-                        return;
-                    };
-                    match shared.transport.inbound(&info.address) {
-                        Fate::Drop => Counters::add(&shared.counters.dropped, 1),
-                        Fate::Delay(d) => {
-                            let payload = payload.to_vec();
-                            tokio::time::sleep(d).await;
-                            shared.inbound.compact(&info, path, uid, &payload, cache);
-                        }
-                        Fate::Pass => shared.inbound.compact(&info, path, uid, payload, cache),
-                    }
-                }
-                Ok(Some(Decoded::Frame(f))) => {
-                    Counters::add(&shared.counters.frames_in, 1);
-                    let f = match f {
-                        Frame::Define { id, path, .. } => {
-                            let i = id as usize;
-                            if i > names.len() + 1_000_000 {
-                                tracing::warn!(peer = %info.address, id, "closing: an absurd recipient id");
-                                return;
-                            }
-                            if names.len() <= i {
-                                names.resize_with(i + 1, || None);
-                            }
-                            names[i] = Some((path, None));
-                            continue;
-                        }
-                        Frame::Compact(c) => {
-                            let Some(Some((path, cache))) = names.get_mut(c.0 as usize) else {
-                                Counters::add(&shared.counters.malformed, 1);
-                                tracing::warn!(peer = %info.address, id = c.0, "closing: an undefined recipient id");
-                                return;
-                            };
-                            match shared.transport.inbound(&info.address) {
-                                Fate::Drop => Counters::add(&shared.counters.dropped, 1),
-                                Fate::Delay(d) => {
-                                    tokio::time::sleep(d).await;
-                                    shared.inbound.compact(&info, path, c.1, &c.2, cache);
-                                }
-                                Fate::Pass => shared.inbound.compact(&info, path, c.1, &c.2, cache),
-                            }
-                            continue;
-                        }
-                        other => other,
-                    };
-                    match shared.transport.inbound(&info.address) {
-                        Fate::Pass => shared.inbound.frame(&info, f),
-                        Fate::Drop => Counters::add(&shared.counters.dropped, 1),
-                        Fate::Delay(d) => {
-                            tokio::time::sleep(d).await;
-                            shared.inbound.frame(&info, f);
-                        }
-                    }
-                }
+            let decoded = match dec.next() {
+                Ok(Some(d)) => d,
                 Ok(None) => break,
                 Err(e) => {
                     Counters::add(&shared.counters.malformed, 1);
                     tracing::warn!(peer = %info.address, error = %e, "closing the connection");
                     return;
                 }
+            };
+            Counters::add(&shared.counters.frames_in, 1);
+            // Names are connection state, not traffic: faults do not apply to them.
+            if let Decoded::Frame(Frame::Define { id, path, .. }) = decoded {
+                let i = id as usize;
+                if i > names.len() + 1_000_000 {
+                    tracing::warn!(peer = %info.address, id, "closing: an absurd recipient id");
+                    return;
+                }
+                if names.len() <= i {
+                    names.resize_with(i + 1, || None);
+                }
+                names[i] = Some((path, None));
+                continue;
+            }
+            match shared.transport.inbound(&info.address) {
+                Fate::Pass => {}
+                Fate::Drop => {
+                    Counters::add(&shared.counters.dropped, 1);
+                    continue;
+                }
+                Fate::Delay(d) => tokio::time::sleep(d).await,
+            }
+            match decoded {
+                Decoded::Compact { id, uid, payload } => {
+                    let Some(Some((path, cache))) = names.get_mut(id as usize) else {
+                        Counters::add(&shared.counters.malformed, 1);
+                        tracing::warn!(peer = %info.address, id, "closing: an undefined recipient id");
+                        return;
+                    };
+                    shared.inbound.compact(&info, path, uid, &payload, cache);
+                }
+                Decoded::Frame(f) => shared.inbound.frame(&info, f),
             }
         }
         let n = tokio::select! {

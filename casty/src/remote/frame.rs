@@ -227,7 +227,7 @@ impl FrameDecoder {
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         Ok(self.next()?.map(|d| match d {
             Decoded::Compact { id, uid, payload } => {
-                Frame::Compact(CompactEnvelope(id, uid, payload.to_vec()))
+                Frame::Compact(CompactEnvelope(id, uid, payload.into_owned()))
             }
             Decoded::Frame(f) => f,
         }))
@@ -262,10 +262,21 @@ impl FrameDecoder {
         self.pos += HEADER + size;
         let body = &self.buf[start..start + size];
         if let Some((id, uid, payload)) = parse_compact(body) {
-            return Ok(Some(Decoded::Compact { id, uid, payload }));
+            return Ok(Some(Decoded::Compact {
+                id,
+                uid,
+                payload: std::borrow::Cow::Borrowed(payload),
+            }));
         }
         let mut reader = body;
         match ciborium::from_reader::<Frame, _>(&mut reader) {
+            Ok(Frame::Compact(CompactEnvelope(id, uid, payload))) if reader.is_empty() => {
+                Ok(Some(Decoded::Compact {
+                    id,
+                    uid,
+                    payload: std::borrow::Cow::Owned(payload),
+                }))
+            }
             Ok(f) if reader.is_empty() => Ok(Some(Decoded::Frame(f))),
             Ok(_) => {
                 self.failed = true;
@@ -285,11 +296,13 @@ impl FrameDecoder {
 /// A decoded frame; see [`FrameDecoder::next`].
 #[derive(Debug)]
 pub(crate) enum Decoded<'a> {
+    /// Every compact envelope, borrowed when it has the canonical shape, owned otherwise.
     Compact {
         id: u32,
         uid: u64,
-        payload: &'a [u8],
+        payload: std::borrow::Cow<'a, [u8]>,
     },
+    /// Any other frame.
     Frame(Frame),
 }
 

@@ -102,6 +102,25 @@ pub enum Refusal {
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// The keyed hash of one side's proof: a label, both challenges, the prover's uid and system,
+/// each length-prefixed so that no two inputs run together.
+fn keyed(
+    secret: &[u8],
+    label: &[u8],
+    theirs: &[u8],
+    ours: &[u8],
+    uid: u64,
+    system: &str,
+) -> HmacSha256 {
+    // `new_from_slice` accepts keys of any length for HMAC.
+    let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
+    for part in [label, theirs, ours, &uid.to_le_bytes(), system.as_bytes()] {
+        mac.update(&(part.len() as u64).to_le_bytes());
+        mac.update(part);
+    }
+    mac
+}
+
 fn proof(
     secret: &[u8],
     label: &[u8],
@@ -110,15 +129,13 @@ fn proof(
     uid: u64,
     system: &str,
 ) -> Vec<u8> {
-    // `new_from_slice` accepts keys of any length for HMAC.
-    let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
-    for part in [label, theirs, ours, &uid.to_le_bytes(), system.as_bytes()] {
-        mac.update(&(part.len() as u64).to_le_bytes());
-        mac.update(part);
-    }
-    mac.finalize().into_bytes().to_vec()
+    keyed(secret, label, theirs, ours, uid, system)
+        .finalize()
+        .into_bytes()
+        .to_vec()
 }
 
+/// Checks a proof in constant time.
 fn verify(
     secret: &[u8],
     label: &[u8],
@@ -128,12 +145,9 @@ fn verify(
     system: &str,
     given: &[u8],
 ) -> bool {
-    let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
-    for part in [label, theirs, ours, &uid.to_le_bytes(), system.as_bytes()] {
-        mac.update(&(part.len() as u64).to_le_bytes());
-        mac.update(part);
-    }
-    mac.verify_slice(given).is_ok()
+    keyed(secret, label, theirs, ours, uid, system)
+        .verify_slice(given)
+        .is_ok()
 }
 
 #[cold]

@@ -203,10 +203,6 @@ struct Nodes {
     unreachable_after: Duration,
 }
 
-fn key(a: &NodeAddress) -> String {
-    format!("{}@{}", a.system(), a.socket_addr())
-}
-
 impl Nodes {
     fn lock(&self) -> std::sync::MutexGuard<'_, NodesInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -326,15 +322,14 @@ impl WireProvider for Provider {
         if let Some(r) = routes.get(node) {
             return Ok(r.clone());
         }
-        let (peer, _) =
-            NodeAddress::parse_actor(&format!("casty://{node}/")).map_err(|e| e.to_string())?;
+        let peer = NodeAddress::from_node_key(node).map_err(|e| e.to_string())?;
         let r: Arc<dyn WireRoute> = Arc::new(self.endpoint.route(&peer));
         routes.insert(node.to_string(), r.clone());
         Ok(r)
     }
 
     fn watch(&self, node: &str, path: &str, uid: u64, alias: ActorPath, watcher: Arc<dyn Watcher>) {
-        let Ok((peer, _)) = NodeAddress::parse_actor(&format!("casty://{node}/")) else {
+        let Ok(peer) = NodeAddress::from_node_key(node) else {
             watcher.notify_death(alias, None);
             return;
         };
@@ -369,7 +364,7 @@ impl WireProvider for Provider {
         if let Some(list) = self.nodes.lock().watched.get_mut(node) {
             list.retain(|w| !(w.path == path && w.watcher.watcher_uid() == watcher_uid));
         }
-        if let Ok((peer, _)) = NodeAddress::parse_actor(&format!("casty://{node}/")) {
+        if let Ok(peer) = NodeAddress::from_node_key(node) {
             let frame = Frame::Unwatch {
                 target: WirePath {
                     path: path.to_string(),
@@ -456,7 +451,7 @@ impl Inbound for ToSystem {
                     Some(cell) => {
                         let alias = crate::actor::path::next_uid();
                         p.nodes.lock().remote_watchers.insert(
-                            (key(&from.address), watcher.uid),
+                            (from.address.node_key(), watcher.uid),
                             (alias, target.path.clone()),
                         );
                         cell.send_sys(SysMsg::Watch(Arc::new(RemoteWatcher {
@@ -481,7 +476,7 @@ impl Inbound for ToSystem {
                     .nodes
                     .lock()
                     .remote_watchers
-                    .remove(&(key(&from.address), watcher.uid));
+                    .remove(&(from.address.node_key(), watcher.uid));
                 if let Some((alias, path)) = entry {
                     if let Some(cell) = inner.lookup_cell(&path) {
                         cell.send_sys(SysMsg::Unwatch(alias));
@@ -492,7 +487,7 @@ impl Inbound for ToSystem {
                 let Some(p) = Self::provider(&inner) else {
                     return;
                 };
-                let node = key(&from.address);
+                let node = from.address.node_key();
                 let gone: Vec<Watched> = {
                     let mut g = p.nodes.lock();
                     let Some(list) = g.watched.get_mut(&node) else {
@@ -534,7 +529,7 @@ impl Inbound for ToSystem {
     fn connected(&self, peer: &PeerInfo) {
         if let Some(inner) = self.0.upgrade() {
             if let Some(p) = Self::provider(&inner) {
-                p.nodes.connected(key(&peer.address), peer.uid);
+                p.nodes.connected(peer.address.node_key(), peer.uid);
             }
         }
     }
@@ -542,7 +537,7 @@ impl Inbound for ToSystem {
     fn disconnected(&self, peer: &NodeAddress) {
         if let Some(inner) = self.0.upgrade() {
             if let Some(p) = Self::provider(&inner) {
-                p.nodes.disconnected(key(peer));
+                p.nodes.disconnected(peer.node_key());
             }
         }
     }
@@ -597,7 +592,7 @@ impl ActorSystem {
                 reason: e.to_string(),
             })?;
         let address = endpoint.address().clone();
-        let node = format!("{}@{}", address.system(), address.socket_addr());
+        let node = address.node_key();
         let provider = Arc::new(Provider {
             node,
             endpoint: endpoint.clone(),
@@ -617,10 +612,7 @@ impl ActorSystem {
 
     /// This node's address, once remoting is started.
     pub fn remote_address(&self) -> Option<NodeAddress> {
-        let node = self.inner().wire.get()?.node().to_string();
-        NodeAddress::parse_actor(&format!("casty://{node}"))
-            .ok()
-            .map(|(a, _)| a)
+        NodeAddress::from_node_key(self.inner().wire.get()?.node()).ok()
     }
 
     /// A typed ref to the actor at `address` (`casty://system@host:port/path`), on this node or
@@ -637,7 +629,7 @@ impl ActorSystem {
         let inner = self.inner();
         let provider = inner.wire.get().ok_or(RemoteError::NotStarted)?;
         let (node, path) = NodeAddress::parse_actor(address)?;
-        let node = format!("{}@{}", node.system(), node.socket_addr());
+        let node = node.node_key();
         if node == provider.node() {
             return Ok(wire::resolve_node_ref(self, &node, path, 0));
         }
