@@ -220,16 +220,13 @@ impl<C: EventSourcedCommand> Behavior<C> {
     }
 }
 
-/// Takes the effect out of a behavior returned by a command handler: `Ok(Some)` for an effect,
-/// `Ok(None)` for a plain directive (handed back), `Err` for an effect that cannot be read.
+/// Takes the effect out of a behavior returned by a command handler, or hands a plain directive
+/// (`same`, `stopped`, ..) back as `Err`.
 pub(crate) fn take_effect<C: EventSourcedCommand>(
     b: Behavior<C>,
 ) -> Result<PersistEffect<C>, Behavior<C>> {
     match b.kind {
-        Kind::Effect(_) => {
-            let e = b.into_effect();
-            Ok(e)
-        }
+        Kind::Effect(_) => Ok(b.into_effect()),
         kind => Err(Behavior::from_kind(kind)),
     }
 }
