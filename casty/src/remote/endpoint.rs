@@ -678,11 +678,12 @@ async fn write_loop(
         }
     }
     loop {
+        let mut queued = 0;
         {
             let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
             if q.frames > 0 {
                 std::mem::swap(&mut q.buf, &mut batch);
-                q.frames = 0;
+                queued = std::mem::take(&mut q.frames);
             }
         }
         if batch.is_empty() {
@@ -714,12 +715,22 @@ async fn write_loop(
                 }
             }
         }
-        filtered.clear();
-        let (frames, delay) = filter_batch(shared, assoc, &batch, &mut filtered);
+        // The usual case writes the batch as it is: no faults to apply, and every queued frame is
+        // within the peer's limit (which is ours). Otherwise each frame is looked at.
+        let as_is = !shared.transport.filters_frames()
+            && assoc.limit.load(Ordering::Relaxed) >= shared.settings.max_frame;
+        let frames = if as_is {
+            std::mem::swap(&mut batch, &mut filtered);
+            queued
+        } else {
+            filtered.clear();
+            let (frames, delay) = filter_batch(shared, assoc, &batch, &mut filtered);
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
+            frames
+        };
         batch.clear();
-        if let Some(d) = delay {
-            tokio::time::sleep(d).await;
-        }
         if filtered.is_empty() {
             continue;
         }

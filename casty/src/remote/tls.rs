@@ -187,6 +187,10 @@ impl Transport for TlsTransport {
         })
     }
 
+    fn filters_frames(&self) -> bool {
+        self.inner.filters_frames()
+    }
+
     fn outbound(&self, peer: &NodeAddress) -> Fate {
         self.inner.outbound(peer)
     }

@@ -93,6 +93,12 @@ pub trait Transport: Send + Sync + 'static {
     /// Opens a stream to `addr` (`host:port`).
     fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<BoxStream>>;
 
+    /// Whether [`Transport::outbound`] may ever answer anything but [`Fate::Pass`]; when it
+    /// cannot, batches are written without looking at each frame.
+    fn filters_frames(&self) -> bool {
+        false
+    }
+
     /// What to do with a frame this node is about to send to `peer`.
     fn outbound(&self, _peer: &NodeAddress) -> Fate {
         Fate::Pass

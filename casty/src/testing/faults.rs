@@ -169,6 +169,10 @@ impl Transport for FaultyTransport {
         self.inner.connect(addr)
     }
 
+    fn filters_frames(&self) -> bool {
+        true
+    }
+
     fn outbound(&self, peer: &NodeAddress) -> Fate {
         self.fate(peer, |l| l.blackhole_out)
     }
