@@ -3,10 +3,14 @@
 //! **Outbound.** Each peer has one association: a byte buffer of encoded frames, a count bounding
 //! it, and a writer task. A send encodes the frame straight into the buffer (no per-message
 //! allocation) and wakes the writer, which swaps the whole buffer out and writes it with one
-//! `write_all`: writes are batched, and order per peer is the buffer's order (R5). The writer
-//! connects, performs the handshake, and reconnects with exponential backoff; meanwhile frames
-//! queue up to the bound, and overflow is refused to the caller, who turns it into dead letters.
-//! A slow or dead peer fills only its own buffer.
+//! `write_all`: writes are batched, and order per peer is the buffer's order (R5). When the
+//! connection is idle, the sender instead writes the buffer itself without waiting (one
+//! non-blocking write), which saves the hop to the writer task on a request/reply round trip;
+//! whatever the socket does not take at once, and every frame after it until the connection is
+//! idle again, is the writer's, so bursts are still batched. The writer connects, performs the
+//! handshake, and reconnects with exponential backoff; meanwhile frames queue up to the bound,
+//! and overflow is refused to the caller, who turns it into dead letters. A slow or dead peer
+//! fills only its own buffer.
 //!
 //! **Inbound.** Each accepted connection gets a task that runs the responder handshake, then
 //! decodes frames and hands them up. An oversize or malformed frame closes that connection only
@@ -19,11 +23,13 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
@@ -193,6 +199,18 @@ struct OutQueue {
     /// Recipients named for compact envelopes: (path, manifest) → id, and by id.
     ids: HashMap<(String, String), u32>,
     names: Vec<(String, String)>,
+    /// The connection's write half while nobody writes to it. The writer task, or a sender that
+    /// finds it idle, takes it for one write and puts it back.
+    out: Option<WriteHalf<BoxStream>>,
+    /// Whether senders may write themselves: the transport injects no per-frame faults and the
+    /// peer accepts our frame limit.
+    direct: bool,
+    /// Bumped when a connection ends, so a sender holding its write half drops it.
+    generation: u64,
+    /// A sender's write left bytes buffered inside the stream (TLS) that still need a flush.
+    unflushed: bool,
+    /// A spare buffer, swapped in while a sender writes the current one.
+    spare: Vec<u8>,
 }
 
 /// One peer's outbound association.
@@ -355,6 +373,11 @@ impl Endpoint {
                 frames: 0,
                 ids: HashMap::new(),
                 names: Vec::new(),
+                out: None,
+                direct: false,
+                generation: 0,
+                unflushed: false,
+                spare: Vec::new(),
             }),
             wake: Notify::new(),
             limit: AtomicUsize::new(shared.settings.max_frame),
@@ -401,23 +424,80 @@ impl Route {
         }
         let assoc = &self.assoc;
         let limit = assoc.limit.load(Ordering::Relaxed);
-        let first = {
-            let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if q.frames >= shared.settings.outbound_capacity {
-                drop(q);
-                Counters::add(&shared.counters.dropped, 1);
-                return Err(SendError::Overflow(assoc.peer.to_string()));
-            }
-            frame::encode(frame, limit, &mut q.buf)?;
-            q.frames += 1;
-            q.frames == 1
-        };
+        let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q.frames >= shared.settings.outbound_capacity {
+            drop(q);
+            Counters::add(&shared.counters.dropped, 1);
+            return Err(SendError::Overflow(assoc.peer.to_string()));
+        }
+        frame::encode(frame, limit, &mut q.buf)?;
+        q.frames += 1;
+        if q.direct && q.out.is_some() {
+            // Nobody is writing: write now from this task instead of waking the writer.
+            write_direct(shared, assoc, q);
+            return Ok(());
+        }
         // The writer drains everything queued when it wakes; one wake-up per batch is enough.
+        let first = q.frames == 1;
+        drop(q);
         if first {
             assoc.wake.notify_one();
         }
         Ok(())
     }
+}
+
+/// Writes everything queued from the calling task, which found the connection idle. The queue
+/// lock is not held during the write: senders meanwhile append to a fresh buffer. What the socket
+/// does not take at once (and any flush a TLS stream still owes) is handed to the writer task, so
+/// a sender never waits for the network.
+fn write_direct(shared: &Shared, assoc: &Association, mut q: std::sync::MutexGuard<'_, OutQueue>) {
+    let generation = q.generation;
+    let Some(mut w) = q.out.take() else { return };
+    let mut buf = std::mem::take(&mut q.spare);
+    std::mem::swap(&mut buf, &mut q.buf);
+    let frames = std::mem::take(&mut q.frames);
+    drop(q);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut pos = 0;
+    let mut failed = false;
+    while pos < buf.len() {
+        match Pin::new(&mut w).poll_write(&mut cx, &buf[pos..]) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                failed = true;
+                break;
+            }
+            Poll::Ready(Ok(n)) => pos += n,
+            Poll::Pending => break,
+        }
+    }
+    let flushed = !failed
+        && pos == buf.len()
+        && matches!(Pin::new(&mut w).poll_flush(&mut cx), Poll::Ready(Ok(())));
+    Counters::add(&shared.counters.bytes_out, pos as u64);
+    let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
+    if q.generation != generation {
+        // The connection ended while we wrote; its writer is gone and so is this write half.
+        return;
+    }
+    if pos < buf.len() {
+        // The rest goes ahead of whatever was queued meanwhile.
+        buf.drain(..pos);
+        buf.extend_from_slice(&q.buf);
+        std::mem::swap(&mut buf, &mut q.buf);
+        q.frames += frames;
+    } else {
+        Counters::add(&shared.counters.frames_out, frames as u64);
+    }
+    buf.clear();
+    q.spare = buf;
+    q.unflushed |= !flushed;
+    q.out = Some(w);
+    // One sender writes once, then the writer task takes over until the connection is idle
+    // again: what comes meanwhile is batched rather than written one syscall per frame.
+    q.direct = false;
+    drop(q);
+    assoc.wake.notify_one();
 }
 
 impl Route {
@@ -624,6 +704,19 @@ fn filter_batch(
     (frames, delay)
 }
 
+/// Ends a connection's use of the association's write half, however the writer leaves.
+struct Release<'a>(&'a Association);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.out = None;
+        q.direct = false;
+        q.unflushed = false;
+        q.generation += 1;
+    }
+}
+
 async fn write_loop(
     shared: &Shared,
     assoc: &Association,
@@ -677,16 +770,37 @@ async fn write_loop(
             return;
         }
     }
+    // The usual case writes each batch as it is, and lets senders write when the connection is
+    // idle: no faults to apply, and every queued frame is within the peer's limit (which is
+    // ours). Otherwise only this task writes, and it looks at each frame.
+    let as_is = !shared.transport.filters_frames()
+        && assoc.limit.load(Ordering::Relaxed) >= shared.settings.max_frame;
+    let _release = Release(assoc);
+    {
+        let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.out = Some(wr);
+        q.direct = as_is;
+    }
     loop {
-        let mut queued = 0;
-        {
+        let (taken, queued, unflushed) = {
             let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if q.frames > 0 {
-                std::mem::swap(&mut q.buf, &mut batch);
-                queued = std::mem::take(&mut q.frames);
+            if q.frames > 0 || q.unflushed {
+                // `None` while a sender writes; it wakes us again if it leaves work behind.
+                match q.out.take() {
+                    Some(w) => {
+                        std::mem::swap(&mut q.buf, &mut batch);
+                        let unflushed = std::mem::take(&mut q.unflushed);
+                        (Some(w), std::mem::take(&mut q.frames), unflushed)
+                    }
+                    None => (None, 0, false),
+                }
+            } else {
+                // Idle: the next sender may write itself.
+                q.direct = as_is;
+                (None, 0, false)
             }
-        }
-        if batch.is_empty() {
+        };
+        let Some(mut w) = taken else {
             tokio::select! {
                 _ = assoc.wake.notified() => continue,
                 r = &mut reader => {
@@ -699,26 +813,24 @@ async fn write_loop(
                 _ = stop.changed() => {
                     // Shutting down: flush what is queued (Terminated notices, last replies),
                     // briefly, then close.
-                    let mut last = Vec::new();
-                    {
+                    let (w, last) = {
                         let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
-                        std::mem::swap(&mut q.buf, &mut last);
                         q.frames = 0;
-                    }
+                        (q.out.take(), std::mem::take(&mut q.buf))
+                    };
+                    let Some(mut w) = w else { return };
                     let mut out = Vec::new();
                     filter_batch(shared, assoc, &last, &mut out);
-                    if !out.is_empty() {
-                        let _ = tokio::time::timeout(Duration::from_millis(500), wr.write_all(&out)).await;
-                    }
-                    let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
+                    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                        w.write_all(&out).await?;
+                        w.flush().await
+                    })
+                    .await;
+                    let _ = tokio::time::timeout(Duration::from_millis(100), w.shutdown()).await;
                     return;
                 }
             }
-        }
-        // The usual case writes the batch as it is: no faults to apply, and every queued frame is
-        // within the peer's limit (which is ours). Otherwise each frame is looked at.
-        let as_is = !shared.transport.filters_frames()
-            && assoc.limit.load(Ordering::Relaxed) >= shared.settings.max_frame;
+        };
         let frames = if as_is {
             std::mem::swap(&mut batch, &mut filtered);
             queued
@@ -731,23 +843,30 @@ async fn write_loop(
             frames
         };
         batch.clear();
-        if filtered.is_empty() {
+        if filtered.is_empty() && !unflushed {
+            assoc.queue.lock().unwrap_or_else(|e| e.into_inner()).out = Some(w);
             continue;
         }
         if severer.is_severed() {
             return;
         }
+        // A TLS stream may keep part of a write buffered until flushed.
         let written = tokio::select! {
             biased;
             _ = severer.severed() => return,
-            r = wr.write_all(&filtered) => r,
+            r = async {
+                w.write_all(&filtered).await?;
+                w.flush().await
+            } => r,
         };
         if let Err(e) = written {
             tracing::debug!(error = %e, "write failed; reconnecting");
             return;
         }
+        assoc.queue.lock().unwrap_or_else(|e| e.into_inner()).out = Some(w);
         Counters::add(&shared.counters.frames_out, frames as u64);
         Counters::add(&shared.counters.bytes_out, filtered.len() as u64);
+        filtered.clear();
         // Keep a large buffer from being held forever after a burst.
         if batch.capacity() > 4 * 1024 * 1024 {
             batch = Vec::with_capacity(64 * 1024);
@@ -802,6 +921,14 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
     let severer = Severer::default();
     shared.transport.register(&info.address, &severer);
     let mut stop = shared.shutdown.subscribe();
+    // Severed or shutting down: one future for the connection's life, not two per read.
+    let closed = async {
+        tokio::select! {
+            _ = severer.severed() => {}
+            _ = stop.changed() => {}
+        }
+    };
+    let mut closed = std::pin::pin!(closed);
     let mut chunk = vec![0u8; 64 * 1024];
     // Recipients this peer named for compact envelopes, and what the handler cached for each.
     let mut names: Vec<Option<(String, DeliveryCache)>> = Vec::new();
@@ -856,8 +983,7 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
         }
         let n = tokio::select! {
             biased;
-            _ = severer.severed() => return,
-            _ = stop.changed() => return,
+            _ = &mut closed => return,
             r = stream.read(&mut chunk) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
@@ -979,6 +1105,48 @@ mod tests {
         assert_eq!(c.frames_out, 10_000);
         assert!(c.bytes_out > 10_000 * 20, "{c:?}");
         assert_eq!(b.ep.counters().frames_in, 10_000);
+        a.ep.shutdown();
+        b.ep.shutdown();
+    }
+
+    // R5 with senders racing each other and the writer: whoever finds the connection idle writes
+    // (a sender or the writer task), and each sender's frames still arrive in its order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_senders_keep_their_order() {
+        let a = node("bank").await;
+        let mut b = node("bank").await;
+        const SENDERS: u64 = 4;
+        const EACH: u64 = 3_000;
+        let mut tasks = Vec::new();
+        for s in 0..SENDERS {
+            let route = a.ep.route(b.ep.address());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..EACH {
+                    route.send(&env(s * 1_000_000 + i)).unwrap();
+                    // Pauses let the connection go idle now and then, so both paths are taken.
+                    if i % (7 + s) == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                    if i % 500 == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut next_of = [0u64; SENDERS as usize];
+        for _ in 0..SENDERS * EACH {
+            let (_, f) = next(&mut b.frames).await;
+            let seq = seq_of(&f);
+            let (s, i) = ((seq / 1_000_000) as usize, seq % 1_000_000);
+            assert_eq!(i, next_of[s], "sender {s} out of order");
+            next_of[s] += 1;
+        }
+        assert_eq!(next_of, [EACH; SENDERS as usize]);
+        nothing(&mut b.frames).await;
+        assert_eq!(a.ep.counters().frames_out, SENDERS * EACH);
         a.ep.shutdown();
         b.ep.shutdown();
     }

@@ -380,15 +380,21 @@ impl WireProvider for Provider {
     }
 
     fn on_node_down(&self, node: &str, hook: NodeDownHook) {
-        let mut g = self.nodes.lock();
-        let total: usize = g.hooks.values().map(Vec::len).sum();
-        if total > g.hooks_prune_at.max(1024) {
-            for list in g.hooks.values_mut() {
-                list.retain_mut(|h| h(false));
+        let mut guard = self.nodes.lock();
+        let g = &mut *guard;
+        // Hooks of finished asks are pruned when a node's list grows past twice what was live.
+        match g.hooks.get_mut(node) {
+            Some(list) => {
+                if list.len() > g.hooks_prune_at.max(1024) {
+                    list.retain_mut(|h| h(false));
+                    g.hooks_prune_at = list.len() * 2;
+                }
+                list.push(hook);
             }
-            g.hooks_prune_at = g.hooks.values().map(Vec::len).sum::<usize>() * 2;
+            None => {
+                g.hooks.insert(node.to_string(), vec![hook]);
+            }
         }
-        g.hooks.entry(node.to_string()).or_default().push(hook);
     }
 
     fn shutdown(&self) {
