@@ -22,3 +22,20 @@ impl Boom {
         Boom(s.to_string())
     }
 }
+
+/// Waits until `check` holds, polling every few milliseconds, for at most [`T`]. For state that
+/// has no event to wait on (gauges, counters).
+///
+/// # Panics
+///
+/// If `check` still fails after [`T`], with `what` in the message.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + T;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {T:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

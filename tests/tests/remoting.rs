@@ -4,7 +4,7 @@
 use casty::remote::{HandshakeRefused, RemoteSettings};
 use casty::testing::TestProbe;
 use casty::{message_enum, ActorRef, ActorSystem, Behaviors, DeadLetter};
-use casty_tests::{QUIET, T};
+use casty_tests::{eventually, QUIET, T};
 
 #[message_enum]
 enum Bank {
@@ -274,13 +274,21 @@ async fn watching_a_remote_actor_delivers_terminated() {
     });
     assert_eq!(a.ask(&target, Bank::balance, T).await.unwrap(), 0);
     report.expect_no_message(QUIET).await;
+    let gauges = |s: &ActorSystem| {
+        let c = s.remote_counters().unwrap();
+        (c.watching, c.watched_by)
+    };
+    assert_eq!((gauges(&a), gauges(&b)), ((1, 0), (0, 1)));
     b.stop(&worker);
     assert_eq!(report.expect_message(T).await, "terminated /worker");
+    // Once delivered, the watch is gone on both sides.
+    assert_eq!((gauges(&a), gauges(&b)), ((0, 0), (0, 0)));
     // Watching something that is not there is answered at once.
     w.tell(Watching::Watch {
         target: a.remote_ref::<Bank>(&address(&b, "/nobody")).unwrap(),
     });
     assert_eq!(report.expect_message(T).await, "terminated /nobody");
+    assert_eq!((gauges(&a), gauges(&b)), ((0, 0), (0, 0)));
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -336,6 +344,80 @@ async fn a_partitioned_node_terminates_watches_and_fails_asks() {
     b.shutdown().await;
 }
 // ANCHOR_END: partition
+
+// ANCHOR: quarantine
+// A one-way partition: A cannot reach B, while B's connection to A stays up (A silently drops
+// what comes over it). A declares B gone and drops the watch B holds on A's actor. B cannot learn
+// that over a link that swallows everything, so A quarantines that incarnation of B: it closes
+// B's connection and refuses it for good. B then sees A as gone too, and its watcher gets
+// `Terminated` instead of waiting forever. A new incarnation of B is welcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_declared_gone_is_quarantined_so_its_watchers_learn_it_too() {
+    let quick = std::time::Duration::from_millis(300);
+    let faults = casty::testing::FaultyTransport::tcp();
+    let a = ActorSystem::new("quar");
+    a.start_remote(
+        RemoteSettings::new("127.0.0.1", 0)
+            .transport(std::sync::Arc::new(faults.clone()))
+            .unreachable_after(quick),
+    )
+    .await
+    .unwrap();
+    let b = ActorSystem::new("quar");
+    b.start_remote(RemoteSettings::new("127.0.0.1", 0).unreachable_after(quick))
+        .await
+        .unwrap();
+    let mut refused_at_b = TestProbe::<HandshakeRefused>::new(&b);
+    let _sub = b.event_stream().subscribe_actor(refused_at_b.actor_ref());
+    a.spawn(bank(0), "vault").unwrap();
+    let mut report = TestProbe::<String>::new(&b);
+    let w = b.spawn(watcher(report.actor_ref()), "watcher").unwrap();
+    let vault = b.remote_ref::<Bank>(&address(&a, "/vault")).unwrap();
+    w.tell(Watching::Watch {
+        target: vault.clone(),
+    });
+    eventually("A holds B's watch", || {
+        a.remote_counters().unwrap().watched_by == 1
+    })
+    .await;
+
+    let b_addr = b.remote_address().unwrap();
+    faults.blackhole(&b_addr, casty::testing::Direction::Both);
+    faults.sever(&b_addr);
+    // B's watcher learns it, one `unreachable_after` after A quarantined it.
+    assert_eq!(report.expect_message(T).await, "terminated /vault");
+    let c = a.remote_counters().unwrap();
+    assert_eq!((c.watched_by, c.quarantined), (0, 1));
+    assert_eq!(b.remote_counters().unwrap().watching, 0);
+
+    // Healing the link does not bring that incarnation back: A refuses it, and says why.
+    faults.heal(&b_addr);
+    let refusal = loop {
+        let r = refused_at_b.expect_message(T).await;
+        // B's own attempts to reconnect, refused by A.
+        let text = r.reason.to_string();
+        if text.starts_with("refused by the peer") && text.contains("quarantined") {
+            break r;
+        }
+    };
+    assert!(refusal
+        .peer
+        .contains(&a.remote_address().unwrap().port().to_string()));
+    let r = b
+        .ask(&vault, Bank::balance, std::time::Duration::from_millis(300))
+        .await;
+    assert!(r.is_err(), "a quarantined incarnation got through: {r:?}");
+
+    // A new incarnation of B talks to A at once.
+    let b2 = node("quar").await;
+    let vault2 = b2.remote_ref::<Bank>(&address(&a, "/vault")).unwrap();
+    vault2.tell(Bank::Deposit { amount: 7 });
+    assert_eq!(b2.ask(&vault2, Bank::balance, T).await.unwrap(), 7);
+    a.shutdown().await;
+    b.shutdown().await;
+    b2.shutdown().await;
+}
+// ANCHOR_END: quarantine
 
 // A severed connection is re-established and the same ref keeps working: its compact name is
 // defined again on the new connection before anything that uses it.

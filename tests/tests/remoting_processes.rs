@@ -130,6 +130,10 @@ async fn sigkill_terminates_and_a_restart_is_a_new_incarnation() {
     node.child.kill().expect("SIGKILL");
     let _ = node.child.wait();
     assert_eq!(report.expect_message(T).await, "terminated /accounts");
+    // Watches crossed with the killed incarnation, so it is quarantined, and nothing is left
+    // watched there.
+    let c = system.remote_counters().unwrap();
+    assert_eq!((c.quarantined, c.watching), (1, 0));
     let (r, took) = pending.await.unwrap();
     assert!(matches!(r, Err(AskError::Unreachable(_))), "{r:?}");
     assert!(

@@ -20,7 +20,7 @@
 //! Every frame passes the transport's `outbound` / `inbound` hooks, which is where tests inject
 //! partitions, delays and loss.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -34,7 +34,9 @@ use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
 use crate::remote::frame::{self, Decoded, Frame, FrameDecoder, FrameError};
-use crate::remote::handshake::{Initiator, LocalNode, Peer, Refusal, Responder, Step, NONCE_LEN};
+use crate::remote::handshake::{
+    self, Initiator, LocalNode, Peer, Refusal, Responder, Step, NONCE_LEN,
+};
 use crate::remote::transport::{BoxStream, Fate, Severer, Transport};
 use crate::remote::NodeAddress;
 
@@ -144,6 +146,12 @@ pub struct RemoteCounters {
     pub refused: u64,
     /// Connections closed for an oversize or malformed frame.
     pub malformed: u64,
+    /// Peer incarnations quarantined by this node.
+    pub quarantined: u64,
+    /// Remote actors watched from this node (a gauge).
+    pub watching: u64,
+    /// Watches other nodes hold on this node's actors (a gauge).
+    pub watched_by: u64,
 }
 
 #[derive(Default)]
@@ -170,6 +178,9 @@ impl Counters {
             reconnects: l(&self.reconnects),
             refused: l(&self.refused),
             malformed: l(&self.malformed),
+            quarantined: 0,
+            watching: 0,
+            watched_by: 0,
         }
     }
 
@@ -232,6 +243,57 @@ struct Shared {
     counters: Counters,
     closed: AtomicBool,
     shutdown: watch::Sender<bool>,
+    /// Peer incarnations that may never connect again.
+    quarantined: Mutex<HashSet<u64>>,
+    /// Live connections by peer incarnation, to close them on quarantine.
+    links: Mutex<HashMap<u64, Vec<Severer>>>,
+}
+
+impl Shared {
+    fn is_quarantined(&self, uid: u64) -> bool {
+        self.quarantined
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&uid)
+    }
+
+    /// Registers a live connection with `uid`, until the guard drops. A connection whose peer
+    /// was quarantined meanwhile is closed at once.
+    fn link<'a>(&'a self, uid: u64, severer: &Severer) -> Link<'a> {
+        self.links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(uid)
+            .or_default()
+            .push(severer.clone());
+        if self.is_quarantined(uid) {
+            severer.sever();
+        }
+        Link {
+            shared: self,
+            uid,
+            severer: severer.clone(),
+        }
+    }
+}
+
+/// A live connection's registration in [`Shared::links`].
+struct Link<'a> {
+    shared: &'a Shared,
+    uid: u64,
+    severer: Severer,
+}
+
+impl Drop for Link<'_> {
+    fn drop(&mut self) {
+        let mut links = self.shared.links.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = links.get_mut(&self.uid) {
+            list.retain(|s| !s.same(&self.severer));
+            if list.is_empty() {
+                links.remove(&self.uid);
+            }
+        }
+    }
 }
 
 /// A node's remoting endpoint. Dropping it does not stop it; call [`Endpoint::shutdown`].
@@ -299,6 +361,8 @@ impl Endpoint {
             counters: Counters::default(),
             closed: AtomicBool::new(false),
             shutdown,
+            quarantined: Mutex::new(HashSet::new()),
+            links: Mutex::new(HashMap::new()),
         });
         let s = shared.clone();
         let mut stop = shared.shutdown.subscribe();
@@ -340,7 +404,14 @@ impl Endpoint {
     }
 
     pub(crate) fn counters(&self) -> RemoteCounters {
-        self.shared.counters.snapshot()
+        let mut c = self.shared.counters.snapshot();
+        c.quarantined = self
+            .shared
+            .quarantined
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len() as u64;
+        c
     }
 
     /// Queues `frame` for `peer`, connecting on first use.
@@ -386,6 +457,30 @@ impl Endpoint {
         let span = tracing::info_span!("remote-association", node = %shared.address, peer = %peer);
         tokio::spawn(run_association(shared.clone(), a.clone()).instrument(span));
         a
+    }
+
+    /// Quarantines the peer incarnation `uid` (R1): its live connections close, and it can never
+    /// connect again, in either direction (handshakes are refused with
+    /// [`Refusal::Quarantined`]). A restart of that peer is a new incarnation and is unaffected.
+    /// Returns whether `uid` was newly quarantined.
+    pub(crate) fn quarantine(&self, uid: u64) -> bool {
+        let shared = &self.shared;
+        let new = shared
+            .quarantined
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid);
+        let live = shared
+            .links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&uid)
+            .cloned()
+            .unwrap_or_default();
+        for s in live {
+            s.sever();
+        }
+        new
     }
 
     /// Stops accepting, closes every connection and ends the association tasks.
@@ -590,7 +685,8 @@ async fn connect(shared: &Shared, peer: &NodeAddress) -> Result<(BoxStream, Peer
     let answer = read_frame(&mut stream, &mut dec, timeout)
         .await
         .map_err(ConnectError::Io)?;
-    match init.on_frame(answer) {
+    let screened = handshake::screen(&answer, |uid| shared.is_quarantined(uid));
+    match screened.and_then(|()| init.on_frame(answer)) {
         Ok((confirm, p)) => {
             write_frame(&mut stream, &confirm, max)
                 .await
@@ -651,6 +747,7 @@ async fn run_association(shared: Arc<Shared>, assoc: Arc<Association>) {
                 shared.inbound.connected(&info);
                 let severer = Severer::default();
                 shared.transport.register(&assoc.peer, &severer);
+                let _link = shared.link(p.uid, &severer);
                 write_loop(&shared, &assoc, stream, &severer, &mut stop).await;
                 shared.inbound.disconnected(&assoc.peer);
                 if *stop.borrow() {
@@ -890,7 +987,8 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
                 return;
             }
         };
-        match responder.on_frame(f) {
+        let screened = handshake::screen(&f, |uid| shared.is_quarantined(uid));
+        match screened.and_then(|()| responder.on_frame(f)) {
             Ok(Step::Send(frame, next)) => {
                 if write_frame(&mut stream, &frame, max).await.is_err() {
                     return;
@@ -920,6 +1018,7 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
     };
     let severer = Severer::default();
     shared.transport.register(&info.address, &severer);
+    let _link = shared.link(info.uid, &severer);
     let mut stop = shared.shutdown.subscribe();
     // Severed or shutting down: one future for the connection's life, not two per read.
     let closed = async {
@@ -1149,6 +1248,53 @@ mod tests {
         assert_eq!(a.ep.counters().frames_out, SENDERS * EACH);
         a.ep.shutdown();
         b.ep.shutdown();
+    }
+
+    // R1: a quarantined incarnation loses its connections in both directions, cannot open new
+    // ones in either role, and both sides know why. A new incarnation is unaffected.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quarantined_incarnation_is_cut_off_both_ways() {
+        let mut a = node("bank").await;
+        let mut b = node("bank").await;
+        a.ep.send(b.ep.address(), &env(1)).unwrap();
+        b.ep.send(a.ep.address(), &env(2)).unwrap();
+        assert_eq!(seq_of(&next(&mut b.frames).await.1), 1);
+        assert_eq!(seq_of(&next(&mut a.frames).await.1), 2);
+
+        assert!(a.ep.quarantine(b.ep.uid()));
+        assert!(!a.ep.quarantine(b.ep.uid()), "once is enough");
+        let q = Refusal::Quarantined { uid: b.ep.uid() };
+        // A's own reconnection finds B's incarnation in the Welcome and refuses it.
+        let at_a = tokio::time::timeout(T, a.refusals.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(at_a, q);
+        // B's reconnection is refused at its Hello, with the reason.
+        let at_b = loop {
+            let r = tokio::time::timeout(T, b.refusals.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if r == Refusal::ByPeer(q.to_string()) {
+                break r;
+            }
+        };
+        assert_eq!(at_b, Refusal::ByPeer(q.to_string()));
+        let _ = b.ep.send(a.ep.address(), &env(3));
+        let _ = a.ep.send(b.ep.address(), &env(4));
+        nothing(&mut a.frames).await;
+        nothing(&mut b.frames).await;
+        assert_eq!(a.ep.counters().quarantined, 1);
+
+        let mut c = node("bank").await;
+        c.ep.send(a.ep.address(), &env(5)).unwrap();
+        assert_eq!(seq_of(&next(&mut a.frames).await.1), 5);
+        a.ep.send(c.ep.address(), &env(6)).unwrap();
+        assert_eq!(seq_of(&next(&mut c.frames).await.1), 6);
+        for n in [&a, &b, &c] {
+            n.ep.shutdown();
+        }
     }
 
     // R2: a wrong system name is refused, and each side knows why.

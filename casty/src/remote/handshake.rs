@@ -92,6 +92,14 @@ pub enum Refusal {
     /// The peer requires a secret this node does not have.
     #[error("authentication failed: the peer requires a shared secret, and this node has none")]
     NoSecret,
+    /// This node quarantined that incarnation of the peer: it was declared gone while watches
+    /// crossed between the two, so it may never talk to this node again (R1). A restart of the
+    /// peer is a new incarnation and is welcome.
+    #[error("the peer's incarnation {uid} is quarantined: it was declared gone")]
+    Quarantined {
+        /// The peer's incarnation uid.
+        uid: u64,
+    },
     /// The peer refused, with its reason.
     #[error("refused by the peer: {0}")]
     ByPeer(String),
@@ -286,6 +294,20 @@ fn refuse(r: Refusal) -> Failed {
     }
 }
 
+/// Refuses a `Hello` or `Welcome` from a quarantined incarnation, before anything else is said:
+/// the other side never counts the connection as up.
+pub(crate) fn screen(frame: &Frame, quarantined: impl Fn(u64) -> bool) -> Result<(), Failed> {
+    let uid = match frame {
+        Frame::Hello(h) => h.uid,
+        Frame::Welcome(w) => w.uid,
+        _ => return Ok(()),
+    };
+    if quarantined(uid) {
+        return Err(refuse(Refusal::Quarantined { uid }));
+    }
+    Ok(())
+}
+
 fn refused_by_peer(reason: String) -> Failed {
     Failed {
         refusal: Refusal::ByPeer(reason),
@@ -466,6 +488,33 @@ mod tests {
                 (Err(failed.refusal), Err(b_side))
             }
         }
+    }
+
+    #[test]
+    fn a_quarantined_incarnation_is_screened_out_on_either_side() {
+        let (_, hello) = Initiator::start(node("bank", 7, None), [1; NONCE_LEN]);
+        let q = |uid| uid == 7;
+        let failed = screen(&hello, q).unwrap_err();
+        assert_eq!(failed.refusal, Refusal::Quarantined { uid: 7 });
+        assert_eq!(
+            failed.frame(),
+            Some(Frame::Refuse {
+                reason: "the peer's incarnation 7 is quarantined: it was declared gone".into()
+            })
+        );
+        // A new incarnation of the same node passes, and so does anything that is not a greeting.
+        let (_, hello) = Initiator::start(node("bank", 8, None), [1; NONCE_LEN]);
+        assert!(screen(&hello, q).is_ok());
+        let Ok(Step::Send(welcome, _)) =
+            Responder::new(node("bank", 7, None), [2; NONCE_LEN]).on_frame(hello)
+        else {
+            panic!("welcomed")
+        };
+        assert!(matches!(
+            screen(&welcome, q).unwrap_err().refusal,
+            Refusal::Quarantined { uid: 7 }
+        ));
+        assert!(screen(&Frame::Confirm { proof: None }, |_| true).is_ok());
     }
 
     #[test]

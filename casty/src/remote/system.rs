@@ -192,15 +192,25 @@ struct NodesInner {
     hooks_prune_at: usize,
     status: HashMap<String, Status>,
     generation: u64,
-    /// Watchers on this node's actors from other nodes: (node, their watcher uid) → the local
-    /// alias uid the cell knows them by.
-    remote_watchers: HashMap<(String, u64), (u64, String)>,
+    /// Watches other nodes hold on this node's actors: (node, their watcher uid, watched path)
+    /// → how the watch is held here.
+    remote_watchers: HashMap<(String, u64, String), RemoteWatch>,
+}
+
+/// A watch another node holds on one of this node's actors.
+struct RemoteWatch {
+    /// The alias uid the watched cell knows the watcher by.
+    alias: u64,
+    /// The watching node's incarnation.
+    node_uid: u64,
 }
 
 /// What this node knows of the others: incarnations, reachability, and the watches across.
 struct Nodes {
     inner: Mutex<NodesInner>,
     unreachable_after: Duration,
+    system: Weak<SystemInner>,
+    endpoint: Endpoint,
 }
 
 impl Nodes {
@@ -208,20 +218,53 @@ impl Nodes {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The node is gone: its watched actors are terminated and its hooks fire.
-    fn down(&self, node: &str) {
-        let (watched, hooks) = {
+    /// The incarnation `uid` of `node` is gone (unreachable too long, or replaced by a restart):
+    /// the actors watched there are terminated, asks to it fail, and the watches it held here are
+    /// dropped. If watches crossed between us, that incarnation is quarantined: it could not
+    /// otherwise learn that its watches here are gone, so it is made to see this node as gone
+    /// too (R1).
+    fn down(&self, node: &str, uid: u64) {
+        let (watched, hooks, watchers) = {
             let mut g = self.lock();
             if let Some(s) = g.status.get_mut(node) {
                 s.gone = true;
             }
+            let watchers: Vec<(String, u64)> = {
+                let keys: Vec<(String, u64, String)> = g
+                    .remote_watchers
+                    .iter()
+                    .filter(|((n, _, _), w)| n == node && w.node_uid == uid)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                keys.into_iter()
+                    .filter_map(|k| g.remote_watchers.remove(&k).map(|w| (k.2, w.alias)))
+                    .collect()
+            };
             (
                 g.watched.remove(node).unwrap_or_default(),
                 g.hooks.remove(node).unwrap_or_default(),
+                watchers,
             )
         };
-        if !watched.is_empty() || !hooks.is_empty() {
-            tracing::warn!(node, "node unreachable: terminating its watched actors");
+        if !watched.is_empty() || !hooks.is_empty() || !watchers.is_empty() {
+            tracing::warn!(node, uid, "node gone: terminating its watched actors");
+        }
+        if uid != 0
+            && (!watched.is_empty() || !watchers.is_empty())
+            && self.endpoint.quarantine(uid)
+        {
+            tracing::warn!(
+                node,
+                uid,
+                "quarantined: this incarnation may not connect again"
+            );
+        }
+        if let Some(system) = self.system.upgrade() {
+            for (path, alias) in &watchers {
+                if let Some(cell) = system.lookup_cell(path) {
+                    cell.send_sys(SysMsg::Unwatch(*alias));
+                }
+            }
         }
         for w in watched {
             w.watcher.notify_death(w.alias, None);
@@ -242,7 +285,7 @@ impl Nodes {
                     uid,
                     "the node restarted: a new incarnation"
                 );
-                self.down(&node);
+                self.down(&node, p.uid);
             }
         }
         let mut g = self.lock();
@@ -276,12 +319,12 @@ impl Nodes {
         let me = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(me.unreachable_after).await;
-            let still_down = matches!(
-                me.lock().status.get(&node),
-                Some(s) if !s.up && !s.gone && s.generation == generation
-            );
-            if still_down {
-                me.down(&node);
+            let still_down = match me.lock().status.get(&node) {
+                Some(s) if !s.up && !s.gone && s.generation == generation => Some(s.uid),
+                _ => None,
+            };
+            if let Some(uid) = still_down {
+                me.down(&node, uid);
             }
         });
     }
@@ -291,7 +334,9 @@ impl Nodes {
 struct RemoteWatcher {
     alias: u64,
     to: NodeAddress,
-    endpoint: Endpoint,
+    /// The watcher's own uid on its node (part of its key in `remote_watchers`).
+    their_uid: u64,
+    nodes: Weak<Nodes>,
 }
 
 impl Watcher for RemoteWatcher {
@@ -300,13 +345,30 @@ impl Watcher for RemoteWatcher {
     }
 
     fn notify_death(&self, path: ActorPath, _failure: Option<crate::Failure>) {
+        let Some(nodes) = self.nodes.upgrade() else {
+            return;
+        };
+        let key = (
+            self.to.node_key(),
+            self.their_uid,
+            path.as_str().to_string(),
+        );
+        {
+            let mut g = nodes.lock();
+            if g.remote_watchers
+                .get(&key)
+                .is_some_and(|w| w.alias == self.alias)
+            {
+                g.remote_watchers.remove(&key);
+            }
+        }
         let frame = Frame::Terminated {
             path: WirePath {
                 path: path.as_str().to_string(),
                 uid: path.uid(),
             },
         };
-        if let Err(e) = self.endpoint.send(&self.to, &frame) {
+        if let Err(e) = nodes.endpoint.send(&self.to, &frame) {
             tracing::debug!(to = %self.to, error = %e, "cannot tell a remote watcher");
         }
     }
@@ -456,14 +518,25 @@ impl Inbound for ToSystem {
                 match cell {
                     Some(cell) => {
                         let alias = crate::actor::path::next_uid();
-                        p.nodes.lock().remote_watchers.insert(
-                            (from.address.node_key(), watcher.uid),
-                            (alias, target.path.clone()),
+                        let replaced = p.nodes.lock().remote_watchers.insert(
+                            (from.address.node_key(), watcher.uid, target.path.clone()),
+                            RemoteWatch {
+                                alias,
+                                node_uid: from.uid,
+                            },
                         );
+                        if let Some(old) = replaced {
+                            // The same watch again: one registration, like a local re-watch.
+                            cell.send_sys(SysMsg::Unwatch(old.alias));
+                        }
+                        // Keep an association with the watcher's node, so that its loss is
+                        // noticed and this watch does not outlive it.
+                        drop(p.endpoint.route(&from.address));
                         cell.send_sys(SysMsg::Watch(Arc::new(RemoteWatcher {
                             alias,
                             to: from.address.clone(),
-                            endpoint: p.endpoint.clone(),
+                            their_uid: watcher.uid,
+                            nodes: Arc::downgrade(&p.nodes),
                         })));
                     }
                     None => {
@@ -474,18 +547,18 @@ impl Inbound for ToSystem {
                     }
                 }
             }
-            Frame::Unwatch { watcher, .. } => {
+            Frame::Unwatch { target, watcher } => {
                 let Some(p) = Self::provider(&inner) else {
                     return;
                 };
-                let entry = p
-                    .nodes
-                    .lock()
-                    .remote_watchers
-                    .remove(&(from.address.node_key(), watcher.uid));
-                if let Some((alias, path)) = entry {
-                    if let Some(cell) = inner.lookup_cell(&path) {
-                        cell.send_sys(SysMsg::Unwatch(alias));
+                let entry = p.nodes.lock().remote_watchers.remove(&(
+                    from.address.node_key(),
+                    watcher.uid,
+                    target.path.clone(),
+                ));
+                if let Some(w) = entry {
+                    if let Some(cell) = inner.lookup_cell(&target.path) {
+                        cell.send_sys(SysMsg::Unwatch(w.alias));
                     }
                 }
             }
@@ -605,6 +678,8 @@ impl ActorSystem {
             nodes: Arc::new(Nodes {
                 inner: Mutex::new(NodesInner::default()),
                 unreachable_after: settings.unreachable_after,
+                system: Arc::downgrade(&inner),
+                endpoint: endpoint.clone(),
             }),
             routes: Mutex::new(HashMap::new()),
         });
@@ -646,7 +721,12 @@ impl ActorSystem {
     pub fn remote_counters(&self) -> Option<RemoteCounters> {
         let provider = self.inner().wire.get()?;
         let any: &dyn std::any::Any = provider.as_any();
-        any.downcast_ref::<Provider>()
-            .map(|p| p.endpoint.counters())
+        any.downcast_ref::<Provider>().map(|p| {
+            let mut c = p.endpoint.counters();
+            let g = p.nodes.lock();
+            c.watching = g.watched.values().map(Vec::len).sum::<usize>() as u64;
+            c.watched_by = g.remote_watchers.len() as u64;
+            c
+        })
     }
 }

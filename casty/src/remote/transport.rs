@@ -60,6 +60,11 @@ impl Default for Severer {
 }
 
 impl Severer {
+    /// Whether `other` is this same severer (a clone of it).
+    pub(crate) fn same(&self, other: &Severer) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Closes the connection registered with this severer.
     pub fn sever(&self) {
         self.0.send_replace(true);
