@@ -873,6 +873,9 @@ async fn write_loop(
     let as_is = !shared.transport.filters_frames()
         && assoc.limit.load(Ordering::Relaxed) >= shared.settings.max_frame;
     let _release = Release(assoc);
+    // Long-lived, so that each wake-up of the writer does not subscribe to them again.
+    let mut severed = std::pin::pin!(severer.severed());
+    let mut stopping = std::pin::pin!(stop.changed());
     {
         let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.out = Some(wr);
@@ -906,8 +909,8 @@ async fn write_loop(
                     }
                     return;
                 }
-                _ = severer.severed() => return,
-                _ = stop.changed() => {
+                _ = &mut severed => return,
+                _ = &mut stopping => {
                     // Shutting down: flush what is queued (Terminated notices, last replies),
                     // briefly, then close.
                     let (w, last) = {
@@ -950,7 +953,7 @@ async fn write_loop(
         // A TLS stream may keep part of a write buffered until flushed.
         let written = tokio::select! {
             biased;
-            _ = severer.severed() => return,
+            _ = &mut severed => return,
             r = async {
                 w.write_all(&filtered).await?;
                 w.flush().await
