@@ -345,6 +345,58 @@ async fn a_partitioned_node_terminates_watches_and_fails_asks() {
 }
 // ANCHOR_END: partition
 
+// A node that never answers is as gone as one that went away: after `unreachable_after`, a
+// watch of one of its actors ends with `Terminated` and an ask fails early. A watch or ask made
+// after that gets its own `unreachable_after` (the node might be coming back), then ends too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_never_reached_counts_as_gone() {
+    let a = ActorSystem::new("never");
+    a.start_remote(
+        RemoteSettings::new("127.0.0.1", 0)
+            .unreachable_after(std::time::Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    // A port nothing listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let nowhere = format!("casty://never@127.0.0.1:{port}");
+    let mut report = TestProbe::<String>::new(&a);
+    let w = a.spawn(watcher(report.actor_ref()), "watcher").unwrap();
+    let target = a.remote_ref::<Bank>(&format!("{nowhere}/worker")).unwrap();
+    w.tell(Watching::Watch {
+        target: target.clone(),
+    });
+    let started = std::time::Instant::now();
+    let r = a
+        .ask(&target, Bank::balance, std::time::Duration::from_secs(30))
+        .await;
+    assert!(matches!(r, Err(casty::AskError::Unreachable(_))), "{r:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(report.expect_message(T).await, "terminated /worker");
+
+    let other = a.remote_ref::<Bank>(&format!("{nowhere}/other")).unwrap();
+    let started = std::time::Instant::now();
+    w.tell(Watching::Watch {
+        target: other.clone(),
+    });
+    assert_eq!(report.expect_message(T).await, "terminated /other");
+    let r = a
+        .ask(&other, Bank::balance, std::time::Duration::from_secs(30))
+        .await;
+    assert!(matches!(r, Err(casty::AskError::Unreachable(_))), "{r:?}");
+    // Without a timer of their own, the watch would never end and the ask would wait 30 s.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "not at once: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(a.remote_counters().unwrap().watching, 0);
+    a.shutdown().await;
+}
+
 // ANCHOR: quarantine
 // A one-way partition: A cannot reach B, while B's connection to A stays up (A silently drops
 // what comes over it). A declares B gone and drops the watch B holds on A's actor. B cannot learn

@@ -113,7 +113,8 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     }
     /// A handshake with `peer` (an address or a socket address) was refused, by either side.
     fn refused(&self, peer: &str, refusal: &Refusal);
-    /// An outbound association lost its connection.
+    /// An outbound association lost its connection, or its first attempts to connect failed.
+    /// Called once per outage, not at every failed retry.
     fn disconnected(&self, _peer: &NodeAddress) {}
     /// An outbound association completed a handshake.
     fn connected(&self, _peer: &PeerInfo) {}
@@ -712,12 +713,19 @@ async fn run_association(shared: Arc<Shared>, assoc: Arc<Association>) {
     let mut stop = shared.shutdown.subscribe();
     let mut backoff = shared.settings.backoff_min;
     let mut connected_before = false;
+    // Whether the current outage was reported. A peer never reached is as lost as one that went
+    // away; after a connection ends, its loss is reported once, whatever the retries do.
+    let mut outage_reported = false;
     loop {
         if *stop.borrow() {
             return;
         }
         match connect(&shared, &assoc.peer).await {
             Err(e) => {
+                if !outage_reported {
+                    outage_reported = true;
+                    shared.inbound.disconnected(&assoc.peer);
+                }
                 match e {
                     ConnectError::Refused(r) => {
                         report_refusal(&shared, &assoc.peer.to_string(), &r)
@@ -750,6 +758,7 @@ async fn run_association(shared: Arc<Shared>, assoc: Arc<Association>) {
                 let _link = shared.link(p.uid, &severer);
                 write_loop(&shared, &assoc, stream, &severer, &mut stop).await;
                 shared.inbound.disconnected(&assoc.peer);
+                outage_reported = true;
                 if *stop.borrow() {
                     return;
                 }

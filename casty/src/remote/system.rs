@@ -316,11 +316,35 @@ impl Nodes {
             s.generation = generation;
             generation
         };
+        self.arm(node, generation);
+    }
+
+    /// A watch or an ask for a node already declared gone, and not back: it gets its own
+    /// `unreachable_after`, so that it ends too unless the node returns meanwhile.
+    fn rearm(self: &Arc<Self>, node: &str) {
+        let generation = {
+            let mut guard = self.lock();
+            let g = &mut *guard;
+            match g.status.get_mut(node) {
+                Some(s) if s.gone && !s.up => {
+                    g.generation += 1;
+                    s.generation = g.generation;
+                    g.generation
+                }
+                _ => return,
+            }
+        };
+        self.arm(node.to_string(), generation);
+    }
+
+    /// Declares `node` gone after `unreachable_after`, unless it connects meanwhile or the timer
+    /// is superseded by a later one.
+    fn arm(self: &Arc<Self>, node: String, generation: u64) {
         let me = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(me.unreachable_after).await;
             let still_down = match me.lock().status.get(&node) {
-                Some(s) if !s.up && !s.gone && s.generation == generation => Some(s.uid),
+                Some(s) if !s.up && s.generation == generation => Some(s.uid),
                 _ => None,
             };
             if let Some(uid) = still_down {
@@ -407,6 +431,7 @@ impl WireProvider for Provider {
                 alias,
                 watcher,
             });
+        self.nodes.rearm(node);
         let frame = Frame::Watch {
             target: WirePath {
                 path: path.to_string(),
@@ -457,6 +482,8 @@ impl WireProvider for Provider {
                 g.hooks.insert(node.to_string(), vec![hook]);
             }
         }
+        drop(guard);
+        self.nodes.rearm(node);
     }
 
     fn shutdown(&self) {
