@@ -98,6 +98,11 @@ pub(crate) trait Inbound: Send + Sync + 'static {
         cache: &mut DeliveryCache,
     ) {
         let _ = cache;
+        self.envelope(from, path, uid, "", payload);
+    }
+    /// An envelope read in place, borrowing its parts from the connection's buffer. The default
+    /// hands it to [`Inbound::frame`] as an owned frame.
+    fn envelope(&self, from: &PeerInfo, path: &str, uid: u64, manifest: &str, payload: &[u8]) {
         self.frame(
             from,
             Frame::Envelope(crate::remote::frame::Envelope {
@@ -105,8 +110,7 @@ pub(crate) trait Inbound: Send + Sync + 'static {
                     path: path.to_string(),
                     uid,
                 },
-                sender: None,
-                manifest: String::new(),
+                manifest: manifest.to_string(),
                 payload: payload.to_vec(),
             }),
         );
@@ -1089,6 +1093,12 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
                     };
                     shared.inbound.compact(&info, path, uid, &payload, cache);
                 }
+                Decoded::Envelope {
+                    path,
+                    uid,
+                    manifest,
+                    payload,
+                } => shared.inbound.envelope(&info, path, uid, manifest, payload),
                 Decoded::Frame(f) => shared.inbound.frame(&info, f),
             }
         }
@@ -1167,7 +1177,6 @@ mod tests {
                 path: "/user/sink".into(),
                 uid: n,
             },
-            sender: None,
             manifest: "u64".into(),
             payload: n.to_le_bytes().to_vec(),
         })
@@ -1445,7 +1454,6 @@ mod tests {
                 path: "/user/x".into(),
                 uid: 1,
             },
-            sender: None,
             manifest: "blob".into(),
             payload: vec![0; frame::DEFAULT_MAX_FRAME + 1],
         });

@@ -50,14 +50,34 @@ pub(crate) struct Welcome {
     pub(crate) proof: Option<serde_bytes::ByteBuf>,
 }
 
-/// One message for one actor.
+/// One message for one actor. On the wire it is a CBOR array, `[path, uid, manifest, h'..']`,
+/// short to write and quick to read in place (see [`Decoded::Envelope`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "EnvelopeWire", from = "EnvelopeWire")]
 pub(crate) struct Envelope {
     pub(crate) recipient: WirePath,
-    pub(crate) sender: Option<WirePath>,
     pub(crate) manifest: String,
-    #[serde(with = "serde_bytes")]
     pub(crate) payload: Vec<u8>,
+}
+
+/// [`Envelope`]'s wire shape.
+#[derive(Serialize, Deserialize)]
+struct EnvelopeWire(String, u64, String, #[serde(with = "serde_bytes")] Vec<u8>);
+
+impl From<Envelope> for EnvelopeWire {
+    fn from(e: Envelope) -> Self {
+        EnvelopeWire(e.recipient.path, e.recipient.uid, e.manifest, e.payload)
+    }
+}
+
+impl From<EnvelopeWire> for Envelope {
+    fn from(EnvelopeWire(path, uid, manifest, payload): EnvelopeWire) -> Self {
+        Envelope {
+            recipient: WirePath { path, uid },
+            manifest,
+            payload,
+        }
+    }
 }
 
 /// Everything a connection carries.
@@ -149,20 +169,14 @@ pub(crate) struct CompactRef<'a>(
     #[serde(with = "serde_bytes")] pub(crate) &'a [u8],
 );
 
+/// Encodes like [`Envelope`]: `(recipient path, recipient uid, manifest, payload)`.
 #[derive(Serialize)]
-pub(crate) struct EnvelopeRef<'a> {
-    pub(crate) recipient: WirePathRef<'a>,
-    pub(crate) sender: Option<WirePathRef<'a>>,
-    pub(crate) manifest: &'a str,
-    #[serde(with = "serde_bytes")]
-    pub(crate) payload: &'a [u8],
-}
-
-#[derive(Serialize)]
-pub(crate) struct WirePathRef<'a> {
-    pub(crate) path: &'a str,
-    pub(crate) uid: u64,
-}
+pub(crate) struct EnvelopeRef<'a>(
+    pub(crate) &'a str,
+    pub(crate) u64,
+    pub(crate) &'a str,
+    #[serde(with = "serde_bytes")] pub(crate) &'a [u8],
+);
 
 /// Appends `frame`, length-prefixed, to `out`. Nothing is appended on error.
 pub(crate) fn encode<T: Serialize + ?Sized>(
@@ -229,6 +243,19 @@ impl FrameDecoder {
             Decoded::Compact { id, uid, payload } => {
                 Frame::Compact(CompactEnvelope(id, uid, payload.into_owned()))
             }
+            Decoded::Envelope {
+                path,
+                uid,
+                manifest,
+                payload,
+            } => Frame::Envelope(Envelope {
+                recipient: WirePath {
+                    path: path.to_string(),
+                    uid,
+                },
+                manifest: manifest.to_string(),
+                payload: payload.to_vec(),
+            }),
             Decoded::Frame(f) => f,
         }))
     }
@@ -268,6 +295,14 @@ impl FrameDecoder {
                 payload: std::borrow::Cow::Borrowed(payload),
             }));
         }
+        if let Some((path, uid, manifest, payload)) = parse_envelope(body) {
+            return Ok(Some(Decoded::Envelope {
+                path,
+                uid,
+                manifest,
+                payload,
+            }));
+        }
         let mut reader = body;
         match ciborium::from_reader::<Frame, _>(&mut reader) {
             Ok(Frame::Compact(CompactEnvelope(id, uid, payload))) if reader.is_empty() => {
@@ -302,7 +337,14 @@ pub(crate) enum Decoded<'a> {
         uid: u64,
         payload: std::borrow::Cow<'a, [u8]>,
     },
-    /// Any other frame.
+    /// An envelope in its canonical shape, read in place.
+    Envelope {
+        path: &'a str,
+        uid: u64,
+        manifest: &'a str,
+        payload: &'a [u8],
+    },
+    /// Any other frame (including an envelope in another valid encoding).
     Frame(Frame),
 }
 
@@ -347,6 +389,36 @@ fn parse_compact(body: &[u8]) -> Option<(u32, u64, &[u8])> {
     Some((u32::try_from(id).ok()?, uid, &rest[i..]))
 }
 
+/// The shape serde and ciborium give `Frame::Envelope(..)`:
+/// `{"Envelope": ["path", uid, "manifest", h'..']}`, with definite lengths. Anything else (or any
+/// doubt, such as text that is not UTF-8) returns `None`, and the general decoder takes over.
+fn parse_envelope(body: &[u8]) -> Option<(&str, u64, &str, &[u8])> {
+    const TAG: &[u8] = b"\xa1\x68Envelope\x84";
+    let rest = body.strip_prefix(TAG)?;
+    let mut i = 0;
+    let text = |i: &mut usize| -> Option<&str> {
+        let (m, len) = cbor_head(rest, i)?;
+        if m != 3 {
+            return None;
+        }
+        let end = i.checked_add(usize::try_from(len).ok()?)?;
+        let t = std::str::from_utf8(rest.get(*i..end)?).ok()?;
+        *i = end;
+        Some(t)
+    };
+    let path = text(&mut i)?;
+    let (m, uid) = cbor_head(rest, &mut i)?;
+    if m != 0 {
+        return None;
+    }
+    let manifest = text(&mut i)?;
+    let (m, len) = cbor_head(rest, &mut i)?;
+    if m != 2 || rest.len().checked_sub(i)? as u64 != len {
+        return None;
+    }
+    Some((path, uid, manifest, &rest[i..]))
+}
+
 /// Decodes `bytes` as a frame stream with limit `max`, returning how many frames were decoded
 /// before the first error or the end. For fuzzing the decoder from outside the crate.
 #[doc(hidden)]
@@ -377,10 +449,6 @@ mod tests {
                 path: format!("/user/a{n}"),
                 uid: n,
             },
-            sender: (n % 2 == 0).then(|| WirePath {
-                path: "/temp/ask-1".into(),
-                uid: 9,
-            }),
             manifest: "bank.Deposit".into(),
             payload,
         })
@@ -420,23 +488,63 @@ mod tests {
                 path: "/user/a".into(),
                 uid: 7,
             },
-            sender: None,
             manifest: "m".into(),
             payload: vec![1, 2, 3],
         });
-        let borrowed = FrameRef::Envelope(EnvelopeRef {
-            recipient: WirePathRef {
-                path: "/user/a",
-                uid: 7,
-            },
-            sender: None,
-            manifest: "m",
-            payload: &[1, 2, 3],
-        });
+        let borrowed = FrameRef::Envelope(EnvelopeRef("/user/a", 7, "m", &[1, 2, 3]));
         let (mut a, mut b) = (Vec::new(), Vec::new());
         encode(&owned, DEFAULT_MAX_FRAME, &mut a).unwrap();
         encode(&borrowed, DEFAULT_MAX_FRAME, &mut b).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn envelopes_are_read_in_place_exactly() {
+        for (path, uid, manifest, len) in [
+            ("", 0u64, "", 0usize),
+            ("/user/a", 23, "u64", 24),
+            ("/_temp/ask-1234567890", u64::MAX, "bench::Echo", 300),
+            ("/é/ü", 1 << 40, "m", 70_000),
+        ] {
+            let payload = vec![7u8; len];
+            let mut bytes = Vec::new();
+            encode(
+                &FrameRef::Envelope(EnvelopeRef(path, uid, manifest, &payload)),
+                DEFAULT_MAX_FRAME,
+                &mut bytes,
+            )
+            .unwrap();
+            assert_eq!(
+                parse_envelope(&bytes[4..]),
+                Some((path, uid, manifest, payload.as_slice()))
+            );
+            let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME);
+            d.push(&bytes);
+            assert_eq!(
+                d.next_frame().unwrap(),
+                Some(Frame::Envelope(Envelope {
+                    recipient: WirePath {
+                        path: path.into(),
+                        uid
+                    },
+                    manifest: manifest.into(),
+                    payload: payload.clone(),
+                }))
+            );
+        }
+        // Not UTF-8, a short payload, a wrong type: left to the general decoder, which refuses.
+        for bad in [
+            &b"\xa1\x68Envelope\x84\x61\xff\x01\x61m\x40"[..],
+            b"\xa1\x68Envelope\x84\x61a\x01\x61m\x43ab",
+            b"\xa1\x68Envelope\x84\x01\x01\x61m\x40",
+        ] {
+            assert_eq!(parse_envelope(bad), None);
+            let mut framed = (bad.len() as u32).to_be_bytes().to_vec();
+            framed.extend_from_slice(bad);
+            let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME);
+            d.push(&framed);
+            assert!(d.next_frame().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::actor::wire::{self, NodeDownHook, WireProvider, WireRoute};
 use crate::remote::endpoint::{
     node_uid, DeliveryCache, Endpoint, EndpointSettings, Inbound, PeerInfo, Route,
 };
-use crate::remote::frame::{CompactRef, EnvelopeRef, Frame, FrameRef, WirePath, WirePathRef};
+use crate::remote::frame::{CompactRef, EnvelopeRef, Frame, FrameRef, WirePath};
 use crate::remote::handshake::Refusal;
 use crate::remote::{AddressError, NodeAddress, RemoteCounters, TcpTransport, Transport};
 
@@ -497,12 +497,7 @@ impl WireProvider for Provider {
 
 impl WireRoute for Route {
     fn send(&self, path: &str, uid: u64, manifest: &str, payload: &[u8]) -> Result<(), String> {
-        let frame = FrameRef::Envelope(EnvelopeRef {
-            recipient: WirePathRef { path, uid },
-            sender: None,
-            manifest,
-            payload,
-        });
+        let frame = FrameRef::Envelope(EnvelopeRef(path, uid, manifest, payload));
         Route::send(self, &frame).map_err(|e| e.to_string())
     }
 
@@ -610,6 +605,12 @@ impl Inbound for ToSystem {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn envelope(&self, _from: &PeerInfo, path: &str, uid: u64, _manifest: &str, payload: &[u8]) {
+        if let Some(inner) = self.0.upgrade() {
+            wire::deliver_wire(&ActorSystem::from_inner(inner), path, uid, payload);
         }
     }
 
