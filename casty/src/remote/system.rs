@@ -229,17 +229,14 @@ impl Nodes {
             if let Some(s) = g.status.get_mut(node) {
                 s.gone = true;
             }
-            let watchers: Vec<(String, u64)> = {
-                let keys: Vec<(String, u64, String)> = g
-                    .remote_watchers
-                    .iter()
-                    .filter(|((n, _, _), w)| n == node && w.node_uid == uid)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                keys.into_iter()
-                    .filter_map(|k| g.remote_watchers.remove(&k).map(|w| (k.2, w.alias)))
-                    .collect()
-            };
+            let mut watchers: Vec<(String, u64)> = Vec::new();
+            g.remote_watchers.retain(|(n, _, path), w| {
+                let gone = n == node && w.node_uid == uid;
+                if gone {
+                    watchers.push((path.clone(), w.alias));
+                }
+                !gone
+            });
             (
                 g.watched.remove(node).unwrap_or_default(),
                 g.hooks.remove(node).unwrap_or_default(),
@@ -320,21 +317,13 @@ impl Nodes {
     }
 
     /// A watch or an ask for a node already declared gone, and not back: it gets its own
-    /// `unreachable_after`, so that it ends too unless the node returns meanwhile.
-    fn rearm(self: &Arc<Self>, node: &str) {
-        let generation = {
-            let mut guard = self.lock();
-            let g = &mut *guard;
-            match g.status.get_mut(node) {
-                Some(s) if s.gone && !s.up => {
-                    g.generation += 1;
-                    s.generation = g.generation;
-                    g.generation
-                }
-                _ => return,
-            }
-        };
-        self.arm(node.to_string(), generation);
+    /// `unreachable_after`, so that it ends too unless the node returns meanwhile. Called with
+    /// the lock held; returns the timer to [`Nodes::arm`] once it is released.
+    fn rearm(g: &mut NodesInner, node: &str) -> Option<u64> {
+        let s = g.status.get_mut(node).filter(|s| s.gone && !s.up)?;
+        g.generation += 1;
+        s.generation = g.generation;
+        Some(g.generation)
     }
 
     /// Declares `node` gone after `unreachable_after`, unless it connects meanwhile or the timer
@@ -420,18 +409,22 @@ impl WireProvider for Provider {
             return;
         };
         let watcher_uid = watcher.watcher_uid();
-        self.nodes
-            .lock()
-            .watched
-            .entry(node.to_string())
-            .or_default()
-            .push(Watched {
-                path: path.to_string(),
-                wire_uid: uid,
-                alias,
-                watcher,
-            });
-        self.nodes.rearm(node);
+        let rearmed = {
+            let mut g = self.nodes.lock();
+            g.watched
+                .entry(node.to_string())
+                .or_default()
+                .push(Watched {
+                    path: path.to_string(),
+                    wire_uid: uid,
+                    alias,
+                    watcher,
+                });
+            Nodes::rearm(&mut g, node)
+        };
+        if let Some(generation) = rearmed {
+            self.nodes.arm(node.to_string(), generation);
+        }
         let frame = Frame::Watch {
             target: WirePath {
                 path: path.to_string(),
@@ -482,8 +475,11 @@ impl WireProvider for Provider {
                 g.hooks.insert(node.to_string(), vec![hook]);
             }
         }
+        let rearmed = Nodes::rearm(g, node);
         drop(guard);
-        self.nodes.rearm(node);
+        if let Some(generation) = rearmed {
+            self.nodes.arm(node.to_string(), generation);
+        }
     }
 
     fn shutdown(&self) {
@@ -527,8 +523,8 @@ impl Inbound for ToSystem {
         };
         match frame {
             Frame::Envelope(e) => {
-                let system = ActorSystem::from_inner(inner);
-                wire::deliver_wire(&system, &e.recipient.path, e.recipient.uid, &e.payload);
+                let r = &e.recipient;
+                self.envelope(from, &r.path, r.uid, &e.manifest, &e.payload);
             }
             Frame::Watch { target, watcher } => {
                 let Some(p) = Self::provider(&inner) else {
