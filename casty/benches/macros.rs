@@ -8,10 +8,12 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use casty::{behavior, message_enum, ActorContext, ActorRef, ActorSystem, Behavior, Behaviors};
-use common::{bounce_tokio, env_usize, hand_sink, median, runtime, w1_casty, w1_tokio, Done, W1_N};
+use casty::{behavior, ActorContext, ActorRef, Behavior, Behaviors};
+use common::{
+    bounce_casty, bounce_tokio, env_usize, hand_player, hand_sink, median, runtime, w1_casty,
+    w1_tokio, wanted, Ball, Done, W1_N,
+};
 use tokio::sync::Notify;
 
 // ---------------------------------------------------------------- W1: one producer, one actor
@@ -43,32 +45,6 @@ fn macro_counter(
 
 const W3_HITS: u32 = 1_000_000;
 
-#[message_enum(local)]
-enum Ball {
-    Peer(ActorRef<Ball>),
-    Hit(u32),
-}
-
-fn hand_player(done: Arc<Done>) -> Behavior<Ball> {
-    Behaviors::receive(move |_ctx, msg| match msg {
-        Ball::Peer(peer) => hand_playing(peer, done.clone()),
-        Ball::Hit(_) => Behaviors::same(),
-    })
-}
-
-fn hand_playing(peer: ActorRef<Ball>, done: Arc<Done>) -> Behavior<Ball> {
-    Behaviors::receive(move |_ctx, msg| {
-        if let Ball::Hit(n) = msg {
-            if n == 0 {
-                done.finish_one();
-            } else {
-                peer.tell(Ball::Hit(n - 1));
-            }
-        }
-        Behaviors::same()
-    })
-}
-
 #[behavior]
 fn macro_player(_ctx: &mut ActorContext<Ball>, msg: Ball, done: Arc<Done>) -> Behavior<Ball> {
     match msg {
@@ -94,23 +70,6 @@ fn macro_playing(
     Behaviors::same()
 }
 
-fn w3_casty(rt: &tokio::runtime::Runtime, make: fn(Arc<Done>) -> Behavior<Ball>) -> f64 {
-    rt.block_on(async {
-        let system = ActorSystem::new("bench");
-        let done = Done::new(1);
-        let a = system.spawn(make(done.clone()), "a").unwrap();
-        let b = system.spawn(make(done.clone()), "b").unwrap();
-        a.tell(Ball::Peer(b.clone()));
-        b.tell(Ball::Peer(a.clone()));
-        let t = Instant::now();
-        a.tell(Ball::Hit(W3_HITS));
-        done.notify.notified().await;
-        let r = (W3_HITS as f64 + 1.0) / t.elapsed().as_secs_f64() / 1e6;
-        system.shutdown().await;
-        r
-    })
-}
-
 fn line(name: &str, tokio: f64, hand: f64, mac: f64) {
     println!(
         "{name:<30} tokio {tokio:>7.3} | hand-written {hand:>7.3} ({:.2}x tokio) | #[behavior] {mac:>7.3} ({:.2}x tokio) | macro/hand {:.3} (target >= 0.90)",
@@ -121,11 +80,7 @@ fn line(name: &str, tokio: f64, hand: f64, mac: f64) {
 }
 
 fn main() {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let want = |w: &str| filter.is_empty() || filter.iter().any(|f| w.contains(f.as_str()));
+    let want = wanted();
     let workers = env_usize("CASTY_BENCH_WORKERS", 2);
     let n = env_usize("CASTY_BENCH_RUNS", 5);
     let rt = runtime(workers);
@@ -148,8 +103,8 @@ fn main() {
         let (mut t, mut h, mut m) = (vec![], vec![], vec![]);
         for _ in 0..n {
             t.push(bounce_tokio(&rt, 1, W3_HITS));
-            h.push(w3_casty(&rt, hand_player));
-            m.push(w3_casty(&rt, macro_player));
+            h.push(bounce_casty(&rt, 1, W3_HITS, hand_player));
+            m.push(bounce_casty(&rt, 1, W3_HITS, macro_player));
         }
         line("W3 bounce 1M, 2 actors", median(t), median(h), median(m));
     }

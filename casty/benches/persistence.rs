@@ -11,7 +11,7 @@
 //!
 //! Run: `cargo bench -p casty --bench persistence` (filter with e.g. `E3`).
 
-#[allow(dead_code)] // the W3 baseline is for the other benches
+#[allow(dead_code)] // the W3 programs are for the other benches
 mod common;
 
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use casty::{
     EventSourcedCommand, InMemoryJournal, Message, SnapshotPolicy, SqliteJournal, StoredEvent,
     StoredSnapshot,
 };
-use common::{env_usize, hand_sink, median, runtime, w1_casty, w1_tokio};
+use common::{env_usize, hand_sink, median, runtime, w1_casty, w1_tokio, wanted};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug)]
@@ -280,11 +280,7 @@ fn raw_replay(path: &std::path::Path) -> f64 {
 }
 
 fn main() {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let want = |w: &str| filter.is_empty() || filter.iter().any(|f| w.contains(f.as_str()));
+    let want = wanted();
     let workers = env_usize("CASTY_BENCH_WORKERS", 2);
     let rt = runtime(workers);
     println!(

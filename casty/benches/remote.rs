@@ -10,7 +10,7 @@
 //!
 //! Run: `cargo bench -p casty --bench remote` (filter with `R1` or `R2`).
 
-#[allow(dead_code)] // the W1/W3 baselines are for the other benches
+#[allow(dead_code)] // the W1/W3 programs are for the other benches
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use casty::remote::{RemoteSettings, TlsConfig, TlsTransport};
 use casty::{message_enum, ActorRef, ActorSystem, Behaviors};
-use common::{env_usize, median, runtime};
+use common::{env_usize, median, runtime, wanted};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[message_enum]
@@ -311,11 +311,7 @@ fn main() {
         serve();
         return;
     }
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let want = |w: &str| filter.is_empty() || filter.iter().any(|f| w.contains(f.as_str()));
+    let want = wanted();
     struct KillOnDrop(std::process::Child);
     impl Drop for KillOnDrop {
         fn drop(&mut self) {

@@ -4,13 +4,15 @@
 //! (default 2); W6 runs once per count in `CASTY_BENCH_W6_WORKERS` (default `1,2`). Each figure is
 //! the median of `CASTY_BENCH_RUNS` runs (default 3).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Message};
-use common::{bounce_tokio, env_usize, hand_sink, median, runtime, w1_casty, w1_tokio, Done};
+use casty::{ActorRef, ActorSystem, Behaviors};
+use common::{
+    bounce_casty, bounce_tokio, env_usize, hand_player, hand_sink, median, runtime, w1_casty,
+    w1_tokio, wanted, Done,
+};
 use tokio::sync::{mpsc, oneshot};
 
 fn runs<F: FnMut() -> f64>(mut f: F) -> f64 {
@@ -88,63 +90,6 @@ fn mean_p50(mut lat: Vec<Duration>) -> (f64, f64) {
     let mean = lat.iter().map(|d| d.as_secs_f64()).sum::<f64>() / lat.len() as f64 * 1e6;
     lat.sort();
     (mean, lat[lat.len() / 2].as_secs_f64() * 1e6)
-}
-
-// ---------------------------------------------------------------- W3 / W6: bouncing pairs
-
-#[derive(Debug)]
-enum Ball {
-    Peer(ActorRef<Ball>),
-    Hit(u32),
-}
-impl Message for Ball {}
-
-fn player(done: Arc<Done>) -> Behavior<Ball> {
-    Behaviors::receive(move |_ctx, msg| match msg {
-        Ball::Peer(peer) => playing(peer, done.clone()),
-        Ball::Hit(_) => Behaviors::same(),
-    })
-}
-
-fn playing(peer: ActorRef<Ball>, done: Arc<Done>) -> Behavior<Ball> {
-    Behaviors::receive(move |_ctx, msg| {
-        if let Ball::Hit(n) = msg {
-            if n == 0 {
-                done.finish_one();
-            } else {
-                peer.tell(Ball::Hit(n - 1));
-            }
-        }
-        Behaviors::same()
-    })
-}
-
-/// `pairs` pairs each bounce a ball `hits` times; returns total messages per second (millions).
-fn bounce_casty(rt: &tokio::runtime::Runtime, pairs: usize, hits: u32) -> f64 {
-    rt.block_on(async {
-        let system = ActorSystem::new("bench");
-        let done = Done::new(pairs);
-        let mut firsts = Vec::new();
-        for i in 0..pairs {
-            let a = system
-                .spawn(player(done.clone()), &format!("a{i}"))
-                .unwrap();
-            let b = system
-                .spawn(player(done.clone()), &format!("b{i}"))
-                .unwrap();
-            a.tell(Ball::Peer(b.clone()));
-            b.tell(Ball::Peer(a.clone()));
-            firsts.push(a);
-        }
-        let t = Instant::now();
-        for a in &firsts {
-            a.tell(Ball::Hit(hits));
-        }
-        done.notify.notified().await;
-        let r = (pairs as f64 * (hits as f64 + 1.0)) / t.elapsed().as_secs_f64() / 1e6;
-        system.shutdown().await;
-        r
-    })
 }
 
 // ---------------------------------------------------------------- W4: many actors
@@ -287,12 +232,7 @@ fn w5_tokio(rt: &tokio::runtime::Runtime) -> f64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a filter argument selects workloads (e.g. `W1`).
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let want = |w: &str| filter.is_empty() || filter.iter().any(|f| w.contains(f.as_str()));
+    let want = wanted();
     let workers = env_usize("CASTY_BENCH_WORKERS", 2);
     let rt = runtime(workers);
     println!(
@@ -336,7 +276,7 @@ fn main() {
     }
     if want("W3") {
         let t = runs(|| bounce_tokio(&rt, 1, 1_000_000));
-        let c = runs(|| bounce_casty(&rt, 1, 1_000_000));
+        let c = runs(|| bounce_casty(&rt, 1, 1_000_000, hand_player));
         report("W3 bounce 1M, 2 actors", "M msg/s", c, t, true, ">= 0.8");
     }
     if want("W4") {
@@ -372,7 +312,7 @@ fn main() {
         {
             let rt = runtime(w);
             let t = runs(|| bounce_tokio(&rt, 1000, 2000));
-            let c = runs(|| bounce_casty(&rt, 1000, 2000));
+            let c = runs(|| bounce_casty(&rt, 1000, 2000, hand_player));
             report(
                 &format!("W6 1000 pairs x 2000, {w} workers"),
                 "M msg/s",

@@ -1,11 +1,23 @@
-//! What the runtime and macro benchmarks share: settings from the environment, medians, and the
-//! raw tokio baselines for W1 and W3, so that both benchmarks compare against the same program.
+//! What the benchmarks share: the command-line filter, settings from the environment, medians,
+//! the raw tokio baselines for W1 and W3, and the hand-written actors they are compared with, so
+//! that every benchmark measures the same programs.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Message};
 use tokio::sync::{mpsc, Notify};
+
+/// Which workloads to run: those named by a command-line filter (`W1`, `R2`, ..), or all of them.
+/// `cargo bench` passes `--bench`, which is not a filter.
+pub(crate) fn wanted() -> impl Fn(&str) -> bool {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    move |w: &str| filter.is_empty() || filter.iter().any(|f| w.contains(f.as_str()))
+}
 
 /// A number from the environment, or `default`.
 pub(crate) fn env_usize(name: &str, default: usize) -> usize {
@@ -146,5 +158,65 @@ pub(crate) fn bounce_tokio(rt: &tokio::runtime::Runtime, pairs: usize, hits: u32
         }
         done.notify.notified().await;
         (pairs as f64 * (hits as f64 + 1.0)) / t.elapsed().as_secs_f64() / 1e6
+    })
+}
+
+/// The ball of W3/W6: first each player learns its peer, then a count bounces between them.
+#[derive(Debug)]
+pub(crate) enum Ball {
+    Peer(ActorRef<Ball>),
+    Hit(u32),
+}
+
+impl Message for Ball {}
+
+/// The hand-written player: waits for its peer, then bounces the count down to zero.
+pub(crate) fn hand_player(done: Arc<Done>) -> Behavior<Ball> {
+    Behaviors::receive(move |_ctx, msg| match msg {
+        Ball::Peer(peer) => hand_playing(peer, done.clone()),
+        Ball::Hit(_) => Behaviors::same(),
+    })
+}
+
+fn hand_playing(peer: ActorRef<Ball>, done: Arc<Done>) -> Behavior<Ball> {
+    Behaviors::receive(move |_ctx, msg| {
+        if let Ball::Hit(n) = msg {
+            if n == 0 {
+                done.finish_one();
+            } else {
+                peer.tell(Ball::Hit(n - 1));
+            }
+        }
+        Behaviors::same()
+    })
+}
+
+/// W3/W6 in casty: `pairs` pairs of players made by `make` each bounce a ball `hits` times;
+/// returns total messages per second (millions).
+pub(crate) fn bounce_casty(
+    rt: &tokio::runtime::Runtime,
+    pairs: usize,
+    hits: u32,
+    make: fn(Arc<Done>) -> Behavior<Ball>,
+) -> f64 {
+    rt.block_on(async {
+        let system = ActorSystem::new("bench");
+        let done = Done::new(pairs);
+        let mut firsts = Vec::new();
+        for i in 0..pairs {
+            let a = system.spawn(make(done.clone()), &format!("a{i}")).unwrap();
+            let b = system.spawn(make(done.clone()), &format!("b{i}")).unwrap();
+            a.tell(Ball::Peer(b.clone()));
+            b.tell(Ball::Peer(a.clone()));
+            firsts.push(a);
+        }
+        let t = Instant::now();
+        for a in &firsts {
+            a.tell(Ball::Hit(hits));
+        }
+        done.notify.notified().await;
+        let r = (pairs as f64 * (hits as f64 + 1.0)) / t.elapsed().as_secs_f64() / 1e6;
+        system.shutdown().await;
+        r
     })
 }
