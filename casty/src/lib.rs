@@ -47,8 +47,8 @@ pub use actor::ask::AskError;
 pub use actor::behavior::{Behavior, Behaviors, BoxFuture, IntoBehavior, Lifecycle};
 pub use actor::context::{ActorContext, Terminated};
 pub use actor::event_stream::{
-    ActorRestarted, ActorStarted, ActorStopped, DeadLetter, EventStream, Subscription,
-    UnhandledMessage,
+    ActorRestarted, ActorStarted, ActorStopped, DeadLetter, EventStream, LifecycleHook,
+    LifecycleHookFailed, Subscription, UnhandledMessage,
 };
 pub use actor::failure::Failure;
 pub use actor::mailbox::{Mailbox, Overflow};
@@ -60,7 +60,10 @@ pub use actor::otp::{
 pub use actor::path::ActorPath;
 pub use actor::scheduler::Scheduler;
 pub use actor::supervision::{Backoff, Directive, OneForOneStrategy};
-pub use actor::system::{ActorSystem, ActorSystemBuilder, SpawnError, SpawnOptions};
+pub use actor::system::{
+    ActorSystem, ActorSystemBuilder, ShutdownOutcome, ShutdownTimedOut, SpawnError, SpawnOptions,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+};
 pub use persistence::{
     Event, EventJournal, EventSourced, EventSourcedCommand, InMemoryJournal, JournalError,
     PersistenceFailed, PersistencePhase, RecoveryCompleted, SnapshotPolicy, StoredEvent,

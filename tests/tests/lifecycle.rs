@@ -363,3 +363,165 @@ async fn l12_events_and_slow_subscribers() {
     );
     kit.shutdown().await;
 }
+
+// A panic in post_stop is logged and published; the stop completes (watchers are told) and the
+// system shuts down cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_stop_panic_is_published_and_the_stop_completes() {
+    let kit = TestKit::new();
+    let mut failed = kit.event_probe::<casty::LifecycleHookFailed>();
+    let mut probe = kit.probe::<u8>();
+    let b: Behavior<u8> = Behaviors::with_lifecycle(Behaviors::ignore())
+        .post_stop(|_| panic!("post_stop failed"))
+        .into();
+    let a = kit.spawn(b, "bad-stop");
+    kit.system().stop(&a);
+    probe.expect_terminated(&a, T).await;
+    let e = failed.expect_message(T).await;
+    assert_eq!(e.path.as_str(), "/bad-stop");
+    assert_eq!(e.hook, casty::LifecycleHook::PostStop);
+    assert_eq!(e.failure.panic_message(), Some("post_stop failed"));
+    assert!(kit.system().shutdown().await.is_complete());
+}
+
+#[derive(Debug)]
+enum Parent {
+    StopWorker,
+    Terminated(Terminated),
+}
+impl casty::Message for Parent {}
+impl From<Terminated> for Parent {
+    fn from(t: Terminated) -> Self {
+        Parent::Terminated(t)
+    }
+}
+
+/// Watches its child "worker" and, when it terminates, reports its children and starts a
+/// replacement under the same name.
+fn replacing_parent(report: ActorRef<String>) -> Behavior<Parent> {
+    Behaviors::setup(move |ctx| {
+        let worker = ctx.spawn(Behaviors::ignore::<u8>(), "worker").unwrap();
+        ctx.watch(&worker);
+        let report = report.clone();
+        Behaviors::receive(move |ctx, msg| {
+            match msg {
+                Parent::StopWorker => {
+                    if let Some(w) = ctx.child::<u8>("worker") {
+                        ctx.stop(&w);
+                    }
+                }
+                Parent::Terminated(t) => {
+                    let children: Vec<String> =
+                        ctx.children().iter().map(|p| p.to_string()).collect();
+                    let spawned = ctx.spawn(Behaviors::ignore::<u8>(), "worker");
+                    let uid_changed = spawned.as_ref().is_ok_and(|n| n.path() != &t.path);
+                    report.tell(format!(
+                        "terminated {}; children {children:?}; replacement {}; new uid {uid_changed}",
+                        t.path,
+                        if spawned.is_ok() { "started" } else { "refused" },
+                    ));
+                    if let Ok(n) = spawned {
+                        ctx.watch(&n);
+                    }
+                }
+            }
+            Behaviors::same()
+        })
+    })
+}
+
+// By the time a parent handles Terminated for its child, the child is gone from children() and
+// its name is free, so "on Terminated, start a replacement" works, again and again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_child_is_gone_and_its_name_free_for_a_replacement() {
+    let kit = TestKit::new();
+    let mut report = kit.probe::<String>();
+    let p = kit.spawn(replacing_parent(report.actor_ref()), "parent");
+    for _ in 0..3 {
+        p.tell(Parent::StopWorker);
+        assert_eq!(
+            report.expect_message(T).await,
+            "terminated /parent/worker; children []; replacement started; new uid true"
+        );
+    }
+    kit.shutdown().await;
+}
+
+/// An actor whose handler never completes once it gets a message (it says so on `entered`
+/// first); it has one child.
+fn stuck_parent(entered: ActorRef<u8>) -> Behavior<u8> {
+    Behaviors::setup(move |ctx| {
+        ctx.spawn(Behaviors::ignore::<u8>(), "child").unwrap();
+        let entered = entered.clone();
+        Behaviors::receive_async(move |_ctx, m: u8| {
+            entered.tell(m);
+            Box::pin(async {
+                std::future::pending::<()>().await;
+                Behaviors::same()
+            })
+        })
+    })
+}
+
+// A shutdown bounded by a timeout aborts what is still running when it passes, reports those
+// actors (return value and event), and lets everything else stop normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_timeout_aborts_and_reports_stuck_actors() {
+    let kit = TestKit::new();
+    let system = kit.system().clone();
+    let mut timed_out = kit.event_probe::<casty::ShutdownTimedOut>();
+    let mut dead = kit.event_probe::<DeadLetter>();
+    let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stopped.clone();
+    let fine: Behavior<u8> = Behaviors::with_lifecycle(Behaviors::ignore())
+        .post_stop(move |_| s.store(true, std::sync::atomic::Ordering::SeqCst))
+        .into();
+    kit.spawn(fine, "fine");
+    let mut entered = kit.probe::<u8>();
+    let stuck = kit.spawn(stuck_parent(entered.actor_ref()), "stuck");
+    stuck.tell(1);
+    stuck.tell(2); // still in the mailbox when the actor is aborted
+    assert_eq!(entered.expect_message(T).await, 1); // the handler now waits forever
+    let started = std::time::Instant::now();
+    let outcome = system.shutdown_timeout(Duration::from_millis(300)).await;
+    let took = started.elapsed();
+    let aborted: Vec<String> = outcome.aborted().iter().map(|p| p.to_string()).collect();
+    assert_eq!(aborted, ["/stuck", "/stuck/child"]);
+    assert!(!outcome.is_complete());
+    assert!(
+        took >= Duration::from_millis(300),
+        "waited the timeout: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "then stopped waiting: {took:?}"
+    );
+    assert!(
+        stopped.load(std::sync::atomic::Ordering::SeqCst),
+        "/fine stopped normally"
+    );
+    assert_eq!(system.live_actors(), 0);
+    let e = timed_out.expect_message(T).await;
+    assert_eq!(e.timeout, Duration::from_millis(300));
+    assert_eq!(e.aborted, outcome.aborted());
+    let d = dead.expect_message(T).await;
+    assert_eq!((d.recipient.as_str(), d.message.as_str()), ("/stuck", "2"));
+}
+
+// `shutdown()` uses the timeout set on the builder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_uses_the_builders_timeout() {
+    let system = casty::ActorSystem::builder()
+        .shutdown_timeout(Duration::from_millis(100))
+        .build();
+    let mut entered = casty::testing::TestProbe::new(&system);
+    let stuck = system
+        .spawn(stuck_parent(entered.actor_ref()), "stuck")
+        .unwrap();
+    stuck.tell(1);
+    assert_eq!(entered.expect_message(T).await, 1);
+    let outcome = tokio::time::timeout(T, system.shutdown())
+        .await
+        .expect("shutdown is bounded");
+    assert_eq!(outcome.aborted().len(), 2);
+}

@@ -421,3 +421,108 @@ async fn otp_intensity_exceeded_fails_the_supervisor() {
     );
     kit.shutdown().await;
 }
+
+/// A counter behind lifecycle hooks, for the hook-failure tests: `pre_start` and `post_restart`
+/// panic while their `fail_*` budget lasts, and every hook call is logged.
+fn hooked(
+    log: ActorRef<String>,
+    strategy: Option<OneForOneStrategy>,
+    fail_pre_start: usize,
+    fail_post_restart: usize,
+) -> Behavior<Cmd> {
+    let pre_start_left = Arc::new(AtomicUsize::new(fail_pre_start));
+    let post_restart_left = Arc::new(AtomicUsize::new(fail_post_restart));
+    let inner = match strategy {
+        Some(s) => Behaviors::supervise(acc(0), s),
+        None => acc(0),
+    };
+    let (l1, l2) = (log.clone(), log);
+    Behaviors::with_lifecycle(inner)
+        .pre_start(move |_| {
+            l1.tell("pre_start".to_string());
+            if pre_start_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                panic!("pre_start failed");
+            }
+        })
+        .post_restart(move |_| {
+            l2.tell("post_restart".to_string());
+            if post_restart_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                panic!("post_restart failed");
+            }
+        })
+        .into()
+}
+
+// A panic in pre_start is a failure of the start (L4): a restart strategy restarts the actor, and
+// the new incarnation works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_start_panic_is_a_failure_that_supervision_restarts() {
+    let kit = TestKit::new();
+    let mut log = kit.probe::<String>();
+    let mut restarts = kit.event_probe::<ActorRestarted>();
+    let mut probe = kit.probe::<u64>();
+    let a = kit.spawn(
+        hooked(log.actor_ref(), Some(restart_always(3)), 1, 0),
+        "starter",
+    );
+    let r = restarts.expect_message(T).await;
+    assert_eq!(r.path.as_str(), "/starter");
+    assert_eq!(r.failure.panic_message(), Some("pre_start failed"));
+    a.tell(Cmd::Add(2));
+    a.tell(Cmd::Get(probe.actor_ref()));
+    assert_eq!(probe.expect_message(T).await, 2);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(log.expect_message(T).await);
+    }
+    assert_eq!(seen, ["pre_start", "pre_start", "post_restart"]);
+    kit.shutdown().await;
+}
+
+// Without supervision, a panic in pre_start stops the actor, as a failure in a handler does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_start_panic_without_supervision_stops_the_actor() {
+    let kit = TestKit::new();
+    let log = kit.probe::<String>();
+    let mut probe = kit.probe::<u64>();
+    let a = kit.spawn(hooked(log.actor_ref(), None, 1, 0), "fragile-start");
+    probe.expect_terminated(&a, T).await;
+    kit.shutdown().await;
+}
+
+// A panic in post_restart fails the new incarnation: it counts against the restart limit, and
+// past it the actor stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_restart_panic_fails_the_new_incarnation() {
+    let kit = TestKit::new();
+    let mut log = kit.probe::<String>();
+    let mut probe = kit.probe::<u64>();
+    let a = kit.spawn(
+        hooked(log.actor_ref(), Some(restart_always(2)), 0, usize::MAX),
+        "restarter",
+    );
+    a.tell(Cmd::Fail("first".into()));
+    probe.expect_terminated(&a, T).await;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        seen.push(log.expect_message(T).await);
+    }
+    assert_eq!(
+        seen,
+        [
+            "pre_start",
+            "pre_start",
+            "post_restart",
+            "pre_start",
+            "post_restart"
+        ]
+    );
+    log.expect_no_message(QUIET).await;
+    kit.shutdown().await;
+}

@@ -31,7 +31,10 @@ use std::time::Instant;
 use crate::actor::actor_ref::ActorRef;
 use crate::actor::behavior::{Behavior, Handler, HandlerResult, Hooks, Kind, Outcome, Signal};
 use crate::actor::context::ActorContext;
-use crate::actor::event_stream::{ActorRestarted, ActorStarted, ActorStopped, UnhandledMessage};
+use crate::actor::event_stream::{
+    ActorRestarted, ActorStarted, ActorStopped, LifecycleHook, LifecycleHookFailed,
+    UnhandledMessage,
+};
 use crate::actor::failure::Failure;
 use crate::actor::mailbox::{Mailbox, MailboxQueue, Push};
 use crate::actor::message::Message;
@@ -79,6 +82,9 @@ pub(crate) trait AnyCell: Send + Sync + 'static {
     /// Whether the actor still takes messages.
     #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     fn is_alive(&self) -> bool;
+    /// Ends the actor without its stop sequence (a shutdown that ran out of time): its task is
+    /// aborted, its queues close, what they hold becomes dead letters, and it leaves the registry.
+    fn abort(&self);
 }
 
 /// Why wire bytes could not be delivered to a local actor.
@@ -106,6 +112,8 @@ pub(crate) struct Shared<M> {
     sys_pending: AtomicBool,
     pub(crate) system: Arc<SystemInner>,
     describe: fn(&M) -> String,
+    /// The actor's task, for [`AnyCell::abort`].
+    task: std::sync::OnceLock<tokio::task::AbortHandle>,
 }
 
 fn describe_debug<M: Message>(m: &M) -> String {
@@ -186,6 +194,7 @@ impl<M: Message> Shared<M> {
             sys_pending: AtomicBool::new(false),
             system,
             describe: describe_debug::<M>,
+            task: std::sync::OnceLock::new(),
         }
     }
 }
@@ -229,6 +238,19 @@ impl<M: Message> AnyCell for Shared<M> {
 
     fn send_sys(&self, msg: SysMsg) {
         Shared::send_sys(self, msg);
+    }
+
+    fn abort(&self) {
+        if let Some(task) = self.task.get() {
+            task.abort();
+        }
+        for m in self.close() {
+            if let SysMsg::Watch(w) = m {
+                w.notify_death(self.path.clone(), None);
+            }
+        }
+        self.drain_dead();
+        self.system.unregister(&self.path);
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
@@ -574,20 +596,48 @@ impl<M: Message> Cell<M> {
 
     /// Starts an incarnation: `pre_start` hooks, then the initial behavior (running its setup),
     /// then the handler's asynchronous start work, if any.
+    /// A panic in `pre_start` is a failure of the start, handled by supervision like any other.
     async fn start(&mut self) -> Result<(), Failure> {
         self.current = Current::Empty;
         self.pending_start = false;
-        self.run_hooks(|h, ctx| h.pre_start.as_ref().map(|f| f(ctx)).is_some());
+        self.try_hooks(|h, ctx| h.pre_start.as_ref().map(|f| f(ctx)).is_some())?;
         self.become_(self.initial.clone())?;
         self.run_pending_start().await
     }
 
-    /// Runs one kind of hook on every lifecycle wrapper. A panicking hook is logged.
-    fn run_hooks(&mut self, run: impl Fn(&Hooks<M>, &mut ActorContext<M>) -> bool) {
-        for h in self.hooks.clone() {
+    /// Runs one kind of hook on every lifecycle wrapper, outermost first. The first panic stops
+    /// the run and is returned as the failure.
+    fn try_hooks(
+        &mut self,
+        run: impl Fn(&Hooks<M>, &mut ActorContext<M>) -> bool,
+    ) -> Result<(), Failure> {
+        for i in 0..self.hooks.len() {
+            let h = self.hooks[i].clone();
             let ctx = &mut self.ctx;
-            if catch_unwind(AssertUnwindSafe(|| run(&h, ctx))).is_err() {
-                tracing::error!(actor = %self.ctx.shared.path, "a lifecycle hook panicked");
+            catch_unwind(AssertUnwindSafe(|| run(&h, ctx))).map_err(Failure::from_panic)?;
+        }
+        Ok(())
+    }
+
+    /// Runs a hook whose panic cannot undo what is under way (`pre_restart`, `post_stop`): the
+    /// panic is logged and published as [`LifecycleHookFailed`], and the restart or stop goes on.
+    fn run_hooks(
+        &mut self,
+        hook: LifecycleHook,
+        run: impl Fn(&Hooks<M>, &mut ActorContext<M>) -> bool,
+    ) {
+        for i in 0..self.hooks.len() {
+            let h = self.hooks[i].clone();
+            let ctx = &mut self.ctx;
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| run(&h, ctx))) {
+                let failure = Failure::from_panic(p);
+                let path = &self.ctx.shared.path;
+                tracing::error!(actor = %path, ?hook, error = %failure, "a lifecycle hook panicked");
+                self.ctx.shared.system.events.publish(LifecycleHookFailed {
+                    path: path.clone(),
+                    hook,
+                    failure,
+                });
             }
         }
     }
@@ -665,7 +715,9 @@ impl<M: Message> Cell<M> {
         failure: &Failure,
         delay: Option<std::time::Duration>,
     ) -> Option<Failure> {
-        self.run_hooks(|h, ctx| h.pre_restart.as_ref().map(|f| f(ctx, failure)).is_some());
+        self.run_hooks(LifecycleHook::PreRestart, |h, ctx| {
+            h.pre_restart.as_ref().map(|f| f(ctx, failure)).is_some()
+        });
         self.ctx.reset_for_restart();
         self.stop_children().await;
         if self.stop.is_some() {
@@ -694,13 +746,11 @@ impl<M: Message> Cell<M> {
         }
         self.strategy = self.initial_strategy.clone();
         self.hooks = self.initial_hooks.clone();
-        match self.start().await {
-            Ok(()) => {
-                self.run_hooks(|h, ctx| h.post_restart.as_ref().map(|f| f(ctx)).is_some());
-                None
-            }
-            Err(f) => Some(f),
-        }
+        // A panic in `post_restart` fails the new incarnation, like one in `pre_start`.
+        let started = self.start().await.and_then(|()| {
+            self.try_hooks(|h, ctx| h.post_restart.as_ref().map(|f| f(ctx)).is_some())
+        });
+        started.err()
     }
 
     /// Stops every child and waits until all have terminated.
@@ -733,6 +783,11 @@ impl<M: Message> Cell<M> {
                 None
             }
             SysMsg::Death(path, _failure) => {
+                // A watched child is dead by now (watchers are told after its `post_stop`): it
+                // leaves `children()` and frees its name before `Terminated` is handled, so the
+                // handler may start a replacement under the same name. Its `ChildTerminated`,
+                // which follows, then finds nothing left to remove.
+                self.ctx.remove_child(&path);
                 if self.stop.is_some() {
                     return None;
                 }
@@ -786,7 +841,9 @@ impl<M: Message> Cell<M> {
         });
         self.ctx.cancel_all_timers();
         self.stop_children().await;
-        self.run_hooks(|h, ctx| h.post_stop.as_ref().map(|f| f(ctx)).is_some());
+        self.run_hooks(LifecycleHook::PostStop, |h, ctx| {
+            h.post_stop.as_ref().map(|f| f(ctx)).is_some()
+        });
         self.current = Current::Empty;
         let leftover = shared.close();
         for m in leftover {
@@ -814,8 +871,16 @@ impl<M: Message> Cell<M> {
         system.events.publish(ActorStopped {
             path: shared.path.clone(),
         });
-        drop(self);
-        system.actor_finished();
+    }
+}
+
+/// Counts an actor's task as finished when it is dropped: at the end of its stop sequence, or
+/// when a shutdown that ran out of time aborts it.
+struct Live(Arc<SystemInner>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.actor_finished();
     }
 }
 
@@ -827,8 +892,13 @@ pub(crate) fn start_actor<M: Message>(
 ) -> ActorRef<M> {
     let system = shared.system.clone();
     let r = ActorRef::local(shared.clone());
-    let ctx = ActorContext::new(shared, parent);
+    let ctx = ActorContext::new(shared.clone(), parent);
     let cell = Cell::new(ctx, behavior);
-    system.spawn_task(cell.run());
+    let live = Live(system.clone());
+    let task = system.spawn_task(async move {
+        let _live = live;
+        cell.run().await;
+    });
+    let _ = shared.task.set(task);
     r
 }

@@ -45,6 +45,48 @@ pub struct ActorRestarted {
     pub failure: Failure,
 }
 
+/// Which lifecycle hook a [`LifecycleHookFailed`] event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LifecycleHook {
+    /// `pre_restart`, run on the failing incarnation: the restart goes on.
+    PreRestart,
+    /// `post_stop`: the stop completes all the same.
+    PostStop,
+}
+
+/// A `pre_restart` or `post_stop` hook panicked. The restart or stop it belonged to went on.
+///
+/// A panic in `pre_start` or `post_restart` is not reported this way: it fails the incarnation
+/// being started, and supervision handles it like a failure in a handler.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use casty::{ActorSystem, Behaviors, LifecycleHook, LifecycleHookFailed};
+/// let system = ActorSystem::new("demo");
+/// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// let _sub = system.event_stream().subscribe(move |e: &LifecycleHookFailed| {
+///     let _ = tx.send((e.path.to_string(), e.hook));
+/// });
+/// let a = system
+///     .spawn(Behaviors::with_lifecycle(Behaviors::ignore::<u8>()).post_stop(|_| panic!("oops")), "a")
+///     .unwrap();
+/// system.stop(&a);
+/// assert_eq!(rx.recv().await.unwrap(), ("/a".to_string(), LifecycleHook::PostStop));
+/// # system.shutdown().await; }
+/// ```
+#[derive(Debug, Clone)]
+pub struct LifecycleHookFailed {
+    /// The actor.
+    pub path: ActorPath,
+    /// Which hook panicked.
+    pub hook: LifecycleHook,
+    /// The panic.
+    pub failure: Failure,
+}
+
 /// A message could not be delivered: its recipient had stopped, or a bounded mailbox dropped it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -68,6 +110,7 @@ impl Message for ActorStopped {}
 impl Message for ActorRestarted {}
 impl Message for DeadLetter {}
 impl Message for UnhandledMessage {}
+impl Message for LifecycleHookFailed {}
 
 type Deliver = Box<dyn Fn(&dyn Any) + Send + Sync>;
 

@@ -120,6 +120,7 @@ pub(crate) struct SystemInner {
     live: AtomicUsize,
     idle: Notify,
     terminating: AtomicBool,
+    shutdown_timeout: Duration,
     config: Option<Arc<CastyConfig>>,
     /// The remoting layer, once one is started.
     pub(crate) wire: std::sync::OnceLock<Arc<dyn crate::actor::wire::WireProvider>>,
@@ -154,6 +155,19 @@ impl SystemInner {
         let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
         if reg.get(path.as_str()).is_some_and(|c| c.path() == path) {
             reg.remove(path.as_str());
+        }
+    }
+
+    /// Returns once no actor is alive.
+    async fn until_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.live.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
         }
     }
 
@@ -219,6 +233,36 @@ impl SystemInner {
     }
 }
 
+/// What [`ActorSystem::shutdown`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownOutcome {
+    aborted: Vec<ActorPath>,
+}
+
+impl ShutdownOutcome {
+    /// Whether every actor finished its stop sequence in time.
+    pub fn is_complete(&self) -> bool {
+        self.aborted.is_empty()
+    }
+
+    /// The actors that were still running when the timeout passed and were aborted, by path.
+    pub fn aborted(&self) -> &[ActorPath] {
+        &self.aborted
+    }
+}
+
+/// Published when a shutdown ran out of time and aborted the actors still running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownTimedOut {
+    /// The timeout that passed.
+    pub timeout: Duration,
+    /// The actors aborted, by path.
+    pub aborted: Vec<ActorPath>,
+}
+
+impl crate::actor::message::Message for ShutdownTimedOut {}
+
 /// A tree of actors with its event stream and scheduler.
 ///
 /// Create it inside a tokio runtime. Clones are handles to the same system.
@@ -271,7 +315,11 @@ pub struct ActorSystemBuilder {
     name: Option<String>,
     handle: Option<Handle>,
     config: Option<Arc<CastyConfig>>,
+    shutdown_timeout: Option<Duration>,
 }
+
+/// How long [`ActorSystem::shutdown`] waits for the actors' stop sequences by default.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ActorSystemBuilder {
     /// The system's name (default `"casty"`).
@@ -303,6 +351,23 @@ impl ActorSystemBuilder {
     /// ```
     pub fn config(mut self, config: CastyConfig) -> Self {
         self.config = Some(Arc::new(config));
+        self
+    }
+
+    /// How long [`ActorSystem::shutdown`] waits for every actor to finish its stop sequence
+    /// before it aborts the ones left (default [`DEFAULT_SHUTDOWN_TIMEOUT`], 10 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::Duration;
+    /// let system = casty::ActorSystem::builder().shutdown_timeout(Duration::from_secs(2)).build();
+    /// assert!(system.shutdown().await.is_complete());
+    /// # }
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
         self
     }
 
@@ -340,6 +405,7 @@ impl ActorSystemBuilder {
                 live: AtomicUsize::new(0),
                 idle: Notify::new(),
                 terminating: AtomicBool::new(false),
+                shutdown_timeout: self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
                 config: self.config,
             }),
         }
@@ -561,9 +627,55 @@ impl ActorSystem {
         self.inner.spawn_task(fut)
     }
 
-    /// Stops every actor (children first, L7) and returns once every `post_stop` has run. New
-    /// spawns fail from the moment shutdown begins.
-    pub async fn shutdown(&self) {
+    /// Stops every actor (children first, then `post_stop`, then the watchers) and returns once
+    /// every `post_stop` has run, or once the system's shutdown timeout has passed (see
+    /// [`ActorSystemBuilder::shutdown_timeout`]; 10 s by default). New spawns fail from the moment
+    /// shutdown begins.
+    ///
+    /// Actors still running when the timeout passes (a handler awaiting something that never
+    /// completes, say) are aborted: their tasks are cancelled without their stop sequence, what
+    /// their mailboxes hold becomes dead letters, and they are listed in the returned
+    /// [`ShutdownOutcome`] and in a [`ShutdownTimedOut`] event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let system = casty::ActorSystem::new("demo");
+    /// system.spawn(casty::Behaviors::ignore::<u8>(), "a").unwrap();
+    /// let outcome = system.shutdown().await;
+    /// assert!(outcome.is_complete());
+    /// assert_eq!(system.live_actors(), 0);
+    /// # }
+    /// ```
+    pub async fn shutdown(&self) -> ShutdownOutcome {
+        self.shutdown_timeout(self.inner.shutdown_timeout).await
+    }
+
+    /// [`ActorSystem::shutdown`] with its own timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use casty::{ActorSystem, Behaviors};
+    /// use std::time::Duration;
+    /// let system = ActorSystem::new("demo");
+    /// // An actor whose handler never returns.
+    /// let stuck = system
+    ///     .spawn(Behaviors::receive_async(|_ctx, _m: u8| Box::pin(async {
+    ///         std::future::pending::<()>().await;
+    ///         Behaviors::same()
+    ///     })), "stuck")
+    ///     .unwrap();
+    /// stuck.tell(1);
+    /// # tokio::task::yield_now().await;
+    /// let outcome = system.shutdown_timeout(Duration::from_millis(50)).await;
+    /// assert_eq!(outcome.aborted().len(), 1);
+    /// assert_eq!(outcome.aborted()[0].to_string(), "/stuck");
+    /// # }
+    /// ```
+    pub async fn shutdown_timeout(&self, timeout: Duration) -> ShutdownOutcome {
         self.inner.terminating.store(true, Ordering::SeqCst);
         self.inner.scheduler.cancel_all();
         let tops: Vec<Arc<dyn AnyCell>> = {
@@ -580,18 +692,41 @@ impl ActorSystem {
         for c in tops {
             c.send_sys(SysMsg::Stop);
         }
-        loop {
-            let idle = self.inner.idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
-            if self.inner.live.load(Ordering::SeqCst) == 0 {
-                break;
+        let mut aborted = Vec::new();
+        if tokio::time::timeout(timeout, self.inner.until_idle())
+            .await
+            .is_err()
+        {
+            let left: Vec<Arc<dyn AnyCell>> = self
+                .inner
+                .registry
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            for c in &left {
+                c.abort();
             }
-            idle.await;
+            aborted = left.iter().map(|c| c.path().clone()).collect();
+            aborted.sort_by(|a: &ActorPath, b| a.as_str().cmp(b.as_str()));
+            tracing::error!(
+                ?timeout,
+                actors = aborted.len(),
+                "shutdown timed out; aborting the actors still running"
+            );
+            self.inner.events.publish(ShutdownTimedOut {
+                timeout,
+                aborted: aborted.clone(),
+            });
+            // Cancelled tasks finish at their next poll; one that never yields (a blocking loop)
+            // cannot be cancelled and is not waited for.
+            let _ = tokio::time::timeout(Duration::from_millis(100), self.inner.until_idle()).await;
         }
         if let Some(w) = self.inner.wire.get() {
             w.shutdown();
         }
         self.inner.events.clear();
+        ShutdownOutcome { aborted }
     }
 }
