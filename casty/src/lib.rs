@@ -47,8 +47,8 @@ pub use actor::ask::AskError;
 pub use actor::behavior::{Behavior, Behaviors, BoxFuture, IntoBehavior, Lifecycle};
 pub use actor::context::{ActorContext, Terminated};
 pub use actor::event_stream::{
-    ActorRestarted, ActorStarted, ActorStopped, DeadLetter, EventStream, LifecycleHook,
-    LifecycleHookFailed, Subscription, UnhandledMessage,
+    ActorRestarted, ActorStarted, ActorStopped, DeadLetter, DeadLetterReason, EventStream,
+    LifecycleHook, LifecycleHookFailed, Subscription, UnhandledMessage,
 };
 pub use actor::failure::Failure;
 pub use actor::mailbox::{Mailbox, Overflow};

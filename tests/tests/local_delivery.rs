@@ -366,7 +366,9 @@ async fn messages_to_a_stopped_actor_are_dead_letters() {
         dead.expect_message(T).await,
         DeadLetter {
             recipient: a.path().clone(),
-            message: "\"late\"".into()
+            message: "\"late\"".into(),
+            reason: casty::DeadLetterReason::RecipientGone,
+            count: 1,
         }
     );
     assert_eq!(

@@ -3,7 +3,7 @@
 
 use casty::remote::{HandshakeRefused, RemoteSettings};
 use casty::testing::TestProbe;
-use casty::{message_enum, ActorRef, ActorSystem, Behaviors, DeadLetter};
+use casty::{message_enum, ActorRef, ActorSystem, Behaviors, DeadLetter, DeadLetterReason};
 use casty_tests::{eventually, QUIET, T};
 
 #[message_enum]
@@ -234,11 +234,16 @@ async fn undeliverable_wire_messages_are_dead_letters() {
     r.tell(Bank::Deposit { amount: 1 });
     let d = dead.expect_message(T).await;
     assert_eq!(d.recipient.as_str(), "/local");
-    assert!(d.message.contains("NotRemotable"), "{}", d.message);
+    assert!(
+        matches!(&d.reason, DeadLetterReason::Remote(why) if why.ends_with("is not readable from the wire")),
+        "{:?}",
+        d.reason
+    );
     let gone = a.remote_ref::<Bank>(&address(&b, "/nobody")).unwrap();
     gone.tell(Bank::Deposit { amount: 1 });
     let d = dead.expect_message(T).await;
     assert_eq!(d.recipient.as_str(), "/nobody");
+    assert_eq!(d.reason, DeadLetterReason::RecipientGone);
     dead.expect_no_message(QUIET).await;
     a.shutdown().await;
     b.shutdown().await;
@@ -455,10 +460,20 @@ async fn a_node_declared_gone_is_quarantined_so_its_watchers_learn_it_too() {
     assert!(refusal
         .peer
         .contains(&a.remote_address().unwrap().port().to_string()));
-    let r = b
-        .ask(&vault, Bank::balance, std::time::Duration::from_millis(300))
-        .await;
-    assert!(r.is_err(), "a quarantined incarnation got through: {r:?}");
+    // An ask from the quarantined incarnation fails at once, with A's refusal as its error.
+    let r = tokio::time::timeout(
+        T,
+        b.ask(&vault, Bank::balance, std::time::Duration::from_secs(60)),
+    )
+    .await
+    .expect("the ask fails at once, not at its timeout");
+    match r {
+        Err(casty::AskError::Refused { node, reason }) => {
+            assert_eq!(node, a.remote_address().unwrap().to_string());
+            assert!(reason.contains("quarantined"), "{reason}");
+        }
+        other => panic!("a quarantined incarnation got through: {other:?}"),
+    }
 
     // A new incarnation of B talks to A at once.
     let b2 = node("quar").await;

@@ -13,6 +13,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::actor::cell::{Shared, SysMsg, Watcher};
+use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::mailbox::Push;
 use crate::actor::path::ActorPath;
 
@@ -54,7 +55,7 @@ fn settle<M: Send + 'static>(s: &Shared<M>, push: Push<M>) -> Result<(), TellErr
             Ok(())
         }
         Push::Dropped(m) => {
-            s.dead_letter(m);
+            s.dead_letter(m, DeadLetterReason::MailboxFull);
             Ok(())
         }
         Push::Full(m) => Err(TellError::Full(m)),
@@ -203,7 +204,8 @@ impl<M: Send + 'static> ActorRef<M> {
     pub(crate) fn deliver_checked(&self, msg: M) -> Result<(), TellError<M>> {
         match &self.inner {
             RefInner::Local(s) => settle(s, s.mailbox.push(msg)).inspect_err(|e| match e {
-                TellError::Full(m) | TellError::Closed(m) => s.dead_letter_ref(m),
+                TellError::Full(m) => s.dead_letter_ref(m, DeadLetterReason::MailboxFull),
+                TellError::Closed(m) => s.dead_letter_ref(m, DeadLetterReason::RecipientGone),
             }),
             RefInner::Target(t) => t.deliver(msg),
         }

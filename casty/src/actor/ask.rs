@@ -12,8 +12,10 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::actor::actor_ref::{ActorRef, RefTarget, TellError};
+use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::path::{next_uid, ActorPath};
 use crate::actor::system::SystemInner;
+use crate::actor::wire::NodeDown;
 
 /// Why an ask produced no reply.
 ///
@@ -30,7 +32,8 @@ pub enum AskError {
     /// No reply arrived before the deadline.
     #[error("no reply within {0:?}")]
     Timeout(Duration),
-    /// The target had stopped when the request was sent.
+    /// The target had stopped when the request was sent, or its node shut down (or restarted)
+    /// before it replied.
     #[error("the actor {0} has stopped")]
     Terminated(String),
     /// The target's `Reject` mailbox was full.
@@ -39,17 +42,26 @@ pub enum AskError {
     /// The request was dropped without a reply (every copy of the reply ref is gone).
     #[error("the request was dropped without a reply")]
     NoReply,
-    /// The target's node became unreachable (or restarted) before it replied.
+    /// The target's node stayed unreachable for longer than remoting's `unreachable_after`.
     #[error("the node of {0} is unreachable")]
     Unreachable(String),
+    /// The target's node refused this node's handshake (a wrong secret or system name, or this
+    /// node is quarantined there); `reason` is the refusal.
+    #[error("the node {node} refused this node: {reason}")]
+    Refused {
+        /// The node, `casty://system@host:port`.
+        node: String,
+        /// The refusal, as both sides log it.
+        reason: String,
+    },
 }
 
 pub(crate) struct Promise<R> {
     path: ActorPath,
     slot: Mutex<Option<oneshot::Sender<R>>>,
     system: Arc<SystemInner>,
-    /// Set when the ask is failed early because the target's node is gone.
-    unreachable: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when the ask is failed early because the target's node is down.
+    down: Arc<std::sync::OnceLock<NodeDown>>,
 }
 
 impl<R: Send + 'static> RefTarget<R> for Promise<R> {
@@ -71,12 +83,14 @@ impl<R: Send + 'static> RefTarget<R> for Promise<R> {
             Some(tx) => match tx.send(msg) {
                 Ok(()) => Ok(()),
                 Err(m) => {
-                    self.system.dead_letter_typed::<R>(&self.path);
+                    self.system
+                        .dead_letter_typed::<R>(&self.path, DeadLetterReason::RecipientGone);
                     Err(TellError::Closed(m))
                 }
             },
             None => {
-                self.system.dead_letter_typed::<R>(&self.path);
+                self.system
+                    .dead_letter_typed::<R>(&self.path, DeadLetterReason::RecipientGone);
                 Err(TellError::Closed(msg))
             }
         }
@@ -95,27 +109,26 @@ where
     R: Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    let unreachable = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let down = Arc::new(std::sync::OnceLock::new());
     let uid = next_uid();
     let path = ActorPath::new(system.name.clone(), format!("/_temp/ask-{uid}"), uid);
     let promise = Arc::new(Promise {
         path,
         slot: Mutex::new(Some(tx)),
         system: system.clone(),
-        unreachable: unreachable.clone(),
+        down: down.clone(),
     });
     let reply_ref = ActorRef::from_target(promise.clone());
     if let (Some(node), Some(provider)) = (target.remote_node(), system.wire.get()) {
         let weak = Arc::downgrade(&promise);
         provider.on_node_down(
             node,
-            Box::new(move |fire| {
+            Box::new(move |why| {
                 let Some(p) = weak.upgrade() else {
                     return false;
                 };
-                if fire {
-                    p.unreachable
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                if let Some(why) = why {
+                    let _ = p.down.set(why.clone());
                     drop(p.slot.lock().unwrap_or_else(|e| e.into_inner()).take());
                 }
                 !p.is_closed()
@@ -124,18 +137,30 @@ where
     }
     // Only the reply ref keeps the promise: a request dropped without a reply fails at once (L9).
     drop(promise);
+    let failed_early = |down: &std::sync::OnceLock<NodeDown>| {
+        down.get().map(|why| match why {
+            NodeDown::Unreachable => AskError::Unreachable(target.path().address()),
+            NodeDown::Refused(reason) => AskError::Refused {
+                node: format!("casty://{}", target.path().system_name()),
+                reason: reason.clone(),
+            },
+            NodeDown::ShutDown | NodeDown::Restarted => {
+                AskError::Terminated(target.path().to_string())
+            }
+        })
+    };
     let msg = make(reply_ref);
     match target.deliver_checked(msg) {
         Ok(()) => {}
+        Err(_) if down.get().is_some() => {
+            return Err(failed_early(&down).unwrap_or(AskError::NoReply))
+        }
         Err(TellError::Closed(_)) => return Err(AskError::Terminated(target.path().to_string())),
         Err(TellError::Full(_)) => return Err(AskError::MailboxFull(target.path().to_string())),
     }
     match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(r)) => Ok(r),
-        Ok(Err(_)) if unreachable.load(std::sync::atomic::Ordering::SeqCst) => {
-            Err(AskError::Unreachable(target.path().address()))
-        }
-        Ok(Err(_)) => Err(AskError::NoReply),
+        Ok(Err(_)) => Err(failed_early(&down).unwrap_or(AskError::NoReply)),
         Err(_) => Err(AskError::Timeout(timeout)),
     }
 }

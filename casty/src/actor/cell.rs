@@ -32,8 +32,8 @@ use crate::actor::actor_ref::ActorRef;
 use crate::actor::behavior::{Behavior, Handler, HandlerResult, Hooks, Kind, Outcome, Signal};
 use crate::actor::context::ActorContext;
 use crate::actor::event_stream::{
-    ActorRestarted, ActorStarted, ActorStopped, LifecycleHook, LifecycleHookFailed,
-    UnhandledMessage,
+    ActorRestarted, ActorStarted, ActorStopped, DeadLetterReason, LifecycleHook,
+    LifecycleHookFailed, UnhandledMessage,
 };
 use crate::actor::failure::Failure;
 use crate::actor::mailbox::{Mailbox, MailboxQueue, Push};
@@ -125,7 +125,8 @@ impl<M: Send + 'static> Shared<M> {
     pub(crate) fn tell(&self, msg: M) {
         match self.mailbox.push(msg) {
             Push::Queued => self.after_queued(),
-            Push::Dropped(m) | Push::Full(m) | Push::Closed(m) => self.dead_letter(m),
+            Push::Dropped(m) | Push::Full(m) => self.dead_letter(m, DeadLetterReason::MailboxFull),
+            Push::Closed(m) => self.dead_letter(m, DeadLetterReason::RecipientGone),
         }
     }
 
@@ -145,17 +146,18 @@ impl<M: Send + 'static> Shared<M> {
         }
     }
 
-    pub(crate) fn dead_letter(&self, msg: M) {
-        self.dead_letter_ref(&msg);
+    pub(crate) fn dead_letter(&self, msg: M, reason: DeadLetterReason) {
+        self.dead_letter_ref(&msg, reason);
     }
 
-    pub(crate) fn dead_letter_ref(&self, msg: &M) {
-        self.system.dead_letter(&self.path, || (self.describe)(msg));
+    pub(crate) fn dead_letter_ref(&self, msg: &M, reason: DeadLetterReason) {
+        self.system
+            .dead_letter(&self.path, reason, || (self.describe)(msg));
     }
 
     fn drain_dead(&self) {
         while let Some(m) = self.mailbox.pop() {
-            self.dead_letter(m);
+            self.dead_letter(m, DeadLetterReason::RecipientGone);
         }
     }
 

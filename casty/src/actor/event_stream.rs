@@ -87,13 +87,63 @@ pub struct LifecycleHookFailed {
     pub failure: Failure,
 }
 
-/// A message could not be delivered: its recipient had stopped, or a bounded mailbox dropped it.
+/// A message could not be delivered: its recipient had stopped, a bounded mailbox dropped it, or
+/// remoting could not carry it. [`DeadLetter::reason`] says which.
+///
+/// Remoting may report many lost messages as one event (a batch on a dead link, say), so that a
+/// dead peer cannot flood the event stream: [`DeadLetter::count`] says how many it stands for.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use casty::{ActorSystem, Behaviors, DeadLetter, DeadLetterReason};
+/// let system = ActorSystem::new("demo");
+/// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// let _sub = system.event_stream().subscribe(move |d: &DeadLetter| { let _ = tx.send(d.clone()); });
+/// let a = system.spawn(Behaviors::ignore::<u8>(), "a").unwrap();
+/// system.stop(&a);
+/// # while system.lookup::<u8>("/a").is_some() { tokio::task::yield_now().await; }
+/// a.tell(7);
+/// let d = rx.recv().await.unwrap();
+/// assert_eq!((d.message.as_str(), &d.reason, d.count), ("7", &DeadLetterReason::RecipientGone, 1));
+/// # system.shutdown().await; }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
     /// Where the message was sent.
     pub recipient: ActorPath,
-    /// The message, rendered with `Debug` (or its type name where the runtime cannot render it).
+    /// The message, rendered with `Debug` (or its type name where the runtime cannot render it;
+    /// a description such as `<120 messages>` when the event stands for several).
     pub message: String,
+    /// Why it was not delivered.
+    pub reason: DeadLetterReason,
+    /// How many messages this event stands for: 1, except for remoting's aggregated reports.
+    pub count: u64,
+}
+
+/// Why a message became a [`DeadLetter`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeadLetterReason {
+    /// The recipient had stopped (or never existed), or the ask it answered had already ended.
+    RecipientGone,
+    /// A bounded mailbox was full: its overflow policy dropped or refused the message.
+    MailboxFull,
+    /// Remoting could not carry it; the text says why: the outbound queue to the node was full,
+    /// the node refused the handshake, the node (or the incarnation the ref pointed to) is gone,
+    /// the link dropped it, or the bytes could not be read on arrival.
+    Remote(String),
+}
+
+impl fmt::Display for DeadLetterReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeadLetterReason::RecipientGone => f.write_str("the recipient is gone"),
+            DeadLetterReason::MailboxFull => f.write_str("the mailbox is full"),
+            DeadLetterReason::Remote(why) => write!(f, "remoting: {why}"),
+        }
+    }
 }
 
 /// An actor returned `Behaviors::unhandled()` for a message, or had an `empty` behavior.

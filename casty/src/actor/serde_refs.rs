@@ -123,7 +123,8 @@ impl<M: Send + 'static> RefTarget<M> for DeadRef {
     }
 
     fn deliver(&self, _msg: M) -> Result<(), TellError<M>> {
-        self.system.dead_letter_typed::<M>(&self.path);
+        self.system
+            .dead_letter_typed::<M>(&self.path, crate::DeadLetterReason::RecipientGone);
         Ok(())
     }
 }

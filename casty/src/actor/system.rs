@@ -22,7 +22,7 @@ use crate::actor::actor_ref::ActorRef;
 use crate::actor::ask::{self, AskError};
 use crate::actor::behavior::Behavior;
 use crate::actor::cell::{start_actor, AnyCell, Shared, SysMsg};
-use crate::actor::event_stream::{DeadLetter, EventStream};
+use crate::actor::event_stream::{DeadLetter, DeadLetterReason, EventStream};
 use crate::actor::failure::Failure;
 use crate::actor::mailbox::Mailbox;
 use crate::actor::message::Message;
@@ -189,17 +189,36 @@ impl SystemInner {
     }
 
     /// Publishes a dead letter, rendering the message only if someone listens.
-    pub(crate) fn dead_letter(&self, recipient: &ActorPath, describe: impl FnOnce() -> String) {
+    pub(crate) fn dead_letter(
+        &self,
+        recipient: &ActorPath,
+        reason: DeadLetterReason,
+        describe: impl FnOnce() -> String,
+    ) {
+        self.dead_letters(recipient, 1, || (describe(), reason));
+    }
+
+    /// Publishes one dead letter standing for `count` messages, rendering it (message text and
+    /// reason) only if someone listens.
+    pub(crate) fn dead_letters(
+        &self,
+        recipient: &ActorPath,
+        count: u64,
+        describe: impl FnOnce() -> (String, DeadLetterReason),
+    ) {
         if self.events.has_subscribers::<DeadLetter>() {
+            let (message, reason) = describe();
             self.events.publish(DeadLetter {
                 recipient: recipient.clone(),
-                message: describe(),
+                message,
+                reason,
+                count,
             });
         }
     }
 
-    pub(crate) fn dead_letter_typed<R>(&self, recipient: &ActorPath) {
-        self.dead_letter(recipient, || std::any::type_name::<R>().to_string());
+    pub(crate) fn dead_letter_typed<R>(&self, recipient: &ActorPath, reason: DeadLetterReason) {
+        self.dead_letter(recipient, reason, || std::any::type_name::<R>().to_string());
     }
 
     /// The mailbox and behavior an actor named `name` starts with: what the code gave, else what
@@ -724,7 +743,7 @@ impl ActorSystem {
             let _ = tokio::time::timeout(Duration::from_millis(100), self.inner.until_idle()).await;
         }
         if let Some(w) = self.inner.wire.get() {
-            w.shutdown();
+            w.shutdown().await;
         }
         self.inner.events.clear();
         ShutdownOutcome { aborted }

@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::actor::actor_ref::{ActorRef, RefInner, RefTarget, TellError};
 use crate::actor::cell::{Watcher, WireError};
+use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::path::ActorPath;
 use crate::actor::system::{ActorSystem, SystemInner};
 
@@ -40,12 +41,17 @@ pub(crate) trait WireProvider: Send + Sync + 'static {
     fn watch(&self, node: &str, path: &str, uid: u64, alias: ActorPath, watcher: Arc<dyn Watcher>);
     /// Undoes [`WireProvider::watch`] for the watcher with `watcher_uid`.
     fn unwatch(&self, node: &str, path: &str, watcher_uid: u64);
-    /// Calls `f(true)` once if `node` is found unreachable (or replaced by a new incarnation).
-    /// Until then `f(false)` may be called to ask whether `f` still matters; it returns false
-    /// when it does not, and is forgotten.
+    /// Calls `f(Some(why))` once when `node` goes down: found unreachable, refusing our
+    /// handshake, shut down, or replaced by a new incarnation. At once if it is refusing us now.
+    /// Until then `f(None)` may be called to ask whether `f` still matters; it returns false when
+    /// it does not, and is forgotten.
     fn on_node_down(&self, node: &str, f: NodeDownHook);
-    /// Closes every connection (the system is shutting down).
-    fn shutdown(&self);
+    /// The incarnation uid of `node` as of the last handshake with it, in either direction (0 if
+    /// none yet). A ref to one incarnation of an actor there records it.
+    fn incarnation(&self, node: &str) -> u64;
+    /// Tells the other nodes this one is leaving and closes every connection (the system is
+    /// shutting down); completes once that is done, or soon after.
+    fn shutdown(&self) -> crate::actor::behavior::BoxFuture<'_, ()>;
     /// The provider itself, for the remoting layer to reach its own type.
     fn as_any(&self) -> &dyn Any;
 }
@@ -58,10 +64,25 @@ pub(crate) trait WireRoute: Send + Sync + 'static {
     fn define(&self, path: &str, manifest: &str) -> Result<u32, String>;
     /// Sends an encoded message to the recipient named `id`.
     fn send_compact(&self, id: u32, uid: u64, payload: &[u8]) -> Result<(), String>;
+    /// The incarnation uid of the node at the other end, as of the last handshake (0 if none).
+    fn incarnation(&self) -> u64;
+}
+
+/// Why a node is down for this one (see [`WireProvider::on_node_down`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NodeDown {
+    /// Not reached for longer than remoting's `unreachable_after`.
+    Unreachable,
+    /// It refused our handshake; the text is the refusal.
+    Refused(String),
+    /// It shut down and said so.
+    ShutDown,
+    /// A new incarnation answered at its address.
+    Restarted,
 }
 
 /// See [`WireProvider::on_node_down`].
-pub(crate) type NodeDownHook = Box<dyn FnMut(bool) -> bool + Send>;
+pub(crate) type NodeDownHook = Box<dyn FnMut(Option<&NodeDown>) -> bool + Send>;
 
 /// An exported ref: decodes wire bytes into its type and tells it.
 pub(crate) trait WireSink: Send + Sync + 'static {
@@ -246,6 +267,10 @@ pub(crate) struct RemoteRef<M> {
     pub(crate) path: ActorPath,
     /// The incarnation to address on the wire: 0 for whichever actor is at the path.
     pub(crate) wire_uid: u64,
+    /// For a ref to one incarnation of an actor (`wire_uid` not 0): the incarnation of its node
+    /// when the ref was made (0 if unknown). Once another incarnation answers at that address,
+    /// the actor is known to be gone.
+    node_uid: u64,
     pub(crate) system: Arc<SystemInner>,
     /// The route to the node, resolved on first use.
     route: std::sync::OnceLock<Arc<dyn WireRoute>>,
@@ -271,6 +296,22 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
     }
 
     fn deliver(&self, msg: M) -> Result<(), TellError<M>> {
+        if self.node_uid != 0 {
+            if let Ok(route) = self.route() {
+                let now = route.incarnation();
+                if now != 0 && now != self.node_uid {
+                    // Its node restarted since this ref was made: the actor it names is gone.
+                    self.system.dead_letter_typed::<M>(
+                        &self.path,
+                        DeadLetterReason::Remote(format!(
+                            "its node restarted (incarnation {:x} is gone)",
+                            self.node_uid
+                        )),
+                    );
+                    return Err(TellError::Closed(msg));
+                }
+            }
+        }
         let sent = self.route().and_then(|route| {
             // A long-lived handle on a path gets a compact name; a ref to one incarnation (often
             // a short-lived reply ref) travels with its full path.
@@ -301,7 +342,8 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
                 // Oversize, unencodable, or the peer's queue is full: refused to the sender (an
                 // ask fails at once) and published as a dead letter.
                 tracing::warn!(to = %self.path.address(), error = %e, "a remote message was not sent");
-                self.system.dead_letter_typed::<M>(&self.path);
+                self.system
+                    .dead_letter_typed::<M>(&self.path, DeadLetterReason::Remote(e));
                 Err(TellError::Full(msg))
             }
         }
@@ -347,9 +389,14 @@ pub(crate) fn remote_ref<M: Serialize + Send + 'static>(
     } else {
         uid
     };
+    let node_uid = match (uid, system.wire.get()) {
+        (0, _) | (_, None) => 0,
+        (_, Some(p)) => p.incarnation(node),
+    };
     ActorRef::from_target(Arc::new(RemoteRef::<M> {
         path: ActorPath::new(Arc::from(node), path.to_string(), alias),
         wire_uid: uid,
+        node_uid,
         system: system.clone(),
         route: std::sync::OnceLock::new(),
         id: std::sync::OnceLock::new(),
@@ -394,7 +441,14 @@ pub(crate) fn deliver_wire_cached(
     if let Err(e) = outcome {
         let shown = ActorPath::new(inner.name.clone(), path.to_string(), uid);
         tracing::debug!(to = %shown, error = ?e, "a message from the wire became a dead letter");
-        inner.dead_letter(&shown, || format!("<from the wire: {e:?}>"));
+        let reason = match &e {
+            WireError::NoSuchActor => DeadLetterReason::RecipientGone,
+            WireError::NotRemotable(t) => {
+                DeadLetterReason::Remote(format!("{t} is not readable from the wire"))
+            }
+            WireError::Decode(why) => DeadLetterReason::Remote(format!("undecodable: {why}")),
+        };
+        inner.dead_letter(&shown, reason, || "<from the wire>".to_string());
     }
 }
 

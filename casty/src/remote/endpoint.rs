@@ -122,6 +122,14 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     fn disconnected(&self, _peer: &NodeAddress) {}
     /// An outbound association completed a handshake.
     fn connected(&self, _peer: &PeerInfo) {}
+    /// An outbound association's handshake was refused (by either side). Sends to that peer are
+    /// refused until a handshake succeeds again.
+    fn node_refused(&self, _peer: &NodeAddress, _refusal: &Refusal) {}
+    /// The peer said it is shutting down.
+    fn peer_left(&self, _peer: &PeerInfo) {}
+    /// Messages to or from `peer` were lost: `count` of them, the first (when it could be read)
+    /// for `first` (path and uid), and `why`. Reported once per batch, not per message.
+    fn dropped(&self, _peer: &NodeAddress, _first: Option<(&str, u64)>, _count: u64, _why: &str) {}
 }
 
 /// Counters of an endpoint, readable at any time.
@@ -207,6 +215,9 @@ pub enum SendError {
     /// The endpoint is shut down.
     #[error("remoting is shut down")]
     Closed,
+    /// The peer refused the last handshake; sends are refused until one succeeds.
+    #[error("{0}")]
+    Refused(String),
 }
 
 struct OutQueue {
@@ -236,6 +247,11 @@ struct Association {
     wake: Notify,
     /// The frame limit agreed with the peer (the local limit until the first handshake).
     limit: AtomicUsize,
+    /// The peer's incarnation as of the last handshake in either direction (0: none yet).
+    peer_uid: AtomicU64,
+    /// Set while the peer refuses our handshake, with the refusal; sends are refused meanwhile.
+    refusing: AtomicBool,
+    refusal: Mutex<String>,
 }
 
 struct Shared {
@@ -252,9 +268,61 @@ struct Shared {
     quarantined: Mutex<HashSet<u64>>,
     /// Live connections by peer incarnation, to close them on quarantine.
     links: Mutex<HashMap<u64, Vec<Severer>>>,
+    /// The latest incarnation seen in a handshake with each peer, in either direction.
+    known: Mutex<HashMap<NodeAddress, u64>>,
+    /// Held by every task of the endpoint; [`Endpoint::shutdown`] waits until all are dropped.
+    alive: Mutex<Option<tokio::sync::mpsc::Sender<()>>>,
+    all_done: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<()>>,
 }
 
 impl Shared {
+    /// A token for a task of the endpoint (see [`Shared::alive`]).
+    fn task_token(&self) -> Option<tokio::sync::mpsc::Sender<()>> {
+        self.alive.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the incarnation a handshake with `peer` showed.
+    fn note_incarnation(&self, peer: &NodeAddress, uid: u64) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer.clone(), uid);
+        if let Some(a) = self
+            .assocs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(peer)
+        {
+            a.peer_uid.store(uid, Ordering::Release);
+        }
+    }
+
+    /// Empties `assoc`'s queue, reporting what it held as lost for `why`. The recipient names
+    /// stay: they are defined again on the next connection.
+    fn drop_queued(&self, assoc: &Association, why: &str) {
+        let (buf, frames, names) = {
+            let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if q.frames == 0 {
+                return;
+            }
+            let frames = std::mem::take(&mut q.frames);
+            (std::mem::take(&mut q.buf), frames, q.names.clone())
+        };
+        // Definitions queued with the messages are not messages.
+        let defines = frame::count_defines(&buf);
+        let lost = (frames - defines.min(frames)) as u64;
+        Counters::add(&self.counters.dropped, frames as u64);
+        if lost > 0 {
+            let first = frame::first_recipient(&buf, &names);
+            self.inbound.dropped(
+                &assoc.peer,
+                first.as_ref().map(|(p, u)| (p.as_str(), *u)),
+                lost,
+                why,
+            );
+        }
+    }
+
     fn is_quarantined(&self, uid: u64) -> bool {
         self.quarantined
             .lock()
@@ -356,6 +424,7 @@ impl Endpoint {
             secret: settings.secret.clone(),
         };
         let (shutdown, _) = watch::channel(false);
+        let (alive, all_done) = tokio::sync::mpsc::channel(1);
         let shared = Arc::new(Shared {
             settings,
             local,
@@ -368,9 +437,13 @@ impl Endpoint {
             shutdown,
             quarantined: Mutex::new(HashSet::new()),
             links: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
+            alive: Mutex::new(Some(alive)),
+            all_done: tokio::sync::Mutex::new(all_done),
         });
         let s = shared.clone();
         let mut stop = shared.shutdown.subscribe();
+        let token = shared.task_token();
         let span = tracing::info_span!("remote-listener", node = %shared.address);
         tokio::spawn(
             async move {
@@ -383,7 +456,14 @@ impl Endpoint {
                         Ok((stream, from)) => {
                             let s = s.clone();
                             let span = tracing::info_span!("remote-inbound", from = %from);
-                            tokio::spawn(inbound_connection(s, stream, from).instrument(span));
+                            let token = s.task_token();
+                            tokio::spawn(
+                                async move {
+                                    let _token = token;
+                                    inbound_connection(s, stream, from).await
+                                }
+                                .instrument(span),
+                            );
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "accept failed");
@@ -394,6 +474,7 @@ impl Endpoint {
             }
             .instrument(span),
         );
+        drop(token);
         Ok(Endpoint { shared })
     }
 
@@ -457,11 +538,47 @@ impl Endpoint {
             }),
             wake: Notify::new(),
             limit: AtomicUsize::new(shared.settings.max_frame),
+            peer_uid: AtomicU64::new(self.incarnation_of(peer)),
+            refusing: AtomicBool::new(false),
+            refusal: Mutex::new(String::new()),
         });
         map.insert(peer.clone(), a.clone());
         let span = tracing::info_span!("remote-association", node = %shared.address, peer = %peer);
-        tokio::spawn(run_association(shared.clone(), a.clone()).instrument(span));
+        let token = shared.task_token();
+        let (s, assoc) = (shared.clone(), a.clone());
+        tokio::spawn(
+            async move {
+                let _token = token;
+                run_association(s, assoc).await
+            }
+            .instrument(span),
+        );
         a
+    }
+
+    /// The latest incarnation of `peer` seen in a handshake (0 if none).
+    pub(crate) fn incarnation_of(&self, peer: &NodeAddress) -> u64 {
+        self.shared
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(peer)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Reports every message still queued for `peer` as lost for `why` (the peer is gone).
+    pub(crate) fn drop_queued(&self, peer: &NodeAddress, why: &str) {
+        let assoc = self
+            .shared
+            .assocs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(peer)
+            .cloned();
+        if let Some(a) = assoc {
+            self.shared.drop_queued(&a, why);
+        }
     }
 
     /// Quarantines the peer incarnation `uid` (R1): its live connections close, and it can never
@@ -488,19 +605,38 @@ impl Endpoint {
         new
     }
 
-    /// Stops accepting, closes every connection and ends the association tasks.
-    pub(crate) fn shutdown(&self) {
-        self.shared.closed.store(true, Ordering::Release);
-        self.shared.shutdown.send_replace(true);
-        for a in self
+    /// Says goodbye to every peer (a [`Frame::Bye`] after whatever is queued, on every
+    /// connection in both directions), stops accepting, closes every connection and ends the
+    /// association tasks. Returns once they have ended, or after about a second.
+    pub(crate) async fn shutdown(&self) {
+        let assocs: Vec<Arc<Association>> = self
             .shared
             .assocs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-        {
+            .cloned()
+            .collect();
+        for a in &assocs {
+            let mut q = a.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if frame::encode(&Frame::Bye, usize::MAX, &mut q.buf).is_ok() {
+                q.frames += 1;
+            }
+        }
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.shutdown.send_replace(true);
+        for a in &assocs {
             a.wake.notify_one();
         }
+        drop(
+            self.shared
+                .alive
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+        let mut done = self.shared.all_done.lock().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), done.recv()).await;
     }
 }
 
@@ -523,6 +659,14 @@ impl Route {
             return Err(SendError::Closed);
         }
         let assoc = &self.assoc;
+        if assoc.refusing.load(Ordering::Acquire) {
+            let why = assoc
+                .refusal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            return Err(SendError::Refused(why));
+        }
         let limit = assoc.limit.load(Ordering::Relaxed);
         let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
         if q.frames >= shared.settings.outbound_capacity {
@@ -601,6 +745,11 @@ fn write_direct(shared: &Shared, assoc: &Association, mut q: std::sync::MutexGua
 }
 
 impl Route {
+    /// The peer's incarnation as of the last handshake in either direction (0: none yet).
+    pub(crate) fn incarnation(&self) -> u64 {
+        self.assoc.peer_uid.load(Ordering::Acquire)
+    }
+
     /// The number that names `path` (with `manifest`) on this association, defining it on first
     /// use. The definition is queued ahead of any envelope that uses it.
     pub(crate) fn define(&self, path: &str, manifest: &str) -> Result<u32, SendError> {
@@ -713,6 +862,30 @@ fn report_refusal(shared: &Shared, peer: &str, refusal: &Refusal) {
     shared.inbound.refused(peer, refusal);
 }
 
+/// The peer of an outbound association refused us: sends to it are refused from now until a
+/// handshake succeeds, and what is queued for it is lost.
+fn refused_by(shared: &Shared, assoc: &Association, refusal: &Refusal) {
+    report_refusal(shared, &assoc.peer.to_string(), refusal);
+    *assoc.refusal.lock().unwrap_or_else(|e| e.into_inner()) =
+        format!("{} refused the handshake: {refusal}", assoc.peer);
+    assoc.refusing.store(true, Ordering::Release);
+    shared.drop_queued(
+        assoc,
+        &format!("{} refused the handshake: {refusal}", assoc.peer),
+    );
+    shared.inbound.node_refused(&assoc.peer, refusal);
+}
+
+/// What a peer may say on a connection we opened, after the handshake.
+enum PeerSaid {
+    /// The connection ended.
+    Closed,
+    /// A late refusal (it quarantined us).
+    Refuse(String),
+    /// It is shutting down.
+    Bye,
+}
+
 async fn run_association(shared: Arc<Shared>, assoc: Arc<Association>) {
     let mut stop = shared.shutdown.subscribe();
     let mut backoff = shared.settings.backoff_min;
@@ -731,9 +904,7 @@ async fn run_association(shared: Arc<Shared>, assoc: Arc<Association>) {
                     shared.inbound.disconnected(&assoc.peer);
                 }
                 match e {
-                    ConnectError::Refused(r) => {
-                        report_refusal(&shared, &assoc.peer.to_string(), &r)
-                    }
+                    ConnectError::Refused(r) => refused_by(&shared, &assoc, &r),
                     ConnectError::Io(e) => {
                         tracing::debug!(error = %e, "cannot reach the peer; retrying in {:?}", backoff)
                     }
@@ -751,6 +922,8 @@ async fn run_association(shared: Arc<Shared>, assoc: Arc<Association>) {
                 }
                 connected_before = true;
                 assoc.limit.store(p.max_frame, Ordering::Relaxed);
+                assoc.refusing.store(false, Ordering::Release);
+                shared.note_incarnation(&assoc.peer, p.uid);
                 let info = PeerInfo {
                     address: assoc.peer.clone(),
                     uid: p.uid,
@@ -760,7 +933,7 @@ async fn run_association(shared: Arc<Shared>, assoc: Arc<Association>) {
                 let severer = Severer::default();
                 shared.transport.register(&assoc.peer, &severer);
                 let _link = shared.link(p.uid, &severer);
-                write_loop(&shared, &assoc, stream, &severer, &mut stop).await;
+                write_loop(&shared, &assoc, &info, stream, &severer, &mut stop).await;
                 shared.inbound.disconnected(&assoc.peer);
                 outage_reported = true;
                 if *stop.borrow() {
@@ -783,6 +956,10 @@ fn filter_batch(
     let mut pos = 0;
     let mut frames = 0;
     let mut delay: Option<Duration> = None;
+    // Lost messages, reported once for the batch: how many, the first one, and why.
+    let mut lost = 0u64;
+    let mut first_lost: Option<usize> = None;
+    let mut why = "";
     while let Some(h) = batch.get(pos..pos + 4) {
         let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
         let end = (pos + 4 + len).min(batch.len());
@@ -792,11 +969,15 @@ fn filter_batch(
                 limit,
                 "dropping a frame larger than the peer accepts"
             );
+            why = "larger than the peer accepts";
             false
         } else {
             match shared.transport.outbound(&assoc.peer) {
                 Fate::Pass => true,
-                Fate::Drop => false,
+                Fate::Drop => {
+                    why = "dropped by the link (fault injection)";
+                    false
+                }
                 Fate::Delay(d) => {
                     delay = Some(delay.map_or(d, |x| x.max(d)));
                     true
@@ -808,8 +989,27 @@ fn filter_batch(
             frames += 1;
         } else {
             Counters::add(&shared.counters.dropped, 1);
+            if !frame::is_define(&batch[pos..end]) {
+                lost += 1;
+                first_lost.get_or_insert(pos);
+            }
         }
         pos = end;
+    }
+    if let Some(at) = first_lost {
+        let names = assoc
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .names
+            .clone();
+        let first = frame::first_recipient(&batch[at..], &names);
+        shared.inbound.dropped(
+            &assoc.peer,
+            first.as_ref().map(|(p, u)| (p.as_str(), *u)),
+            lost,
+            why,
+        );
     }
     (frames, delay)
 }
@@ -830,25 +1030,31 @@ impl Drop for Release<'_> {
 async fn write_loop(
     shared: &Shared,
     assoc: &Association,
+    info: &PeerInfo,
     stream: BoxStream,
     severer: &Severer,
     stop: &mut watch::Receiver<bool>,
 ) {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    // The peer writes nothing on this connection after the handshake, except a refusal.
+    // The peer writes nothing on this connection after the handshake, except a refusal or its
+    // goodbye.
     let max = shared.settings.max_frame;
     let mut reader = Box::pin(async move {
         let mut dec = FrameDecoder::new(max);
         let mut chunk = [0u8; 1024];
         loop {
             match rd.read(&mut chunk).await {
-                Ok(0) | Err(_) => return None,
+                Ok(0) | Err(_) => return PeerSaid::Closed,
                 Ok(n) => {
                     dec.push(&chunk[..n]);
-                    match dec.next_frame() {
-                        Ok(Some(Frame::Refuse { reason })) => return Some(reason),
-                        Ok(_) => {}
-                        Err(_) => return None,
+                    loop {
+                        match dec.next_frame() {
+                            Ok(Some(Frame::Refuse { reason })) => return PeerSaid::Refuse(reason),
+                            Ok(Some(Frame::Bye)) => return PeerSaid::Bye,
+                            Ok(Some(_)) => {}
+                            Ok(None) => break,
+                            Err(_) => return PeerSaid::Closed,
+                        }
                     }
                 }
             }
@@ -917,8 +1123,12 @@ async fn write_loop(
             tokio::select! {
                 _ = assoc.wake.notified() => continue,
                 r = &mut reader => {
-                    if let Some(reason) = r {
-                        report_refusal(shared, &assoc.peer.to_string(), &Refusal::ByPeer(reason));
+                    match r {
+                        PeerSaid::Refuse(reason) => {
+                            refused_by(shared, assoc, &Refusal::ByPeer(reason));
+                        }
+                        PeerSaid::Bye => shared.inbound.peer_left(info),
+                        PeerSaid::Closed => {}
                     }
                     return;
                 }
@@ -988,6 +1198,10 @@ async fn write_loop(
 }
 
 async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: SocketAddr) {
+    if shared.closed.load(Ordering::Acquire) {
+        // Shutting down: nobody new gets in.
+        return;
+    }
     let max = shared.settings.max_frame;
     let timeout = shared.settings.handshake_timeout;
     let mut dec = FrameDecoder::new(max);
@@ -1032,21 +1246,26 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
         address,
         uid: peer.uid,
     };
+    shared.note_incarnation(&info.address, info.uid);
     let severer = Severer::default();
     shared.transport.register(&info.address, &severer);
     let _link = shared.link(info.uid, &severer);
     let mut stop = shared.shutdown.subscribe();
-    // Severed or shutting down: one future for the connection's life, not two per read.
+    // Severed or shutting down (true): one future for the connection's life, not two per read.
     let closed = async {
         tokio::select! {
-            _ = severer.severed() => {}
-            _ = stop.changed() => {}
+            _ = severer.severed() => false,
+            // Also if the shutdown began before this connection subscribed.
+            _ = stop.wait_for(|&stopping| stopping) => true,
         }
     };
     let mut closed = std::pin::pin!(closed);
     let mut chunk = vec![0u8; 64 * 1024];
     // Recipients this peer named for compact envelopes, and what the handler cached for each.
     let mut names: Vec<Option<(String, DeliveryCache)>> = Vec::new();
+    // Messages the link dropped on arrival (fault injection), reported once per read.
+    let mut inbound_lost = 0u64;
+    let mut first_inbound_lost: Option<(String, u64)> = None;
     loop {
         // Frames that came in with the handshake's last bytes are already buffered.
         loop {
@@ -1080,6 +1299,18 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
                 Fate::Pass => {}
                 Fate::Drop => {
                     Counters::add(&shared.counters.dropped, 1);
+                    let recipient = match &decoded {
+                        Decoded::Compact { id, uid, .. } => names
+                            .get(*id as usize)
+                            .and_then(|n| n.as_ref())
+                            .map(|(p, _)| (p.clone(), *uid)),
+                        Decoded::Envelope { path, uid, .. } => Some((path.to_string(), *uid)),
+                        Decoded::Frame(_) => None,
+                    };
+                    if let Some(r) = recipient {
+                        inbound_lost += 1;
+                        first_inbound_lost.get_or_insert(r);
+                    }
                     continue;
                 }
                 Fate::Delay(d) => tokio::time::sleep(d).await,
@@ -1102,9 +1333,29 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
                 Decoded::Frame(f) => shared.inbound.frame(&info, f),
             }
         }
+        if inbound_lost > 0 {
+            let first = first_inbound_lost.take();
+            shared.inbound.dropped(
+                &info.address,
+                first.as_ref().map(|(p, u)| (p.as_str(), *u)),
+                std::mem::take(&mut inbound_lost),
+                "dropped on arrival by the link (fault injection)",
+            );
+        }
         let n = tokio::select! {
             biased;
-            _ = &mut closed => return,
+            stopping = &mut closed => {
+                if stopping {
+                    // Say goodbye on the peer's connection too, so it need not wait for its
+                    // failure detection to learn that this node is gone.
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(200),
+                        write_frame(&mut stream, &Frame::Bye, max),
+                    )
+                    .await;
+                }
+                return;
+            }
             r = stream.read(&mut chunk) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
@@ -1225,8 +1476,8 @@ mod tests {
         assert_eq!(c.frames_out, 10_000);
         assert!(c.bytes_out > 10_000 * 20, "{c:?}");
         assert_eq!(b.ep.counters().frames_in, 10_000);
-        a.ep.shutdown();
-        b.ep.shutdown();
+        a.ep.shutdown().await;
+        b.ep.shutdown().await;
     }
 
     // R5 with senders racing each other and the writer: whoever finds the connection idle writes
@@ -1267,8 +1518,8 @@ mod tests {
         assert_eq!(next_of, [EACH; SENDERS as usize]);
         nothing(&mut b.frames).await;
         assert_eq!(a.ep.counters().frames_out, SENDERS * EACH);
-        a.ep.shutdown();
-        b.ep.shutdown();
+        a.ep.shutdown().await;
+        b.ep.shutdown().await;
     }
 
     // R1: a quarantined incarnation loses its connections in both directions, cannot open new
@@ -1314,7 +1565,7 @@ mod tests {
         a.ep.send(c.ep.address(), &env(6)).unwrap();
         assert_eq!(seq_of(&next(&mut c.frames).await.1), 6);
         for n in [&a, &b, &c] {
-            n.ep.shutdown();
+            n.ep.shutdown().await;
         }
     }
 
@@ -1339,8 +1590,8 @@ mod tests {
         assert_eq!(at_a, Refusal::ByPeer(at_b.to_string()));
         nothing(&mut b.frames).await;
         assert!(a.ep.counters().refused >= 1 && b.ep.counters().refused >= 1);
-        a.ep.shutdown();
-        b.ep.shutdown();
+        a.ep.shutdown().await;
+        b.ep.shutdown().await;
     }
 
     // R2: a wrong secret is refused on both sides; the right one passes.
@@ -1369,7 +1620,7 @@ mod tests {
         a2.ep.send(b2.ep.address(), &env(5)).unwrap();
         assert_eq!(seq_of(&next(&mut b2.frames).await.1), 5);
         for n in [a, b, a2, b2] {
-            n.ep.shutdown();
+            n.ep.shutdown().await;
         }
     }
 
@@ -1440,8 +1691,8 @@ mod tests {
             assert_eq!(seq_of(&next(&mut b.frames).await.1), i);
         }
         assert_eq!(b.ep.counters().malformed, 2);
-        a.ep.shutdown();
-        b.ep.shutdown();
+        a.ep.shutdown().await;
+        b.ep.shutdown().await;
     }
 
     // An oversize outbound frame is refused to the sender at once.
@@ -1462,8 +1713,8 @@ mod tests {
             matches!(e, SendError::Frame(FrameError::Oversize { .. })),
             "{e:?}"
         );
-        a.ep.shutdown();
-        b.ep.shutdown();
+        a.ep.shutdown().await;
+        b.ep.shutdown().await;
     }
 
     // A peer that cannot be reached fills only its own bounded queue.
@@ -1494,8 +1745,8 @@ mod tests {
         a.send(b.ep.address(), &env(99)).unwrap();
         assert_eq!(seq_of(&next(&mut b.frames).await.1), 99);
         assert_eq!(a.counters().dropped, 1);
-        a.shutdown();
-        b.ep.shutdown();
+        a.shutdown().await;
+        b.ep.shutdown().await;
     }
 
     // Fault injection: a blackholed link delivers nothing; after `heal` it resumes. `sever`
@@ -1536,8 +1787,8 @@ mod tests {
         assert!(got.is_some(), "traffic resumes after a sever");
         assert!(a.ep.counters().reconnects >= 1);
         assert_eq!(a.ep.counters().dropped, 10);
-        a.ep.shutdown();
-        b.ep.shutdown();
+        a.ep.shutdown().await;
+        b.ep.shutdown().await;
     }
 
     // Inbound faults: a node can stop hearing a peer, and dropped fractions lose about that share.
@@ -1582,7 +1833,7 @@ mod tests {
             (600..1400).contains(&got),
             "about half of 2000 dropped, got {got}"
         );
-        a.ep.shutdown();
-        b.ep.shutdown();
+        a.ep.shutdown().await;
+        b.ep.shutdown().await;
     }
 }

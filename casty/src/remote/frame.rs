@@ -115,6 +115,8 @@ pub(crate) enum Frame {
     },
     /// An envelope whose recipient was defined earlier on this connection.
     Compact(CompactEnvelope),
+    /// The sender is shutting down: whatever it watched or was asked is over, at once.
+    Bye,
 }
 
 /// `(recipient id, uid, payload)`, a CBOR array.
@@ -417,6 +419,43 @@ fn parse_envelope(body: &[u8]) -> Option<(&str, u64, &str, &[u8])> {
         return None;
     }
     Some((path, uid, manifest, &rest[i..]))
+}
+
+/// Whether `frame` (length prefix included) is a [`Frame::Define`].
+pub(crate) fn is_define(frame: &[u8]) -> bool {
+    // `{"Define": {...}}`: a one-entry map whose key is the text "Define".
+    frame.get(4..12) == Some(&[0xa1, 0x66, b'D', b'e', b'f', b'i', b'n', b'e'][..])
+}
+
+/// How many [`Frame::Define`]s a run of encoded frames holds.
+pub(crate) fn count_defines(frames: &[u8]) -> usize {
+    each_frame(frames).filter(|f| is_define(f)).count()
+}
+
+/// The recipient (path and uid) of the first message in a run of encoded frames, if it can be
+/// read: an envelope names it, a compact envelope's number is looked up in `names` (the
+/// association's definitions, by number).
+pub(crate) fn first_recipient(frames: &[u8], names: &[(String, String)]) -> Option<(String, u64)> {
+    each_frame(frames).filter(|f| !is_define(f)).find_map(|f| {
+        let body = f.get(4..)?;
+        if let Some((path, uid, _, _)) = parse_envelope(body) {
+            return Some((path.to_string(), uid));
+        }
+        let (id, uid, _) = parse_compact(body)?;
+        names.get(id as usize).map(|(p, _)| (p.clone(), uid))
+    })
+}
+
+/// Each frame (length prefix included) of a run of encoded frames; a truncated tail is left out.
+fn each_frame(mut frames: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let h = frames.get(..4)?;
+        let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        let end = 4usize.checked_add(len)?;
+        let f = frames.get(..end)?;
+        frames = &frames[end..];
+        Some(f)
+    })
 }
 
 /// Decodes `bytes` as a frame stream with limit `max`, returning how many frames were decoded

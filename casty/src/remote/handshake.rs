@@ -328,6 +328,7 @@ fn kind(f: &Frame) -> &'static str {
         Frame::Heartbeat => "Heartbeat",
         Frame::Define { .. } => "Define",
         Frame::Compact(_) => "Compact",
+        Frame::Bye => "Bye",
     }
 }
 

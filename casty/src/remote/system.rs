@@ -13,7 +13,7 @@ use crate::actor::cell::{AnyCell, SysMsg, Watcher};
 use crate::actor::message::Message;
 use crate::actor::path::ActorPath;
 use crate::actor::system::{ActorSystem, SystemInner};
-use crate::actor::wire::{self, NodeDownHook, WireProvider, WireRoute};
+use crate::actor::wire::{self, NodeDown, NodeDownHook, WireProvider, WireRoute};
 use crate::remote::endpoint::{
     node_uid, DeliveryCache, Endpoint, EndpointSettings, Inbound, PeerInfo, Route,
 };
@@ -181,6 +181,8 @@ struct Status {
     generation: u64,
     /// Whether that incarnation was already declared gone (its watches and asks are done).
     gone: bool,
+    /// Whether it refuses our handshake now (then the refusal is in `NodesInner::refusals`).
+    refused: bool,
 }
 
 #[derive(Default)]
@@ -191,6 +193,8 @@ struct NodesInner {
     hooks: HashMap<String, Vec<NodeDownHook>>,
     hooks_prune_at: usize,
     status: HashMap<String, Status>,
+    /// Why each node that refuses our handshake now does so.
+    refusals: HashMap<String, String>,
     generation: u64,
     /// Watches other nodes hold on this node's actors: (node, their watcher uid, watched path)
     /// → how the watch is held here.
@@ -218,12 +222,12 @@ impl Nodes {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The incarnation `uid` of `node` is gone (unreachable too long, or replaced by a restart):
-    /// the actors watched there are terminated, asks to it fail, and the watches it held here are
-    /// dropped. If watches crossed between us, that incarnation is quarantined: it could not
-    /// otherwise learn that its watches here are gone, so it is made to see this node as gone
-    /// too (R1).
-    fn down(&self, node: &str, uid: u64) {
+    /// The incarnation `uid` of `node` is gone (unreachable too long, replaced by a restart, or
+    /// shut down): the actors watched there are terminated, asks to it fail with `why`, and the
+    /// watches it held here are dropped. If watches crossed between us and it did not leave by
+    /// itself, that incarnation is quarantined: it could not otherwise learn that its watches
+    /// here are gone, so it is made to see this node as gone too (R1).
+    fn down(&self, node: &str, uid: u64, why: NodeDown) {
         let (watched, hooks, watchers) = {
             let mut g = self.lock();
             if let Some(s) = g.status.get_mut(node) {
@@ -246,7 +250,14 @@ impl Nodes {
         if !watched.is_empty() || !hooks.is_empty() || !watchers.is_empty() {
             tracing::warn!(node, uid, "node gone: terminating its watched actors");
         }
+        if why == NodeDown::Unreachable {
+            if let Ok(peer) = NodeAddress::from_node_key(node) {
+                self.endpoint
+                    .drop_queued(&peer, &format!("{peer} is unreachable"));
+            }
+        }
         if uid != 0
+            && why != NodeDown::ShutDown
             && (!watched.is_empty() || !watchers.is_empty())
             && self.endpoint.quarantine(uid)
         {
@@ -267,7 +278,51 @@ impl Nodes {
             w.watcher.notify_death(w.alias, None);
         }
         for mut h in hooks {
-            h(true);
+            h(Some(&why));
+        }
+    }
+
+    /// The incarnation `uid` of `node` said it is shutting down. It says so on every connection,
+    /// so only the first notice counts, and only while that incarnation is the one we know.
+    fn left(&self, node: &str, uid: u64) {
+        let current = match self.lock().status.get(node) {
+            None => true,
+            Some(s) => (s.uid == uid || s.uid == 0) && !s.gone,
+        };
+        if current {
+            tracing::info!(node, uid, "the node shut down");
+            self.down(node, uid, NodeDown::ShutDown);
+        }
+    }
+
+    /// `node` refuses our handshake: asks to it fail with the refusal (now and until a handshake
+    /// succeeds), and the actors watched there are terminated, since no notice can come.
+    fn refused(&self, node: &str, reason: String) {
+        let (watched, hooks) = {
+            let mut g = self.lock();
+            let generation = g.generation;
+            g.status
+                .entry(node.to_string())
+                .or_insert(Status {
+                    uid: 0,
+                    up: false,
+                    generation,
+                    gone: false,
+                    refused: false,
+                })
+                .refused = true;
+            g.refusals.insert(node.to_string(), reason.clone());
+            (
+                g.watched.remove(node).unwrap_or_default(),
+                g.hooks.remove(node).unwrap_or_default(),
+            )
+        };
+        for w in watched {
+            w.watcher.notify_death(w.alias, None);
+        }
+        let why = NodeDown::Refused(reason);
+        for mut h in hooks {
+            h(Some(&why));
         }
     }
 
@@ -282,11 +337,12 @@ impl Nodes {
                     uid,
                     "the node restarted: a new incarnation"
                 );
-                self.down(&node, p.uid);
+                self.down(&node, p.uid, NodeDown::Restarted);
             }
         }
         let mut g = self.lock();
         let generation = g.generation;
+        g.refusals.remove(&node);
         g.status.insert(
             node,
             Status {
@@ -294,6 +350,7 @@ impl Nodes {
                 up: true,
                 generation,
                 gone: false,
+                refused: false,
             },
         );
     }
@@ -308,6 +365,7 @@ impl Nodes {
                 up: false,
                 generation,
                 gone: false,
+                refused: false,
             });
             s.up = false;
             s.generation = generation;
@@ -337,7 +395,7 @@ impl Nodes {
                 _ => None,
             };
             if let Some(uid) = still_down {
-                me.down(&node, uid);
+                me.down(&node, uid, NodeDown::Unreachable);
             }
         });
     }
@@ -459,14 +517,21 @@ impl WireProvider for Provider {
         }
     }
 
-    fn on_node_down(&self, node: &str, hook: NodeDownHook) {
+    fn on_node_down(&self, node: &str, mut hook: NodeDownHook) {
         let mut guard = self.nodes.lock();
         let g = &mut *guard;
+        if let Some(reason) = g.refusals.get(node) {
+            // It refuses us now: the ask fails at once with the refusal.
+            let why = NodeDown::Refused(reason.clone());
+            drop(guard);
+            hook(Some(&why));
+            return;
+        }
         // Hooks of finished asks are pruned when a node's list grows past twice what was live.
         match g.hooks.get_mut(node) {
             Some(list) => {
                 if list.len() > g.hooks_prune_at.max(1024) {
-                    list.retain_mut(|h| h(false));
+                    list.retain_mut(|h| h(None));
                     g.hooks_prune_at = list.len() * 2;
                 }
                 list.push(hook);
@@ -482,8 +547,14 @@ impl WireProvider for Provider {
         }
     }
 
-    fn shutdown(&self) {
-        self.endpoint.shutdown();
+    fn shutdown(&self) -> crate::actor::behavior::BoxFuture<'_, ()> {
+        Box::pin(self.endpoint.shutdown())
+    }
+
+    fn incarnation(&self, node: &str) -> u64 {
+        NodeAddress::from_node_key(node)
+            .map(|peer| self.endpoint.incarnation_of(&peer))
+            .unwrap_or(0)
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -504,6 +575,10 @@ impl WireRoute for Route {
     fn send_compact(&self, id: u32, uid: u64, payload: &[u8]) -> Result<(), String> {
         Route::send(self, &FrameRef::Compact(CompactRef(id, uid, payload)))
             .map_err(|e| e.to_string())
+    }
+
+    fn incarnation(&self) -> u64 {
+        Route::incarnation(self)
     }
 }
 
@@ -645,6 +720,44 @@ impl Inbound for ToSystem {
         }
     }
 
+    fn node_refused(&self, peer: &NodeAddress, refusal: &Refusal) {
+        if let Some(inner) = self.0.upgrade() {
+            if let Some(p) = Self::provider(&inner) {
+                p.nodes.refused(
+                    &peer.node_key(),
+                    format!("{peer} refused the handshake: {refusal}"),
+                );
+            }
+        }
+    }
+
+    fn peer_left(&self, peer: &PeerInfo) {
+        if let Some(inner) = self.0.upgrade() {
+            if let Some(p) = Self::provider(&inner) {
+                p.nodes.left(&peer.address.node_key(), peer.uid);
+            }
+        }
+    }
+
+    fn dropped(&self, peer: &NodeAddress, first: Option<(&str, u64)>, count: u64, why: &str) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        let node: Arc<str> = Arc::from(peer.node_key());
+        let recipient = match first {
+            Some((path, uid)) => ActorPath::new(node, path.to_string(), uid),
+            None => ActorPath::new(node, "/".to_string(), 0),
+        };
+        inner.dead_letters(&recipient, count, || {
+            let message = if count == 1 {
+                "<a message>".to_string()
+            } else {
+                format!("<{count} messages>")
+            };
+            (message, crate::DeadLetterReason::Remote(why.to_string()))
+        });
+    }
+
     fn refused(&self, peer: &str, refusal: &Refusal) {
         if let Some(inner) = self.0.upgrade() {
             inner.events.publish(HandshakeRefused {
@@ -708,7 +821,7 @@ impl ActorSystem {
             routes: Mutex::new(HashMap::new()),
         });
         if inner.wire.set(provider).is_err() {
-            endpoint.shutdown();
+            endpoint.shutdown().await;
             return Err(RemoteError::AlreadyStarted);
         }
         tracing::info!(node = %address, "remoting started");
