@@ -504,3 +504,24 @@ async fn checkpoint_makes_the_main_file_a_complete_copy() {
     journal.persist("acc", vec![event(6)], 5).await.unwrap();
     assert_eq!(journal.highest_seq("acc").await, Ok(6));
 }
+
+// A copy made by SQLite's own backup (`sqlite3 live.db ".backup copy.db"`) may be in rollback-journal
+// mode; it is still a casty journal, so it opens, with its events, and goes back to WAL mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_copy_in_rollback_mode_opens_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("copy.db");
+    let journal = SqliteJournal::open(&path).unwrap();
+    journal.persist("acc", vec![event(1)], 0).await.unwrap();
+    drop(journal);
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert_eq!((bytes[18], bytes[19]), (2, 2), "a journal is in WAL mode");
+    bytes[18] = 1;
+    bytes[19] = 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let journal = SqliteJournal::open(&path).unwrap();
+    assert_eq!(journal.highest_seq("acc").await, Ok(1));
+    drop(journal);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!((bytes[18], bytes[19]), (2, 2));
+}

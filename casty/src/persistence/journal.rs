@@ -135,7 +135,7 @@ pub enum JournalError {
         reason: String,
     },
     /// Stored data failed a check: a bad checksum, a gap or a duplicate in the sequence, a
-    /// damaged file.
+    /// damaged file, or a file that is not a journal at all (the reason names the file).
     #[error("corrupt journal{}: {reason}", at(persistence_id, seq))]
     Corrupt {
         /// The persistence id, if the damage is in one id's data.

@@ -455,8 +455,13 @@ fn check_writable(path: &Path) -> Result<(), JournalError> {
 }
 
 /// Checks an open connection: a casty journal of this schema version (checked before anything
-/// could write), in WAL mode, and (with `check_on_open`) structurally sound.
-fn prepare(conn: &Connection, path: &Path, options: &SqliteOptions) -> Result<(), JournalError> {
+/// could write), in WAL mode if `writable`, and (with `check_on_open`) structurally sound.
+fn prepare(
+    conn: &Connection,
+    path: &Path,
+    options: &SqliteOptions,
+    writable: bool,
+) -> Result<(), JournalError> {
     let err = |e| sqlite_open_error(path, e);
     conn.busy_timeout(options.busy_timeout).map_err(err)?;
     let app: i64 = conn
@@ -477,14 +482,18 @@ fn prepare(conn: &Connection, path: &Path, options: &SqliteOptions) -> Result<()
             format!("journal schema version {version}; this casty reads version {SCHEMA_VERSION}"),
         ));
     }
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .map_err(err)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(open_error(
-            path,
-            format!("the journal is not in WAL mode (journal_mode is {mode})"),
-        ));
+    if writable {
+        // A journal copied by SQLite's backup may be in rollback mode: it is a casty journal
+        // (checked above), so switching it back to WAL is ours to do.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_error(
+                path,
+                format!("cannot switch to WAL mode (journal_mode is {mode})"),
+            ));
+        }
     }
     if options.check_on_open {
         let mut stmt = conn.prepare("PRAGMA quick_check").map_err(err)?;
@@ -577,7 +586,7 @@ impl SqliteJournal {
                  SqliteJournal::open_read_only to recover from it without writing",
             ));
         }
-        prepare(&conn, &path, &options)?;
+        prepare(&conn, &path, &options, true)?;
         let sync = match options.synchronous {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
@@ -660,7 +669,7 @@ impl SqliteJournal {
                 | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(|e| sqlite_open_error(&path, e))?;
-        prepare(&conn, &path, &options)?;
+        prepare(&conn, &path, &options, false)?;
         let readers = ReaderPool {
             path: path.clone(),
             flags: OpenFlags::SQLITE_OPEN_READ_ONLY,
