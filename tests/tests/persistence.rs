@@ -36,7 +36,6 @@ async fn journal_suite_in_memory() {
 }
 
 // ANCHOR: suite
-// ANCHOR: suite
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journal_suite_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,7 +46,6 @@ async fn journal_suite_sqlite() {
     })
     .await;
 }
-// ANCHOR_END: suite
 // ANCHOR_END: suite
 
 // ---------------------------------------------------------------- recovery
@@ -497,6 +495,7 @@ async fn a_second_writer_is_refused() {
 // ---------------------------------------------------------------- supervision
 
 // The seed's promise: supervision provides the restart; event sourcing provides the memory.
+// ANCHOR: supervise
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervised_restart_recovers_the_state() {
     let journal = memory();
@@ -522,6 +521,7 @@ async fn supervised_restart_recovers_the_state() {
     assert_eq!(balance(&kit, &a).await, state(750, 2));
     kit.shutdown().await;
 }
+// ANCHOR_END: supervise
 
 // P4 with a supervisor: a failed write is never resumed; the restart recovers from the journal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
