@@ -73,8 +73,8 @@ impl JournalGate {
         self.state.send_modify(|s| s.held = true);
     }
 
-    /// Lets `n` more calls pass a held gate (those waiting first, in no particular order, then
-    /// later ones).
+    /// Lets `n` more calls pass a held gate: calls waiting at it, or later ones if fewer are
+    /// waiting. Which of several waiting calls goes first is not specified.
     pub fn release(&self, n: u64) {
         self.state
             .send_modify(|s| s.permits = s.permits.saturating_add(n));
