@@ -1,18 +1,17 @@
 //! Event sourcing: rules P1–P6 on both journals, recovery, snapshots, stash, failures.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use casty::testing::{journal_suite, TestKit};
+use casty::testing::{journal_suite, FailingJournal, TestKit};
 use casty::{
-    ActorRestarted, ActorSystem, Behaviors, BoxFuture, Directive, EventJournal, InMemoryJournal,
-    JournalError, OneForOneStrategy, PersistenceFailed, PersistencePhase, RecoveryCompleted,
-    SnapshotPolicy, SqliteJournal, StoredEvent, StoredSnapshot,
+    ActorRestarted, ActorSystem, Behaviors, Directive, EventJournal, InMemoryJournal, JournalError,
+    OneForOneStrategy, PersistenceFailed, PersistencePhase, RecoveryCompleted, SnapshotPolicy,
+    SqliteJournal, StoredEvent,
 };
 use casty_tests::bank::{account, counted_account, AccountCmd, AccountEvent, AccountState};
 use casty_tests::{QUIET, T};
-use tokio::sync::Semaphore;
 
 fn state(balance: i64, tx_count: u64) -> AccountState {
     AccountState { balance, tx_count }
@@ -37,7 +36,6 @@ async fn journal_suite_in_memory() {
 }
 
 // ANCHOR: suite
-// ANCHOR: suite
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journal_suite_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,7 +46,6 @@ async fn journal_suite_sqlite() {
     })
     .await;
 }
-// ANCHOR_END: suite
 // ANCHOR_END: suite
 
 // ---------------------------------------------------------------- recovery
@@ -196,103 +193,11 @@ async fn predicate_policy_snapshots_on_matching_events() {
 
 // ---------------------------------------------------------------- stash (P3)
 
-// ANCHOR: test_journal
-/// The in-memory journal with switches for tests: writes and snapshot loads can wait at a gate
-/// until the test opens it, and writes or reads can fail on demand.
-struct TestJournal {
-    inner: InMemoryJournal,
-    writes: Semaphore,
-    loads: Semaphore,
-    /// Notified when a write reaches the gate.
-    entered: tokio::sync::Notify,
-    fail_writes: AtomicBool,
-    fail_reads: AtomicBool,
-}
-
-impl TestJournal {
-    /// Gates open, nothing failing.
-    fn new() -> Arc<Self> {
-        Self::with_gates(Semaphore::MAX_PERMITS, Semaphore::MAX_PERMITS)
-    }
-
-    /// Writes and snapshot loads wait until the test adds permits.
-    fn gated() -> Arc<Self> {
-        Self::with_gates(0, 0)
-    }
-
-    fn with_gates(writes: usize, loads: usize) -> Arc<Self> {
-        Arc::new(TestJournal {
-            inner: InMemoryJournal::new(),
-            writes: Semaphore::new(writes),
-            loads: Semaphore::new(loads),
-            entered: tokio::sync::Notify::new(),
-            fail_writes: AtomicBool::new(false),
-            fail_reads: AtomicBool::new(false),
-        })
-    }
-}
-
-impl EventJournal for TestJournal {
-    fn persist<'a>(
-        &'a self,
-        id: &'a str,
-        events: Vec<StoredEvent>,
-        expected_seq: u64,
-    ) -> BoxFuture<'a, Result<u64, JournalError>> {
-        Box::pin(async move {
-            self.entered.notify_one();
-            self.writes.acquire().await.unwrap().forget();
-            if self.fail_writes.load(Ordering::SeqCst) {
-                return Err(JournalError::Storage("disk on fire".into()));
-            }
-            self.inner.persist(id, events, expected_seq).await
-        })
-    }
-    // ANCHOR_END: test_journal
-    fn load<'a>(
-        &'a self,
-        id: &'a str,
-        from: u64,
-        max: usize,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, JournalError>> {
-        if self.fail_reads.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(JournalError::Storage("cannot read".into())) });
-        }
-        self.inner.load(id, from, max)
-    }
-    fn highest_seq<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, JournalError>> {
-        self.inner.highest_seq(id)
-    }
-    fn save_snapshot<'a>(
-        &'a self,
-        id: &'a str,
-        s: StoredSnapshot,
-    ) -> BoxFuture<'a, Result<(), JournalError>> {
-        self.inner.save_snapshot(id, s)
-    }
-    fn load_snapshot<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, JournalError>> {
-        Box::pin(async move {
-            self.loads.acquire().await.unwrap().forget();
-            self.inner.load_snapshot(id).await
-        })
-    }
-    fn delete_snapshots_before<'a>(
-        &'a self,
-        id: &'a str,
-        seq: u64,
-    ) -> BoxFuture<'a, Result<u64, JournalError>> {
-        self.inner.delete_snapshots_before(id, seq)
-    }
-}
-
 // P3: commands that arrive during a write wait, and are then handled in arrival order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_during_a_write_are_handled_afterwards_in_order() {
-    let journal = TestJournal::gated();
-    journal.loads.add_permits(100);
+    let journal = Arc::new(FailingJournal::new());
+    journal.writes().hold();
     let kit = TestKit::new();
     let mut states = kit.probe::<AccountState>();
     let mut words = kit.probe::<String>();
@@ -318,7 +223,7 @@ async fn commands_during_a_write_are_handled_afterwards_in_order() {
     // The first write is held: nothing after it may be handled, not even a read.
     states.expect_no_message(QUIET).await;
     words.expect_no_message(Duration::ZERO).await;
-    journal.writes.add_permits(1);
+    journal.writes().release(1);
     assert_eq!(
         states.expect_message(T).await,
         state(100, 1),
@@ -331,7 +236,7 @@ async fn commands_during_a_write_are_handled_afterwards_in_order() {
     );
     // The withdrawal's write is held in turn.
     words.expect_no_message(QUIET).await;
-    journal.writes.add_permits(1);
+    journal.writes().release(1);
     assert_eq!(words.expect_message(T).await, "ok");
     assert_eq!(
         words.expect_message(T).await,
@@ -344,8 +249,8 @@ async fn commands_during_a_write_are_handled_afterwards_in_order() {
 // P3: the stash is the mailbox, so it is bounded by the mailbox; overflow is a dead letter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stash_is_bounded_and_overflow_is_a_dead_letter() {
-    let journal = TestJournal::gated();
-    journal.loads.add_permits(100);
+    let journal = Arc::new(FailingJournal::new());
+    journal.writes().hold();
     let kit = TestKit::new();
     let mut dead = kit.event_probe::<casty::DeadLetter>();
     let mut states = kit.probe::<AccountState>();
@@ -360,7 +265,7 @@ async fn the_stash_is_bounded_and_overflow_is_a_dead_letter() {
         reply_to: states.actor_ref(),
     });
     // Once the first command is in its write, the mailbox holds only what follows.
-    tokio::time::timeout(T, journal.entered.notified())
+    tokio::time::timeout(T, journal.writes().wait_for_arrivals(1))
         .await
         .unwrap();
     for amount in 2..=5 {
@@ -376,7 +281,7 @@ async fn the_stash_is_bounded_and_overflow_is_a_dead_letter() {
         d1.message.contains("amount: 4") && d2.message.contains("amount: 5"),
         "{d1:?} {d2:?}"
     );
-    journal.writes.add_permits(100);
+    journal.writes().open();
     assert_eq!(states.expect_message(T).await.balance, 1);
     assert_eq!(states.expect_message(T).await.balance, 3);
     assert_eq!(states.expect_message(T).await.balance, 6);
@@ -387,10 +292,10 @@ async fn the_stash_is_bounded_and_overflow_is_a_dead_letter() {
 // P3: commands that arrive during recovery are handled after it, against the recovered state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_during_recovery_are_handled_afterwards_in_order() {
-    let journal = TestJournal::gated();
-    journal.writes.add_permits(1000);
+    let journal = Arc::new(FailingJournal::new());
+    journal.reads().hold();
     journal
-        .inner
+        .inner()
         .persist(
             "r",
             vec![StoredEvent::new(
@@ -416,7 +321,7 @@ async fn commands_during_recovery_are_handled_afterwards_in_order() {
         reply_to: states.actor_ref(),
     });
     states.expect_no_message(QUIET).await;
-    journal.loads.add_permits(1);
+    journal.reads().open();
     assert_eq!(states.expect_message(T).await, state(40, 1));
     assert_eq!(states.expect_message(T).await, state(42, 2));
     assert_eq!(states.expect_message(T).await, state(42, 2));
@@ -432,9 +337,10 @@ fn cbor<T: casty::__private::serde::Serialize>(v: &T) -> Vec<u8> {
 // ---------------------------------------------------------------- failures (P4, P1)
 
 // P4: a failed write stops the entity, publishes why, and sends no reply.
+// ANCHOR: failing_write
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_stops_the_entity_without_reply() {
-    let journal = TestJournal::new();
+    let journal = Arc::new(FailingJournal::new());
     let kit = TestKit::new();
     let mut failures = kit.event_probe::<PersistenceFailed>();
     let mut states = kit.probe::<AccountState>();
@@ -446,7 +352,9 @@ async fn a_failed_write_stops_the_entity_without_reply() {
     });
     assert_eq!(states.expect_message(T).await, state(5, 1));
     watcher.watch(&a);
-    journal.fail_writes.store(true, Ordering::SeqCst);
+    journal
+        .writes()
+        .fail_with(JournalError::Storage("disk on fire".into()));
     a.tell(AccountCmd::DepositAck {
         amount: 7,
         reply_to: states.actor_ref(),
@@ -463,15 +371,18 @@ async fn a_failed_write_stops_the_entity_without_reply() {
     assert_eq!(&f.path, a.path());
     watcher.expect_terminated(&a, T).await;
     states.expect_no_message(QUIET).await;
-    assert_eq!(journal.inner.highest_seq("f").await, Ok(1));
+    assert_eq!(journal.inner().highest_seq("f").await, Ok(1));
     kit.shutdown().await;
 }
+// ANCHOR_END: failing_write
 
 // P4: a failed recovery stops the entity and an event says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_recovery_stops_the_entity_with_an_event() {
-    let journal = TestJournal::new();
-    journal.fail_reads.store(true, Ordering::SeqCst);
+    let journal = Arc::new(FailingJournal::new());
+    journal
+        .reads()
+        .fail_with(JournalError::Storage("cannot read".into()));
     let kit = TestKit::new();
     let mut failures = kit.event_probe::<PersistenceFailed>();
     let mut states = kit.probe::<AccountState>();
@@ -584,6 +495,7 @@ async fn a_second_writer_is_refused() {
 // ---------------------------------------------------------------- supervision
 
 // The seed's promise: supervision provides the restart; event sourcing provides the memory.
+// ANCHOR: supervise
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervised_restart_recovers_the_state() {
     let journal = memory();
@@ -609,11 +521,12 @@ async fn supervised_restart_recovers_the_state() {
     assert_eq!(balance(&kit, &a).await, state(750, 2));
     kit.shutdown().await;
 }
+// ANCHOR_END: supervise
 
 // P4 with a supervisor: a failed write is never resumed; the restart recovers from the journal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_under_resume_restarts_and_recovers() {
-    let journal = TestJournal::new();
+    let journal = Arc::new(FailingJournal::new());
     let kit = TestKit::new();
     let mut restarts = kit.event_probe::<ActorRestarted>();
     let mut recovered = kit.event_probe::<RecoveryCompleted>();
@@ -629,7 +542,9 @@ async fn a_failed_write_under_resume_restarts_and_recovers() {
     a.tell(AccountCmd::Deposit { amount: 10 });
     assert_eq!(balance(&kit, &a).await, state(10, 1));
     assert_eq!(recovered.expect_message(T).await.seq, 0);
-    journal.fail_writes.store(true, Ordering::SeqCst);
+    journal
+        .writes()
+        .fail_with(JournalError::Storage("disk on fire".into()));
     a.tell(AccountCmd::Deposit { amount: 99 });
     restarts.expect_message(T).await;
     assert_eq!(
@@ -637,7 +552,7 @@ async fn a_failed_write_under_resume_restarts_and_recovers() {
         1,
         "the new incarnation recovered"
     );
-    journal.fail_writes.store(false, Ordering::SeqCst);
+    journal.writes().heal();
     a.tell(AccountCmd::Deposit { amount: 1 });
     assert_eq!(balance(&kit, &a).await, state(11, 2));
     kit.shutdown().await;

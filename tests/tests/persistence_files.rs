@@ -1,4 +1,5 @@
-//! The SQLite journal on disk: SIGKILL mid-stream (P6), and damaged files.
+//! The SQLite journal on disk: SIGKILL mid-stream (P6), damaged and foreign files, read-only
+//! files, and the WAL file.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -7,7 +8,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use casty::testing::TestKit;
-use casty::{EventJournal, JournalError, SnapshotPolicy, SqliteJournal, StoredEvent};
+use casty::{
+    EventJournal, JournalError, PersistenceFailed, PersistencePhase, SnapshotPolicy, SqliteJournal,
+    StoredEvent,
+};
 use casty_tests::bank::{account, AccountCmd, AccountEvent, AccountState};
 use casty_tests::T;
 
@@ -234,11 +238,290 @@ async fn files_that_are_not_journals_are_refused() {
 }
 
 /// A valid SQLite database that belongs to another application: a journal file whose header's
-/// application id (offset 68) is rewritten.
+/// application id (offset 68) is rewritten, and which is put back in rollback-journal mode
+/// (bytes 18 and 19), as most SQLite files are, so that switching it to WAL would change it.
 fn foreign_sqlite(path: &Path) {
     let journal = SqliteJournal::open(path).unwrap();
     drop(journal);
     let mut bytes = std::fs::read(path).unwrap();
     bytes[68..72].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+    bytes[18] = 1;
+    bytes[19] = 1;
     std::fs::write(path, bytes).unwrap();
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn event(seq: u64) -> StoredEvent {
+    let mut p = Vec::new();
+    ciborium::into_writer(&AccountEvent::Deposited { amount: seq as i64 }, &mut p).unwrap();
+    StoredEvent::new(seq, <AccountEvent as casty::Message>::manifest(), p)
+}
+
+// Only a missing file starts a new journal. A file that is there and is not a casty journal
+// (empty, one byte, a cut-off header, garbage, another application's SQLite database, a journal
+// cut short) is `Corrupt`, names the path, and is left byte for byte as it was, with no -wal or
+// -shm file made next to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_is_not_a_journal_is_corrupt_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("one-byte", vec![0x53]),
+        ("short-header", b"SQLite format 3\0".to_vec()),
+        ("garbage", vec![0x42; 10_000]),
+    ];
+    let foreign = dir.path().join("foreign.src");
+    foreign_sqlite(&foreign);
+    cases.push(("foreign-sqlite", std::fs::read(&foreign).unwrap()));
+    let journal = dir.path().join("journal.src");
+    drop(SqliteJournal::open(&journal).unwrap());
+    let full = std::fs::read(&journal).unwrap();
+    cases.push(("journal-header-only", full[..100].to_vec()));
+    for (name, bytes) in cases {
+        let case = dir.path().join(name);
+        std::fs::create_dir(&case).unwrap();
+        let path = case.join("j.db");
+        std::fs::write(&path, &bytes).unwrap();
+        let e = SqliteJournal::open(&path).unwrap_err();
+        assert!(matches!(e, JournalError::Corrupt { .. }), "{name}: {e:?}");
+        assert!(
+            e.to_string().contains(&path.display().to_string()),
+            "{name}: {e}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{name}: the file changed"
+        );
+        assert_eq!(names(&case), ["j.db"], "{name}: files were made next to it");
+        // Read-only opening refuses it the same way.
+        let e = SqliteJournal::open_read_only(&path).unwrap_err();
+        assert!(matches!(e, JournalError::Corrupt { .. }), "{name}: {e:?}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{name}: the file changed"
+        );
+    }
+}
+
+// A new journal is made whole before it appears at its path: after `open` on a missing file
+// there is a complete journal and no temporary file; reopening it finds the same journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_file_becomes_a_complete_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    let journal = SqliteJournal::open(&path).unwrap();
+    journal.persist("a", vec![event(1)], 0).await.unwrap();
+    drop(journal);
+    assert_eq!(names(dir.path()), ["new.db"]);
+    let journal = SqliteJournal::open(&path).unwrap();
+    assert_eq!(journal.highest_seq("a").await, Ok(1));
+}
+
+// A WAL file without its database holds the newest events: a new journal must not start over
+// it (SQLite would replay it into the new file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wal_file_without_its_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let wal = dir.path().join("j.db-wal");
+    std::fs::write(&wal, [7u8; 64]).unwrap();
+    let e = SqliteJournal::open(&path).unwrap_err();
+    assert!(matches!(e, JournalError::Corrupt { .. }), "{e:?}");
+    assert!(e.to_string().contains("j.db-wal"), "{e}");
+    assert_eq!(names(dir.path()), ["j.db-wal"]);
+}
+
+/// Sets or clears the read-only mark of `path` (the write bits, on Unix).
+fn set_read_only(path: &Path, read_only: bool) {
+    let mut p = std::fs::metadata(path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    p.set_readonly(read_only);
+    std::fs::set_permissions(path, p).unwrap();
+}
+
+// A journal file marked read-only is refused at open, naming the path, whoever runs the test
+// (root could write it, but the mark says it must not be written). The file is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_journal_file_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.db");
+    let journal = SqliteJournal::open(&path).unwrap();
+    journal.persist("a", vec![event(1)], 0).await.unwrap();
+    drop(journal);
+    let before = std::fs::read(&path).unwrap();
+    set_read_only(&path, true);
+    let e = SqliteJournal::open(&path).unwrap_err();
+    match &e {
+        JournalError::Open { path: p, reason } => {
+            assert_eq!(p, &path.display().to_string());
+            assert!(reason.contains("read-only"), "{reason}");
+            assert!(reason.contains("open_read_only"), "{reason}");
+        }
+        other => panic!("expected Open, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    set_read_only(&path, false);
+    assert!(SqliteJournal::open(&path).is_ok());
+}
+
+// The same for a read-only directory, where SQLite would have to create the -wal and -shm files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_in_a_read_only_directory_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("ro");
+    std::fs::create_dir(&sub).unwrap();
+    let path = sub.join("j.db");
+    drop(SqliteJournal::open(&path).unwrap());
+    set_read_only(&sub, true);
+    let existing = SqliteJournal::open(&path);
+    let new = SqliteJournal::open(sub.join("new.db"));
+    set_read_only(&sub, false);
+    for e in [existing.unwrap_err(), new.unwrap_err()] {
+        assert!(matches!(e, JournalError::Open { .. }), "{e:?}");
+        assert!(e.to_string().contains(&sub.display().to_string()), "{e}");
+    }
+    assert_eq!(names(&sub), ["j.db"]);
+}
+
+// `open_read_only` recovers from a read-only file; entities read their state, and every write
+// fails with the typed `ReadOnly` error, so an entity that tries one stops with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_journal_recovers_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.db");
+    let journal = SqliteJournal::open(&path).unwrap();
+    journal
+        .persist("acc", (1..=3).map(event).collect(), 0)
+        .await
+        .unwrap();
+    drop(journal);
+    let before = std::fs::read(&path).unwrap();
+    set_read_only(&path, true);
+
+    let journal = SqliteJournal::open_read_only(&path).unwrap();
+    assert!(journal.is_read_only());
+    let read_only = JournalError::ReadOnly {
+        path: path.display().to_string(),
+    };
+    assert_eq!(
+        journal.persist("acc", vec![event(4)], 3).await,
+        Err(read_only.clone())
+    );
+    assert_eq!(
+        journal
+            .save_snapshot("acc", casty::StoredSnapshot::new(3, "S", vec![]))
+            .await,
+        Err(read_only.clone())
+    );
+    assert_eq!(journal.checkpoint().await, Err(read_only.clone()));
+
+    let journal: Arc<dyn EventJournal> = Arc::new(journal);
+    let kit = TestKit::new();
+    let mut failures = kit.event_probe::<PersistenceFailed>();
+    let a = kit.spawn(
+        account("acc", journal.clone(), SnapshotPolicy::never()),
+        "acc",
+    );
+    let s: AccountState = kit
+        .system()
+        .ask(&a, AccountCmd::get_balance, T)
+        .await
+        .unwrap();
+    assert_eq!(
+        s,
+        AccountState {
+            balance: 6,
+            tx_count: 3
+        }
+    );
+    a.tell(AccountCmd::Deposit { amount: 1 });
+    let f = failures.expect_message(T).await;
+    assert_eq!((f.phase, f.error), (PersistencePhase::Write, read_only));
+    kit.shutdown().await;
+    drop(journal);
+    set_read_only(&path, false);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+
+    let missing = dir.path().join("missing.db");
+    let e = SqliteJournal::open_read_only(&missing).unwrap_err();
+    assert!(matches!(e, JournalError::Open { .. }), "{e:?}");
+    assert!(!missing.exists());
+}
+
+// The -wal file is part of the database: until a checkpoint, the newest events are only there,
+// and a copy of the main file alone is an older journal that opens without any error.
+// `checkpoint()` moves them into the main file, so a copy of it alone is complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_makes_the_main_file_a_complete_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.db");
+    let wal = dir.path().join("live.db-wal");
+    let journal = SqliteJournal::open(&path).unwrap();
+    journal
+        .persist("acc", (1..=5).map(event).collect(), 0)
+        .await
+        .unwrap();
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+
+    let without_wal = dir.path().join("without-wal.db");
+    std::fs::copy(&path, &without_wal).unwrap();
+    let copy = SqliteJournal::open(&without_wal).unwrap();
+    assert_eq!(
+        copy.highest_seq("acc").await,
+        Ok(0),
+        "the events were only in the WAL"
+    );
+    drop(copy);
+
+    // ANCHOR: checkpoint
+    journal.checkpoint().await.unwrap();
+    assert_eq!(
+        std::fs::metadata(&wal).unwrap().len(),
+        0,
+        "the WAL is emptied"
+    );
+    // Until the next write, the main file alone is a complete journal.
+    let backup = dir.path().join("backup.db");
+    std::fs::copy(&path, &backup).unwrap();
+    // ANCHOR_END: checkpoint
+    let copy = SqliteJournal::open(&backup).unwrap();
+    assert_eq!(
+        copy.load("acc", 1, 100).await.unwrap(),
+        (1..=5).map(event).collect::<Vec<_>>()
+    );
+    // The live journal goes on writing after a checkpoint.
+    journal.persist("acc", vec![event(6)], 5).await.unwrap();
+    assert_eq!(journal.highest_seq("acc").await, Ok(6));
+}
+
+// A copy made by SQLite's own backup (`sqlite3 live.db ".backup copy.db"`) may be in rollback-journal
+// mode; it is still a casty journal, so it opens, with its events, and goes back to WAL mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_copy_in_rollback_mode_opens_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("copy.db");
+    let journal = SqliteJournal::open(&path).unwrap();
+    journal.persist("acc", vec![event(1)], 0).await.unwrap();
+    drop(journal);
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert_eq!((bytes[18], bytes[19]), (2, 2), "a journal is in WAL mode");
+    bytes[18] = 1;
+    bytes[19] = 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let journal = SqliteJournal::open(&path).unwrap();
+    assert_eq!(journal.highest_seq("acc").await, Ok(1));
+    drop(journal);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!((bytes[18], bytes[19]), (2, 2));
 }

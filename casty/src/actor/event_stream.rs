@@ -208,7 +208,8 @@ impl EventStream {
         }
     }
 
-    /// Calls `f` for every published event of type `E`, on a task of its own.
+    /// Calls `f` for every published event of type `E`, on a task of its own, for as long as the
+    /// returned [`Subscription`] is kept (or for good, after [`Subscription::detach`]).
     pub fn subscribe<E>(&self, f: impl Fn(&E) + Send + Sync + 'static) -> Subscription
     where
         E: Clone + Send + 'static,
@@ -226,7 +227,26 @@ impl EventStream {
         }))
     }
 
-    /// Tells every published event of type `E` to an actor.
+    /// Tells every published event of type `E` to an actor, for as long as the returned
+    /// [`Subscription`] is kept (or for good, after [`Subscription::detach`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use casty::{ActorStopped, ActorSystem, Behaviors};
+    /// let system = ActorSystem::new("demo");
+    /// let watcher = system
+    ///     .spawn(Behaviors::receive(|_ctx, e: ActorStopped| {
+    ///         println!("stopped: {}", e.path);
+    ///         Behaviors::same()
+    ///     }), "watcher")
+    ///     .unwrap();
+    /// let sub = system.event_stream().subscribe_actor(watcher);
+    /// // ... later
+    /// sub.unsubscribe();
+    /// # system.shutdown().await; }
+    /// ```
     pub fn subscribe_actor<E>(&self, subscriber: ActorRef<E>) -> Subscription
     where
         E: Clone + Send + 'static,
@@ -252,6 +272,7 @@ impl EventStream {
             id,
             type_id,
             stream: Arc::downgrade(&self.inner),
+            detached: false,
         }
     }
 
@@ -294,23 +315,72 @@ impl fmt::Debug for EventStream {
     }
 }
 
-/// A handle to one subscription. Dropping it keeps the subscription; call
-/// [`Subscription::unsubscribe`] to end it.
+/// A handle to one subscription: the subscription lasts as long as the handle.
+///
+/// Dropping the handle, or calling [`Subscription::unsubscribe`], ends the subscription: events
+/// published before the end are still delivered (a callback subscriber drains what is already
+/// queued for it), events published after it are not. To keep a subscription for the life of the
+/// system without holding the handle, call [`Subscription::detach`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use casty::ActorSystem;
+/// let system = ActorSystem::new("demo");
+/// let stream = system.event_stream();
+///
+/// let sub = stream.subscribe(|n: &u32| println!("got {n}"));
+/// assert!(stream.has_subscribers::<u32>());
+/// drop(sub); // ends it
+/// assert!(!stream.has_subscribers::<u32>());
+///
+/// // Kept until the system shuts down.
+/// stream.subscribe(|n: &u32| println!("got {n}")).detach();
+/// assert!(stream.has_subscribers::<u32>());
+/// # system.shutdown().await; }
+/// ```
 #[derive(Debug)]
+#[must_use = "dropping a `Subscription` ends it at once: keep it in a variable (`let _sub = ...`, \
+              not `let _ = ...`) or call `.detach()` to keep it for the life of the system"]
 pub struct Subscription {
     id: u64,
     type_id: TypeId,
     stream: Weak<StreamInner>,
+    detached: bool,
 }
 
 impl Subscription {
-    /// Ends the subscription. A callback subscriber's task ends once its queue is drained.
+    /// Ends the subscription, as dropping it does. Events published before are still delivered
+    /// (a callback subscriber's task ends once its queue is drained); events published after are
+    /// not.
     pub fn unsubscribe(self) {
+        drop(self);
+    }
+
+    /// Lets go of the handle but keeps the subscription, for the life of the event stream (until
+    /// the system shuts down).
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+
+    fn end(&self) {
         if let Some(s) = self.stream.upgrade() {
             let mut subs = s.subs.write().unwrap_or_else(|e| e.into_inner());
             if let Some(list) = subs.get_mut(&self.type_id) {
                 list.retain(|sub| sub.id != self.id);
+                if list.is_empty() {
+                    subs.remove(&self.type_id);
+                }
             }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if !self.detached {
+            self.end();
         }
     }
 }

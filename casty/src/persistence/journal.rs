@@ -135,7 +135,7 @@ pub enum JournalError {
         reason: String,
     },
     /// Stored data failed a check: a bad checksum, a gap or a duplicate in the sequence, a
-    /// damaged file.
+    /// damaged file, or a file that is not a journal at all (the reason names the file).
     #[error("corrupt journal{}: {reason}", at(persistence_id, seq))]
     Corrupt {
         /// The persistence id, if the damage is in one id's data.
@@ -181,13 +181,21 @@ pub enum JournalError {
         /// The deserializer's message.
         reason: String,
     },
-    /// The journal file could not be opened or is not a casty journal.
+    /// The journal file could not be opened for use: unreadable, read-only, or of another schema
+    /// version. (A file that is not a casty journal at all is [`JournalError::Corrupt`].)
     #[error("cannot open the journal at {path}: {reason}")]
     Open {
         /// The file.
         path: String,
         /// Why.
         reason: String,
+    },
+    /// A write was asked of a journal opened for reading only (for example
+    /// `SqliteJournal::open_read_only`, for recovery from a read-only file).
+    #[error("the journal at {path} is open read-only (recovery only): it cannot be written")]
+    ReadOnly {
+        /// The file.
+        path: String,
     },
     /// The storage failed (I/O, a full disk, a lock held too long).
     #[error("journal storage error: {0}")]

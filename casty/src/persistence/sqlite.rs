@@ -19,9 +19,23 @@
 //! **Reads** (recovery) run on tokio's blocking pool with connections from a small pool, bounded
 //! by a semaphore, so no async worker ever blocks on SQLite.
 //!
-//! On open the file is checked: it must be a SQLite database, pass `PRAGMA quick_check`, and be a
-//! casty journal (its `application_id`) of a known schema version. Otherwise `open` fails with a
-//! clear error.
+//! **Opening** never overwrites a file the journal did not write. Only a missing file starts a new
+//! journal, and a new journal is built whole (schema, `application_id`, WAL mode) in a temporary
+//! file in the same directory, synced, then hard-linked into place, so no crash leaves a half-made
+//! journal, or an empty file, at the path. So any file found at the path must already be a casty
+//! journal: its 100-byte header is read before SQLite touches the file, and an empty or 1-byte
+//! file, a file that is not a SQLite database, or another application's SQLite database is
+//! [`JournalError::Corrupt`] and left untouched. A `-wal` file without its database is refused
+//! too, since SQLite would replay it into a new file. A casty journal must then pass
+//! `PRAGMA quick_check` and be of a known schema version.
+//!
+//! A journal marked read-only (the file, its `-wal` or `-shm` file, or its directory) is refused
+//! at open by its permission bits, rather than failing at the first write (and root, which ignores
+//! the bits, still honours the mark). [`SqliteJournal::open_read_only`] opens one for recovery:
+//! reads work and every write is [`JournalError::ReadOnly`].
+//!
+//! The `-wal` file is part of the database: committed events stay there until a checkpoint copies
+//! them into the main file. [`SqliteJournal::checkpoint`] forces one, e.g. before a backup.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -128,6 +142,8 @@ enum WriteOp {
         id: String,
         before: u64,
     },
+    /// Not run in a batch: a checkpoint cannot run inside a transaction.
+    Checkpoint,
 }
 
 struct Request {
@@ -137,6 +153,8 @@ struct Request {
 
 struct ReaderPool {
     path: PathBuf,
+    /// `SQLITE_OPEN_READ_WRITE` (with `query_only`) or `SQLITE_OPEN_READ_ONLY`.
+    flags: OpenFlags,
     busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
@@ -167,12 +185,14 @@ pub struct SqliteJournal {
     writer: Option<mpsc::Sender<Request>>,
     thread: Option<JoinHandle<()>>,
     readers: Arc<ReaderPool>,
+    read_only: bool,
 }
 
 impl fmt::Debug for SqliteJournal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteJournal")
             .field("path", &self.path)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -211,18 +231,323 @@ fn checksum(id: &str, seq: u64, manifest: &str, payload: &[u8]) -> i64 {
     i64::from(h.finalize())
 }
 
+/// What [`inspect`] found at a journal's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// No file: a new journal may be created.
+    Missing,
+    /// A file whose header is a casty journal's (its contents are checked once open).
+    Journal,
+}
+
+/// The first bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+/// The size of a SQLite database header.
+const HEADER_LEN: usize = 100;
+
+fn open_error(path: &Path, reason: impl Into<String>) -> JournalError {
+    JournalError::Open {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn corrupt_file(path: &Path, reason: impl fmt::Display) -> JournalError {
+    JournalError::Corrupt {
+        persistence_id: None,
+        seq: None,
+        reason: format!("{}: {reason}", path.display()),
+    }
+}
+
+fn sqlite_open_error(path: &Path, e: rusqlite::Error) -> JournalError {
+    if is_corruption(&e) {
+        corrupt_file(path, e)
+    } else {
+        open_error(path, e.to_string())
+    }
+}
+
+/// The file next to a database that SQLite names `<path><suffix>` (`-wal`, `-shm`).
+fn side_file(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Looks at the file at `path` without letting SQLite touch it: nothing there, or a file whose
+/// 100-byte header is a SQLite database's with casty's `application_id`. Anything else is
+/// [`JournalError::Corrupt`], and the file is left as it is.
+fn inspect(path: &Path) -> Result<Found, JournalError> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A WAL without its database would be replayed into the new file: refuse it.
+            let wal = side_file(path, "-wal");
+            if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                return Err(corrupt_file(
+                    path,
+                    format!(
+                        "the database file is missing but its WAL file {} is there; restore \
+                         the database file, or remove the WAL file to start a new journal",
+                        wal.display()
+                    ),
+                ));
+            }
+            return Ok(Found::Missing);
+        }
+        Err(e) => return Err(open_error(path, e.to_string())),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| open_error(path, e.to_string()))?;
+    if meta.is_dir() {
+        return Err(open_error(path, "it is a directory"));
+    }
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(&file, HEADER_LEN as u64),
+        &mut header,
+    )
+    .map_err(|e| open_error(path, e.to_string()))?;
+    if header.len() < HEADER_LEN {
+        return Err(corrupt_file(
+            path,
+            format!(
+                "not a casty journal: the file has {} bytes, fewer than a SQLite header \
+                 (a casty journal is never empty); it was left untouched",
+                meta.len()
+            ),
+        ));
+    }
+    if &header[..16] != SQLITE_MAGIC {
+        return Err(corrupt_file(
+            path,
+            "not a casty journal: the file is not a database (no SQLite header); it was left \
+             untouched",
+        ));
+    }
+    let app = u32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+    if i64::from(app) != APPLICATION_ID {
+        return Err(corrupt_file(
+            path,
+            format!(
+                "the file is a SQLite database but not a casty journal (application_id \
+                 {app:#010x}); it was left untouched"
+            ),
+        ));
+    }
+    Ok(Found::Journal)
+}
+
+/// Creates a complete, empty journal at `path`, which must not exist: the schema is written in
+/// a temporary file in the same directory, synced, and then hard-linked to `path` (which fails
+/// rather than replace a file created meanwhile). A crash leaves at most a stray temporary file,
+/// never a half-made journal at `path`.
+fn create(path: &Path) -> Result<(), JournalError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| open_error(path, "the path has no file name"))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".creating-{}-{nanos}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let cleanup = |tmp: &Path| {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(side_file(tmp, suffix));
+        }
+    };
+    let made = (|| -> Result<(), String> {
+        let fail = |e: rusqlite::Error| e.to_string();
+        let conn = Connection::open_with_flags(
+            &tmp,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(fail)?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = FULL; BEGIN IMMEDIATE; \
+             PRAGMA application_id = {APPLICATION_ID}; \
+             PRAGMA user_version = {SCHEMA_VERSION}; {SCHEMA} COMMIT;"
+        ))
+        .map_err(fail)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(fail)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(format!(
+                "cannot switch to WAL mode (journal_mode is {mode})"
+            ));
+        }
+        conn.close().map_err(|(_, e)| fail(e))
+    })();
+    if let Err(e) = made {
+        cleanup(&tmp);
+        return Err(open_error(
+            path,
+            format!("cannot create a new journal: {e}"),
+        ));
+    }
+    let synced = std::fs::File::open(&tmp).and_then(|f| f.sync_all());
+    if let Err(e) = synced {
+        cleanup(&tmp);
+        return Err(open_error(
+            path,
+            format!("cannot create a new journal: {e}"),
+        ));
+    }
+    let linked = match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(()),
+        // Someone created the file meanwhile: the caller checks what it is.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // A file system without hard links: rename, unless a file appeared meanwhile.
+        Err(_) if !path.exists() => std::fs::rename(&tmp, path),
+        Err(e) => Err(e),
+    };
+    cleanup(&tmp);
+    linked.map_err(|e| open_error(path, format!("cannot create a new journal: {e}")))?;
+    // Make the new directory entry durable too.
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Refuses a journal that is marked read-only, by its permission bits rather than by trying to
+/// write (which root would get away with): the file, its `-wal` and `-shm` files, or its
+/// directory, where SQLite must create the `-wal` and `-shm` files.
+fn check_writable(path: &Path) -> Result<(), JournalError> {
+    let read_only = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.permissions().readonly());
+    let hint = "use SqliteJournal::open_read_only to recover from it without writing";
+    for suffix in ["", "-wal", "-shm"] {
+        let file = side_file(path, suffix);
+        if read_only(&file) {
+            return Err(open_error(
+                path,
+                format!("{} is read-only; {hint}", file.display()),
+            ));
+        }
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if read_only(dir) {
+        return Err(open_error(
+            path,
+            format!(
+                "its directory {} is read-only, and a journal in WAL mode creates its -wal and \
+                 -shm files there; {hint}",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an open connection: a casty journal of this schema version (checked before anything
+/// could write), in WAL mode if `writable`, and (with `check_on_open`) structurally sound.
+fn prepare(
+    conn: &Connection,
+    path: &Path,
+    options: &SqliteOptions,
+    writable: bool,
+) -> Result<(), JournalError> {
+    let err = |e| sqlite_open_error(path, e);
+    conn.busy_timeout(options.busy_timeout).map_err(err)?;
+    let app: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(err)?;
+    if app != APPLICATION_ID {
+        return Err(corrupt_file(
+            path,
+            format!("the file is a SQLite database but not a casty journal (application_id {app:#010x})"),
+        ));
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    if version != SCHEMA_VERSION {
+        return Err(open_error(
+            path,
+            format!("journal schema version {version}; this casty reads version {SCHEMA_VERSION}"),
+        ));
+    }
+    if writable {
+        // A journal copied by SQLite's backup may be in rollback mode: it is a casty journal
+        // (checked above), so switching it back to WAL is ours to do.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_error(
+                path,
+                format!("cannot switch to WAL mode (journal_mode is {mode})"),
+            ));
+        }
+    }
+    if options.check_on_open {
+        let mut stmt = conn.prepare("PRAGMA quick_check").map_err(err)?;
+        let problems: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(err)?
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        if problems.iter().any(|p| p != "ok") {
+            return Err(corrupt_file(
+                path,
+                format!("failed its integrity check: {}", problems.join("; ")),
+            ));
+        }
+    }
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+             AND name IN ('events', 'heads', 'snapshots')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    if tables != 3 {
+        return Err(corrupt_file(
+            path,
+            format!("a casty journal with {tables} of its 3 tables"),
+        ));
+    }
+    Ok(())
+}
+
 impl SqliteJournal {
-    /// Opens (or creates) the journal at `path` with the default options.
+    /// Opens the journal at `path`, or creates it if no file is there, with the default options.
+    ///
+    /// A new journal is built complete in a temporary file next to `path` and then linked into
+    /// place, so a crash while creating never leaves a half-made journal at `path`. Any file
+    /// already at `path` must be a casty journal: an empty file, a 1-byte file, a file that is
+    /// not a SQLite database, or a SQLite database of another application is refused with
+    /// [`JournalError::Corrupt`] and left untouched (the journal never overwrites what it did
+    /// not write).
     ///
     /// # Errors
     ///
-    /// [`JournalError::Corrupt`] if the file is damaged or not a database, and
-    /// [`JournalError::Open`] if it cannot be opened or is not a casty journal.
+    /// - [`JournalError::Corrupt`] if the file is not a casty journal, or is damaged;
+    /// - [`JournalError::Open`] if it cannot be opened for writing: the file, its `-wal` or
+    ///   `-shm` file, or its directory is read-only (whoever runs the process, even root; use
+    ///   [`SqliteJournal::open_read_only`] to recover from such a journal), the file system is
+    ///   read-only, or the journal has another schema version.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
         Self::open_with(path, SqliteOptions::default())
     }
 
-    /// Opens (or creates) the journal at `path`.
+    /// Opens (or creates) the journal at `path`, as [`SqliteJournal::open`] does.
     ///
     /// # Errors
     ///
@@ -238,73 +563,47 @@ impl SqliteJournal {
     /// ```
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, JournalError> {
         let path = path.as_ref().to_path_buf();
-        let shown = path.display().to_string();
-        let open_err = |e: rusqlite::Error| {
-            if is_corruption(&e) {
-                JournalError::Corrupt {
-                    persistence_id: None,
-                    seq: None,
-                    reason: format!("{shown}: {e}"),
-                }
-            } else {
-                JournalError::Open {
-                    path: shown.clone(),
-                    reason: e.to_string(),
-                }
+        if inspect(&path)? == Found::Missing {
+            check_writable(&path)?;
+            create(&path)?;
+            // Another process may have created it meanwhile: check what is there now.
+            if inspect(&path)? == Found::Missing {
+                return Err(open_error(&path, "the new journal file disappeared"));
             }
-        };
-        let conn = Connection::open(&path).map_err(open_err)?;
-        conn.busy_timeout(options.busy_timeout).map_err(open_err)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(open_err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(JournalError::Open {
-                path: shown,
-                reason: format!("cannot switch to WAL mode (journal_mode is {mode})"),
-            });
         }
+        check_writable(&path)?;
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| sqlite_open_error(&path, e))?;
+        if conn.is_readonly("main").unwrap_or(true) {
+            return Err(open_error(
+                &path,
+                "the file cannot be written (a read-only file or file system); use \
+                 SqliteJournal::open_read_only to recover from it without writing",
+            ));
+        }
+        prepare(&conn, &path, &options, true)?;
         let sync = match options.synchronous {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
         conn.execute_batch(&format!("PRAGMA synchronous = {sync}"))
-            .map_err(open_err)?;
-        if options.check_on_open {
-            let mut stmt = conn.prepare("PRAGMA quick_check").map_err(open_err)?;
-            let problems: Vec<String> = stmt
-                .query_map([], |r| r.get::<_, String>(0))
-                .map_err(open_err)?
-                .collect::<Result<_, _>>()
-                .map_err(open_err)?;
-            if problems.iter().any(|p| p != "ok") {
-                return Err(JournalError::Corrupt {
-                    persistence_id: None,
-                    seq: None,
-                    reason: format!(
-                        "{shown} failed its integrity check: {}",
-                        problems.join("; ")
-                    ),
-                });
-            }
-        }
-        Self::init_schema(&conn, &shown).map_err(|e| match e {
-            Ok(e) => open_err(e),
-            Err(j) => j,
-        })?;
+            .map_err(|e| sqlite_open_error(&path, e))?;
 
         let (tx, rx) = mpsc::channel::<Request>();
         let max_batch = options.max_batch.max(1);
         let thread = std::thread::Builder::new()
             .name("casty-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx, max_batch))
-            .map_err(|e| JournalError::Open {
-                path: path.display().to_string(),
-                reason: format!("cannot start the writer thread: {e}"),
-            })?;
+            .map_err(|e| open_error(&path, format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteJournal {
             readers: Arc::new(ReaderPool {
                 path: path.clone(),
+                flags: OpenFlags::SQLITE_OPEN_READ_WRITE,
                 busy_timeout: options.busy_timeout,
                 idle: Mutex::new(Vec::new()),
                 permits: Semaphore::new(options.readers.max(1)),
@@ -312,6 +611,78 @@ impl SqliteJournal {
             path,
             writer: Some(tx),
             thread: Some(thread),
+            read_only: false,
+        })
+    }
+
+    /// Opens an existing journal for reading only, for recovery from a journal that must not or
+    /// cannot be written: a read-only file, directory or file system, or a copy under
+    /// inspection. Entities recover from it as usual; every write fails with
+    /// [`JournalError::ReadOnly`]. Nothing is created: a missing file is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Open`] if there is no file at `path` or it cannot be read;
+    /// [`JournalError::Corrupt`] if it is not a casty journal or is damaged (with
+    /// `options.check_on_open`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() {
+    /// use casty::{EventJournal, JournalError, SqliteJournal, StoredEvent};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("journal.db");
+    /// let journal = SqliteJournal::open(&path).unwrap();
+    /// journal.persist("acc-1", vec![StoredEvent::new(1, "Deposited", vec![1])], 0).await.unwrap();
+    /// drop(journal);
+    ///
+    /// let journal = SqliteJournal::open_read_only(&path).unwrap();
+    /// assert_eq!(journal.highest_seq("acc-1").await, Ok(1));
+    /// let e = journal.persist("acc-1", vec![StoredEvent::new(2, "Deposited", vec![2])], 1).await;
+    /// assert!(matches!(e, Err(JournalError::ReadOnly { .. })));
+    /// # }
+    /// ```
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        Self::open_read_only_with(path, SqliteOptions::default())
+    }
+
+    /// [`SqliteJournal::open_read_only`] with options (`synchronous` and `max_batch` do not
+    /// apply).
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteJournal::open_read_only`].
+    pub fn open_read_only_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, JournalError> {
+        let path = path.as_ref().to_path_buf();
+        if inspect(&path)? == Found::Missing {
+            return Err(open_error(&path, "there is no journal file"));
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| sqlite_open_error(&path, e))?;
+        prepare(&conn, &path, &options, false)?;
+        let readers = ReaderPool {
+            path: path.clone(),
+            flags: OpenFlags::SQLITE_OPEN_READ_ONLY,
+            busy_timeout: options.busy_timeout,
+            idle: Mutex::new(vec![conn]),
+            permits: Semaphore::new(options.readers.max(1)),
+        };
+        Ok(SqliteJournal {
+            readers: Arc::new(readers),
+            path,
+            writer: None,
+            thread: None,
+            read_only: true,
         })
     }
 
@@ -320,46 +691,52 @@ impl SqliteJournal {
         &self.path
     }
 
-    /// Creates the schema in a new file, or checks that an existing file is a casty journal.
-    fn init_schema(
-        conn: &Connection,
-        shown: &str,
-    ) -> Result<(), Result<rusqlite::Error, JournalError>> {
-        let app: i64 = conn
-            .query_row("PRAGMA application_id", [], |r| r.get(0))
-            .map_err(Ok)?;
-        let objects: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .map_err(Ok)?;
-        if app == 0 && objects == 0 {
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; PRAGMA application_id = {APPLICATION_ID}; \
-                 PRAGMA user_version = {SCHEMA_VERSION}; {SCHEMA} COMMIT;"
-            ))
-            .map_err(Ok)?;
-            return Ok(());
-        }
-        if app != APPLICATION_ID {
-            return Err(Err(JournalError::Open {
-                path: shown.to_string(),
-                reason: "the file is a SQLite database but not a casty journal".into(),
-            }));
-        }
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(Ok)?;
-        if version != SCHEMA_VERSION {
-            return Err(Err(JournalError::Open {
-                path: shown.to_string(),
-                reason: format!(
-                    "journal schema version {version}; this casty reads version {SCHEMA_VERSION}"
-                ),
-            }));
-        }
-        Ok(())
+    /// Whether this journal was opened with [`SqliteJournal::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Moves every committed write from the `-wal` file into the main file and empties the
+    /// `-wal` file (`PRAGMA wal_checkpoint(TRUNCATE)`), after the writes queued before it.
+    ///
+    /// Until a checkpoint, the newest events live only in the `-wal` file, which is part of the
+    /// database: a backup must copy both files, or checkpoint first. After `checkpoint` returns,
+    /// the main file alone holds every write acknowledged before the call, so a copy of it taken
+    /// before the next write is a complete journal.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Storage`] if another connection (another process reading the file)
+    /// kept the checkpoint from finishing within the busy timeout, or on an I/O error;
+    /// [`JournalError::ReadOnly`] on a read-only journal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() {
+    /// use casty::{EventJournal, SqliteJournal, StoredEvent};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("journal.db");
+    /// let journal = SqliteJournal::open(&path).unwrap();
+    /// journal.persist("acc-1", vec![StoredEvent::new(1, "Deposited", vec![1])], 0).await.unwrap();
+    /// journal.checkpoint().await.unwrap();
+    /// // The main file alone is now a complete journal.
+    /// std::fs::copy(&path, dir.path().join("backup.db")).unwrap();
+    /// let backup = SqliteJournal::open(dir.path().join("backup.db")).unwrap();
+    /// assert_eq!(backup.highest_seq("acc-1").await, Ok(1));
+    /// # }
+    /// ```
+    pub async fn checkpoint(&self) -> Result<(), JournalError> {
+        self.write(WriteOp::Checkpoint).await.map(drop)
     }
 
     async fn write(&self, op: WriteOp) -> Result<u64, JournalError> {
+        if self.read_only {
+            return Err(JournalError::ReadOnly {
+                path: self.path.display().to_string(),
+            });
+        }
         let (reply, rx) = oneshot::channel();
         let writer = self.writer.as_ref().ok_or(JournalError::Closed)?;
         writer
@@ -398,7 +775,7 @@ impl ReaderPool {
         }
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            self.flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(storage)?;
         conn.busy_timeout(self.busy_timeout).map_err(storage)?;
@@ -426,17 +803,50 @@ impl Drop for SqliteJournal {
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Request>, max_batch: usize) {
-    while let Ok(first) = rx.recv() {
+    let mut next: Option<Request> = None;
+    loop {
+        let first = match next.take() {
+            Some(r) => r,
+            None => match rx.recv() {
+                Ok(r) => r,
+                Err(_) => break,
+            },
+        };
+        if matches!(first.op, WriteOp::Checkpoint) {
+            let _ = first.reply.send(checkpoint(&conn));
+            continue;
+        }
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
         while batch.len() < max_batch {
             match rx.try_recv() {
+                // A checkpoint runs after the writes queued before it, outside their transaction.
+                Ok(r) if matches!(r.op, WriteOp::Checkpoint) => {
+                    next = Some(r);
+                    break;
+                }
                 Ok(r) => batch.push(r),
                 Err(_) => break,
             }
         }
         run_batch(&mut conn, batch);
     }
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)` on the writing connection, between transactions.
+fn checkpoint(conn: &Connection) -> Result<u64, JournalError> {
+    let (busy, log, done): (i64, i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(storage)?;
+    if busy != 0 {
+        return Err(JournalError::Storage(format!(
+            "the checkpoint could not finish ({done} of {log} WAL frames copied): another \
+             connection is using the file; try again"
+        )));
+    }
+    Ok(u64::try_from(done).unwrap_or(0))
 }
 
 /// Runs a batch of write requests in one transaction and answers them after the commit.
@@ -550,6 +960,7 @@ fn apply(conn: &Connection, op: WriteOp) -> Result<u64, JournalError> {
             .map_err(storage)?;
             Ok(snapshot.seq)
         }
+        WriteOp::Checkpoint => checkpoint(conn),
         WriteOp::DeleteSnapshots { id, before } => {
             let n = conn
                 .prepare_cached("DELETE FROM snapshots WHERE persistence_id = ?1 AND seq < ?2")

@@ -58,10 +58,14 @@ impl TestKit {
         TestProbe::new(&self.system)
     }
 
-    /// A probe subscribed to the event stream for events of type `E`.
+    /// A probe subscribed to the event stream for events of type `E`, until the system shuts
+    /// down.
     pub fn event_probe<E: Clone + Send + 'static>(&self) -> TestProbe<E> {
         let p = TestProbe::new(&self.system);
-        let _ = self.system.event_stream().subscribe_actor(p.actor_ref());
+        self.system
+            .event_stream()
+            .subscribe_actor(p.actor_ref())
+            .detach();
         p
     }
 

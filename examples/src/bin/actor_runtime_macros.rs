@@ -72,9 +72,12 @@ async fn main() {
     let (tx, mut events) = mpsc::unbounded_channel::<String>();
     let (t1, t2, t3) = (tx.clone(), tx.clone(), tx);
     let stream = system.event_stream();
-    stream.subscribe(move |e: &ActorStarted| drop(t1.send(format!("Started: {}", e.path))));
-    stream.subscribe(move |e: &ActorStopped| drop(t2.send(format!("Stopped: {}", e.path))));
-    stream.subscribe(move |e: &DeadLetter| {
+    // Each subscription lasts as long as its handle (`.detach()` keeps one for good).
+    let _started =
+        stream.subscribe(move |e: &ActorStarted| drop(t1.send(format!("Started: {}", e.path))));
+    let _stopped =
+        stream.subscribe(move |e: &ActorStopped| drop(t2.send(format!("Stopped: {}", e.path))));
+    let _dead = stream.subscribe(move |e: &DeadLetter| {
         drop(t3.send(format!("Dead letter: {} to {}", e.message, e.recipient)))
     });
     // ANCHOR_END: events
