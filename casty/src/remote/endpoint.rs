@@ -215,6 +215,8 @@ struct OutQueue {
     /// Recipients named for compact envelopes: (path, manifest) → id, and by id.
     ids: HashMap<(String, String), u32>,
     names: Vec<(String, String)>,
+    /// Bytes of the paths in `names`, bounded by [`frame::MAX_COMPACT_NAME_BYTES`].
+    name_bytes: usize,
     /// The connection's write half while nobody writes to it. The writer task, or a sender that
     /// finds it idle, takes it for one write and puts it back.
     out: Option<WriteHalf<BoxStream>>,
@@ -449,6 +451,7 @@ impl Endpoint {
                 frames: 0,
                 ids: HashMap::new(),
                 names: Vec::new(),
+                name_bytes: 0,
                 out: None,
                 direct: false,
                 generation: 0,
@@ -602,14 +605,21 @@ fn write_direct(shared: &Shared, assoc: &Association, mut q: std::sync::MutexGua
 
 impl Route {
     /// The number that names `path` (with `manifest`) on this association, defining it on first
-    /// use. The definition is queued ahead of any envelope that uses it.
-    pub(crate) fn define(&self, path: &str, manifest: &str) -> Result<u32, SendError> {
+    /// use. The definition is queued ahead of any envelope that uses it. `None` once the table
+    /// is full ([`frame::MAX_COMPACT_NAMES`], [`frame::MAX_COMPACT_NAME_BYTES`]): that recipient
+    /// travels with its full path.
+    pub(crate) fn define(&self, path: &str, manifest: &str) -> Result<Option<u32>, SendError> {
         let assoc = &self.assoc;
         let limit = assoc.limit.load(Ordering::Relaxed);
         let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
         let key = (path.to_string(), manifest.to_string());
         if let Some(id) = q.ids.get(&key) {
-            return Ok(*id);
+            return Ok(Some(*id));
+        }
+        if q.names.len() >= frame::MAX_COMPACT_NAMES
+            || q.name_bytes + path.len() > frame::MAX_COMPACT_NAME_BYTES
+        {
+            return Ok(None);
         }
         let id = u32::try_from(q.names.len())
             .map_err(|_| SendError::Overflow(assoc.peer.to_string()))?;
@@ -623,6 +633,7 @@ impl Route {
             &mut q.buf,
         )?;
         q.frames += 1;
+        q.name_bytes += path.len();
         q.ids.insert(key.clone(), id);
         q.names.push(key);
         let first = q.frames == 1;
@@ -630,7 +641,7 @@ impl Route {
         if first {
             assoc.wake.notify_one();
         }
-        Ok(id)
+        Ok(Some(id))
     }
 }
 
@@ -987,6 +998,57 @@ async fn write_loop(
     }
 }
 
+/// The recipients a peer named on one inbound connection (`Define`), for its compact envelopes,
+/// and what the handler cached for each. Bounded in entries and bytes, and grown only near its
+/// end, so a peer cannot make it large; a `Define` that would is malformed.
+#[derive(Default)]
+struct CompactTable {
+    names: Vec<Option<(String, DeliveryCache)>>,
+    /// Bytes of the paths in `names`.
+    bytes: usize,
+}
+
+impl CompactTable {
+    /// Names `id` (again, if it was named before).
+    fn define(&mut self, id: u32, path: String) -> Result<(), String> {
+        let i = id as usize;
+        if i >= frame::MAX_COMPACT_NAMES {
+            return Err(format!(
+                "recipient id {id} beyond the limit of {} names",
+                frame::MAX_COMPACT_NAMES
+            ));
+        }
+        if i > self.names.len() + frame::MAX_DEFINE_GAP {
+            return Err(format!(
+                "recipient id {id} far past the {} names defined",
+                self.names.len()
+            ));
+        }
+        let old = self
+            .names
+            .get(i)
+            .and_then(|n| n.as_ref())
+            .map_or(0, |(p, _)| p.len());
+        let bytes = self.bytes - old + path.len();
+        if bytes > frame::MAX_COMPACT_NAME_BYTES {
+            return Err(format!(
+                "recipient names beyond the limit of {} bytes",
+                frame::MAX_COMPACT_NAME_BYTES
+            ));
+        }
+        if self.names.len() <= i {
+            self.names.resize_with(i + 1, || None);
+        }
+        self.names[i] = Some((path, None));
+        self.bytes = bytes;
+        Ok(())
+    }
+
+    fn get_mut(&mut self, id: u32) -> Option<&mut (String, DeliveryCache)> {
+        self.names.get_mut(id as usize)?.as_mut()
+    }
+}
+
 async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: SocketAddr) {
     let max = shared.settings.max_frame;
     let timeout = shared.settings.handshake_timeout;
@@ -1046,7 +1108,7 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
     let mut closed = std::pin::pin!(closed);
     let mut chunk = vec![0u8; 64 * 1024];
     // Recipients this peer named for compact envelopes, and what the handler cached for each.
-    let mut names: Vec<Option<(String, DeliveryCache)>> = Vec::new();
+    let mut names = CompactTable::default();
     loop {
         // Frames that came in with the handshake's last bytes are already buffered.
         loop {
@@ -1065,15 +1127,11 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
             Counters::add(&shared.counters.frames_in, 1);
             // Names are connection state, not traffic: faults do not apply to them.
             if let Decoded::Frame(Frame::Define { id, path, .. }) = decoded {
-                let i = id as usize;
-                if i > names.len() + 1_000_000 {
-                    tracing::warn!(peer = %info.address, id, "closing: an absurd recipient id");
+                if let Err(e) = names.define(id, path) {
+                    Counters::add(&shared.counters.malformed, 1);
+                    tracing::warn!(peer = %info.address, id, "closing: {e}");
                     return;
                 }
-                if names.len() <= i {
-                    names.resize_with(i + 1, || None);
-                }
-                names[i] = Some((path, None));
                 continue;
             }
             match shared.transport.inbound(&info.address) {
@@ -1086,7 +1144,7 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
             }
             match decoded {
                 Decoded::Compact { id, uid, payload } => {
-                    let Some(Some((path, cache))) = names.get_mut(id as usize) else {
+                    let Some((path, cache)) = names.get_mut(id) else {
                         Counters::add(&shared.counters.malformed, 1);
                         tracing::warn!(peer = %info.address, id, "closing: an undefined recipient id");
                         return;
@@ -1118,7 +1176,7 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::frame::{Envelope, WirePath};
+    use crate::remote::frame::{Envelope, FrameRef, WirePath};
     use crate::remote::TcpTransport;
     use crate::testing::{Direction, FaultyTransport};
     use tokio::sync::mpsc;
@@ -1440,6 +1498,109 @@ mod tests {
             assert_eq!(seq_of(&next(&mut b.frames).await.1), i);
         }
         assert_eq!(b.ep.counters().malformed, 2);
+        a.ep.shutdown();
+        b.ep.shutdown();
+    }
+
+    // The compression table: a `Define` that would take it past its bounds, or far past its end,
+    // is refused and leaves it as it was.
+    #[test]
+    fn the_compact_table_refuses_growth_past_its_bounds() {
+        let mut t = CompactTable::default();
+        t.define(0, "/user/a".into()).unwrap();
+        assert!(t.define(1_000_000, "/x".into()).is_err());
+        assert!(t.define(u32::MAX, "/x".into()).is_err());
+        assert!(t
+            .define((frame::MAX_DEFINE_GAP + 2) as u32, "/x".into())
+            .is_err());
+        assert_eq!((t.names.len(), t.bytes), (1, 7));
+        // A small gap (a lost `Define`) is fine.
+        t.define((frame::MAX_DEFINE_GAP + 1) as u32, "/b".into())
+            .unwrap();
+        assert_eq!((t.names.len(), t.bytes), (frame::MAX_DEFINE_GAP + 2, 9));
+        assert!(t.get_mut(1).is_none());
+        assert_eq!(t.get_mut(0).unwrap().0, "/user/a");
+        // Redefining replaces, and counts only the new name.
+        t.define(0, "/c".into()).unwrap();
+        assert_eq!(t.bytes, 4);
+
+        let mut t = CompactTable::default();
+        for id in 0..frame::MAX_COMPACT_NAMES as u32 {
+            t.define(id, "/".into()).unwrap();
+        }
+        let full = frame::MAX_COMPACT_NAMES as u32;
+        assert!(t.define(full, "/".into()).is_err());
+        assert_eq!(t.names.len(), frame::MAX_COMPACT_NAMES);
+
+        let mut t = CompactTable::default();
+        let big = "/".repeat(frame::MAX_COMPACT_NAME_BYTES / 4);
+        for id in 0..4 {
+            t.define(id, big.clone()).unwrap();
+        }
+        assert!(t.define(4, "/".into()).is_err());
+        assert_eq!((t.names.len(), t.bytes), (4, frame::MAX_COMPACT_NAME_BYTES));
+    }
+
+    // One 40-byte `Define` naming recipient 1,000,000 used to make the receiver allocate a
+    // million table entries (about 40 MB). Now it is malformed: that connection closes, it is
+    // counted, and another peer is still served.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_define_with_a_huge_id_closes_only_its_connection() {
+        let a = node("bank").await;
+        let mut b = node("bank").await;
+        let mut attack = Vec::new();
+        frame::encode(
+            &Frame::Define {
+                id: 1_000_000,
+                path: "/a".into(),
+                manifest: String::new(),
+            },
+            frame::DEFAULT_MAX_FRAME,
+            &mut attack,
+        )
+        .unwrap();
+        assert!(attack.len() <= 40, "{} bytes", attack.len());
+        let mut bad = raw_handshaked(b.ep.address()).await;
+        bad.write_all(&attack).await.unwrap();
+        closed_by_peer(&mut bad).await;
+        assert_eq!(b.ep.counters().malformed, 1);
+        a.ep.send(b.ep.address(), &env(1)).unwrap();
+        assert_eq!(seq_of(&next(&mut b.frames).await.1), 1);
+        a.ep.shutdown();
+        b.ep.shutdown();
+    }
+
+    // A sender names at most what a receiver accepts; past that, recipients go by their full
+    // path, and the connection stays up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sender_names_no_more_recipients_than_a_receiver_accepts() {
+        let a = node("bank").await;
+        let mut b = node("bank").await;
+        let route = a.ep.route(b.ep.address());
+        let last = frame::MAX_COMPACT_NAMES as u64 - 1;
+        for i in 0..=last {
+            assert_eq!(
+                route.define(&format!("/user/r{i}"), "m").unwrap(),
+                Some(i as u32)
+            );
+        }
+        assert_eq!(route.define("/user/one-more", "m").unwrap(), None);
+        assert_eq!(
+            route.define("/user/r7", "m").unwrap(),
+            Some(7),
+            "still named"
+        );
+        route
+            .send(&FrameRef::Compact(frame::CompactRef(last as u32, 5, &[1])))
+            .unwrap();
+        route.send(&env(6)).unwrap();
+        let (_, f) = next(&mut b.frames).await;
+        assert!(
+            matches!(&f, Frame::Envelope(e) if e.recipient.path == format!("/user/r{last}")),
+            "{f:?}"
+        );
+        assert_eq!(seq_of(&next(&mut b.frames).await.1), 6);
+        assert_eq!(b.ep.counters().malformed, 0);
         a.ep.shutdown();
         b.ep.shutdown();
     }

@@ -14,6 +14,32 @@ pub const DEFAULT_MAX_FRAME: usize = 256 * 1024;
 /// The smallest frame limit a node may announce.
 pub(crate) const MIN_MAX_FRAME: usize = 4 * 1024;
 
+/// The most recipients one connection may name for compact envelopes (`Define`). A sender names
+/// no more and sends further recipients with their full path; a receiver treats a `Define` beyond
+/// it as malformed and closes that connection.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(casty::remote::MAX_COMPACT_NAMES, 16_384);
+/// ```
+pub const MAX_COMPACT_NAMES: usize = 16 * 1024;
+
+/// The most bytes of recipient paths one connection may name for compact envelopes, all names
+/// together; enforced like [`MAX_COMPACT_NAMES`].
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(casty::remote::MAX_COMPACT_NAME_BYTES, 1024 * 1024);
+/// ```
+pub const MAX_COMPACT_NAME_BYTES: usize = 1024 * 1024;
+
+/// How far past the end of a connection's name table a `Define` may name a recipient. Names are
+/// numbered densely, so only lost frames (fault injection) leave gaps; a larger jump is malformed,
+/// and so one small frame cannot make the receiver grow its table by much.
+pub(crate) const MAX_DEFINE_GAP: usize = 1024;
+
 const HEADER: usize = 4;
 
 /// An actor on the wire: its path under the node and its incarnation uid.

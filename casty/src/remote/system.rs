@@ -559,7 +559,7 @@ impl WireRoute for Route {
         Route::send(self, &frame).map_err(|e| e.to_string())
     }
 
-    fn define(&self, path: &str, manifest: &str) -> Result<u32, String> {
+    fn define(&self, path: &str, manifest: &str) -> Result<Option<u32>, String> {
         Route::define(self, path, manifest).map_err(|e| e.to_string())
     }
 
