@@ -33,12 +33,16 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
+use crate::actor::behavior::BoxFuture;
 use crate::remote::frame::{self, Decoded, Frame, FrameDecoder, FrameError};
 use crate::remote::handshake::{
     self, Initiator, LocalNode, Peer, Refusal, Responder, Step, NONCE_LEN,
 };
 use crate::remote::transport::{BoxStream, Fate, Severer, Transport};
 use crate::remote::NodeAddress;
+
+/// How many inbound connections may be in handshake at once, by default.
+pub(crate) const DEFAULT_MAX_HANDSHAKES: usize = 128;
 
 /// How an endpoint behaves.
 #[derive(Debug, Clone)]
@@ -53,6 +57,8 @@ pub(crate) struct EndpointSettings {
     /// Frames an association buffers for a peer before refusing more.
     pub(crate) outbound_capacity: usize,
     pub(crate) handshake_timeout: Duration,
+    /// Inbound connections that may be in handshake at once; more are closed at once.
+    pub(crate) max_handshakes: usize,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
 }
@@ -67,6 +73,7 @@ impl EndpointSettings {
             max_frame: frame::DEFAULT_MAX_FRAME,
             outbound_capacity: 100_000,
             handshake_timeout: Duration::from_secs(5),
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(5),
         }
@@ -151,6 +158,9 @@ pub struct RemoteCounters {
     pub refused: u64,
     /// Connections closed for an oversize or malformed frame.
     pub malformed: u64,
+    /// Inbound connections closed at once, unread, because `max_handshakes` others were still
+    /// in handshake.
+    pub handshakes_shed: u64,
     /// Peer incarnations quarantined by this node.
     pub quarantined: u64,
     /// Remote actors watched from this node (a gauge).
@@ -169,6 +179,7 @@ struct Counters {
     reconnects: AtomicU64,
     refused: AtomicU64,
     malformed: AtomicU64,
+    handshakes_shed: AtomicU64,
 }
 
 impl Counters {
@@ -183,6 +194,7 @@ impl Counters {
             reconnects: l(&self.reconnects),
             refused: l(&self.refused),
             malformed: l(&self.malformed),
+            handshakes_shed: l(&self.handshakes_shed),
             quarantined: 0,
             watching: 0,
             watched_by: 0,
@@ -254,6 +266,32 @@ struct Shared {
     quarantined: Mutex<HashSet<u64>>,
     /// Live connections by peer incarnation, to close them on quarantine.
     links: Mutex<HashMap<u64, Vec<Severer>>>,
+    /// Inbound connections in handshake now (see [`HandshakeSlot`]).
+    handshaking: AtomicUsize,
+}
+
+/// One of the `max_handshakes` places for inbound connections in handshake, held by a connection
+/// from its accept until its handshake ends, however it ends.
+struct HandshakeSlot(Arc<Shared>);
+
+impl HandshakeSlot {
+    /// A free place, if there is one.
+    fn take(shared: &Arc<Shared>) -> Option<HandshakeSlot> {
+        let max = shared.settings.max_handshakes;
+        shared
+            .handshaking
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(HandshakeSlot(shared.clone()))
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.0.handshaking.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Shared {
@@ -370,6 +408,7 @@ impl Endpoint {
             shutdown,
             quarantined: Mutex::new(HashSet::new()),
             links: Mutex::new(HashMap::new()),
+            handshaking: AtomicUsize::new(0),
         });
         let s = shared.clone();
         let mut stop = shared.shutdown.subscribe();
@@ -383,9 +422,18 @@ impl Endpoint {
                     };
                     match accepted {
                         Ok((stream, from)) => {
-                            let s = s.clone();
+                            // Unauthenticated connections are cheap to open: only so many may
+                            // be in handshake at once, and the rest are closed unread.
+                            let Some(slot) = HandshakeSlot::take(&s) else {
+                                Counters::add(&s.counters.handshakes_shed, 1);
+                                tracing::warn!(%from, "closing: too many connections in handshake");
+                                drop(stream);
+                                continue;
+                            };
+                            // A TLS handshake, if any, runs in the connection's own task.
+                            let stream = listener.upgrade(stream, from);
                             let span = tracing::info_span!("remote-inbound", from = %from);
-                            tokio::spawn(inbound_connection(s, stream, from).instrument(span));
+                            tokio::spawn(inbound_connection(slot, stream, from).instrument(span));
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "accept failed");
@@ -692,7 +740,7 @@ async fn connect(shared: &Shared, peer: &NodeAddress) -> Result<(BoxStream, Peer
             ConnectError::Io(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
         })?
         .map_err(ConnectError::Io)?;
-    let max = shared.settings.max_frame;
+    let max = frame::HANDSHAKE_MAX_FRAME;
     let (init, hello) = Initiator::start(shared.local.clone(), nonce());
     write_frame(&mut stream, &hello, max)
         .await
@@ -1049,9 +1097,23 @@ impl CompactTable {
     }
 }
 
-async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: SocketAddr) {
-    let max = shared.settings.max_frame;
+/// The responder's side of an inbound connection's handshake: the transport's upgrade (TLS),
+/// then `Hello` / `Welcome` / `Confirm`, with frames limited to [`frame::HANDSHAKE_MAX_FRAME`].
+/// Returns the stream, its decoder (which may hold frames that came right after), and the peer.
+async fn inbound_handshake(
+    shared: &Shared,
+    upgrade: BoxFuture<'static, io::Result<BoxStream>>,
+    from: SocketAddr,
+) -> Option<(BoxStream, FrameDecoder, Peer)> {
+    let max = frame::HANDSHAKE_MAX_FRAME;
     let timeout = shared.settings.handshake_timeout;
+    let mut stream = match upgrade.await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(error = %e, "inbound connection refused by the transport");
+            return None;
+        }
+    };
     let mut dec = FrameDecoder::new(max);
     let mut responder = Responder::new(shared.local.clone(), nonce());
     let peer = loop {
@@ -1062,14 +1124,14 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
                 if e.kind() == io::ErrorKind::Other {
                     Counters::add(&shared.counters.malformed, 1);
                 }
-                return;
+                return None;
             }
         };
         let screened = handshake::screen(&f, |uid| shared.is_quarantined(uid));
         match screened.and_then(|()| responder.on_frame(f)) {
             Ok(Step::Send(frame, next)) => {
                 if write_frame(&mut stream, &frame, max).await.is_err() {
-                    return;
+                    return None;
                 }
                 responder = *next;
             }
@@ -1078,11 +1140,33 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
                 if let Some(f) = failed.frame() {
                     let _ = write_frame(&mut stream, &f, max).await;
                 }
-                report_refusal(&shared, &from.to_string(), &failed.refusal);
-                return;
+                report_refusal(shared, &from.to_string(), &failed.refusal);
+                return None;
             }
         }
     };
+    Some((stream, dec, peer))
+}
+
+async fn inbound_connection(
+    slot: HandshakeSlot,
+    upgrade: BoxFuture<'static, io::Result<BoxStream>>,
+    from: SocketAddr,
+) {
+    let shared = slot.0.clone();
+    let timeout = shared.settings.handshake_timeout;
+    // One deadline for the whole handshake, the transport's part included.
+    let handshake = tokio::time::timeout(timeout, inbound_handshake(&shared, upgrade, from)).await;
+    drop(slot);
+    let (mut stream, mut dec, peer) = match handshake {
+        Ok(Some(done)) => done,
+        Ok(None) => return,
+        Err(_) => {
+            tracing::debug!("inbound handshake timed out");
+            return;
+        }
+    };
+    dec.set_max(shared.settings.max_frame);
     let address = match NodeAddress::parse_actor(&peer.address) {
         Ok((a, _)) => a,
         Err(e) => {
@@ -1600,6 +1684,85 @@ mod tests {
             "{f:?}"
         );
         assert_eq!(seq_of(&next(&mut b.frames).await.1), 6);
+        assert_eq!(b.ep.counters().malformed, 0);
+        a.ep.shutdown();
+        b.ep.shutdown();
+    }
+
+    /// A TCP-only node whose settings `tune` adjusts.
+    async fn node_tuned(system: &str, tune: impl FnOnce(&mut EndpointSettings)) -> Node {
+        let (ftx, frames) = mpsc::unbounded_channel();
+        let (rtx, refusals) = mpsc::unbounded_channel();
+        let mut s = EndpointSettings::new(system, "127.0.0.1", 0);
+        tune(&mut s);
+        let inbound = Arc::new(Collect {
+            frames: ftx,
+            refusals: rtx,
+        });
+        let ep = Endpoint::bind(s, node_uid(), Arc::new(TcpTransport), inbound)
+            .await
+            .unwrap();
+        Node {
+            ep,
+            frames,
+            refusals,
+        }
+    }
+
+    async fn closed_within(s: &mut BoxStream, within: Duration) {
+        let mut b = [0u8; 16];
+        let r = tokio::time::timeout(within, s.read(&mut b))
+            .await
+            .unwrap_or_else(|_| panic!("not closed within {within:?}"));
+        assert!(
+            matches!(r, Ok(0) | Err(_)),
+            "expected the connection closed, got {r:?}"
+        );
+    }
+
+    // Before its handshake, a connection may send frames of a few KiB only: one announcing
+    // 200 KB is closed from its header, at once, instead of being buffered until the handshake
+    // deadline. Other peers are not affected.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_oversize_handshake_frame_closes_only_that_connection_at_once() {
+        let a = node("bank").await;
+        let mut b = node("bank").await;
+        let mut big = TcpTransport
+            .connect(&b.ep.address().socket_addr())
+            .await
+            .unwrap();
+        big.write_all(&200_000u32.to_be_bytes()).await.unwrap();
+        big.write_all(&[0xa1; 3000]).await.unwrap();
+        closed_within(&mut big, Duration::from_secs(1)).await;
+        assert_eq!(b.ep.counters().malformed, 1);
+        a.ep.send(b.ep.address(), &env(1)).unwrap();
+        assert_eq!(seq_of(&next(&mut b.frames).await.1), 1);
+        a.ep.shutdown();
+        b.ep.shutdown();
+    }
+
+    // With room for two connections in handshake, a third is closed at once, unread, and counted;
+    // the two silent ones are closed at the handshake deadline, and a real peer then gets in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_past_the_handshake_cap_are_closed_at_once() {
+        let a = node("bank").await;
+        let mut b = node_tuned("bank", |s| {
+            s.max_handshakes = 2;
+            s.handshake_timeout = Duration::from_secs(1);
+        })
+        .await;
+        let to = b.ep.address().socket_addr();
+        let mut silent1 = TcpTransport.connect(&to).await.unwrap();
+        let mut silent2 = TcpTransport.connect(&to).await.unwrap();
+        // Accepted after the two above (the listen queue is first in, first out).
+        let mut third = TcpTransport.connect(&to).await.unwrap();
+        closed_within(&mut third, Duration::from_millis(500)).await;
+        assert_eq!(b.ep.counters().handshakes_shed, 1);
+
+        a.ep.send(b.ep.address(), &env(1)).unwrap();
+        assert_eq!(seq_of(&next(&mut b.frames).await.1), 1);
+        closed_within(&mut silent1, Duration::from_millis(100)).await;
+        closed_within(&mut silent2, Duration::from_millis(100)).await;
         assert_eq!(b.ep.counters().malformed, 0);
         a.ep.shutdown();
         b.ep.shutdown();

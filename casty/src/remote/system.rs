@@ -42,8 +42,14 @@ pub struct RemoteSettings {
     pub max_frame: usize,
     /// Frames buffered per peer before more become dead letters (default 100,000).
     pub outbound_capacity: usize,
-    /// How long a connection may take to handshake (default 5 s).
+    /// How long a connection may take to handshake, TLS included (default 5 s).
     pub handshake_timeout: Duration,
+    /// How many inbound connections may be in handshake at once (default 128). More are closed
+    /// at once, unread, and counted in [`RemoteCounters::handshakes_shed`]; a peer shed this way
+    /// retries with its backoff. Handshake frames are limited to
+    /// [`HANDSHAKE_MAX_FRAME`](crate::remote::HANDSHAKE_MAX_FRAME) bytes, so each such connection
+    /// costs little.
+    pub max_handshakes: usize,
     /// Reconnection backoff: first and longest wait (default 50 ms, 5 s).
     pub backoff: (Duration, Duration),
     /// The transport (default TCP; tests use `casty::testing::FaultyTransport`).
@@ -75,6 +81,7 @@ impl RemoteSettings {
             max_frame: crate::remote::DEFAULT_MAX_FRAME,
             outbound_capacity: 100_000,
             handshake_timeout: Duration::from_secs(5),
+            max_handshakes: crate::remote::endpoint::DEFAULT_MAX_HANDSHAKES,
             backoff: (Duration::from_millis(50), Duration::from_secs(5)),
             transport: Arc::new(TcpTransport),
             unreachable_after: Duration::from_secs(10),
@@ -96,6 +103,26 @@ impl RemoteSettings {
     /// Sets the frame limit.
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
+        self
+    }
+
+    /// Sets how long a connection may take to handshake, TLS included.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets how many inbound connections may be in handshake at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::remote::RemoteSettings;
+    /// let s = RemoteSettings::new("127.0.0.1", 0).max_handshakes(16);
+    /// assert_eq!(s.max_handshakes, 16);
+    /// ```
+    pub fn max_handshakes(mut self, n: usize) -> Self {
+        self.max_handshakes = n;
         self
     }
 
@@ -744,6 +771,7 @@ impl ActorSystem {
         es.max_frame = settings.max_frame;
         es.outbound_capacity = settings.outbound_capacity;
         es.handshake_timeout = settings.handshake_timeout;
+        es.max_handshakes = settings.max_handshakes;
         (es.backoff_min, es.backoff_max) = settings.backoff;
         let inbound = Arc::new(ToSystem(Arc::downgrade(&inner)));
         let endpoint = Endpoint::bind(es, node_uid(), settings.transport.clone(), inbound)
