@@ -12,10 +12,15 @@
 //! and overflow is refused to the caller, who turns it into dead letters. A slow or dead peer
 //! fills only its own buffer.
 //!
-//! **Inbound.** Each accepted connection gets a task that runs the responder handshake, then
-//! decodes frames and hands them up. An oversize or malformed frame closes that connection only
-//! (R3); the node goes on serving everyone else. Frames only flow on the connection their sender
-//! opened, so each direction of a pair has its own ordered stream.
+//! **Inbound.** Each accepted connection gets a task that runs the transport's upgrade (TLS) and
+//! the responder handshake, under one deadline, then decodes frames and hands them up. The
+//! listener only accepts, so a silent peer delays nobody else. Until its handshake is done a
+//! connection may send frames of [`frame::HANDSHAKE_MAX_FRAME`] bytes at most, and only
+//! `max_handshakes` connections may be in handshake at once: more are closed at once, unread.
+//! An oversize or malformed frame, or a `Define` that would grow the connection's name table past
+//! its bounds, closes that connection only (R3); the node goes on serving everyone else. Frames
+//! only flow on the connection their sender opened, so each direction of a pair has its own
+//! ordered stream.
 //!
 //! Every frame passes the transport's `outbound` / `inbound` hooks, which is where tests inject
 //! partitions, delays and loss.
