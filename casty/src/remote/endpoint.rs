@@ -1766,8 +1766,8 @@ mod tests {
 
         a.ep.send(b.ep.address(), &env(1)).unwrap();
         assert_eq!(seq_of(&next(&mut b.frames).await.1), 1);
-        closed_within(&mut silent1, Duration::from_millis(100)).await;
-        closed_within(&mut silent2, Duration::from_millis(100)).await;
+        closed_within(&mut silent1, Duration::from_secs(1)).await;
+        closed_within(&mut silent2, Duration::from_secs(1)).await;
         assert_eq!(b.ep.counters().malformed, 0);
         a.ep.shutdown();
         b.ep.shutdown();
