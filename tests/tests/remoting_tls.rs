@@ -109,6 +109,37 @@ async fn nodes_under_one_ca_talk_and_another_ca_is_refused() {
     }
 }
 
+// The TLS handshake of an accepted connection runs in that connection's own task: ten TCP
+// connections that never speak hold up no one, and a real peer's first ask is answered at once,
+// long before their handshake deadline (5 s) has passed even once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_do_not_delay_a_tls_peer() {
+    let ours = ca("casty test CA");
+    let a = tls_node(&node_tls(&ours)).await;
+    let b = tls_node(&node_tls(&ours)).await;
+    b.spawn(counter(42), "counter").unwrap();
+    let b_addr = b.remote_address().unwrap();
+    let mut silent = Vec::new();
+    for _ in 0..10 {
+        silent.push(
+            tokio::net::TcpStream::connect(b_addr.socket_addr())
+                .await
+                .unwrap(),
+        );
+    }
+    let c = a
+        .remote_ref::<Counter>(&format!("{b_addr}/counter"))
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(a.ask(&c, Counter::get, T).await.unwrap(), 42);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "answered after {took:?}");
+    drop(silent);
+    for s in [a, b] {
+        s.shutdown().await;
+    }
+}
+
 #[test]
 fn bad_pem_is_a_clear_error() {
     let ours = ca("casty test CA");

@@ -60,8 +60,9 @@ pub(crate) trait WireProvider: Send + Sync + 'static {
 pub(crate) trait WireRoute: Send + Sync + 'static {
     /// Sends an encoded message to `path` (incarnation `uid`, 0 for any).
     fn send(&self, path: &str, uid: u64, manifest: &str, payload: &[u8]) -> Result<(), String>;
-    /// Names `path` on this route, for [`WireRoute::send_compact`].
-    fn define(&self, path: &str, manifest: &str) -> Result<u32, String>;
+    /// Names `path` on this route, for [`WireRoute::send_compact`]; `None` when the route names
+    /// no more recipients (they travel with their full path).
+    fn define(&self, path: &str, manifest: &str) -> Result<Option<u32>, String>;
     /// Sends an encoded message to the recipient named `id`.
     fn send_compact(&self, id: u32, uid: u64, payload: &[u8]) -> Result<(), String>;
     /// The incarnation uid of the node at the other end, as of the last handshake (0 if none).
@@ -274,8 +275,9 @@ pub(crate) struct RemoteRef<M> {
     pub(crate) system: Arc<SystemInner>,
     /// The route to the node, resolved on first use.
     route: std::sync::OnceLock<Arc<dyn WireRoute>>,
-    /// The compact name of the path on that route (for refs that address a path, uid 0).
-    id: std::sync::OnceLock<u32>,
+    /// The compact name of the path on that route (for refs that address a path, uid 0), or
+    /// `None` if the route had no name left for it.
+    id: std::sync::OnceLock<Option<u32>>,
     pub(crate) _m: std::marker::PhantomData<fn(M)>,
 }
 
@@ -317,10 +319,10 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
             // a short-lived reply ref) travels with its full path.
             let id = if self.wire_uid == 0 {
                 match self.id.get() {
-                    Some(id) => Some(*id),
+                    Some(id) => *id,
                     None => {
                         let id = route.define(self.path.as_str(), std::any::type_name::<M>())?;
-                        Some(*self.id.get_or_init(|| id))
+                        *self.id.get_or_init(|| id)
                     }
                 }
             } else {

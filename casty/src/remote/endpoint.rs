@@ -12,10 +12,15 @@
 //! and overflow is refused to the caller, who turns it into dead letters. A slow or dead peer
 //! fills only its own buffer.
 //!
-//! **Inbound.** Each accepted connection gets a task that runs the responder handshake, then
-//! decodes frames and hands them up. An oversize or malformed frame closes that connection only
-//! (R3); the node goes on serving everyone else. Frames only flow on the connection their sender
-//! opened, so each direction of a pair has its own ordered stream.
+//! **Inbound.** Each accepted connection gets a task that runs the transport's upgrade (TLS) and
+//! the responder handshake, under one deadline, then decodes frames and hands them up. The
+//! listener only accepts, so a silent peer delays nobody else. Until its handshake is done a
+//! connection may send frames of [`frame::HANDSHAKE_MAX_FRAME`] bytes at most, and only
+//! `max_handshakes` connections may be in handshake at once: more are closed at once, unread.
+//! An oversize or malformed frame, or a `Define` that would grow the connection's name table past
+//! its bounds, closes that connection only (R3); the node goes on serving everyone else. Frames
+//! only flow on the connection their sender opened, so each direction of a pair has its own
+//! ordered stream.
 //!
 //! Every frame passes the transport's `outbound` / `inbound` hooks, which is where tests inject
 //! partitions, delays and loss.
@@ -33,12 +38,16 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
+use crate::actor::behavior::BoxFuture;
 use crate::remote::frame::{self, Decoded, Frame, FrameDecoder, FrameError};
 use crate::remote::handshake::{
     self, Initiator, LocalNode, Peer, Refusal, Responder, Step, NONCE_LEN,
 };
 use crate::remote::transport::{BoxStream, Fate, Severer, Transport};
 use crate::remote::NodeAddress;
+
+/// How many inbound connections may be in handshake at once, by default.
+pub(crate) const DEFAULT_MAX_HANDSHAKES: usize = 128;
 
 /// How an endpoint behaves.
 #[derive(Debug, Clone)]
@@ -53,6 +62,8 @@ pub(crate) struct EndpointSettings {
     /// Frames an association buffers for a peer before refusing more.
     pub(crate) outbound_capacity: usize,
     pub(crate) handshake_timeout: Duration,
+    /// Inbound connections that may be in handshake at once; more are closed at once.
+    pub(crate) max_handshakes: usize,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
 }
@@ -67,6 +78,7 @@ impl EndpointSettings {
             max_frame: frame::DEFAULT_MAX_FRAME,
             outbound_capacity: 100_000,
             handshake_timeout: Duration::from_secs(5),
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(5),
         }
@@ -159,6 +171,9 @@ pub struct RemoteCounters {
     pub refused: u64,
     /// Connections closed for an oversize or malformed frame.
     pub malformed: u64,
+    /// Inbound connections closed at once, unread, because `max_handshakes` others were still
+    /// in handshake.
+    pub handshakes_shed: u64,
     /// Peer incarnations quarantined by this node.
     pub quarantined: u64,
     /// Remote actors watched from this node (a gauge).
@@ -177,6 +192,7 @@ struct Counters {
     reconnects: AtomicU64,
     refused: AtomicU64,
     malformed: AtomicU64,
+    handshakes_shed: AtomicU64,
 }
 
 impl Counters {
@@ -191,6 +207,7 @@ impl Counters {
             reconnects: l(&self.reconnects),
             refused: l(&self.refused),
             malformed: l(&self.malformed),
+            handshakes_shed: l(&self.handshakes_shed),
             quarantined: 0,
             watching: 0,
             watched_by: 0,
@@ -226,6 +243,8 @@ struct OutQueue {
     /// Recipients named for compact envelopes: (path, manifest) → id, and by id.
     ids: HashMap<(String, String), u32>,
     names: Vec<(String, String)>,
+    /// Bytes of the paths in `names`, bounded by [`frame::MAX_COMPACT_NAME_BYTES`].
+    name_bytes: usize,
     /// The connection's write half while nobody writes to it. The writer task, or a sender that
     /// finds it idle, takes it for one write and puts it back.
     out: Option<WriteHalf<BoxStream>>,
@@ -273,6 +292,32 @@ struct Shared {
     /// Held by every task of the endpoint; [`Endpoint::shutdown`] waits until all are dropped.
     alive: Mutex<Option<tokio::sync::mpsc::Sender<()>>>,
     all_done: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<()>>,
+    /// Inbound connections in handshake now (see [`HandshakeSlot`]).
+    handshaking: AtomicUsize,
+}
+
+/// One of the `max_handshakes` places for inbound connections in handshake, held by a connection
+/// from its accept until its handshake ends, however it ends.
+struct HandshakeSlot(Arc<Shared>);
+
+impl HandshakeSlot {
+    /// A free place, if there is one.
+    fn take(shared: &Arc<Shared>) -> Option<HandshakeSlot> {
+        let max = shared.settings.max_handshakes;
+        shared
+            .handshaking
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(HandshakeSlot(shared.clone()))
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.0.handshaking.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Shared {
@@ -440,6 +485,7 @@ impl Endpoint {
             known: Mutex::new(HashMap::new()),
             alive: Mutex::new(Some(alive)),
             all_done: tokio::sync::Mutex::new(all_done),
+            handshaking: AtomicUsize::new(0),
         });
         let s = shared.clone();
         let mut stop = shared.shutdown.subscribe();
@@ -454,13 +500,22 @@ impl Endpoint {
                     };
                     match accepted {
                         Ok((stream, from)) => {
-                            let s = s.clone();
+                            // Unauthenticated connections are cheap to open: only so many may
+                            // be in handshake at once, and the rest are closed unread.
+                            let Some(slot) = HandshakeSlot::take(&s) else {
+                                Counters::add(&s.counters.handshakes_shed, 1);
+                                tracing::warn!(%from, "closing: too many connections in handshake");
+                                drop(stream);
+                                continue;
+                            };
+                            // A TLS handshake, if any, runs in the connection's own task.
+                            let stream = listener.upgrade(stream, from);
                             let span = tracing::info_span!("remote-inbound", from = %from);
                             let token = s.task_token();
                             tokio::spawn(
                                 async move {
                                     let _token = token;
-                                    inbound_connection(s, stream, from).await
+                                    inbound_connection(slot, stream, from).await
                                 }
                                 .instrument(span),
                             );
@@ -530,6 +585,7 @@ impl Endpoint {
                 frames: 0,
                 ids: HashMap::new(),
                 names: Vec::new(),
+                name_bytes: 0,
                 out: None,
                 direct: false,
                 generation: 0,
@@ -751,14 +807,21 @@ impl Route {
     }
 
     /// The number that names `path` (with `manifest`) on this association, defining it on first
-    /// use. The definition is queued ahead of any envelope that uses it.
-    pub(crate) fn define(&self, path: &str, manifest: &str) -> Result<u32, SendError> {
+    /// use. The definition is queued ahead of any envelope that uses it. `None` once the table
+    /// is full ([`frame::MAX_COMPACT_NAMES`], [`frame::MAX_COMPACT_NAME_BYTES`]): that recipient
+    /// travels with its full path.
+    pub(crate) fn define(&self, path: &str, manifest: &str) -> Result<Option<u32>, SendError> {
         let assoc = &self.assoc;
         let limit = assoc.limit.load(Ordering::Relaxed);
         let mut q = assoc.queue.lock().unwrap_or_else(|e| e.into_inner());
         let key = (path.to_string(), manifest.to_string());
         if let Some(id) = q.ids.get(&key) {
-            return Ok(*id);
+            return Ok(Some(*id));
+        }
+        if q.names.len() >= frame::MAX_COMPACT_NAMES
+            || q.name_bytes + path.len() > frame::MAX_COMPACT_NAME_BYTES
+        {
+            return Ok(None);
         }
         let id = u32::try_from(q.names.len())
             .map_err(|_| SendError::Overflow(assoc.peer.to_string()))?;
@@ -772,6 +835,7 @@ impl Route {
             &mut q.buf,
         )?;
         q.frames += 1;
+        q.name_bytes += path.len();
         q.ids.insert(key.clone(), id);
         q.names.push(key);
         let first = q.frames == 1;
@@ -779,7 +843,7 @@ impl Route {
         if first {
             assoc.wake.notify_one();
         }
-        Ok(id)
+        Ok(Some(id))
     }
 }
 
@@ -830,7 +894,7 @@ async fn connect(shared: &Shared, peer: &NodeAddress) -> Result<(BoxStream, Peer
             ConnectError::Io(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
         })?
         .map_err(ConnectError::Io)?;
-    let max = shared.settings.max_frame;
+    let max = frame::HANDSHAKE_MAX_FRAME;
     let (init, hello) = Initiator::start(shared.local.clone(), nonce());
     write_frame(&mut stream, &hello, max)
         .await
@@ -1197,13 +1261,74 @@ async fn write_loop(
     }
 }
 
-async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: SocketAddr) {
-    if shared.closed.load(Ordering::Acquire) {
-        // Shutting down: nobody new gets in.
-        return;
+/// The recipients a peer named on one inbound connection (`Define`), for its compact envelopes,
+/// and what the handler cached for each. Bounded in entries and bytes, and grown only near its
+/// end, so a peer cannot make it large; a `Define` that would is malformed.
+#[derive(Default)]
+struct CompactTable {
+    names: Vec<Option<(String, DeliveryCache)>>,
+    /// Bytes of the paths in `names`.
+    bytes: usize,
+}
+
+impl CompactTable {
+    /// Names `id` (again, if it was named before).
+    fn define(&mut self, id: u32, path: String) -> Result<(), String> {
+        let i = id as usize;
+        if i >= frame::MAX_COMPACT_NAMES {
+            return Err(format!(
+                "recipient id {id} beyond the limit of {} names",
+                frame::MAX_COMPACT_NAMES
+            ));
+        }
+        if i > self.names.len() + frame::MAX_DEFINE_GAP {
+            return Err(format!(
+                "recipient id {id} far past the {} names defined",
+                self.names.len()
+            ));
+        }
+        let old = self
+            .names
+            .get(i)
+            .and_then(|n| n.as_ref())
+            .map_or(0, |(p, _)| p.len());
+        let bytes = self.bytes - old + path.len();
+        if bytes > frame::MAX_COMPACT_NAME_BYTES {
+            return Err(format!(
+                "recipient names beyond the limit of {} bytes",
+                frame::MAX_COMPACT_NAME_BYTES
+            ));
+        }
+        if self.names.len() <= i {
+            self.names.resize_with(i + 1, || None);
+        }
+        self.names[i] = Some((path, None));
+        self.bytes = bytes;
+        Ok(())
     }
-    let max = shared.settings.max_frame;
+
+    fn get_mut(&mut self, id: u32) -> Option<&mut (String, DeliveryCache)> {
+        self.names.get_mut(id as usize)?.as_mut()
+    }
+}
+
+/// The responder's side of an inbound connection's handshake: the transport's upgrade (TLS),
+/// then `Hello` / `Welcome` / `Confirm`, with frames limited to [`frame::HANDSHAKE_MAX_FRAME`].
+/// Returns the stream, its decoder (which may hold frames that came right after), and the peer.
+async fn inbound_handshake(
+    shared: &Shared,
+    upgrade: BoxFuture<'static, io::Result<BoxStream>>,
+    from: SocketAddr,
+) -> Option<(BoxStream, FrameDecoder, Peer)> {
+    let max = frame::HANDSHAKE_MAX_FRAME;
     let timeout = shared.settings.handshake_timeout;
+    let mut stream = match upgrade.await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(error = %e, "inbound connection refused by the transport");
+            return None;
+        }
+    };
     let mut dec = FrameDecoder::new(max);
     let mut responder = Responder::new(shared.local.clone(), nonce());
     let peer = loop {
@@ -1214,14 +1339,14 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
                 if e.kind() == io::ErrorKind::Other {
                     Counters::add(&shared.counters.malformed, 1);
                 }
-                return;
+                return None;
             }
         };
         let screened = handshake::screen(&f, |uid| shared.is_quarantined(uid));
         match screened.and_then(|()| responder.on_frame(f)) {
             Ok(Step::Send(frame, next)) => {
                 if write_frame(&mut stream, &frame, max).await.is_err() {
-                    return;
+                    return None;
                 }
                 responder = *next;
             }
@@ -1230,11 +1355,37 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
                 if let Some(f) = failed.frame() {
                     let _ = write_frame(&mut stream, &f, max).await;
                 }
-                report_refusal(&shared, &from.to_string(), &failed.refusal);
-                return;
+                report_refusal(shared, &from.to_string(), &failed.refusal);
+                return None;
             }
         }
     };
+    Some((stream, dec, peer))
+}
+
+async fn inbound_connection(
+    slot: HandshakeSlot,
+    upgrade: BoxFuture<'static, io::Result<BoxStream>>,
+    from: SocketAddr,
+) {
+    let shared = slot.0.clone();
+    if shared.closed.load(Ordering::Acquire) {
+        // Shutting down: nobody new gets in.
+        return;
+    }
+    let timeout = shared.settings.handshake_timeout;
+    // One deadline for the whole handshake, the transport's part included.
+    let handshake = tokio::time::timeout(timeout, inbound_handshake(&shared, upgrade, from)).await;
+    drop(slot);
+    let (mut stream, mut dec, peer) = match handshake {
+        Ok(Some(done)) => done,
+        Ok(None) => return,
+        Err(_) => {
+            tracing::debug!("inbound handshake timed out");
+            return;
+        }
+    };
+    dec.set_max(shared.settings.max_frame);
     let address = match NodeAddress::parse_actor(&peer.address) {
         Ok((a, _)) => a,
         Err(e) => {
@@ -1262,7 +1413,7 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
     let mut closed = std::pin::pin!(closed);
     let mut chunk = vec![0u8; 64 * 1024];
     // Recipients this peer named for compact envelopes, and what the handler cached for each.
-    let mut names: Vec<Option<(String, DeliveryCache)>> = Vec::new();
+    let mut names = CompactTable::default();
     // Messages the link dropped on arrival (fault injection), reported once per read.
     let mut inbound_lost = 0u64;
     let mut first_inbound_lost: Option<(String, u64)> = None;
@@ -1284,15 +1435,11 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
             Counters::add(&shared.counters.frames_in, 1);
             // Names are connection state, not traffic: faults do not apply to them.
             if let Decoded::Frame(Frame::Define { id, path, .. }) = decoded {
-                let i = id as usize;
-                if i > names.len() + 1_000_000 {
-                    tracing::warn!(peer = %info.address, id, "closing: an absurd recipient id");
+                if let Err(e) = names.define(id, path) {
+                    Counters::add(&shared.counters.malformed, 1);
+                    tracing::warn!(peer = %info.address, id, "closing: {e}");
                     return;
                 }
-                if names.len() <= i {
-                    names.resize_with(i + 1, || None);
-                }
-                names[i] = Some((path, None));
                 continue;
             }
             match shared.transport.inbound(&info.address) {
@@ -1300,10 +1447,9 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
                 Fate::Drop => {
                     Counters::add(&shared.counters.dropped, 1);
                     let recipient = match &decoded {
-                        Decoded::Compact { id, uid, .. } => names
-                            .get(*id as usize)
-                            .and_then(|n| n.as_ref())
-                            .map(|(p, _)| (p.clone(), *uid)),
+                        Decoded::Compact { id, uid, .. } => {
+                            names.get_mut(*id).map(|(p, _)| (p.clone(), *uid))
+                        }
                         Decoded::Envelope { path, uid, .. } => Some((path.to_string(), *uid)),
                         Decoded::Frame(_) => None,
                     };
@@ -1317,7 +1463,7 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
             }
             match decoded {
                 Decoded::Compact { id, uid, payload } => {
-                    let Some(Some((path, cache))) = names.get_mut(id as usize) else {
+                    let Some((path, cache)) = names.get_mut(id) else {
                         Counters::add(&shared.counters.malformed, 1);
                         tracing::warn!(peer = %info.address, id, "closing: an undefined recipient id");
                         return;
@@ -1350,7 +1496,7 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
                     // failure detection to learn that this node is gone.
                     let _ = tokio::time::timeout(
                         Duration::from_millis(200),
-                        write_frame(&mut stream, &Frame::Bye, max),
+                        write_frame(&mut stream, &Frame::Bye, shared.settings.max_frame),
                     )
                     .await;
                 }
@@ -1369,7 +1515,7 @@ async fn inbound_connection(shared: Arc<Shared>, mut stream: BoxStream, from: So
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::frame::{Envelope, WirePath};
+    use crate::remote::frame::{Envelope, FrameRef, WirePath};
     use crate::remote::TcpTransport;
     use crate::testing::{Direction, FaultyTransport};
     use tokio::sync::mpsc;
@@ -1691,6 +1837,188 @@ mod tests {
             assert_eq!(seq_of(&next(&mut b.frames).await.1), i);
         }
         assert_eq!(b.ep.counters().malformed, 2);
+        a.ep.shutdown().await;
+        b.ep.shutdown().await;
+    }
+
+    // The compression table: a `Define` that would take it past its bounds, or far past its end,
+    // is refused and leaves it as it was.
+    #[test]
+    fn the_compact_table_refuses_growth_past_its_bounds() {
+        let mut t = CompactTable::default();
+        t.define(0, "/user/a".into()).unwrap();
+        assert!(t.define(1_000_000, "/x".into()).is_err());
+        assert!(t.define(u32::MAX, "/x".into()).is_err());
+        assert!(t
+            .define((frame::MAX_DEFINE_GAP + 2) as u32, "/x".into())
+            .is_err());
+        assert_eq!((t.names.len(), t.bytes), (1, 7));
+        // A small gap (a lost `Define`) is fine.
+        t.define((frame::MAX_DEFINE_GAP + 1) as u32, "/b".into())
+            .unwrap();
+        assert_eq!((t.names.len(), t.bytes), (frame::MAX_DEFINE_GAP + 2, 9));
+        assert!(t.get_mut(1).is_none());
+        assert_eq!(t.get_mut(0).unwrap().0, "/user/a");
+        // Redefining replaces, and counts only the new name.
+        t.define(0, "/c".into()).unwrap();
+        assert_eq!(t.bytes, 4);
+
+        let mut t = CompactTable::default();
+        for id in 0..frame::MAX_COMPACT_NAMES as u32 {
+            t.define(id, "/".into()).unwrap();
+        }
+        let full = frame::MAX_COMPACT_NAMES as u32;
+        assert!(t.define(full, "/".into()).is_err());
+        assert_eq!(t.names.len(), frame::MAX_COMPACT_NAMES);
+
+        let mut t = CompactTable::default();
+        let big = "/".repeat(frame::MAX_COMPACT_NAME_BYTES / 4);
+        for id in 0..4 {
+            t.define(id, big.clone()).unwrap();
+        }
+        assert!(t.define(4, "/".into()).is_err());
+        assert_eq!((t.names.len(), t.bytes), (4, frame::MAX_COMPACT_NAME_BYTES));
+    }
+
+    // One 40-byte `Define` naming recipient 1,000,000 used to make the receiver allocate a
+    // million table entries (about 40 MB). Now it is malformed: that connection closes, it is
+    // counted, and another peer is still served.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_define_with_a_huge_id_closes_only_its_connection() {
+        let a = node("bank").await;
+        let mut b = node("bank").await;
+        let mut attack = Vec::new();
+        frame::encode(
+            &Frame::Define {
+                id: 1_000_000,
+                path: "/a".into(),
+                manifest: String::new(),
+            },
+            frame::DEFAULT_MAX_FRAME,
+            &mut attack,
+        )
+        .unwrap();
+        assert!(attack.len() <= 40, "{} bytes", attack.len());
+        let mut bad = raw_handshaked(b.ep.address()).await;
+        bad.write_all(&attack).await.unwrap();
+        closed_by_peer(&mut bad).await;
+        assert_eq!(b.ep.counters().malformed, 1);
+        a.ep.send(b.ep.address(), &env(1)).unwrap();
+        assert_eq!(seq_of(&next(&mut b.frames).await.1), 1);
+        a.ep.shutdown().await;
+        b.ep.shutdown().await;
+    }
+
+    // A sender names at most what a receiver accepts; past that, recipients go by their full
+    // path, and the connection stays up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sender_names_no_more_recipients_than_a_receiver_accepts() {
+        let a = node("bank").await;
+        let mut b = node("bank").await;
+        let route = a.ep.route(b.ep.address());
+        let last = frame::MAX_COMPACT_NAMES as u64 - 1;
+        for i in 0..=last {
+            assert_eq!(
+                route.define(&format!("/user/r{i}"), "m").unwrap(),
+                Some(i as u32)
+            );
+        }
+        assert_eq!(route.define("/user/one-more", "m").unwrap(), None);
+        assert_eq!(
+            route.define("/user/r7", "m").unwrap(),
+            Some(7),
+            "still named"
+        );
+        route
+            .send(&FrameRef::Compact(frame::CompactRef(last as u32, 5, &[1])))
+            .unwrap();
+        route.send(&env(6)).unwrap();
+        let (_, f) = next(&mut b.frames).await;
+        assert!(
+            matches!(&f, Frame::Envelope(e) if e.recipient.path == format!("/user/r{last}")),
+            "{f:?}"
+        );
+        assert_eq!(seq_of(&next(&mut b.frames).await.1), 6);
+        assert_eq!(b.ep.counters().malformed, 0);
+        a.ep.shutdown().await;
+        b.ep.shutdown().await;
+    }
+
+    /// A TCP-only node whose settings `tune` adjusts.
+    async fn node_tuned(system: &str, tune: impl FnOnce(&mut EndpointSettings)) -> Node {
+        let (ftx, frames) = mpsc::unbounded_channel();
+        let (rtx, refusals) = mpsc::unbounded_channel();
+        let mut s = EndpointSettings::new(system, "127.0.0.1", 0);
+        tune(&mut s);
+        let inbound = Arc::new(Collect {
+            frames: ftx,
+            refusals: rtx,
+        });
+        let ep = Endpoint::bind(s, node_uid(), Arc::new(TcpTransport), inbound)
+            .await
+            .unwrap();
+        Node {
+            ep,
+            frames,
+            refusals,
+        }
+    }
+
+    async fn closed_within(s: &mut BoxStream, within: Duration) {
+        let mut b = [0u8; 16];
+        let r = tokio::time::timeout(within, s.read(&mut b))
+            .await
+            .unwrap_or_else(|_| panic!("not closed within {within:?}"));
+        assert!(
+            matches!(r, Ok(0) | Err(_)),
+            "expected the connection closed, got {r:?}"
+        );
+    }
+
+    // Before its handshake, a connection may send frames of a few KiB only: one announcing
+    // 200 KB is closed from its header, at once, instead of being buffered until the handshake
+    // deadline. Other peers are not affected.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_oversize_handshake_frame_closes_only_that_connection_at_once() {
+        let a = node("bank").await;
+        let mut b = node("bank").await;
+        let mut big = TcpTransport
+            .connect(&b.ep.address().socket_addr())
+            .await
+            .unwrap();
+        big.write_all(&200_000u32.to_be_bytes()).await.unwrap();
+        big.write_all(&[0xa1; 3000]).await.unwrap();
+        closed_within(&mut big, Duration::from_secs(1)).await;
+        assert_eq!(b.ep.counters().malformed, 1);
+        a.ep.send(b.ep.address(), &env(1)).unwrap();
+        assert_eq!(seq_of(&next(&mut b.frames).await.1), 1);
+        a.ep.shutdown().await;
+        b.ep.shutdown().await;
+    }
+
+    // With room for two connections in handshake, a third is closed at once, unread, and counted;
+    // the two silent ones are closed at the handshake deadline, and a real peer then gets in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_past_the_handshake_cap_are_closed_at_once() {
+        let a = node("bank").await;
+        let mut b = node_tuned("bank", |s| {
+            s.max_handshakes = 2;
+            s.handshake_timeout = Duration::from_secs(1);
+        })
+        .await;
+        let to = b.ep.address().socket_addr();
+        let mut silent1 = TcpTransport.connect(&to).await.unwrap();
+        let mut silent2 = TcpTransport.connect(&to).await.unwrap();
+        // Accepted after the two above (the listen queue is first in, first out).
+        let mut third = TcpTransport.connect(&to).await.unwrap();
+        closed_within(&mut third, Duration::from_millis(500)).await;
+        assert_eq!(b.ep.counters().handshakes_shed, 1);
+
+        a.ep.send(b.ep.address(), &env(1)).unwrap();
+        assert_eq!(seq_of(&next(&mut b.frames).await.1), 1);
+        closed_within(&mut silent1, Duration::from_secs(1)).await;
+        closed_within(&mut silent2, Duration::from_secs(1)).await;
+        assert_eq!(b.ep.counters().malformed, 0);
         a.ep.shutdown().await;
         b.ep.shutdown().await;
     }

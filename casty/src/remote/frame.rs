@@ -14,6 +14,43 @@ pub const DEFAULT_MAX_FRAME: usize = 256 * 1024;
 /// The smallest frame limit a node may announce.
 pub(crate) const MIN_MAX_FRAME: usize = 4 * 1024;
 
+/// The frame limit until a connection's handshake is done: `Hello`, `Welcome`, `Confirm` and
+/// `Refuse` are small, and a peer that has not proved anything yet may not make this node buffer
+/// more.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(casty::remote::HANDSHAKE_MAX_FRAME, 4096);
+/// ```
+pub const HANDSHAKE_MAX_FRAME: usize = 4 * 1024;
+
+/// The most recipients one connection may name for compact envelopes (`Define`). A sender names
+/// no more and sends further recipients with their full path; a receiver treats a `Define` beyond
+/// it as malformed and closes that connection.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(casty::remote::MAX_COMPACT_NAMES, 16_384);
+/// ```
+pub const MAX_COMPACT_NAMES: usize = 16 * 1024;
+
+/// The most bytes of recipient paths one connection may name for compact envelopes, all names
+/// together; enforced like [`MAX_COMPACT_NAMES`].
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(casty::remote::MAX_COMPACT_NAME_BYTES, 1024 * 1024);
+/// ```
+pub const MAX_COMPACT_NAME_BYTES: usize = 1024 * 1024;
+
+/// How far past the end of a connection's name table a `Define` may name a recipient. Names are
+/// numbered densely, so only lost frames (fault injection) leave gaps; a larger jump is malformed,
+/// and so one small frame cannot make the receiver grow its table by much.
+pub(crate) const MAX_DEFINE_GAP: usize = 1024;
+
 const HEADER: usize = 4;
 
 /// An actor on the wire: its path under the node and its incarnation uid.
@@ -215,13 +252,19 @@ pub(crate) struct FrameDecoder {
 }
 
 impl FrameDecoder {
+    /// A decoder refusing frames over `max` bytes. It holds only the bytes pushed into it.
     pub(crate) fn new(max: usize) -> Self {
         FrameDecoder {
             max,
-            buf: Vec::with_capacity(8 * 1024),
+            buf: Vec::new(),
             pos: 0,
             failed: false,
         }
+    }
+
+    /// Changes the limit for the frames not yet taken (a connection's handshake is done).
+    pub(crate) fn set_max(&mut self, max: usize) {
+        self.max = max;
     }
 
     /// Adds bytes read from the connection.
@@ -638,6 +681,37 @@ mod tests {
             Err(FrameError::Oversize { max: 4096, .. })
         ));
         assert!(d.next_frame().is_err(), "errors are final");
+    }
+
+    // A silent connection's decoder holds nothing, and one announcing a large frame holds only
+    // the bytes that came: nothing is reserved for the frame before it arrives.
+    #[test]
+    fn the_decoder_holds_only_what_arrived() {
+        let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME);
+        assert_eq!(d.buf.capacity(), 0);
+        d.push(&200_000u32.to_be_bytes());
+        d.push(&[0; 100]);
+        assert_eq!(d.next_frame(), Ok(None));
+        assert!(d.buf.capacity() < 1024, "{}", d.buf.capacity());
+
+        // The handshake's limit refuses it from its header alone; the full limit applies after.
+        let mut d = FrameDecoder::new(HANDSHAKE_MAX_FRAME);
+        d.push(&5_000u32.to_be_bytes());
+        assert!(matches!(
+            d.next_frame(),
+            Err(FrameError::Oversize {
+                size: 5_000,
+                max: HANDSHAKE_MAX_FRAME
+            })
+        ));
+        let mut bytes = Vec::new();
+        encode(&Frame::Heartbeat, HANDSHAKE_MAX_FRAME, &mut bytes).unwrap();
+        encode(&envelope(1, vec![0; 5_000]), DEFAULT_MAX_FRAME, &mut bytes).unwrap();
+        let mut d = FrameDecoder::new(HANDSHAKE_MAX_FRAME);
+        d.push(&bytes);
+        assert_eq!(d.next_frame(), Ok(Some(Frame::Heartbeat)));
+        d.set_max(DEFAULT_MAX_FRAME);
+        assert_eq!(d.next_frame(), Ok(Some(envelope(1, vec![0; 5_000]))));
     }
 
     #[test]

@@ -25,7 +25,9 @@ pub use address::{AddressError, NodeAddress};
 pub use endpoint::{RemoteCounters, SendError};
 #[doc(hidden)]
 pub use frame::fuzz_decode;
-pub use frame::{FrameError, DEFAULT_MAX_FRAME};
+pub use frame::{
+    FrameError, DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, MAX_COMPACT_NAMES, MAX_COMPACT_NAME_BYTES,
+};
 pub use handshake::Refusal;
 pub use system::{HandshakeRefused, RemoteError, RemoteSettings};
 #[cfg(feature = "tls")]

@@ -42,8 +42,14 @@ pub struct RemoteSettings {
     pub max_frame: usize,
     /// Frames buffered per peer before more become dead letters (default 100,000).
     pub outbound_capacity: usize,
-    /// How long a connection may take to handshake (default 5 s).
+    /// How long a connection may take to handshake, TLS included (default 5 s).
     pub handshake_timeout: Duration,
+    /// How many inbound connections may be in handshake at once (default 128). More are closed
+    /// at once, unread, and counted in [`RemoteCounters::handshakes_shed`]; a peer shed this way
+    /// retries with its backoff. Handshake frames are limited to
+    /// [`HANDSHAKE_MAX_FRAME`](crate::remote::HANDSHAKE_MAX_FRAME) bytes, so each such connection
+    /// costs little.
+    pub max_handshakes: usize,
     /// Reconnection backoff: first and longest wait (default 50 ms, 5 s).
     pub backoff: (Duration, Duration),
     /// The transport (default TCP; tests use `casty::testing::FaultyTransport`).
@@ -75,6 +81,7 @@ impl RemoteSettings {
             max_frame: crate::remote::DEFAULT_MAX_FRAME,
             outbound_capacity: 100_000,
             handshake_timeout: Duration::from_secs(5),
+            max_handshakes: crate::remote::endpoint::DEFAULT_MAX_HANDSHAKES,
             backoff: (Duration::from_millis(50), Duration::from_secs(5)),
             transport: Arc::new(TcpTransport),
             unreachable_after: Duration::from_secs(10),
@@ -96,6 +103,26 @@ impl RemoteSettings {
     /// Sets the frame limit.
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
+        self
+    }
+
+    /// Sets how long a connection may take to handshake, TLS included.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets how many inbound connections may be in handshake at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::remote::RemoteSettings;
+    /// let s = RemoteSettings::new("127.0.0.1", 0).max_handshakes(16);
+    /// assert_eq!(s.max_handshakes, 16);
+    /// ```
+    pub fn max_handshakes(mut self, n: usize) -> Self {
+        self.max_handshakes = n;
         self
     }
 
@@ -171,6 +198,68 @@ struct Watched {
     watcher: Arc<dyn Watcher>,
 }
 
+/// The remote actors watched from this node on one other node, by path and then by watcher uid:
+/// a watch, an unwatch and a `Terminated` each touch only their own entries, however many
+/// watches there are.
+#[derive(Default)]
+struct WatchedOnNode {
+    by_path: HashMap<String, HashMap<u64, Vec<Watched>>>,
+    len: usize,
+}
+
+impl WatchedOnNode {
+    fn add(&mut self, w: Watched) {
+        self.by_path
+            .entry(w.path.clone())
+            .or_default()
+            .entry(w.watcher.watcher_uid())
+            .or_default()
+            .push(w);
+        self.len += 1;
+    }
+
+    fn remove(&mut self, path: &str, watcher_uid: u64) {
+        let Some(by_watcher) = self.by_path.get_mut(path) else {
+            return;
+        };
+        if let Some(list) = by_watcher.remove(&watcher_uid) {
+            self.len -= list.len();
+        }
+        if by_watcher.is_empty() {
+            self.by_path.remove(path);
+        }
+    }
+
+    /// Takes the watches that end because `path`, incarnation `uid`, terminated.
+    fn terminated(&mut self, path: &str, uid: u64) -> Vec<Watched> {
+        let Some(by_watcher) = self.by_path.get_mut(path) else {
+            return Vec::new();
+        };
+        let mut gone = Vec::new();
+        by_watcher.retain(|_, list| {
+            let (ended, kept): (Vec<_>, Vec<_>) = std::mem::take(list)
+                .into_iter()
+                .partition(|w| w.wire_uid == 0 || w.wire_uid == uid);
+            gone.extend(ended);
+            *list = kept;
+            !list.is_empty()
+        });
+        if by_watcher.is_empty() {
+            self.by_path.remove(path);
+        }
+        self.len -= gone.len();
+        gone
+    }
+
+    fn into_all(self) -> Vec<Watched> {
+        self.by_path
+            .into_values()
+            .flat_map(HashMap::into_values)
+            .flatten()
+            .collect()
+    }
+}
+
 /// What this node knows of another.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Status {
@@ -188,7 +277,7 @@ struct Status {
 #[derive(Default)]
 struct NodesInner {
     /// Remote actors watched from here, by node.
-    watched: HashMap<String, Vec<Watched>>,
+    watched: HashMap<String, WatchedOnNode>,
     /// What to run when a node goes down.
     hooks: HashMap<String, Vec<NodeDownHook>>,
     hooks_prune_at: usize,
@@ -242,7 +331,10 @@ impl Nodes {
                 !gone
             });
             (
-                g.watched.remove(node).unwrap_or_default(),
+                g.watched
+                    .remove(node)
+                    .map(WatchedOnNode::into_all)
+                    .unwrap_or_default(),
                 g.hooks.remove(node).unwrap_or_default(),
                 watchers,
             )
@@ -313,7 +405,10 @@ impl Nodes {
                 .refused = true;
             g.refusals.insert(node.to_string(), reason.clone());
             (
-                g.watched.remove(node).unwrap_or_default(),
+                g.watched
+                    .remove(node)
+                    .map(WatchedOnNode::into_all)
+                    .unwrap_or_default(),
                 g.hooks.remove(node).unwrap_or_default(),
             )
         };
@@ -469,15 +564,12 @@ impl WireProvider for Provider {
         let watcher_uid = watcher.watcher_uid();
         let rearmed = {
             let mut g = self.nodes.lock();
-            g.watched
-                .entry(node.to_string())
-                .or_default()
-                .push(Watched {
-                    path: path.to_string(),
-                    wire_uid: uid,
-                    alias,
-                    watcher,
-                });
+            g.watched.entry(node.to_string()).or_default().add(Watched {
+                path: path.to_string(),
+                wire_uid: uid,
+                alias,
+                watcher,
+            });
             Nodes::rearm(&mut g, node)
         };
         if let Some(generation) = rearmed {
@@ -499,8 +591,8 @@ impl WireProvider for Provider {
     }
 
     fn unwatch(&self, node: &str, path: &str, watcher_uid: u64) {
-        if let Some(list) = self.nodes.lock().watched.get_mut(node) {
-            list.retain(|w| !(w.path == path && w.watcher.watcher_uid() == watcher_uid));
+        if let Some(watched) = self.nodes.lock().watched.get_mut(node) {
+            watched.remove(path, watcher_uid);
         }
         if let Ok(peer) = NodeAddress::from_node_key(node) {
             let frame = Frame::Unwatch {
@@ -568,7 +660,7 @@ impl WireRoute for Route {
         Route::send(self, &frame).map_err(|e| e.to_string())
     }
 
-    fn define(&self, path: &str, manifest: &str) -> Result<u32, String> {
+    fn define(&self, path: &str, manifest: &str) -> Result<Option<u32>, String> {
         Route::define(self, path, manifest).map_err(|e| e.to_string())
     }
 
@@ -662,14 +754,10 @@ impl Inbound for ToSystem {
                 let node = from.address.node_key();
                 let gone: Vec<Watched> = {
                     let mut g = p.nodes.lock();
-                    let Some(list) = g.watched.get_mut(&node) else {
+                    let Some(watched) = g.watched.get_mut(&node) else {
                         return;
                     };
-                    let (gone, keep) = std::mem::take(list).into_iter().partition(|w| {
-                        w.path == path.path && (w.wire_uid == 0 || w.wire_uid == path.uid)
-                    });
-                    *list = keep;
-                    gone
+                    watched.terminated(&path.path, path.uid)
                 };
                 for w in gone {
                     w.watcher.notify_death(w.alias, None);
@@ -799,6 +887,7 @@ impl ActorSystem {
         es.max_frame = settings.max_frame;
         es.outbound_capacity = settings.outbound_capacity;
         es.handshake_timeout = settings.handshake_timeout;
+        es.max_handshakes = settings.max_handshakes;
         (es.backoff_min, es.backoff_max) = settings.backoff;
         let inbound = Arc::new(ToSystem(Arc::downgrade(&inner)));
         let endpoint = Endpoint::bind(es, node_uid(), settings.transport.clone(), inbound)
@@ -861,9 +950,83 @@ impl ActorSystem {
         any.downcast_ref::<Provider>().map(|p| {
             let mut c = p.endpoint.counters();
             let g = p.nodes.lock();
-            c.watching = g.watched.values().map(Vec::len).sum::<usize>() as u64;
+            c.watching = g.watched.values().map(|w| w.len).sum::<usize>() as u64;
             c.watched_by = g.remote_watchers.len() as u64;
             c
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nobody(u64);
+
+    impl Watcher for Nobody {
+        fn watcher_uid(&self) -> u64 {
+            self.0
+        }
+
+        fn notify_death(&self, _path: ActorPath, _failure: Option<crate::Failure>) {}
+    }
+
+    fn watched(path: &str, wire_uid: u64, watcher: u64) -> Watched {
+        Watched {
+            path: path.into(),
+            wire_uid,
+            alias: ActorPath::new("b@127.0.0.1:1".into(), path.into(), 1),
+            watcher: Arc::new(Nobody(watcher)),
+        }
+    }
+
+    // Fifty thousand watchers of one remote actor come and go in O(1) each (with a scan of the
+    // node's list per unwatch, this is over a billion comparisons).
+    #[test]
+    fn many_watches_of_one_remote_actor_are_added_and_removed_quickly() {
+        const N: u64 = 50_000;
+        let mut w = WatchedOnNode::default();
+        let started = std::time::Instant::now();
+        for uid in 1..=N {
+            w.add(watched("/user/target", 0, uid));
+        }
+        assert_eq!(w.len, N as usize);
+        for uid in 1..=N {
+            w.remove("/user/target", uid);
+        }
+        let took = started.elapsed();
+        assert_eq!((w.len, w.by_path.len()), (0, 0));
+        assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    }
+
+    // `Terminated` for one incarnation ends the watches of that incarnation and of the path as a
+    // whole, and leaves the others; an unwatch removes exactly that watcher's watches of a path.
+    #[test]
+    fn terminated_and_unwatch_take_exactly_their_watches() {
+        let mut w = WatchedOnNode::default();
+        w.add(watched("/a", 0, 1));
+        w.add(watched("/a", 7, 2));
+        w.add(watched("/a", 8, 3));
+        w.add(watched("/b", 0, 1));
+        w.add(watched("/b", 0, 2));
+        let mut ended: Vec<u64> = w
+            .terminated("/a", 7)
+            .iter()
+            .map(|x| x.watcher.watcher_uid())
+            .collect();
+        ended.sort_unstable();
+        assert_eq!(ended, vec![1, 2]);
+        assert_eq!(w.len, 3);
+        assert!(w.terminated("/c", 1).is_empty());
+        w.remove("/b", 1);
+        w.remove("/b", 9);
+        assert_eq!(w.len, 2);
+        let mut rest: Vec<(String, u64)> = w
+            .into_all()
+            .into_iter()
+            .map(|x| (x.path, x.watcher.watcher_uid()))
+            .collect();
+        rest.sort();
+        assert_eq!(rest, vec![("/a".into(), 3), ("/b".into(), 2)]);
     }
 }

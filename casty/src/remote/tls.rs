@@ -4,7 +4,9 @@
 //! must present a certificate signed by the configured CA: a node holding a certificate from
 //! another CA cannot connect, and cannot be connected to. The casty handshake (system name,
 //! secret) then runs inside the encrypted stream. Server names are checked against the address
-//! dialled, so node certificates carry the node's IP address or host name.
+//! dialled, so node certificates carry the node's IP address or host name. An accepted
+//! connection's TLS handshake runs in [`Listener::upgrade`], in that connection's own task, so a
+//! peer that never speaks holds up no one else.
 
 use std::io;
 use std::sync::Arc;
@@ -138,16 +140,27 @@ impl Listener for TlsListener {
     }
 
     fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, std::net::SocketAddr)>> {
+        // The TLS handshake waits for the peer: it runs in `upgrade`, in the connection's task.
+        self.inner.accept()
+    }
+
+    fn upgrade(
+        &self,
+        stream: BoxStream,
+        from: std::net::SocketAddr,
+    ) -> BoxFuture<'static, io::Result<BoxStream>> {
+        let inner = self.inner.upgrade(stream, from);
+        let acceptor = self.acceptor.clone();
         Box::pin(async move {
-            let (stream, from) = self.inner.accept().await?;
-            let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, self.acceptor.accept(stream))
+            let stream = inner.await?;
+            let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
                 .map_err(|e| {
                     tracing::warn!(%from, error = %e, "TLS handshake refused");
                     e
                 })?;
-            Ok((Box::new(tls) as BoxStream, from))
+            Ok(Box::new(tls) as BoxStream)
         })
     }
 }

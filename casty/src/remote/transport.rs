@@ -33,8 +33,26 @@ pub trait Listener: Send + 'static {
     /// The OS error.
     fn local_addr(&self) -> io::Result<SocketAddr>;
 
-    /// The next incoming stream and its peer's socket address.
+    /// The next incoming stream and its peer's socket address. It should return as soon as the
+    /// raw connection is there: anything that waits for the peer (a TLS handshake) belongs in
+    /// [`Listener::upgrade`], since the listener accepts one connection at a time.
     fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, SocketAddr)>>;
+
+    /// Finishes accepting `stream` from `from`, for example with a TLS handshake. The endpoint
+    /// awaits it in the new connection's own task, under the handshake deadline, so a slow or
+    /// silent peer delays only itself. The default passes the stream through.
+    ///
+    /// # Errors
+    ///
+    /// Whatever refuses the connection; it is then closed.
+    fn upgrade(
+        &self,
+        stream: BoxStream,
+        from: SocketAddr,
+    ) -> BoxFuture<'static, io::Result<BoxStream>> {
+        let _ = from;
+        Box::pin(std::future::ready(Ok(stream)))
+    }
 }
 
 /// What happens to one frame on its way (see [`Transport::outbound`]).
