@@ -464,6 +464,7 @@ fn stuck_parent(entered: ActorRef<u8>) -> Behavior<u8> {
     })
 }
 
+// ANCHOR: shutdown_timeout
 // A shutdown bounded by a timeout aborts what is still running when it passes, reports those
 // actors (return value and event), and lets everything else stop normally.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,6 +509,7 @@ async fn shutdown_timeout_aborts_and_reports_stuck_actors() {
     let d = dead.expect_message(T).await;
     assert_eq!((d.recipient.as_str(), d.message.as_str()), ("/stuck", "2"));
 }
+// ANCHOR_END: shutdown_timeout
 
 // `shutdown()` uses the timeout set on the builder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,6 +74,7 @@ async fn dead_letters_for(probe: &mut TestProbe<DeadLetter>, count: u64) -> Vec<
     seen
 }
 
+// ANCHOR: refused
 // An ask to a node that refuses our handshake fails at once with the refusal, whether the
 // refusal is new (the first ask opens the connection) or known (a later ask); tells there are
 // dead letters saying why.
@@ -127,6 +128,7 @@ async fn asks_to_a_node_that_refuses_us_fail_at_once_with_the_refusal() {
     a.shutdown().await;
     b.shutdown().await;
 }
+// ANCHOR_END: refused
 
 // A ref to one incarnation of an actor leads nowhere once its node restarted: an ask through it
 // fails at once (the actor is gone), and a tell is a dead letter saying so. A ref by path reaches
@@ -246,6 +248,7 @@ async fn a_graceful_shutdown_ends_asks_and_watches_at_once() {
     a.shutdown().await;
 }
 
+// ANCHOR: lost
 // Messages lost by remoting are dead letters with the reason: those a blackholed link drops
 // (reported per batch, with how many each event stands for), those refused because the queue to
 // a node that cannot be reached is full, and those still queued when that node is declared gone.
@@ -322,3 +325,4 @@ async fn messages_lost_by_remoting_are_dead_letters_with_the_reason() {
     b.shutdown().await;
     c.shutdown().await;
 }
+// ANCHOR_END: lost
