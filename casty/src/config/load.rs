@@ -577,20 +577,18 @@ impl<'a> Reader<'a> {
         let mut m = MailboxOverride::default();
         if let Some(l) = self.leaf(t, path, "capacity") {
             let max = Mailbox::MAX_CAPACITY as i128;
-            m.capacity = Some(self.ranged(&l, 1, max).map_err(|e| {
-                if self.int(&l).is_ok_and(|v| v > max) {
-                    self.err(
-                        &l.at,
-                        K::OutOfRange,
-                        e.message.clone(),
-                        Some(format!(
-                            "the largest capacity is {max}; leave `capacity` out for an unbounded mailbox"
-                        )),
-                    )
-                } else {
-                    e
-                }
-            })?);
+            let v = self.int(&l)?;
+            if v > max {
+                return Err(self.err(
+                    &l.at,
+                    K::OutOfRange,
+                    format!("must be between 1 and {max}, found {v}"),
+                    Some(format!(
+                        "the largest capacity is {max}; leave `capacity` out for an unbounded mailbox"
+                    )),
+                ));
+            }
+            m.capacity = Some(self.ranged(&l, 1, max)?);
         }
         if let Some(l) = self.leaf(t, path, "strategy") {
             m.strategy =
