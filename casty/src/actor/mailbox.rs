@@ -2,15 +2,17 @@
 //!
 //! A mailbox owns a lock-free queue of user messages: crossbeam's `SegQueue`, which allocates in
 //! blocks of 31 slots as messages arrive and frees each block once it is drained, never per
-//! message, and nothing until the first message. A bounded mailbox is the same queue plus an
-//! atomic count of what it holds, so its memory follows its contents, not its bound: a capacity of
+//! message, and nothing until the first message. A bounded mailbox is the same queue plus atomic
+//! counts that enforce its bound, so its memory follows its contents, not its bound: a capacity of
 //! 1,000,000 costs nothing up front. `tell` pushes and then wakes the actor only if it is parked,
 //! so while an actor is busy a producer pays one push and one load (a bounded one adds a
-//! compare-and-swap on the count): no lock, no allocation (see the benchmarks). Bounded mailboxes
-//! apply one [`Overflow`] policy (L10).
+//! compare-and-swap on the producers' count): no lock, no allocation (see the benchmarks).
+//! Bounded mailboxes apply one [`Overflow`] policy (L10).
 //!
-//! The count of a bounded mailbox is taken before a message is pushed and given back after it is
-//! popped, so it is never below the number of messages queued and never above the bound.
+//! A producer takes a slot (counts it in `taken`) before it pushes, and the consumer gives it
+//! back (counts it in `given`) after it pops, so `taken - given` is never below the number of
+//! messages queued and never above the bound. The two counts sit on separate cache lines, and a
+//! producer reads `given` only when the last value it saw says the mailbox is full.
 //!
 //! The park/wake protocol is Dekker-style: the consumer registers its waker, sets `parked`, and
 //! re-checks for work; a producer pushes and then checks `parked`. Both sides use `SeqCst`, so at
@@ -122,32 +124,110 @@ enum Queue<M> {
     Unbounded(SegQueue<M>),
     Bounded {
         q: SegQueue<M>,
-        /// Messages queued plus slots taken by pushes in progress; at most `cap`.
-        len: AtomicUsize,
         cap: usize,
         overflow: Overflow,
-        space: Box<Space>,
+        bound: Box<Bound>,
     },
 }
 
-struct Space {
-    notify: Notify,
-    waiters: AtomicUsize,
+/// Keeps what it holds on a cache line of its own.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// The counts of a bounded mailbox. Producers take slots and the consumer gives them back, each
+/// on its own cache line; a producer reads the consumer's line only when its cached view of it
+/// says the mailbox is full, so a mailbox that is not full costs a producer no more cache traffic
+/// than an unbounded one. `taken - given` (wrapping) is the number of messages queued or being
+/// pushed: never below what is queued, never above the capacity.
+struct Bound {
+    producers: Padded<ProducerSide>,
+    consumer: Padded<ConsumerSide>,
 }
 
-/// Takes one of the `cap` slots counted by `len`, unless all are taken.
-#[inline]
-fn take_slot(len: &AtomicUsize, cap: usize) -> bool {
-    // SeqCst loads: `push_wait` counts itself in `waiters` and then reads `len` here, while `pop`
-    // gives a slot back and then reads `waiters`; one of the two sees the other.
-    let mut n = len.load(Ordering::SeqCst);
-    while n < cap {
-        match len.compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::SeqCst) {
-            Ok(_) => return true,
-            Err(now) => n = now,
+struct ProducerSide {
+    /// Slots ever taken.
+    taken: AtomicUsize,
+    /// A value `given` had (the latest a producer read): a lower bound on it.
+    given_seen: AtomicUsize,
+}
+
+struct ConsumerSide {
+    /// Slots ever given back (one per message popped).
+    given: AtomicUsize,
+    /// `send().await` calls waiting for room.
+    waiters: AtomicUsize,
+    notify: Notify,
+}
+
+impl Bound {
+    fn new() -> Box<Self> {
+        Box::new(Bound {
+            producers: Padded(ProducerSide {
+                taken: AtomicUsize::new(0),
+                given_seen: AtomicUsize::new(0),
+            }),
+            consumer: Padded(ConsumerSide {
+                given: AtomicUsize::new(0),
+                waiters: AtomicUsize::new(0),
+                notify: Notify::new(),
+            }),
+        })
+    }
+
+    /// Takes one of the `cap` slots, unless all are taken.
+    #[inline]
+    fn take_slot(&self, cap: usize) -> bool {
+        let p = &self.producers.0;
+        let mut taken = p.taken.load(Ordering::SeqCst);
+        loop {
+            // `given_seen` is at most `given`, so room by it is room indeed.
+            if taken.wrapping_sub(p.given_seen.load(Ordering::Relaxed)) >= cap {
+                // SeqCst: `push_wait` counts itself in `waiters` and then reads `given` here,
+                // while `pop` adds to `given` and then reads `waiters`; one sees the other.
+                let given = self.consumer.0.given.load(Ordering::SeqCst);
+                p.given_seen.store(given, Ordering::Relaxed);
+                let held = taken.wrapping_sub(given);
+                if held > isize::MAX as usize {
+                    // `taken` was read before slots taken since were given back: read it again.
+                    taken = p.taken.load(Ordering::SeqCst);
+                    continue;
+                }
+                if held >= cap {
+                    return false;
+                }
+            }
+            match p.taken.compare_exchange_weak(
+                taken,
+                taken.wrapping_add(1),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => taken = now,
+            }
         }
     }
-    false
+
+    /// Gives a slot back after a pop, and lets one waiting `send().await` retry.
+    #[inline]
+    fn give_back(&self) {
+        let c = &self.consumer.0;
+        c.given.fetch_add(1, Ordering::SeqCst);
+        if c.waiters.load(Ordering::SeqCst) > 0 {
+            c.notify.notify_one();
+        }
+    }
+
+    /// Messages queued or being pushed.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        let given = self.consumer.0.given.load(Ordering::SeqCst);
+        self.producers
+            .0
+            .taken
+            .load(Ordering::SeqCst)
+            .wrapping_sub(given)
+    }
 }
 
 /// The shared half of a mailbox: the queue, the closed flag and the wake-up state.
@@ -172,13 +252,9 @@ impl<M> MailboxQueue<M> {
             None => Queue::Unbounded(SegQueue::new()),
             Some((cap, overflow)) => Queue::Bounded {
                 q: SegQueue::new(),
-                len: AtomicUsize::new(0),
                 cap,
                 overflow,
-                space: Box::new(Space {
-                    notify: Notify::new(),
-                    waiters: AtomicUsize::new(0),
-                }),
+                bound: Bound::new(),
             },
         };
         MailboxQueue {
@@ -202,19 +278,18 @@ impl<M> MailboxQueue<M> {
             }
             Queue::Bounded {
                 q,
-                len,
                 cap,
                 overflow,
-                ..
+                bound,
             } => {
-                if take_slot(len, *cap) {
+                if bound.take_slot(*cap) {
                     q.push(msg);
                     Push::Queued
                 } else {
                     match overflow {
                         Overflow::DropNew => return Push::Dropped(msg),
                         Overflow::Reject => return Push::Full(msg),
-                        Overflow::DropOldest => Self::replace_oldest(q, len, *cap, msg),
+                        Overflow::DropOldest => Self::replace_oldest(q, bound, *cap, msg),
                     }
                 }
             }
@@ -225,18 +300,18 @@ impl<M> MailboxQueue<M> {
 
     /// `DropOldest` on a full mailbox: the incoming message takes the slot of the oldest one.
     #[cold]
-    fn replace_oldest(q: &SegQueue<M>, len: &AtomicUsize, cap: usize, msg: M) -> Push<M> {
+    fn replace_oldest(q: &SegQueue<M>, bound: &Bound, cap: usize, msg: M) -> Push<M> {
         let mut spins = 0u32;
         loop {
             if let Some(old) = q.pop() {
-                // The popped message's slot passes to the new one: `len` is unchanged.
+                // The popped message's slot passes to the new one: the counts are unchanged.
                 q.push(msg);
                 return Push::Dropped(old);
             }
             // Every slot is taken but none is queued yet: pushes are between taking a slot and
             // pushing, or the consumer between popping and giving its slot back. Both finish
             // without waiting for anything, so this ends; a slot may also come free meanwhile.
-            if take_slot(len, cap) {
+            if bound.take_slot(cap) {
                 q.push(msg);
                 return Push::Queued;
             }
@@ -262,12 +337,9 @@ impl<M> MailboxQueue<M> {
     pub(crate) fn pop(&self) -> Option<M> {
         match &self.queue {
             Queue::Unbounded(q) => q.pop(),
-            Queue::Bounded { q, len, space, .. } => {
+            Queue::Bounded { q, bound, .. } => {
                 let m = q.pop()?;
-                len.fetch_sub(1, Ordering::SeqCst);
-                if space.waiters.load(Ordering::SeqCst) > 0 {
-                    space.notify.notify_one();
-                }
+                bound.give_back();
                 Some(m)
             }
         }
@@ -304,8 +376,8 @@ impl<M> MailboxQueue<M> {
     /// Marks the mailbox closed. Later pushes are refused; the caller drains what is left.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        if let Queue::Bounded { space, .. } = &self.queue {
-            space.notify.notify_waiters();
+        if let Queue::Bounded { bound, .. } = &self.queue {
+            bound.consumer.0.notify.notify_waiters();
         }
     }
 
@@ -318,9 +390,9 @@ impl<M> MailboxQueue<M> {
         let space = match &self.queue {
             Queue::Bounded {
                 overflow: Overflow::Reject,
-                space,
+                bound,
                 ..
-            } => space,
+            } => &bound.consumer.0,
             _ => return self.push(msg),
         };
         loop {
@@ -444,8 +516,32 @@ mod tests {
     /// The count of a bounded queue (messages queued plus pushes in progress).
     fn held<M>(q: &MailboxQueue<M>) -> usize {
         match &q.queue {
-            Queue::Bounded { len, .. } => len.load(Ordering::SeqCst),
+            Queue::Bounded { bound, .. } => bound.held(),
             Queue::Unbounded(_) => unreachable!("a bounded queue"),
+        }
+    }
+
+    #[test]
+    fn the_counts_of_a_bounded_mailbox_may_wrap_around() {
+        let q = MailboxQueue::new(Mailbox::bounded(3, Overflow::DropNew));
+        let Queue::Bounded { bound, .. } = &q.queue else {
+            unreachable!("a bounded queue")
+        };
+        // As after usize::MAX messages: the next ones cross the wrap.
+        let start = usize::MAX - 4;
+        bound.producers.0.taken.store(start, Ordering::SeqCst);
+        bound.producers.0.given_seen.store(start, Ordering::SeqCst);
+        bound.consumer.0.given.store(start, Ordering::SeqCst);
+        for round in 0..4 {
+            for i in 0..3 {
+                assert!(matches!(q.push(round * 10 + i), Push::Queued));
+            }
+            assert!(matches!(q.push(99), Push::Dropped(99)));
+            assert_eq!(held(&q), 3);
+            for i in 0..3 {
+                assert_eq!(q.pop(), Some(round * 10 + i));
+            }
+            assert_eq!(held(&q), 0);
         }
     }
 
