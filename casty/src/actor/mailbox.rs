@@ -17,8 +17,8 @@
 //! The park/wake protocol is Dekker-style: the consumer registers its waker, sets `parked`, and
 //! re-checks for work; a producer pushes and then checks `parked`. Both sides use `SeqCst`, so at
 //! least one of them sees the other and no wake-up is lost. `send().await` on a full `Reject`
-//! mailbox waits the same way: it counts itself in `waiters` and then re-reads the count, while the
-//! consumer gives a slot back and then reads `waiters`.
+//! mailbox waits the same way: it counts itself in `waiters` and then reads `given`, while the
+//! consumer adds to `given` and then reads `waiters`.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -130,8 +130,9 @@ enum Queue<M> {
     },
 }
 
-/// Keeps what it holds on a cache line of its own.
-#[repr(align(128))]
+/// Keeps what it holds on a cache line of its own. 64 bytes, not the 128 of crossbeam's
+/// `CachePadded`: two lines cost a bounded mailbox 128 bytes instead of 256, and measured as fast.
+#[repr(align(64))]
 struct Padded<T>(T);
 
 /// The counts of a bounded mailbox. Producers take slots and the consumer gives them back, each
