@@ -130,6 +130,9 @@ enum Queue<M> {
     },
 }
 
+// `Bound::take_slot` tells a stale `taken` from a full mailbox by this.
+const _: () = assert!(Mailbox::MAX_CAPACITY < isize::MAX as usize / 2);
+
 /// Keeps what it holds on a cache line of its own. 64 bytes, not the 128 of crossbeam's
 /// `CachePadded`: two lines cost a bounded mailbox 128 bytes instead of 256, and measured as fast.
 #[repr(align(64))]
@@ -188,6 +191,8 @@ impl Bound {
                 let given = self.consumer.0.given.load(Ordering::SeqCst);
                 p.given_seen.store(given, Ordering::Relaxed);
                 let held = taken.wrapping_sub(given);
+                // A true count is at most `cap` <= MAX_CAPACITY < isize::MAX, so a "count" above
+                // isize::MAX is a negative one.
                 if held > isize::MAX as usize {
                     // `taken` was read before slots taken since were given back: read it again.
                     taken = p.taken.load(Ordering::SeqCst);
