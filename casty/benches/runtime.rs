@@ -1,19 +1,26 @@
 //! Runtime benchmarks W1–W6, each printed beside a raw-tokio baseline measured in the same run.
 //!
-//! Run: `cargo bench -p casty --bench runtime`. Worker threads come from `CASTY_BENCH_WORKERS`
-//! (default 2); W6 runs once per count in `CASTY_BENCH_W6_WORKERS` (default `1,2`). Each figure is
-//! the median of `CASTY_BENCH_RUNS` runs (default 3).
+//! Run: `cargo bench -p casty --bench runtime`. W1b, W3b, W4b and W5b repeat W1, W3, W4 and W5
+//! with bounded mailboxes (W4b's capacity comes from `CASTY_BENCH_W4_CAPACITY`, default
+//! 1,000,000). Worker threads come from `CASTY_BENCH_WORKERS` (default 2); W6 runs once per count
+//! in `CASTY_BENCH_W6_WORKERS` (default `1,2`). Each figure is the median of `CASTY_BENCH_RUNS` runs
+//! (default 3).
 
 use std::time::{Duration, Instant};
 
 mod common;
 
-use casty::{ActorRef, ActorSystem, Behaviors};
+use casty::{ActorRef, ActorSystem, Behaviors, Mailbox, Overflow, SpawnOptions};
 use common::{
-    bounce_casty, bounce_tokio, env_usize, hand_player, hand_sink, median, runtime, w1_casty,
-    w1_tokio, wanted, Done,
+    bounce_casty, bounce_casty_with, bounce_tokio, env_usize, hand_player, hand_sink, median,
+    runtime, w1_casty, w1_casty_with, w1_tokio, wanted, Done, W1_N,
 };
 use tokio::sync::{mpsc, oneshot};
+
+/// A bounded `drop_new` mailbox of `capacity`.
+fn bounded(capacity: usize) -> Mailbox {
+    Mailbox::bounded(capacity, Overflow::DropNew)
+}
 
 fn runs<F: FnMut() -> f64>(mut f: F) -> f64 {
     median((0..env_usize("CASTY_BENCH_RUNS", 3)).map(|_| f()).collect())
@@ -107,24 +114,27 @@ fn rss_bytes() -> usize {
         .unwrap_or(0)
 }
 
-/// Returns (seconds for spawn + one message each + stop all, bytes per idle actor).
-fn w4_casty(rt: &tokio::runtime::Runtime) -> (f64, f64) {
+/// Returns (seconds for spawn + one message each + stop all, bytes per idle actor); every actor
+/// gets `mailbox`.
+fn w4_casty(rt: &tokio::runtime::Runtime, mailbox: Mailbox) -> (f64, f64) {
     rt.block_on(async {
         let system = ActorSystem::new("bench");
         let done = Done::new(W4_N);
         let before = rss_bytes();
         let t = Instant::now();
         let mut refs = Vec::with_capacity(W4_N);
+        let opts = SpawnOptions::default().mailbox(mailbox);
         for i in 0..W4_N {
             let d = done.clone();
             refs.push(
                 system
-                    .spawn(
+                    .spawn_with(
                         Behaviors::receive(move |_ctx, _: u8| {
                             d.finish_one();
                             Behaviors::same()
                         }),
                         &format!("a{i}"),
+                        opts.clone(),
                     )
                     .unwrap(),
             );
@@ -177,18 +187,19 @@ fn w4_tokio(rt: &tokio::runtime::Runtime) -> (f64, f64) {
 const W5_PRODUCERS: u64 = 8;
 const W5_EACH: u64 = 250_000;
 
-fn w5_casty(rt: &tokio::runtime::Runtime) -> f64 {
+fn w5_casty(rt: &tokio::runtime::Runtime, mailbox: Mailbox) -> f64 {
     rt.block_on(async {
         let system = ActorSystem::new("bench");
         let done = Done::new((W5_PRODUCERS * W5_EACH) as usize);
         let d = done.clone();
         let sink = system
-            .spawn(
+            .spawn_with(
                 Behaviors::receive(move |_ctx, _n: u64| {
                     d.finish_one();
                     Behaviors::same()
                 }),
                 "sink",
+                SpawnOptions::default().mailbox(mailbox),
             )
             .unwrap();
         let t = Instant::now();
@@ -244,6 +255,16 @@ fn main() {
         let t = runs(|| w1_tokio(&rt));
         let c = runs(|| w1_casty(&rt, hand_sink));
         report("W1 tell 2M, 1 producer", "M msg/s", c, t, true, ">= 0.6");
+        // The same with a bounded mailbox that never fills (capacity 2M, drop_new).
+        let b = runs(|| w1_casty_with(&rt, hand_sink, bounded(W1_N as usize)));
+        report(
+            "W1b as W1, bounded mailbox",
+            "M msg/s",
+            b,
+            t,
+            true,
+            ">= 0.6",
+        );
     }
     if want("W2") {
         let (tm, tp) = {
@@ -278,10 +299,19 @@ fn main() {
         let t = runs(|| bounce_tokio(&rt, 1, 1_000_000));
         let c = runs(|| bounce_casty(&rt, 1, 1_000_000, hand_player));
         report("W3 bounce 1M, 2 actors", "M msg/s", c, t, true, ">= 0.8");
+        let b = runs(|| bounce_casty_with(&rt, 1, 1_000_000, hand_player, bounded(1000)));
+        report(
+            "W3b as W3, bounded mailboxes",
+            "M msg/s",
+            b,
+            t,
+            true,
+            ">= 0.8",
+        );
     }
     if want("W4") {
         let (ts, tb) = w4_tokio(&rt);
-        let (cs, cb) = w4_casty(&rt);
+        let (cs, cb) = w4_casty(&rt, Mailbox::unbounded());
         report("W4 spawn+msg+stop 100k", "s", cs, ts, false, "-");
         report(
             "W4 memory per idle actor",
@@ -292,13 +322,47 @@ fn main() {
             "casty <= 1000 B",
         );
     }
+    if want("W4b") {
+        // W4 with every actor's mailbox bounded (capacity `CASTY_BENCH_W4_CAPACITY`, default
+        // 1,000,000): its memory must not depend on the bound. Run it alone (`-- W4b`) for its
+        // memory figure: after W4 in the same process it reuses the memory W4 freed.
+        let cap = env_usize("CASTY_BENCH_W4_CAPACITY", 1_000_000);
+        let (ts, tb) = w4_tokio(&rt);
+        let (bs, bb) = w4_casty(&rt, bounded(cap));
+        report(
+            &format!("W4b as W4, bounded {cap}"),
+            "s",
+            bs,
+            ts,
+            false,
+            "-",
+        );
+        report(
+            &format!("W4b memory per idle actor, bounded {cap}"),
+            "bytes",
+            bb,
+            tb,
+            false,
+            "casty <= 1000 B",
+        );
+    }
     if want("W5") {
         let t = runs(|| w5_tokio(&rt));
-        let c = runs(|| w5_casty(&rt));
+        let c = runs(|| w5_casty(&rt, Mailbox::unbounded()));
         report(
             "W5 tell 8x250k, 8 producers",
             "M msg/s",
             c,
+            t,
+            true,
+            ">= 0.9",
+        );
+        // The same with a bounded mailbox that never fills (capacity 2M, drop_new).
+        let b = runs(|| w5_casty(&rt, bounded((W5_PRODUCERS * W5_EACH) as usize)));
+        report(
+            "W5b as W5, bounded mailbox",
+            "M msg/s",
+            b,
             t,
             true,
             ">= 0.9",

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Message};
+use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Mailbox, Message, SpawnOptions};
 use tokio::sync::{mpsc, Notify};
 
 /// Which workloads to run: those named by a command-line filter (`W1`, `R2`, ..), or all of them.
@@ -82,10 +82,25 @@ pub(crate) fn w1_casty(
     rt: &tokio::runtime::Runtime,
     make: fn(Arc<Notify>) -> casty::Behavior<u64>,
 ) -> f64 {
+    w1_casty_with(rt, make, Mailbox::unbounded())
+}
+
+/// W1 in casty with the sink's mailbox given.
+pub(crate) fn w1_casty_with(
+    rt: &tokio::runtime::Runtime,
+    make: fn(Arc<Notify>) -> casty::Behavior<u64>,
+    mailbox: Mailbox,
+) -> f64 {
     rt.block_on(async {
         let system = casty::ActorSystem::new("bench");
         let done = Arc::new(Notify::new());
-        let sink = system.spawn(make(done.clone()), "sink").unwrap();
+        let sink = system
+            .spawn_with(
+                make(done.clone()),
+                "sink",
+                SpawnOptions::default().mailbox(mailbox),
+            )
+            .unwrap();
         let t = Instant::now();
         for i in 0..W1_N {
             sink.tell(i);
@@ -199,13 +214,29 @@ pub(crate) fn bounce_casty(
     hits: u32,
     make: fn(Arc<Done>) -> Behavior<Ball>,
 ) -> f64 {
+    bounce_casty_with(rt, pairs, hits, make, Mailbox::unbounded())
+}
+
+/// W3/W6 in casty with every player's mailbox given.
+pub(crate) fn bounce_casty_with(
+    rt: &tokio::runtime::Runtime,
+    pairs: usize,
+    hits: u32,
+    make: fn(Arc<Done>) -> Behavior<Ball>,
+    mailbox: Mailbox,
+) -> f64 {
     rt.block_on(async {
         let system = ActorSystem::new("bench");
         let done = Done::new(pairs);
         let mut firsts = Vec::new();
+        let opts = SpawnOptions::default().mailbox(mailbox);
         for i in 0..pairs {
-            let a = system.spawn(make(done.clone()), &format!("a{i}")).unwrap();
-            let b = system.spawn(make(done.clone()), &format!("b{i}")).unwrap();
+            let a = system
+                .spawn_with(make(done.clone()), &format!("a{i}"), opts.clone())
+                .unwrap();
+            let b = system
+                .spawn_with(make(done.clone()), &format!("b{i}"), opts.clone())
+                .unwrap();
             a.tell(Ball::Peer(b.clone()));
             b.tell(Ball::Peer(a.clone()));
             firsts.push(a);

@@ -1,21 +1,31 @@
 //! Mailboxes: the queue in front of every actor, and how its task is woken.
 //!
-//! A mailbox owns a lock-free queue of user messages: crossbeam's `SegQueue` for the unbounded
-//! default (it allocates in blocks, never per message, and nothing until the first message) or an
-//! `ArrayQueue` for a bounded one. `tell` pushes and then wakes the actor only if it is parked, so
-//! while an actor is busy a producer pays one push and one load: no lock, no allocation (see the
-//! benchmarks). Bounded mailboxes apply one [`Overflow`] policy (L10).
+//! A mailbox owns a lock-free queue of user messages: crossbeam's `SegQueue`, which allocates in
+//! blocks of 31 slots as messages arrive and frees each block once it is drained, never per
+//! message, and nothing until the first message. A bounded mailbox is the same queue plus atomic
+//! counts that enforce its bound, so its memory follows its contents, not its bound: a capacity of
+//! 1,000,000 costs nothing up front. `tell` pushes and then wakes the actor only if it is parked,
+//! so while an actor is busy a producer pays one push and one load (a bounded one adds a
+//! compare-and-swap on the producers' count): no lock, no allocation (see the benchmarks).
+//! Bounded mailboxes apply one [`Overflow`] policy (L10).
+//!
+//! A producer takes a slot (counts it in `taken`) before it pushes, and the consumer gives it
+//! back (counts it in `given`) after it pops, so `taken - given` is never below the number of
+//! messages queued and never above the bound. The two counts sit on separate cache lines, and a
+//! producer reads `given` only when the last value it saw says the mailbox is full.
 //!
 //! The park/wake protocol is Dekker-style: the consumer registers its waker, sets `parked`, and
 //! re-checks for work; a producer pushes and then checks `parked`. Both sides use `SeqCst`, so at
-//! least one of them sees the other and no wake-up is lost.
+//! least one of them sees the other and no wake-up is lost. `send().await` on a full `Reject`
+//! mailbox waits the same way: it counts itself in `waiters` and then reads `given`, while the
+//! consumer adds to `given` and then reads `waiters`.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Poll;
 
 use atomic_waker::AtomicWaker;
-use crossbeam_queue::{ArrayQueue, SegQueue};
+use crossbeam_queue::SegQueue;
 use tokio::sync::Notify;
 
 /// What a bounded mailbox does when it is full (L10). Every drop publishes a `DeadLetter`.
@@ -53,16 +63,37 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
+    /// The largest capacity of a bounded mailbox: 1,000,000,000 messages. A larger bound is not a
+    /// bound in practice; leave the mailbox unbounded instead. The configuration loader refuses a
+    /// larger `capacity`, and [`Mailbox::bounded`] lowers one to this.
+    pub const MAX_CAPACITY: usize = 1_000_000_000;
+
     /// An unbounded mailbox. Never drops a message while the actor lives.
     pub const fn unbounded() -> Self {
         Mailbox { bounded: None }
     }
 
-    /// A mailbox that holds at most `capacity` messages (at least 1) and applies `overflow` when
-    /// full.
+    /// A mailbox that holds at most `capacity` messages and applies `overflow` when full.
+    ///
+    /// Its memory follows what it holds, not its bound: nothing is allocated up front, so a large
+    /// capacity on many actors costs nothing until messages queue up. `capacity` is kept within
+    /// `1..=`[`Mailbox::MAX_CAPACITY`]: 0 becomes 1 and anything above the maximum becomes the
+    /// maximum, so no value makes spawning fail.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::{Mailbox, Overflow};
+    /// assert_eq!(Mailbox::bounded(1_000_000, Overflow::DropNew).capacity(), Some(1_000_000));
+    /// assert_eq!(Mailbox::bounded(0, Overflow::DropNew).capacity(), Some(1));
+    /// assert_eq!(
+    ///     Mailbox::bounded(usize::MAX, Overflow::Reject).capacity(),
+    ///     Some(Mailbox::MAX_CAPACITY)
+    /// );
+    /// ```
     pub fn bounded(capacity: usize, overflow: Overflow) -> Self {
         Mailbox {
-            bounded: Some((capacity.max(1), overflow)),
+            bounded: Some((capacity.clamp(1, Self::MAX_CAPACITY), overflow)),
         }
     }
 
@@ -92,15 +123,117 @@ pub(crate) enum Push<M> {
 enum Queue<M> {
     Unbounded(SegQueue<M>),
     Bounded {
-        q: ArrayQueue<M>,
+        q: SegQueue<M>,
+        cap: usize,
         overflow: Overflow,
-        space: Box<Space>,
+        bound: Box<Bound>,
     },
 }
 
-struct Space {
-    notify: Notify,
+// `Bound::take_slot` tells a stale `taken` from a full mailbox by this.
+const _: () = assert!(Mailbox::MAX_CAPACITY < isize::MAX as usize / 2);
+
+/// Keeps what it holds on a cache line of its own. 64 bytes, not the 128 of crossbeam's
+/// `CachePadded`: two lines cost a bounded mailbox 128 bytes instead of 256, and measured as fast.
+#[repr(align(64))]
+struct Padded<T>(T);
+
+/// The counts of a bounded mailbox. Producers take slots and the consumer gives them back, each
+/// on its own cache line; a producer reads the consumer's line only when its cached view of it
+/// says the mailbox is full, so a mailbox that is not full costs a producer no more cache traffic
+/// than an unbounded one. `taken - given` (wrapping) is the number of messages queued or being
+/// pushed: never below what is queued, never above the capacity.
+struct Bound {
+    producers: Padded<ProducerSide>,
+    consumer: Padded<ConsumerSide>,
+}
+
+struct ProducerSide {
+    /// Slots ever taken.
+    taken: AtomicUsize,
+    /// A value `given` had (the latest a producer read): a lower bound on it.
+    given_seen: AtomicUsize,
+}
+
+struct ConsumerSide {
+    /// Slots ever given back (one per message popped).
+    given: AtomicUsize,
+    /// `send().await` calls waiting for room.
     waiters: AtomicUsize,
+    notify: Notify,
+}
+
+impl Bound {
+    fn new() -> Box<Self> {
+        Box::new(Bound {
+            producers: Padded(ProducerSide {
+                taken: AtomicUsize::new(0),
+                given_seen: AtomicUsize::new(0),
+            }),
+            consumer: Padded(ConsumerSide {
+                given: AtomicUsize::new(0),
+                waiters: AtomicUsize::new(0),
+                notify: Notify::new(),
+            }),
+        })
+    }
+
+    /// Takes one of the `cap` slots, unless all are taken.
+    #[inline]
+    fn take_slot(&self, cap: usize) -> bool {
+        let p = &self.producers.0;
+        let mut taken = p.taken.load(Ordering::SeqCst);
+        loop {
+            // `given_seen` is at most `given`, so room by it is room indeed.
+            if taken.wrapping_sub(p.given_seen.load(Ordering::Relaxed)) >= cap {
+                // SeqCst: `push_wait` counts itself in `waiters` and then reads `given` here,
+                // while `pop` adds to `given` and then reads `waiters`; one sees the other.
+                let given = self.consumer.0.given.load(Ordering::SeqCst);
+                p.given_seen.store(given, Ordering::Relaxed);
+                let held = taken.wrapping_sub(given);
+                // A true count is at most `cap` <= MAX_CAPACITY < isize::MAX, so a "count" above
+                // isize::MAX is a negative one.
+                if held > isize::MAX as usize {
+                    // `taken` was read before slots taken since were given back: read it again.
+                    taken = p.taken.load(Ordering::SeqCst);
+                    continue;
+                }
+                if held >= cap {
+                    return false;
+                }
+            }
+            match p.taken.compare_exchange_weak(
+                taken,
+                taken.wrapping_add(1),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => taken = now,
+            }
+        }
+    }
+
+    /// Gives a slot back after a pop, and lets one waiting `send().await` retry.
+    #[inline]
+    fn give_back(&self) {
+        let c = &self.consumer.0;
+        c.given.fetch_add(1, Ordering::SeqCst);
+        if c.waiters.load(Ordering::SeqCst) > 0 {
+            c.notify.notify_one();
+        }
+    }
+
+    /// Messages queued or being pushed.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        let given = self.consumer.0.given.load(Ordering::SeqCst);
+        self.producers
+            .0
+            .taken
+            .load(Ordering::SeqCst)
+            .wrapping_sub(given)
+    }
 }
 
 /// The shared half of a mailbox: the queue, the closed flag and the wake-up state.
@@ -116,7 +249,7 @@ impl<M> MailboxQueue<M> {
     pub(crate) fn kind(&self) -> Mailbox {
         match &self.queue {
             Queue::Unbounded(_) => Mailbox::unbounded(),
-            Queue::Bounded { q, overflow, .. } => Mailbox::bounded(q.capacity(), *overflow),
+            Queue::Bounded { cap, overflow, .. } => Mailbox::bounded(*cap, *overflow),
         }
     }
 
@@ -124,12 +257,10 @@ impl<M> MailboxQueue<M> {
         let queue = match kind.bounded {
             None => Queue::Unbounded(SegQueue::new()),
             Some((cap, overflow)) => Queue::Bounded {
-                q: ArrayQueue::new(cap),
+                q: SegQueue::new(),
+                cap,
                 overflow,
-                space: Box::new(Space {
-                    notify: Notify::new(),
-                    waiters: AtomicUsize::new(0),
-                }),
+                bound: Bound::new(),
             },
         };
         MailboxQueue {
@@ -151,23 +282,52 @@ impl<M> MailboxQueue<M> {
                 q.push(msg);
                 Push::Queued
             }
-            Queue::Bounded { q, overflow, .. } => match overflow {
-                Overflow::DropNew => match q.push(msg) {
-                    Ok(()) => Push::Queued,
-                    Err(m) => return Push::Dropped(m),
-                },
-                Overflow::DropOldest => match q.force_push(msg) {
-                    None => Push::Queued,
-                    Some(old) => Push::Dropped(old),
-                },
-                Overflow::Reject => match q.push(msg) {
-                    Ok(()) => Push::Queued,
-                    Err(m) => return Push::Full(m),
-                },
-            },
+            Queue::Bounded {
+                q,
+                cap,
+                overflow,
+                bound,
+            } => {
+                if bound.take_slot(*cap) {
+                    q.push(msg);
+                    Push::Queued
+                } else {
+                    match overflow {
+                        Overflow::DropNew => return Push::Dropped(msg),
+                        Overflow::Reject => return Push::Full(msg),
+                        Overflow::DropOldest => Self::replace_oldest(q, bound, *cap, msg),
+                    }
+                }
+            }
         };
         self.wake();
         r
+    }
+
+    /// `DropOldest` on a full mailbox: the incoming message takes the slot of the oldest one.
+    #[cold]
+    fn replace_oldest(q: &SegQueue<M>, bound: &Bound, cap: usize, msg: M) -> Push<M> {
+        let mut spins = 0u32;
+        loop {
+            if let Some(old) = q.pop() {
+                // The popped message's slot passes to the new one: the counts are unchanged.
+                q.push(msg);
+                return Push::Dropped(old);
+            }
+            // Every slot is taken but none is queued yet: pushes are between taking a slot and
+            // pushing, or the consumer between popping and giving its slot back. Both finish
+            // without waiting for anything, so this ends; a slot may also come free meanwhile.
+            if bound.take_slot(cap) {
+                q.push(msg);
+                return Push::Queued;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
     }
 
     /// Wakes the consumer if it is parked. Costs one load while it is busy.
@@ -183,12 +343,10 @@ impl<M> MailboxQueue<M> {
     pub(crate) fn pop(&self) -> Option<M> {
         match &self.queue {
             Queue::Unbounded(q) => q.pop(),
-            Queue::Bounded { q, space, .. } => {
-                let m = q.pop();
-                if m.is_some() && space.waiters.load(Ordering::SeqCst) > 0 {
-                    space.notify.notify_one();
-                }
-                m
+            Queue::Bounded { q, bound, .. } => {
+                let m = q.pop()?;
+                bound.give_back();
+                Some(m)
             }
         }
     }
@@ -224,8 +382,8 @@ impl<M> MailboxQueue<M> {
     /// Marks the mailbox closed. Later pushes are refused; the caller drains what is left.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        if let Queue::Bounded { space, .. } = &self.queue {
-            space.notify.notify_waiters();
+        if let Queue::Bounded { bound, .. } = &self.queue {
+            bound.consumer.0.notify.notify_waiters();
         }
     }
 
@@ -238,9 +396,9 @@ impl<M> MailboxQueue<M> {
         let space = match &self.queue {
             Queue::Bounded {
                 overflow: Overflow::Reject,
-                space,
+                bound,
                 ..
-            } => space,
+            } => &bound.consumer.0,
             _ => return self.push(msg),
         };
         loop {
@@ -312,5 +470,227 @@ mod tests {
         let q = MailboxQueue::new(Mailbox::unbounded());
         q.close();
         assert!(matches!(q.push(1), Push::Closed(1)));
+    }
+
+    #[test]
+    fn nonsense_capacities_are_kept_within_one_and_the_maximum() {
+        assert_eq!(Mailbox::bounded(0, Overflow::DropNew).capacity(), Some(1));
+        assert_eq!(
+            Mailbox::bounded(usize::MAX, Overflow::DropNew).capacity(),
+            Some(Mailbox::MAX_CAPACITY)
+        );
+        assert_eq!(
+            Mailbox::bounded(Mailbox::MAX_CAPACITY + 1, Overflow::Reject).capacity(),
+            Some(Mailbox::MAX_CAPACITY)
+        );
+        // Building the queue of the largest mailbox allocates nothing up front and works.
+        let q = MailboxQueue::new(Mailbox::bounded(usize::MAX, Overflow::DropNew));
+        assert_eq!(
+            q.kind(),
+            Mailbox::bounded(Mailbox::MAX_CAPACITY, Overflow::DropNew)
+        );
+        for i in 0..1000 {
+            assert!(matches!(q.push(i), Push::Queued));
+        }
+        for i in 0..1000 {
+            assert_eq!(q.pop(), Some(i));
+        }
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_bounded_mailbox_holds_exactly_its_capacity() {
+        let q = MailboxQueue::new(Mailbox::bounded(3, Overflow::DropNew));
+        for i in 1..=3 {
+            assert!(matches!(q.push(i), Push::Queued));
+        }
+        assert!(matches!(q.push(4), Push::Dropped(4)));
+        assert_eq!(q.pop(), Some(1));
+        assert!(matches!(q.push(5), Push::Queued));
+        assert!(matches!(q.push(6), Push::Dropped(6)));
+        assert_eq!(
+            (q.pop(), q.pop(), q.pop(), q.pop()),
+            (Some(2), Some(3), Some(5), None)
+        );
+        // Emptied, it takes `capacity` messages again.
+        for i in 7..=9 {
+            assert!(matches!(q.push(i), Push::Queued));
+        }
+        assert!(matches!(q.push(10), Push::Dropped(10)));
+    }
+
+    /// The count of a bounded queue (messages queued plus pushes in progress).
+    fn held<M>(q: &MailboxQueue<M>) -> usize {
+        match &q.queue {
+            Queue::Bounded { bound, .. } => bound.held(),
+            Queue::Unbounded(_) => unreachable!("a bounded queue"),
+        }
+    }
+
+    #[test]
+    fn the_counts_of_a_bounded_mailbox_may_wrap_around() {
+        let q = MailboxQueue::new(Mailbox::bounded(3, Overflow::DropNew));
+        let Queue::Bounded { bound, .. } = &q.queue else {
+            unreachable!("a bounded queue")
+        };
+        // As after usize::MAX messages: the next ones cross the wrap.
+        let start = usize::MAX - 4;
+        bound.producers.0.taken.store(start, Ordering::SeqCst);
+        bound.producers.0.given_seen.store(start, Ordering::SeqCst);
+        bound.consumer.0.given.store(start, Ordering::SeqCst);
+        for round in 0..4 {
+            for i in 0..3 {
+                assert!(matches!(q.push(round * 10 + i), Push::Queued));
+            }
+            assert!(matches!(q.push(99), Push::Dropped(99)));
+            assert_eq!(held(&q), 3);
+            for i in 0..3 {
+                assert_eq!(q.pop(), Some(round * 10 + i));
+            }
+            assert_eq!(held(&q), 0);
+        }
+    }
+
+    #[test]
+    fn concurrent_drop_new_producers_never_exceed_the_bound() {
+        const PRODUCERS: usize = 4;
+        const EACH: usize = 20_000;
+        const CAP: usize = 16;
+        let q = MailboxQueue::new(Mailbox::bounded(CAP, Overflow::DropNew));
+        let popped = AtomicUsize::new(0);
+        let producing = AtomicUsize::new(PRODUCERS);
+        let (queued, dropped) = std::thread::scope(|s| {
+            s.spawn(|| loop {
+                assert!(held(&q) <= CAP);
+                match q.pop() {
+                    Some(_) => {
+                        popped.fetch_add(1, Ordering::SeqCst);
+                    }
+                    None if producing.load(Ordering::SeqCst) == 0 && q.is_empty() => break,
+                    None => std::hint::spin_loop(),
+                }
+            });
+            let producers: Vec<_> = (0..PRODUCERS)
+                .map(|p| {
+                    let (q, producing) = (&q, &producing);
+                    s.spawn(move || {
+                        let (mut queued, mut dropped) = (0, 0);
+                        for i in 0..EACH {
+                            match q.push(p * EACH + i) {
+                                Push::Queued => queued += 1,
+                                Push::Dropped(m) => {
+                                    assert_eq!(m, p * EACH + i);
+                                    dropped += 1;
+                                }
+                                _ => unreachable!("open drop_new queue"),
+                            }
+                        }
+                        producing.fetch_sub(1, Ordering::SeqCst);
+                        (queued, dropped)
+                    })
+                })
+                .collect();
+            producers
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+        });
+        assert_eq!(queued + dropped, PRODUCERS * EACH);
+        assert_eq!(popped.load(Ordering::SeqCst), queued);
+        assert_eq!(held(&q), 0);
+    }
+
+    #[test]
+    fn concurrent_drop_oldest_accounts_for_every_message() {
+        const PRODUCERS: usize = 4;
+        const EACH: usize = 20_000;
+        const CAP: usize = 8;
+        let q = MailboxQueue::new(Mailbox::bounded(CAP, Overflow::DropOldest));
+        let producing = AtomicUsize::new(PRODUCERS);
+        let mut seen: Vec<usize> = std::thread::scope(|s| {
+            let consumer = s.spawn(|| {
+                let mut got = Vec::new();
+                loop {
+                    assert!(held(&q) <= CAP);
+                    match q.pop() {
+                        Some(m) => got.push(m),
+                        None if producing.load(Ordering::SeqCst) == 0 && q.is_empty() => {
+                            return got
+                        }
+                        None => std::hint::spin_loop(),
+                    }
+                }
+            });
+            let producers: Vec<_> = (0..PRODUCERS)
+                .map(|p| {
+                    let (q, producing) = (&q, &producing);
+                    s.spawn(move || {
+                        let mut evicted = Vec::new();
+                        for i in 0..EACH {
+                            match q.push(p * EACH + i) {
+                                Push::Queued => {}
+                                Push::Dropped(old) => evicted.push(old),
+                                _ => unreachable!("open drop_oldest queue"),
+                            }
+                        }
+                        producing.fetch_sub(1, Ordering::SeqCst);
+                        evicted
+                    })
+                })
+                .collect();
+            let mut all: Vec<usize> = producers
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect();
+            all.extend(consumer.join().unwrap());
+            all
+        });
+        // Every message was either handled or handed back as evicted, exactly once.
+        seen.sort_unstable();
+        assert_eq!(seen, (0..PRODUCERS * EACH).collect::<Vec<_>>());
+        assert_eq!(held(&q), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn send_waits_for_room_and_every_message_arrives_in_order() {
+        const PRODUCERS: u32 = 4;
+        const EACH: u32 = 5_000;
+        let q = std::sync::Arc::new(MailboxQueue::new(Mailbox::bounded(2, Overflow::Reject)));
+        let senders: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let q = q.clone();
+                tokio::spawn(async move {
+                    for i in 0..EACH {
+                        assert!(matches!(q.push_wait((p, i)).await, Push::Queued));
+                    }
+                })
+            })
+            .collect();
+        let consumer = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                let mut next = vec![0u32; PRODUCERS as usize];
+                for _ in 0..PRODUCERS * EACH {
+                    let (p, i) = loop {
+                        match q.pop() {
+                            Some(m) => break m,
+                            None => q.park_until(|| !q.is_empty()).await,
+                        }
+                    };
+                    assert_eq!(i, next[p as usize], "each sender's messages in order");
+                    next[p as usize] += 1;
+                }
+                next
+            })
+        };
+        let next = tokio::time::timeout(std::time::Duration::from_secs(20), consumer)
+            .await
+            .expect("no send was left waiting with room in the mailbox")
+            .unwrap();
+        assert_eq!(next, vec![EACH; PRODUCERS as usize]);
+        for s in senders {
+            s.await.unwrap();
+        }
+        assert!(q.is_empty());
     }
 }

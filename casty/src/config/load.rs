@@ -11,6 +11,21 @@ use toml::Spanned;
 
 use super::error::{closest, line_col, ConfigError, ConfigErrorDetails, ConfigErrorKind as K};
 use super::model::*;
+use crate::actor::mailbox::Mailbox;
+
+/// The longest duration a configuration key accepts: 100 years (of 365 days). Longer values are a
+/// [`ConfigError`] (kind `OutOfRange`) naming the key, never a panic or a timer that overflows.
+///
+/// # Examples
+///
+/// ```
+/// use casty::config::{parse_str, ConfigErrorKind, MAX_DURATION};
+/// assert_eq!(MAX_DURATION.as_secs(), 3_153_600_000);
+/// let e = parse_str("[cluster.gossip]\ninterval = 1e20\n", None).unwrap_err();
+/// assert_eq!(e.kind, ConfigErrorKind::OutOfRange);
+/// assert_eq!((e.key.as_str(), e.line), ("cluster.gossip.interval", Some(2)));
+/// ```
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 /// The file name searched for.
 pub const FILE_NAME: &str = "casty.toml";
@@ -431,12 +446,36 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
 
+    /// A duration written in `unit`s, `per_second` of them to a second, from 0 up to
+    /// [`MAX_DURATION`]. Anything else is an error, never a panic in `Duration`.
+    fn duration(&self, leaf: &Leaf<'_>, unit: &str, per_second: f64) -> Result<Duration> {
+        let v = self.non_negative(leaf)?;
+        let max = MAX_DURATION.as_secs_f64() * per_second;
+        let d = if v <= max {
+            Duration::try_from_secs_f64(v / per_second).ok()
+        } else {
+            None
+        };
+        d.ok_or_else(|| {
+            self.err(
+                &leaf.at,
+                K::OutOfRange,
+                format!(
+                    "must be between 0 and {} {unit} (100 years), found {}",
+                    number(max),
+                    number(v)
+                ),
+                None,
+            )
+        })
+    }
+
     fn seconds(&self, leaf: &Leaf<'_>) -> Result<Duration> {
-        Ok(Duration::from_secs_f64(self.non_negative(leaf)?))
+        self.duration(leaf, "seconds", 1.0)
     }
 
     fn millis(&self, leaf: &Leaf<'_>) -> Result<Duration> {
-        Ok(Duration::from_secs_f64(self.non_negative(leaf)? / 1000.0))
+        self.duration(leaf, "ms", 1000.0)
     }
 
     fn string(&self, leaf: &Leaf<'_>) -> Result<String> {
@@ -537,7 +576,19 @@ impl<'a> Reader<'a> {
     fn mailbox(&self, t: Option<&'a DeTable<'a>>, path: &str) -> Result<MailboxOverride> {
         let mut m = MailboxOverride::default();
         if let Some(l) = self.leaf(t, path, "capacity") {
-            m.capacity = Some(self.ranged(&l, 1, i128::from(u64::MAX))?);
+            let max = Mailbox::MAX_CAPACITY as i128;
+            let v = self.int(&l)?;
+            if v > max {
+                return Err(self.err(
+                    &l.at,
+                    K::OutOfRange,
+                    format!("must be between 1 and {max}, found {v}"),
+                    Some(format!(
+                        "the largest capacity is {max}; leave `capacity` out for an unbounded mailbox"
+                    )),
+                ));
+            }
+            m.capacity = Some(self.ranged(&l, 1, max)?);
         }
         if let Some(l) = self.leaf(t, path, "strategy") {
             m.strategy =
@@ -832,6 +883,15 @@ impl<'a> Reader<'a> {
             file: self.file,
             env: &[],
         }
+    }
+}
+
+/// A number as a reader would write it: `1000`, `0.25`, or `1e300` rather than 301 digits.
+fn number(v: f64) -> String {
+    if v != 0.0 && !(1e-6..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
     }
 }
 

@@ -18,7 +18,9 @@ mod load;
 mod model;
 
 pub use error::{ConfigError, ConfigErrorDetails, ConfigErrorKind};
-pub use load::{discover, load_config, parse_str, parse_with_env, ENV_PREFIX, FILE_NAME};
+pub use load::{
+    discover, load_config, parse_str, parse_with_env, ENV_PREFIX, FILE_NAME, MAX_DURATION,
+};
 pub use model::{
     ActorOverride, ActorSettings, CastyConfig, ClusterConfig, Defaults, FailureDetectorConfig,
     GossipConfig, HeartbeatConfig, MailboxConfig, MailboxOverride, NodeAddress, OverflowStrategy,

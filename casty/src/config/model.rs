@@ -97,7 +97,8 @@ impl OverflowStrategy {
 /// `[defaults.mailbox]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MailboxConfig {
-    /// Bound on queued messages; `None` (the default) is unbounded.
+    /// Bound on queued messages, from 1 to [`Mailbox::MAX_CAPACITY`]; `None` (the default) is
+    /// unbounded. A bounded mailbox's memory follows what it holds, not this bound.
     pub capacity: Option<usize>,
     /// What happens when a bounded mailbox is full.
     pub strategy: OverflowStrategy,
