@@ -270,8 +270,6 @@ struct Status {
     generation: u64,
     /// Whether that incarnation was already declared gone (its watches and asks are done).
     gone: bool,
-    /// Whether it refuses our handshake now (then the refusal is in `NodesInner::refusals`).
-    refused: bool,
 }
 
 #[derive(Default)]
@@ -392,17 +390,6 @@ impl Nodes {
     fn refused(&self, node: &str, reason: String) {
         let (watched, hooks) = {
             let mut g = self.lock();
-            let generation = g.generation;
-            g.status
-                .entry(node.to_string())
-                .or_insert(Status {
-                    uid: 0,
-                    up: false,
-                    generation,
-                    gone: false,
-                    refused: false,
-                })
-                .refused = true;
             g.refusals.insert(node.to_string(), reason.clone());
             (
                 g.watched
@@ -445,7 +432,6 @@ impl Nodes {
                 up: true,
                 generation,
                 gone: false,
-                refused: false,
             },
         );
     }
@@ -460,7 +446,6 @@ impl Nodes {
                 up: false,
                 generation,
                 gone: false,
-                refused: false,
             });
             s.up = false;
             s.generation = generation;
