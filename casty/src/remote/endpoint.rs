@@ -288,7 +288,8 @@ struct Shared {
     /// Live connections by peer incarnation, to close them on quarantine.
     links: Mutex<HashMap<u64, Vec<Severer>>>,
     /// The latest incarnation seen in a handshake with each peer, in either direction.
-    known: Mutex<HashMap<NodeAddress, u64>>,
+    /// Keyed by node key (`system@host:port`), so a lookup by key needs no parsing.
+    known: Mutex<HashMap<String, u64>>,
     /// Held by every task of the endpoint; [`Endpoint::shutdown`] waits until all are dropped.
     alive: Mutex<Option<tokio::sync::mpsc::Sender<()>>>,
     all_done: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<()>>,
@@ -331,7 +332,7 @@ impl Shared {
         self.known
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(peer.clone(), uid);
+            .insert(peer.node_key(), uid);
         if let Some(a) = self
             .assocs
             .lock()
@@ -613,12 +614,17 @@ impl Endpoint {
     }
 
     /// The latest incarnation of `peer` seen in a handshake (0 if none).
-    pub(crate) fn incarnation_of(&self, peer: &NodeAddress) -> u64 {
+    fn incarnation_of(&self, peer: &NodeAddress) -> u64 {
+        self.incarnation_of_key(&peer.node_key())
+    }
+
+    /// [`Endpoint::incarnation_of`] by node key (`system@host:port`).
+    pub(crate) fn incarnation_of_key(&self, node: &str) -> u64 {
         self.shared
             .known
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(peer)
+            .get(node)
             .copied()
             .unwrap_or(0)
     }

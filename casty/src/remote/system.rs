@@ -629,9 +629,7 @@ impl WireProvider for Provider {
     }
 
     fn incarnation(&self, node: &str) -> u64 {
-        NodeAddress::from_node_key(node)
-            .map(|peer| self.endpoint.incarnation_of(&peer))
-            .unwrap_or(0)
+        self.endpoint.incarnation_of_key(node)
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
