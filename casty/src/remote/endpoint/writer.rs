@@ -49,7 +49,8 @@ fn filter_batch(
     let mut lost = 0u64;
     let mut first_lost: Option<&[u8]> = None;
     let mut why = "";
-    // Frames are contiguous: the first lost one starts a run that holds every later one.
+    // The batch from the current frame on: where the first lost message starts, its recipient
+    // is read from there.
     let mut rest = batch;
     for f in frame::each_frame(batch) {
         let len = frame::body_len(f);
