@@ -476,29 +476,40 @@ pub(crate) fn count_defines(frames: &[u8]) -> usize {
 }
 
 /// The recipient (path and uid) of the first message in a run of encoded frames, if it can be
-/// read: an envelope names it, a compact envelope's number is looked up in `names` (the
+/// read: an envelope names it, a compact envelope's number is looked up with `path_of` (the
 /// association's definitions, by number).
-pub(crate) fn first_recipient(frames: &[u8], names: &[(String, String)]) -> Option<(String, u64)> {
+pub(crate) fn first_recipient(
+    frames: &[u8],
+    mut path_of: impl FnMut(u32) -> Option<String>,
+) -> Option<(String, u64)> {
     each_frame(frames).filter(|f| !is_define(f)).find_map(|f| {
-        let body = f.get(4..)?;
+        let body = f.get(HEADER..)?;
         if let Some((path, uid, _, _)) = parse_envelope(body) {
             return Some((path.to_string(), uid));
         }
         let (id, uid, _) = parse_compact(body)?;
-        names.get(id as usize).map(|(p, _)| (p.clone(), uid))
+        path_of(id).map(|p| (p, uid))
     })
 }
 
-/// Each frame (length prefix included) of a run of encoded frames; a truncated tail is left out.
-fn each_frame(mut frames: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// Each frame (length prefix included) of a run of encoded frames, such as an association's
+/// queue; a truncated tail is left out. This and the decoder are the only readers of the length
+/// prefix.
+pub(crate) fn each_frame(mut frames: &[u8]) -> impl Iterator<Item = &[u8]> {
     std::iter::from_fn(move || {
-        let h = frames.get(..4)?;
+        let h = frames.get(..HEADER)?;
         let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
-        let end = 4usize.checked_add(len)?;
+        let end = HEADER.checked_add(len)?;
         let f = frames.get(..end)?;
         frames = &frames[end..];
         Some(f)
     })
+}
+
+/// The size of the body of `frame`, a whole frame as [`each_frame`] yields it: what a frame limit
+/// bounds.
+pub(crate) fn body_len(frame: &[u8]) -> usize {
+    frame.len().saturating_sub(HEADER)
 }
 
 /// Decodes `bytes` as a frame stream with limit `max`, returning how many frames were decoded
@@ -561,6 +572,52 @@ mod tests {
             }
             assert_eq!(got, frames, "chunk {chunk}");
         }
+    }
+
+    #[test]
+    fn runs_of_frames_are_walked_whole_and_their_first_recipient_is_found() {
+        let define = Frame::Define {
+            id: 3,
+            path: "/user/named".into(),
+            manifest: "m".into(),
+        };
+        let mut run = Vec::new();
+        encode(&define, DEFAULT_MAX_FRAME, &mut run).unwrap();
+        let after_define = run.len();
+        encode(
+            &FrameRef::Compact(CompactRef(3, 9, &[1, 2])),
+            DEFAULT_MAX_FRAME,
+            &mut run,
+        )
+        .unwrap();
+        encode(&envelope(4, vec![0; 300]), DEFAULT_MAX_FRAME, &mut run).unwrap();
+        let whole = run.len();
+        // A truncated tail (a header promising more than is there) is left out.
+        run.extend_from_slice(&100u32.to_be_bytes());
+        run.extend_from_slice(&[0; 10]);
+        let frames: Vec<&[u8]> = each_frame(&run).collect();
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames.iter().map(|f| f.len()).sum::<usize>(), whole);
+        assert_eq!(frames[0], &run[..after_define]);
+        assert_eq!(body_len(frames[0]), after_define - HEADER);
+        assert_eq!(
+            frames.iter().map(|f| is_define(f)).collect::<Vec<_>>(),
+            [true, false, false]
+        );
+        assert_eq!(count_defines(&run), 1);
+        // The compact envelope's number is looked up; the definition is not a message.
+        let mut asked = Vec::new();
+        let first = first_recipient(&run, |id| {
+            asked.push(id);
+            (id == 3).then(|| "/user/named".to_string())
+        });
+        assert_eq!(first, Some(("/user/named".to_string(), 9)));
+        assert_eq!(asked, [3]);
+        // An unknown number is skipped for the next message that names its recipient.
+        let first = first_recipient(&run, |_| None);
+        assert_eq!(first, Some(("/user/a4".to_string(), 4)));
+        assert_eq!(first_recipient(&run[..after_define], |_| None), None);
+        assert_eq!(each_frame(&[0, 0, 0]).count(), 0);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   name, incarnation uid, frame limits, and an HMAC challenge-response over a shared secret,
 //!   R1–R2);
 //! - [`Transport`]: TCP, TLS (feature `tls`), and the test-only `FaultyTransport` wrapper;
-//! - `endpoint`: the listener and one batched, reconnecting, bounded association per peer (R5);
+//! - `endpoint`: the listener and one batched, reconnecting, bounded association per peer (R5),
+//!   with its reconnect/outage decisions and its recipient numbering as pure state machines;
 //! - `system`: `ActorSystem::start_remote`, `remote_ref`, remote death watch and node
 //!   reachability, bridging the endpoint to the actor core's wire support (`actor::wire`).
 
