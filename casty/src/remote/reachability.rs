@@ -44,7 +44,7 @@ pub(crate) enum Command {
         /// Whether to drop the frames queued for it (they can no longer arrive in time).
         drop_queued: bool,
         /// Whether to quarantine that incarnation if watches crossed between us and it: it
-        /// could not otherwise learn that its watches here are gone (R1, the identity rule).
+        /// could not otherwise learn that its watches here are gone (identity, R1).
         quarantine_if_watches_crossed: bool,
     },
     /// `node` refuses our handshake: terminate the actors watched there (no notice can come)
@@ -451,7 +451,9 @@ mod tests {
         // until a handshake succeeds; and each command says to quarantine and to drop queued
         // frames exactly for the reasons that call for it.
         #[test]
-        fn random_inputs_keep_the_reachability_rules(inputs in proptest::collection::vec(input(), 0..64)) {
+        fn random_inputs_keep_the_reachability_rules(
+            inputs in proptest::collection::vec(input(), 0..64)
+        ) {
             let nodes = ["a@h:1", "b@h:2"];
             let mut r = Reachability::new(AFTER);
             let mut pending: Vec<(usize, u64)> = Vec::new();
@@ -475,7 +477,9 @@ mod tests {
                         (n, r.timer_fired(nodes[n], generation))
                     }
                     Input::Left(n, uid) => (n, r.left(nodes[n], uid)),
-                    Input::Refused(n, reason) => (n, r.refused(nodes[n], format!("reason {reason}"))),
+                    Input::Refused(n, reason) => {
+                        (n, r.refused(nodes[n], format!("reason {reason}")))
+                    }
                     Input::Watch(n) => (n, r.watch(nodes[n])),
                     Input::Ask(n) => (n, r.ask(nodes[n])),
                 };
@@ -491,7 +495,13 @@ mod tests {
                             latest[n] = *generation;
                             pending.push((n, *generation));
                         }
-                        Command::NodeDown { node, uid, why, drop_queued, quarantine_if_watches_crossed } => {
+                        Command::NodeDown {
+                            node,
+                            uid,
+                            why,
+                            drop_queued,
+                            quarantine_if_watches_crossed,
+                        } => {
                             prop_assert_eq!(node, nodes[n]);
                             prop_assert_eq!(*drop_queued, *why == NodeDown::Unreachable);
                             prop_assert_eq!(

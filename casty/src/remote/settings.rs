@@ -8,7 +8,8 @@ use crate::actor::message::Message;
 use crate::remote::handshake::Refusal;
 use crate::remote::{AddressError, TcpTransport, Transport};
 
-/// How a system takes part in remoting (see [`ActorSystem::start_remote`]).
+/// How a system takes part in remoting (see
+/// [`ActorSystem::start_remote`](crate::ActorSystem::start_remote)).
 ///
 /// # Examples
 ///
@@ -32,8 +33,9 @@ pub struct RemoteSettings {
     /// How long a connection may take to handshake, TLS included (default 5 s).
     pub handshake_timeout: Duration,
     /// How many inbound connections may be in handshake at once (default 128). More are closed
-    /// at once, unread, and counted in [`RemoteCounters::handshakes_shed`]; a peer shed this way
-    /// retries with its backoff. Handshake frames are limited to
+    /// at once, unread, and counted in
+    /// [`RemoteCounters::handshakes_shed`](crate::remote::RemoteCounters::handshakes_shed); a
+    /// peer shed this way retries with its backoff. Handshake frames are limited to
     /// [`HANDSHAKE_MAX_FRAME`](crate::remote::HANDSHAKE_MAX_FRAME) bytes, so each such connection
     /// costs little.
     pub max_handshakes: usize,

@@ -194,7 +194,7 @@ impl Nodes {
     /// to it fail with `why`, and the watches it held here are dropped. If watches crossed
     /// between us and it and the state machine says so, that incarnation is quarantined: it
     /// could not otherwise learn that its watches here are gone, so it is made to see this
-    /// node as gone too (R1, the identity rule).
+    /// node as gone too (identity, R1).
     fn down(&self, down: Down) {
         let Down {
             node,
