@@ -10,17 +10,25 @@
 //! - [`Transport`]: TCP, TLS (feature `tls`), and the test-only `FaultyTransport` wrapper;
 //! - `endpoint`: the listener and one batched, reconnecting, bounded association per peer (R5),
 //!   with its reconnect/outage decisions and its recipient numbering as pure state machines;
-//! - `system`: `ActorSystem::start_remote`, `remote_ref`, remote death watch and node
-//!   reachability, bridging the endpoint to the actor core's wire support (`actor::wire`).
+//! - `reachability`: which nodes are reachable, which incarnations are gone and which refuse
+//!   us, as a pure state machine that returns commands (timers, nodes down, quarantine);
+//! - `watch`: death watch across nodes, both ways;
+//! - `system`: `ActorSystem::start_remote`, `remote_ref`, and the driver of `reachability`,
+//!   bridging the endpoint to the actor core's wire support (`actor::wire`), with `inbound`
+//!   handing it what the endpoint receives and `settings` saying how a system takes part.
 
 mod address;
 pub(crate) mod endpoint;
 pub(crate) mod frame;
 pub(crate) mod handshake;
+mod inbound;
+mod reachability;
+mod settings;
 mod system;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
+mod watch;
 
 pub use address::{AddressError, NodeAddress};
 pub use endpoint::{RemoteCounters, SendError};
@@ -30,7 +38,7 @@ pub use frame::{
     FrameError, DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, MAX_COMPACT_NAMES, MAX_COMPACT_NAME_BYTES,
 };
 pub use handshake::Refusal;
-pub use system::{HandshakeRefused, RemoteError, RemoteSettings};
+pub use settings::{HandshakeRefused, RemoteError, RemoteSettings};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError, TlsTransport};
 pub use transport::{BoxStream, Fate, Listener, Severer, Stream, TcpTransport, Transport};
