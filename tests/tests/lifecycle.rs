@@ -232,93 +232,105 @@ enum Tm {
     StartPeriodic(&'static str, u64, &'static str),
     Cancel(&'static str),
     Fire(&'static str),
-    Block(u64),
-    /// Blocks, then restarts a timer key, in one message.
-    BlockThenStart(u64, &'static str, u64, &'static str),
+    /// Keeps the actor busy (handling nothing else) for this many milliseconds.
+    Busy(u64),
+    /// Keeps the actor busy, then restarts a timer key, in one message.
+    BusyThenStart(u64, &'static str, u64, &'static str),
     Crash,
 }
 impl casty::Message for Tm {}
 
+/// An actor driving timers; each `Fire` is reported. Busy periods await tokio's sleep, so on a
+/// runtime with paused time they take exactly their virtual duration.
 fn timers(report: ActorRef<String>) -> Behavior<Tm> {
-    Behaviors::receive(move |ctx, msg| {
-        match msg {
-            Tm::StartOnce(k, ms, m) => {
-                ctx.start_single_timer(k, Tm::Fire(m), Duration::from_millis(ms))
+    Behaviors::receive_async(move |ctx, msg| {
+        let report = report.clone();
+        Box::pin(async move {
+            match msg {
+                Tm::StartOnce(k, ms, m) => {
+                    ctx.start_single_timer(k, Tm::Fire(m), Duration::from_millis(ms))
+                }
+                Tm::StartPeriodic(k, ms, m) => {
+                    ctx.start_timer_at_fixed_rate(k, Tm::Fire(m), Duration::from_millis(ms))
+                }
+                Tm::Cancel(k) => ctx.cancel_timer(k),
+                Tm::Fire(m) => report.tell(m.to_string()),
+                Tm::Busy(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Tm::BusyThenStart(busy, k, ms, m) => {
+                    tokio::time::sleep(Duration::from_millis(busy)).await;
+                    ctx.start_single_timer(k, Tm::Fire(m), Duration::from_millis(ms))
+                }
+                Tm::Crash => return Err(Boom::new("crash")),
             }
-            Tm::StartPeriodic(k, ms, m) => {
-                ctx.start_timer_at_fixed_rate(k, Tm::Fire(m), Duration::from_millis(ms))
-            }
-            Tm::Cancel(k) => ctx.cancel_timer(k),
-            Tm::Fire(m) => report.tell(m.to_string()),
-            Tm::Block(ms) => std::thread::sleep(Duration::from_millis(ms)),
-            Tm::BlockThenStart(block, k, ms, m) => {
-                std::thread::sleep(Duration::from_millis(block));
-                ctx.start_single_timer(k, Tm::Fire(m), Duration::from_millis(ms))
-            }
-            Tm::Crash => return Err(Boom::new("crash")),
-        }
-        Ok(Behaviors::same())
+            Ok(Behaviors::same())
+        })
     })
 }
 
-// S: L11 — restarting a key replaces the timer; the replaced timer's message is never delivered,
-// even if it was already queued.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l11_same_key_replaces_even_if_queued() {
-    let kit = TestKit::new();
-    let mut report = kit.probe::<String>();
-    let a = kit.spawn(timers(report.actor_ref()), "timers");
-    a.tell(Tm::StartOnce("k", 10, "old"));
-    // The old timer fires and queues while the actor is busy; the key is restarted before the
-    // actor can take that message. (One message, so the order does not depend on how fast this
-    // test thread runs.)
-    a.tell(Tm::BlockThenStart(60, "k", 30, "new"));
-    assert_eq!(report.expect_message(T).await, "new");
-    report.expect_no_message(QUIET).await;
-    kit.shutdown().await;
-}
-
-// S: L11 — cancel stops delivery; a periodic timer never catches up on missed ticks.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l11_cancel_and_no_catch_up() {
-    let kit = TestKit::new();
-    let mut report = kit.probe::<String>();
-    let a = kit.spawn(timers(report.actor_ref()), "timers");
-    a.tell(Tm::StartOnce("once", 30, "never"));
-    a.tell(Tm::Cancel("once"));
-    a.tell(Tm::StartPeriodic("tick", 10, "tick"));
-    a.tell(Tm::Block(200)); // ~20 ticks are missed while blocked
-                            // Count ticks for 250 ms: the block ends at 200 ms. Catching up would deliver ~20 at once.
-    let mut ticks = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(250);
+/// Receives reports until `until` (virtual time since `t0`), each with the milliseconds since
+/// `t0` at which it arrived.
+async fn reports_until(
+    report: &mut casty::testing::TestProbe<String>,
+    t0: tokio::time::Instant,
+    until: Duration,
+) -> Vec<(u64, String)> {
+    let mut seen = Vec::new();
+    let deadline = t0 + until;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match report.receive_message(left).await {
-            Some(m) => {
-                assert_eq!(m, "tick");
-                ticks += 1;
-            }
-            None => break,
+            Some(m) => seen.push((t0.elapsed().as_millis() as u64, m)),
+            None => return seen,
         }
     }
-    assert!(
-        (1..=12).contains(&ticks),
-        "ticks after the block: {ticks} (no catch-up burst)"
+}
+
+// Restarting a timer key replaces the timer (L11): the replaced timer's message is never
+// delivered, even though it fired and was queued while the actor was busy. On virtual time: the
+// old timer fires at 10 ms, the key is restarted at 60 ms for 30 ms, so "new" arrives at 90 ms.
+#[tokio::test(start_paused = true)]
+async fn restarting_a_timer_key_drops_the_old_timers_queued_message() {
+    let kit = TestKit::new();
+    let mut report = kit.probe::<String>();
+    let a = kit.spawn(timers(report.actor_ref()), "timers");
+    let t0 = tokio::time::Instant::now();
+    a.tell(Tm::StartOnce("k", 10, "old"));
+    a.tell(Tm::BusyThenStart(60, "k", 30, "new"));
+    assert_eq!(
+        reports_until(&mut report, t0, Duration::from_millis(500)).await,
+        [(90, "new".to_string())]
     );
-    a.tell(Tm::Cancel("tick"));
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    while report
-        .receive_message(Duration::from_millis(1))
-        .await
-        .is_some()
-    {}
-    report.expect_no_message(QUIET).await;
     kit.shutdown().await;
 }
 
-// S: L11 — timers are cancelled when the actor restarts.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l11_restart_cancels_timers() {
+// A cancelled timer delivers nothing, and a periodic timer never catches up on the ticks it
+// missed while the actor was busy (L11). On virtual time, with a 10 ms period and the actor busy
+// from 0 to 205 ms: the one tick left pending arrives at 205 ms, then one every 10 ms; after the
+// cancel at 255 ms nothing more.
+#[tokio::test(start_paused = true)]
+async fn a_periodic_timer_skips_missed_ticks_and_stops_when_cancelled() {
+    let kit = TestKit::new();
+    let mut report = kit.probe::<String>();
+    let a = kit.spawn(timers(report.actor_ref()), "timers");
+    let t0 = tokio::time::Instant::now();
+    a.tell(Tm::StartOnce("once", 30, "never"));
+    a.tell(Tm::Cancel("once"));
+    a.tell(Tm::StartPeriodic("tick", 10, "tick"));
+    a.tell(Tm::Busy(205));
+    let ticks = reports_until(&mut report, t0, Duration::from_millis(255)).await;
+    let expected: Vec<(u64, String)> = [205, 210, 220, 230, 240, 250]
+        .into_iter()
+        .map(|t| (t, "tick".to_string()))
+        .collect();
+    assert_eq!(ticks, expected);
+    a.tell(Tm::Cancel("tick"));
+    report.expect_no_message(Duration::from_secs(1)).await;
+    kit.shutdown().await;
+}
+
+// Timers are cancelled when the actor restarts (L11): the timer due at 50 ms never fires.
+#[tokio::test(start_paused = true)]
+async fn a_restart_cancels_the_actors_timers() {
     let kit = TestKit::new();
     let mut report = kit.probe::<String>();
     let strategy =
@@ -329,22 +341,30 @@ async fn l11_restart_cancels_timers() {
     );
     a.tell(Tm::StartOnce("k", 50, "before-restart"));
     a.tell(Tm::Crash);
-    report.expect_no_message(Duration::from_millis(200)).await;
+    report.expect_no_message(Duration::from_secs(1)).await;
     kit.shutdown().await;
 }
 
-// S: L12 — lifecycle events are published for every actor; a slow subscriber does not block.
+// Lifecycle events are published for every actor, and a slow subscriber does not hold up the
+// publisher (L12): while one callback subscriber is stuck on its first event, the others see the
+// actor start, restart and stop; released, it gets its event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l12_events_and_slow_subscribers() {
+async fn lifecycle_events_reach_subscribers_while_another_subscriber_is_stuck() {
     let kit = TestKit::new();
     let mut started = kit.event_probe::<ActorStarted>();
     let mut stopped = kit.event_probe::<ActorStopped>();
     let mut restarted = kit.event_probe::<ActorRestarted>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
     let _slow = kit
         .system()
         .event_stream()
-        .subscribe(|_: &ActorStarted| std::thread::sleep(Duration::from_millis(200)));
-    let t0 = std::time::Instant::now();
+        .subscribe(move |e: &ActorStarted| {
+            // Stuck until the test releases it (bounded, so a failing test cannot hang).
+            let _ = released.lock().unwrap().recv_timeout(T);
+            let _ = seen_tx.send(e.path.to_string());
+        });
     let strategy = OneForOneStrategy::new(3, Duration::from_secs(60));
     let a = kit.spawn(
         Behaviors::supervise(
@@ -359,9 +379,12 @@ async fn l12_events_and_slow_subscribers() {
     kit.system().stop(&a);
     assert_eq!(stopped.expect_message(T).await.path, *a.path());
     assert!(
-        t0.elapsed() < Duration::from_millis(200),
-        "the slow subscriber did not block publishing"
+        seen.try_recv().is_err(),
+        "the slow subscriber is still stuck on its first event"
     );
+    drop(release);
+    let first = tokio::time::timeout(T, seen.recv()).await.unwrap();
+    assert_eq!(first, Some(a.path().to_string()));
     kit.shutdown().await;
 }
 

@@ -2,7 +2,9 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use casty::testing::TestKit;
 use casty::{
@@ -147,9 +149,10 @@ async fn l5_children_are_stopped_before_restart() {
     kit.shutdown().await;
 }
 
-// S: L5 — messages that arrive during a backoff wait in the mailbox; none is lost.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l5_messages_wait_during_backoff() {
+// Messages that arrive during a backoff wait in the mailbox and none is lost (L5). On virtual
+// time the restart happens exactly when the 200 ms backoff has passed.
+#[tokio::test(start_paused = true)]
+async fn messages_wait_in_the_mailbox_during_a_backoff() {
     let kit = TestKit::new();
     let mut probe = kit.probe::<u64>();
     let strategy = restart_always(3).backoff(Backoff::exponential(
@@ -164,9 +167,10 @@ async fn l5_messages_wait_during_backoff() {
     }
     a.tell(Cmd::Get(probe.actor_ref()));
     assert_eq!(probe.expect_message(T).await, 10);
-    assert!(
-        started.elapsed() >= Duration::from_millis(200),
-        "the restart waited for the backoff"
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(200),
+        "the restart waited for exactly the backoff"
     );
     kit.shutdown().await;
 }
@@ -188,32 +192,64 @@ async fn l6_restart_limit_stops_the_actor() {
     kit.shutdown().await;
 }
 
-// S: L6 — backoff grows exponentially between consecutive restarts.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l6_backoff_grows() {
+// The backoff doubles between consecutive restarts up to its maximum (L6). On virtual time the
+// actor's starts are exactly 100, 200, 400 and 400 ms apart (minimum 100 ms, maximum 400 ms, no
+// jitter, a streak that does not reset in between).
+#[tokio::test(start_paused = true)]
+async fn backoff_gaps_double_up_to_the_maximum() {
     let kit = TestKit::new();
-    let mut restarted = kit.event_probe::<ActorRestarted>();
-    let mut probe = kit.probe::<u64>();
-    let strategy = restart_always(5).backoff(Backoff::exponential(
-        Duration::from_millis(50),
-        Duration::from_secs(2),
-    ));
-    let a = kit.spawn(Behaviors::supervise(acc(0), strategy), "growing");
+    let mut starts = kit.probe::<u64>();
     let t0 = Instant::now();
-    for i in 0..3 {
+    let report = starts.actor_ref();
+    let counter = Behaviors::setup(move |_ctx| {
+        report.tell(t0.elapsed().as_millis() as u64);
+        acc(0)
+    });
+    let strategy = restart_always(10).backoff(
+        Backoff::exponential(Duration::from_millis(100), Duration::from_millis(400))
+            .reset_after(Duration::from_secs(10)),
+    );
+    let a = kit.spawn(Behaviors::supervise(counter, strategy), "growing");
+    for i in 0..4 {
         a.tell(Cmd::Fail(format!("f{i}")));
     }
-    for _ in 0..3 {
-        restarted.expect_message(T).await;
+    let mut at = Vec::new();
+    for _ in 0..5 {
+        at.push(starts.expect_message(T).await);
     }
-    a.tell(Cmd::Get(probe.actor_ref()));
-    probe.expect_message(T).await;
-    // 50 + 100 + 200 ms of backoff before the third restart completed.
-    assert!(
-        t0.elapsed() >= Duration::from_millis(350),
-        "{:?}",
-        t0.elapsed()
-    );
+    assert_eq!(at, [0, 100, 300, 700, 1100]);
+    let gaps: Vec<u64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(gaps, [100, 200, 400, 400]);
+    starts.expect_no_message(QUIET).await;
+    kit.shutdown().await;
+}
+
+// After a quiet period (by default the maximum delay) without a failure, the backoff starts
+// again from its minimum. On virtual time (minimum 100 ms, maximum 200 ms): the failures handled
+// at 0, 100 and 300 ms wait 100, 200 and, 200 ms after the previous failure, 100 ms again.
+#[tokio::test(start_paused = true)]
+async fn backoff_starts_again_from_the_minimum_after_a_quiet_period() {
+    let kit = TestKit::new();
+    let mut starts = kit.probe::<u64>();
+    let t0 = Instant::now();
+    let report = starts.actor_ref();
+    let counter = Behaviors::setup(move |_ctx| {
+        report.tell(t0.elapsed().as_millis() as u64);
+        acc(0)
+    });
+    let strategy = restart_always(10).backoff(Backoff::exponential(
+        Duration::from_millis(100),
+        Duration::from_millis(200),
+    ));
+    let a = kit.spawn(Behaviors::supervise(counter, strategy), "resetting");
+    for i in 0..4 {
+        a.tell(Cmd::Fail(format!("f{i}")));
+    }
+    let mut at = Vec::new();
+    for _ in 0..5 {
+        at.push(starts.expect_message(T).await);
+    }
+    assert_eq!(at, [0, 100, 300, 400, 600]);
     kit.shutdown().await;
 }
 
@@ -291,10 +327,10 @@ async fn wait_for_new(kit: &TestKit, path: &str, old: &ActorRef<Cmd>) -> ActorRe
     .expect("restarted child")
 }
 
-async fn child(kit: &TestKit, path: &str) -> ActorRef<Cmd> {
-    tokio::time::timeout(T, async {
+async fn child<T: Send + 'static>(kit: &TestKit, path: &str) -> ActorRef<T> {
+    tokio::time::timeout(casty_tests::T, async {
         loop {
-            if let Some(r) = kit.system().lookup::<Cmd>(path) {
+            if let Some(r) = kit.system().lookup::<T>(path) {
                 return r;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -321,6 +357,8 @@ async fn otp_one_for_one_restarts_only_the_failed_child() {
     a.tell(Cmd::Fail("x".into()));
     wait_for_new(&kit, "/sup/a", &a).await;
     assert_eq!(kit.system().lookup::<Cmd>("/sup/b"), Some(b));
+    // The new incarnation's setup runs on its own task, after it is registered.
+    casty_tests::eventually("a's setup ran again", || s1.load(Ordering::SeqCst) == 2).await;
     assert_eq!(
         (s1.load(Ordering::SeqCst), s2.load(Ordering::SeqCst)),
         (2, 1)
@@ -350,13 +388,20 @@ async fn otp_rest_for_one_restarts_later_children() {
     c1.tell(Cmd::Fail("x".into()));
     wait_for_new(&kit, "/sup/c1", &c1).await;
     wait_for_new(&kit, "/sup/c2", &c2).await;
+    // The new incarnations' setups run on their own tasks, after they are registered.
+    casty_tests::eventually("c1's and c2's setups ran again", || {
+        starts[1].load(Ordering::SeqCst) == 2 && starts[2].load(Ordering::SeqCst) == 2
+    })
+    .await;
     let counts: Vec<usize> = starts.iter().map(|s| s.load(Ordering::SeqCst)).collect();
     assert_eq!(counts, [1, 2, 2]);
     kit.shutdown().await;
 }
 
+// A transient child is restarted after a failure but not after a normal exit; a temporary child
+// is never restarted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn otp_transient_and_temporary_children() {
+async fn otp_transient_children_restart_only_after_a_failure_and_temporary_ones_never() {
     let kit = TestKit::new();
     let specs = vec![
         ChildSpec::new("transient", acc(0), Restart::Transient),
@@ -371,9 +416,9 @@ async fn otp_transient_and_temporary_children() {
         Behaviors::supervisor(specs, SupervisorStrategy::one_for_one()),
         "sup",
     );
-    let transient = child(&kit, "/sup/transient").await;
-    let temporary = child(&kit, "/sup/temporary").await;
-    let stopper = kit.system().lookup::<u8>("/sup/stopper").expect("stopper");
+    let transient: ActorRef<Cmd> = child(&kit, "/sup/transient").await;
+    let temporary: ActorRef<Cmd> = child(&kit, "/sup/temporary").await;
+    let stopper: ActorRef<u8> = child(&kit, "/sup/stopper").await;
     let mut w = kit.probe::<()>();
     stopper.tell(1u8); // a normal exit: a transient child is not restarted
     w.expect_terminated(&stopper, T).await;
@@ -381,23 +426,28 @@ async fn otp_transient_and_temporary_children() {
     w.expect_terminated(&temporary, T).await;
     transient.tell(Cmd::Fail("x".into())); // a failure: restarted
     wait_for_new(&kit, "/sup/transient", &transient).await;
-    let infos = kit
-        .system()
-        .ask(&sup, SupervisorMsg::WhichChildren, T)
-        .await
-        .unwrap();
-    let running: Vec<(&str, bool)> = infos
-        .iter()
-        .map(|i| (i.name.as_str(), i.path.is_some()))
-        .collect();
-    assert_eq!(
-        running,
-        [
-            ("transient", true),
-            ("temporary", false),
-            ("stopper", false)
-        ]
-    );
+    // The supervisor hears of each child's end after the child's watchers do, so ask until it
+    // has heard of all three.
+    let expected = [
+        ("transient".to_string(), true),
+        ("temporary".to_string(), false),
+        ("stopper".to_string(), false),
+    ];
+    let mut running = Vec::new();
+    let deadline = Instant::now() + T;
+    while running != expected && Instant::now() < deadline {
+        let infos = kit
+            .system()
+            .ask(&sup, SupervisorMsg::WhichChildren, T)
+            .await
+            .unwrap();
+        running = infos
+            .iter()
+            .map(|i| (i.name.clone(), i.path.is_some()))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(running, expected);
     kit.shutdown().await;
 }
 
@@ -419,6 +469,27 @@ async fn otp_intensity_exceeded_fails_the_supervisor() {
         kit.system().lookup::<Cmd>("/sup/w").is_none(),
         "the supervisor's children are stopped"
     );
+    kit.shutdown().await;
+}
+
+// The OTP supervisor's restart intensity is a sliding window: a restart more than `within` after
+// the previous one is allowed again, one inside it fails the supervisor. On virtual time, with at
+// most one restart per second.
+#[tokio::test(start_paused = true)]
+async fn otp_intensity_counts_only_restarts_within_the_window() {
+    let kit = TestKit::new();
+    let specs = vec![ChildSpec::new("w", acc(0), Restart::Permanent)];
+    let strategy = SupervisorStrategy::one_for_one().intensity(1, Duration::from_secs(1));
+    let sup = kit.spawn(Behaviors::supervisor(specs, strategy), "sup");
+    let mut w = kit.probe::<()>();
+    let mut current = child(&kit, "/sup/w").await;
+    current.tell(Cmd::Fail("x".into()));
+    current = wait_for_new(&kit, "/sup/w", &current).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    current.tell(Cmd::Fail("x".into())); // the first restart has left the window
+    current = wait_for_new(&kit, "/sup/w", &current).await;
+    current.tell(Cmd::Fail("x".into())); // the second is still in it
+    w.expect_terminated(&sup, T).await;
     kit.shutdown().await;
 }
 

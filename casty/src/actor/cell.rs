@@ -26,7 +26,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskCx, Poll};
-use std::time::Instant;
+
+use tokio::time::Instant;
 
 use crate::actor::actor_ref::ActorRef;
 use crate::actor::behavior::{Behavior, Handler, HandlerResult, Hooks, Kind, Outcome, Signal};
@@ -39,7 +40,7 @@ use crate::actor::failure::Failure;
 use crate::actor::mailbox::{Mailbox, MailboxQueue, Push};
 use crate::actor::message::Message;
 use crate::actor::path::ActorPath;
-use crate::actor::supervision::{Directive, OneForOneStrategy, RestartWindow};
+use crate::actor::supervision::{decide, Decision, OneForOneStrategy, RestartWindow};
 use crate::actor::system::SystemInner;
 
 /// User messages handled per wake-up before the actor yields its worker.
@@ -650,57 +651,56 @@ impl<M: Message> Cell<M> {
         }
     }
 
-    /// Applies the supervision strategy to a failure (L4–L6).
+    /// Applies the supervision strategy to a failure (L4–L6): [`decide`] says what to do, and
+    /// this logs it and does it.
     async fn handle_failure(&mut self, failure: Failure) {
         let mut failure = failure;
         loop {
             let path = self.ctx.shared.path.clone();
-            let directive = match &self.strategy {
-                Some(s) => {
-                    catch_unwind(AssertUnwindSafe(|| s.decide(&failure))).unwrap_or(Directive::Stop)
-                }
-                None => Directive::Stop,
-            };
             let poisoned = match &mut self.current {
                 Current::Receive(h) => h.is_poisoned(),
                 _ => false,
             };
-            let directive = match directive {
-                Directive::Resume if poisoned => {
-                    tracing::warn!(actor = %path, "the behavior's state was lost to a panic; restarting instead of resuming");
-                    Directive::Restart
-                }
-                d => d,
-            };
-            match directive {
-                Directive::Resume => {
+            let window = self.window.get_or_insert_with(Default::default);
+            let decision = decide(
+                self.strategy.as_deref(),
+                &failure,
+                poisoned,
+                window,
+                Instant::now(),
+            );
+            if let Decision::Restart {
+                instead_of_resume: true,
+                ..
+            }
+            | Decision::LimitExceeded {
+                instead_of_resume: true,
+            } = decision
+            {
+                tracing::warn!(actor = %path, "the behavior's state was lost to a panic; restarting instead of resuming");
+            }
+            match decision {
+                Decision::Resume => {
                     tracing::warn!(actor = %path, error = %failure, "actor failed; resuming");
                     return;
                 }
-                Directive::Stop => {
+                Decision::Stop => {
                     tracing::error!(actor = %path, error = %failure, "actor failed; stopping");
                     self.request_stop(Some(failure), false);
                     return;
                 }
-                Directive::Escalate => {
+                Decision::Escalate => {
                     tracing::error!(actor = %path, error = %failure, "actor failed; escalating to its parent");
                     self.request_stop(Some(failure), true);
                     return;
                 }
-                Directive::Restart => {
-                    let strategy = self.strategy.clone().expect("restart needs a strategy");
-                    let now = Instant::now();
-                    let window = self.window.get_or_insert_with(Default::default);
-                    if !window.allow(now, strategy.max_restarts(), strategy.within()) {
-                        tracing::error!(actor = %path, error = %failure, "actor exceeded its restart limit; stopping");
-                        self.request_stop(Some(failure), false);
-                        return;
-                    }
+                Decision::LimitExceeded { .. } => {
+                    tracing::error!(actor = %path, error = %failure, "actor exceeded its restart limit; stopping");
+                    self.request_stop(Some(failure), false);
+                    return;
+                }
+                Decision::Restart { delay, .. } => {
                     tracing::warn!(actor = %path, error = %failure, "actor failed; restarting");
-                    let delay = strategy.backoff_config().map(|b| {
-                        let n = window.next_streak(now, b.quiet_period());
-                        b.delay_with_jitter(n)
-                    });
                     match self.restart_with(&failure, delay).await {
                         None => return,
                         Some(next) => failure = next,
@@ -731,7 +731,7 @@ impl<M: Message> Cell<M> {
             failure: failure.clone(),
         });
         if let Some(d) = delay.filter(|d| !d.is_zero()) {
-            let deadline = tokio::time::Instant::now() + d;
+            let deadline = Instant::now() + d;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => break,

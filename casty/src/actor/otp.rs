@@ -14,7 +14,9 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::actor::actor_ref::ActorRef;
 use crate::actor::behavior::{Behavior, Behaviors, Handler, HandlerResult, Outcome, Signal};

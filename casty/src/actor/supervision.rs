@@ -5,13 +5,19 @@
 //! (L6): past `max_restarts` within `within`, the actor is stopped instead. An optional [`Backoff`]
 //! delays each restart exponentially; messages that arrive meanwhile wait in the mailbox (L5).
 //!
-//! The restart window is pure bookkeeping ([`RestartWindow`]) with time passed in, so it is tested
-//! without sleeping.
+//! What to do with one failure is decided by [`decide`], a function of the strategy, the failure,
+//! the restart window and the current time, with no effects: the cell then logs and restarts or
+//! stops. The restart window is pure bookkeeping ([`RestartWindow`]) with time passed in, so both
+//! are tested without sleeping. Time is tokio's, so a runtime with paused time controls backoff
+//! and restart windows.
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::actor::failure::Failure;
 
@@ -234,9 +240,236 @@ impl RestartWindow {
     }
 }
 
+/// What the cell does with one failure: the outcome of [`decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Keep the behavior and its state.
+    Resume,
+    /// Stop the actor.
+    Stop,
+    /// Stop the actor and fail its parent.
+    Escalate,
+    /// Restart, after `delay` if a backoff is configured. `instead_of_resume` says the decider
+    /// asked to resume a behavior whose state was lost to a panic.
+    Restart {
+        delay: Option<Duration>,
+        instead_of_resume: bool,
+    },
+    /// A restart was called for, but the restart limit is reached: stop the actor.
+    LimitExceeded { instead_of_resume: bool },
+}
+
+/// Decides what to do with `failure` at `now`: asks the strategy's decider (no strategy, or a
+/// decider that panics, means stop); a resume of a `poisoned` behavior (its state was lost to a
+/// panic) becomes a restart; a restart past the limit of the sliding window becomes
+/// [`Decision::LimitExceeded`]; an allowed restart is recorded in `window` and gets the backoff
+/// delay of its place in the current streak (with jitter, if configured).
+pub(crate) fn decide(
+    strategy: Option<&OneForOneStrategy>,
+    failure: &Failure,
+    poisoned: bool,
+    window: &mut RestartWindow,
+    now: Instant,
+) -> Decision {
+    let Some(strategy) = strategy else {
+        return Decision::Stop;
+    };
+    let directive =
+        catch_unwind(AssertUnwindSafe(|| strategy.decide(failure))).unwrap_or(Directive::Stop);
+    let instead_of_resume = match directive {
+        Directive::Resume if poisoned => true,
+        Directive::Resume => return Decision::Resume,
+        Directive::Stop => return Decision::Stop,
+        Directive::Escalate => return Decision::Escalate,
+        Directive::Restart => false,
+    };
+    if !window.allow(now, strategy.max_restarts(), strategy.within()) {
+        return Decision::LimitExceeded { instead_of_resume };
+    }
+    let delay = strategy.backoff_config().map(|b| {
+        let n = window.next_streak(now, b.quiet_period());
+        b.delay_with_jitter(n)
+    });
+    Decision::Restart {
+        delay,
+        instead_of_resume,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn boom() -> Failure {
+        Failure::supervisor("boom".into())
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn restart(delay: Option<Duration>) -> Decision {
+        Decision::Restart {
+            delay,
+            instead_of_resume: false,
+        }
+    }
+
+    #[test]
+    fn without_a_strategy_a_failure_stops_the_actor() {
+        let mut w = RestartWindow::default();
+        assert_eq!(
+            decide(None, &boom(), false, &mut w, Instant::now()),
+            Decision::Stop
+        );
+    }
+
+    #[test]
+    fn the_deciders_directive_is_followed() {
+        let t0 = Instant::now();
+        for (directive, expected) in [
+            (Directive::Resume, Decision::Resume),
+            (Directive::Stop, Decision::Stop),
+            (Directive::Escalate, Decision::Escalate),
+            (Directive::Restart, restart(None)),
+        ] {
+            let s = OneForOneStrategy::new(3, Duration::from_secs(60)).decider(move |_| directive);
+            let mut w = RestartWindow::default();
+            assert_eq!(decide(Some(&s), &boom(), false, &mut w, t0), expected);
+        }
+    }
+
+    #[test]
+    fn a_panicking_decider_stops_the_actor() {
+        let s = OneForOneStrategy::new(3, Duration::from_secs(60))
+            .decider(|_| panic!("decider panicked"));
+        let mut w = RestartWindow::default();
+        assert_eq!(
+            decide(Some(&s), &boom(), false, &mut w, Instant::now()),
+            Decision::Stop
+        );
+    }
+
+    #[test]
+    fn resuming_a_poisoned_behavior_restarts_it_instead() {
+        let s = OneForOneStrategy::new(1, Duration::from_secs(60)).decider(|_| Directive::Resume);
+        let mut w = RestartWindow::default();
+        let t0 = Instant::now();
+        assert_eq!(
+            decide(Some(&s), &boom(), true, &mut w, t0),
+            Decision::Restart {
+                delay: None,
+                instead_of_resume: true
+            }
+        );
+        // The replacing restart counts against the limit like any other.
+        assert_eq!(
+            decide(Some(&s), &boom(), true, &mut w, t0 + ms(1)),
+            Decision::LimitExceeded {
+                instead_of_resume: true
+            }
+        );
+        // A healthy behavior is resumed, whatever the window says.
+        assert_eq!(
+            decide(Some(&s), &boom(), false, &mut w, t0 + ms(2)),
+            Decision::Resume
+        );
+    }
+
+    #[test]
+    fn restarts_past_the_limit_within_the_window_stop_the_actor() {
+        let s = OneForOneStrategy::new(2, Duration::from_secs(10));
+        let mut w = RestartWindow::default();
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        assert_eq!(
+            decide(Some(&s), &boom(), false, &mut w, at(0)),
+            restart(None)
+        );
+        assert_eq!(
+            decide(Some(&s), &boom(), false, &mut w, at(5)),
+            restart(None)
+        );
+        assert_eq!(
+            decide(Some(&s), &boom(), false, &mut w, at(10)),
+            Decision::LimitExceeded {
+                instead_of_resume: false
+            }
+        );
+        // The restart at 0 s has left the window by 11 s; the one at 5 s has not.
+        assert_eq!(
+            decide(Some(&s), &boom(), false, &mut w, at(11)),
+            restart(None)
+        );
+        assert_eq!(
+            decide(Some(&s), &boom(), false, &mut w, at(12)),
+            Decision::LimitExceeded {
+                instead_of_resume: false
+            }
+        );
+    }
+
+    #[test]
+    fn backoff_delays_double_per_restart_in_a_streak_up_to_the_maximum() {
+        let s = OneForOneStrategy::new(10, Duration::from_secs(60))
+            .backoff(Backoff::exponential(ms(100), ms(1000)));
+        let mut w = RestartWindow::default();
+        let t0 = Instant::now();
+        let delays: Vec<Decision> = (0..6)
+            .map(|i| decide(Some(&s), &boom(), false, &mut w, t0 + ms(i)))
+            .collect();
+        assert_eq!(
+            delays,
+            [100, 200, 400, 800, 1000, 1000].map(|d| restart(Some(ms(d))))
+        );
+    }
+
+    #[test]
+    fn backoff_starts_again_from_the_minimum_after_a_quiet_period() {
+        let s = OneForOneStrategy::new(10, Duration::from_secs(60))
+            .backoff(Backoff::exponential(ms(100), ms(1000)).reset_after(ms(500)));
+        let mut w = RestartWindow::default();
+        let t0 = Instant::now();
+        let mut at = |t: u64| decide(Some(&s), &boom(), false, &mut w, t0 + ms(t));
+        assert_eq!(at(0), restart(Some(ms(100))));
+        assert_eq!(at(100), restart(Some(ms(200))));
+        // 499 ms after the last failure: still the same streak.
+        assert_eq!(at(599), restart(Some(ms(400))));
+        // 500 ms after the last failure: a new streak.
+        assert_eq!(at(1099), restart(Some(ms(100))));
+        assert_eq!(at(1100), restart(Some(ms(200))));
+    }
+
+    #[test]
+    fn without_reset_after_the_quiet_period_is_the_maximum_delay() {
+        let s = OneForOneStrategy::new(10, Duration::from_secs(60))
+            .backoff(Backoff::exponential(ms(100), ms(300)));
+        let mut w = RestartWindow::default();
+        let t0 = Instant::now();
+        let mut at = |t: u64| decide(Some(&s), &boom(), false, &mut w, t0 + ms(t));
+        assert_eq!(at(0), restart(Some(ms(100))));
+        assert_eq!(at(299), restart(Some(ms(200))));
+        assert_eq!(at(599), restart(Some(ms(100))));
+    }
+
+    #[test]
+    fn a_restart_refused_by_the_limit_does_not_advance_the_backoff_streak() {
+        let s = OneForOneStrategy::new(1, Duration::from_secs(10))
+            .backoff(Backoff::exponential(ms(100), ms(1000)).reset_after(Duration::from_secs(60)));
+        let mut w = RestartWindow::default();
+        let t0 = Instant::now();
+        let mut at = |t: u64| decide(Some(&s), &boom(), false, &mut w, t0 + ms(t));
+        assert_eq!(at(0), restart(Some(ms(100))));
+        assert_eq!(
+            at(10),
+            Decision::LimitExceeded {
+                instead_of_resume: false
+            }
+        );
+        // The window has room again after 10 s; still within the streak, this is its second
+        // restart, not its third.
+        assert_eq!(at(10_001), restart(Some(ms(200))));
+    }
 
     #[test]
     fn window_limits_restarts() {

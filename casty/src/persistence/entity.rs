@@ -2,16 +2,17 @@
 //!
 //! The entity is one handler in the actor core. Its asynchronous start (`Handler::start`) is the
 //! recovery: newest snapshot, then the newer events in pages (P5), checking each sequence number
-//! and manifest. Each command runs `on_command`; a `persisted` effect is written to the journal
-//! with the entity's sequence number as the expected one (P1), and only after the write succeeded
-//! are the events applied and the `then` callbacks run (P2). While recovery or a write is in flight
-//! the handler has not returned, so later commands wait in the mailbox in arrival order: the
-//! mailbox is the stash (P3), bounded by the mailbox's capacity, and overflow becomes dead letters.
-//! A failed write stops the entity, or restarts it under a supervisor, which recovers from the
-//! journal; it never resumes with state the journal may not match (P4). Failures are published as
-//! [`PersistenceFailed`], and each finished recovery as [`RecoveryCompleted`].
+//! and manifest (the checks are in `recovery`). Each command runs `on_command`; a `persisted`
+//! effect is written to the journal with the entity's sequence number as the expected one (P1),
+//! and only after the write succeeded are the events applied and the `then` callbacks run (P2);
+//! when to snapshot and which old snapshots to delete is decided in `snapshot`. While recovery or
+//! a write is in flight the handler has not returned, so later commands wait in the mailbox in
+//! arrival order: the mailbox is the stash (P3), bounded by the mailbox's capacity, and overflow
+//! becomes dead letters. A failed write stops the entity, or restarts it under a supervisor, which
+//! recovers from the journal; it never resumes with state the journal may not match (P4).
+//! Failures are published as [`PersistenceFailed`], and each finished recovery as
+//! [`RecoveryCompleted`].
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -26,7 +27,8 @@ use crate::actor::path::ActorPath;
 use crate::persistence::codec;
 use crate::persistence::effect::{take_effect, EventSourcedCommand, PersistEffect};
 use crate::persistence::journal::{EventJournal, JournalError, StoredEvent, StoredSnapshot};
-use crate::persistence::snapshot::SnapshotPolicy;
+use crate::persistence::recovery;
+use crate::persistence::snapshot::{KnownSnapshots, SnapshotPolicy};
 
 /// Events replayed per journal read during recovery.
 const DEFAULT_PAGE: usize = 1024;
@@ -251,7 +253,7 @@ struct EntityHandler<C: EventSourcedCommand, FE, FC, R> {
     state: C::State,
     seq: u64,
     /// Snapshots this entity knows of, oldest first (for `keep_last`).
-    snapshots: VecDeque<u64>,
+    snapshots: KnownSnapshots,
     /// Set while the state may not match the journal (a failed write, a panic while applying):
     /// such an incarnation must not be resumed.
     poisoned: bool,
@@ -264,7 +266,7 @@ impl<C: EventSourcedCommand, FE, FC, R> EntityHandler<C, FE, FC, R> {
             state: spec.initial.clone(),
             spec,
             seq: 0,
-            snapshots: VecDeque::new(),
+            snapshots: KnownSnapshots::default(),
             poisoned: false,
             _r: PhantomData,
         }
@@ -320,18 +322,10 @@ where
         self.snapshots.clear();
         let mut snapshot_seq = None;
         if let Some(s) = spec.journal.load_snapshot(id).await? {
-            let expected = C::state_manifest();
-            if s.manifest != expected {
-                return Err(JournalError::UnknownManifest {
-                    persistence_id: id.to_string(),
-                    seq: s.seq,
-                    found: s.manifest.into_owned(),
-                    expected: expected.into_owned(),
-                });
-            }
+            recovery::check_snapshot(id, &s, &C::state_manifest())?;
             self.state = codec::decode(&s.payload, id, "snapshot", s.seq)?;
             self.seq = s.seq;
-            self.snapshots.push_back(s.seq);
+            self.snapshots.recovered(s.seq);
             snapshot_seq = Some(s.seq);
         }
         let manifest = <C::Event as Message>::manifest();
@@ -340,30 +334,13 @@ where
             let page = spec.journal.load(id, self.seq + 1, spec.page).await?;
             let n = page.len();
             for stored in page {
-                if stored.seq != self.seq + 1 {
-                    return Err(JournalError::Corrupt {
-                        persistence_id: Some(id.to_string()),
-                        seq: Some(stored.seq),
-                        reason: format!(
-                            "expected seq {} next; the log has a gap or a duplicate",
-                            self.seq + 1
-                        ),
-                    });
-                }
-                if stored.manifest != manifest {
-                    return Err(JournalError::UnknownManifest {
-                        persistence_id: id.to_string(),
-                        seq: stored.seq,
-                        found: stored.manifest.into_owned(),
-                        expected: manifest.into_owned(),
-                    });
-                }
+                recovery::check_event(id, self.seq, &stored, &manifest)?;
                 let event: C::Event = codec::decode(&stored.payload, id, "event", stored.seq)?;
                 self.state = (spec.on_event)(&self.state, &event);
                 self.seq = stored.seq;
                 replayed += 1;
             }
-            if n < spec.page {
+            if recovery::is_last_page(n, spec.page) {
                 return Ok((snapshot_seq, replayed));
             }
         }
@@ -435,14 +412,11 @@ where
             return Err(self.fail(ctx, PersistencePhase::Write, e));
         }
         self.poisoned = true; // until every event is applied (on_event may panic)
-        let mut snapshot = false;
-        for e in &events {
-            self.seq += 1;
-            self.state = (spec.on_event)(&self.state, e);
-            snapshot |= spec.policy.triggers(&self.state, e, self.seq);
-        }
+        let snapshot_at =
+            spec.policy
+                .apply_batch(&mut self.state, &mut self.seq, &events, &spec.on_event);
         self.poisoned = false;
-        if snapshot {
+        if snapshot_at.is_some() {
             self.snapshot(ctx).await;
         }
         Ok(())
@@ -462,18 +436,9 @@ where
             tracing::warn!(actor = %ctx.path(), persistence_id = id, %error, "snapshot failed");
             return;
         }
-        if self.snapshots.back() != Some(&self.seq) {
-            self.snapshots.push_back(self.seq);
-        }
-        if let Some(k) = spec.policy.kept() {
-            if self.snapshots.len() > k {
-                while self.snapshots.len() > k {
-                    self.snapshots.pop_front();
-                }
-                let oldest_kept = self.snapshots[0];
-                if let Err(error) = spec.journal.delete_snapshots_before(id, oldest_kept).await {
-                    tracing::warn!(actor = %ctx.path(), persistence_id = id, %error, "deleting old snapshots failed");
-                }
+        if let Some(oldest_kept) = self.snapshots.saved(self.seq, spec.policy.kept()) {
+            if let Err(error) = spec.journal.delete_snapshots_before(id, oldest_kept).await {
+                tracing::warn!(actor = %ctx.path(), persistence_id = id, %error, "deleting old snapshots failed");
             }
         }
     }

@@ -4,6 +4,7 @@
 //!   [`InMemoryJournal`] and, with the `sqlite` feature, `SqliteJournal`.
 //! - [`effect`] is what a command handler returns (`Behaviors::persisted(..).then(..)`).
 //! - [`entity`] is the behavior that recovers, handles commands and writes events.
+//! - [`recovery`] checks what recovery reads (sequence continuity, manifests).
 //! - [`snapshot`] decides when snapshots are taken and how many are kept.
 //!
 //! This layer sits on the actor core and uses it only through its public shapes plus two small
@@ -15,6 +16,7 @@ pub(crate) mod entity;
 pub(crate) mod journal;
 pub(crate) mod macro_support;
 pub(crate) mod memory;
+pub(crate) mod recovery;
 pub(crate) mod snapshot;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;

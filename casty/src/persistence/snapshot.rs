@@ -4,7 +4,11 @@
 //! policy is checked after every successful write: if any event of the batch triggers it, the state
 //! after the batch is saved at the batch's last sequence number. `keep_last(k)` then deletes all
 //! but the newest `k` snapshots.
+//!
+//! Both decisions are pure: [`SnapshotPolicy::apply_batch`] folds a written batch and says at which
+//! sequence number to snapshot, and [`KnownSnapshots::saved`] says which older snapshots to delete.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
@@ -87,6 +91,63 @@ impl<S, E> SnapshotPolicy<S, E> {
     pub fn is_never(&self) -> bool {
         matches!(self.rule, Rule::Never)
     }
+
+    /// Applies a batch written after `*seq`: folds each event into `state` with `on_event`,
+    /// advancing `seq`, and asks the policy about each event (every one, even after one has
+    /// triggered). Returns the sequence number to snapshot at: the batch's last, if any event
+    /// triggered the policy.
+    pub(crate) fn apply_batch<'e>(
+        &self,
+        state: &mut S,
+        seq: &mut u64,
+        events: impl IntoIterator<Item = &'e E>,
+        on_event: impl Fn(&S, &E) -> S,
+    ) -> Option<u64>
+    where
+        E: 'e,
+    {
+        let mut snapshot = false;
+        for e in events {
+            *seq += 1;
+            *state = on_event(state, e);
+            snapshot |= self.triggers(state, e, *seq);
+        }
+        snapshot.then_some(*seq)
+    }
+}
+
+/// The snapshots an entity knows it has, oldest first: the one recovery started from and those
+/// saved since. With `keep_last(k)` it says which older snapshots to delete.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct KnownSnapshots(VecDeque<u64>);
+
+impl KnownSnapshots {
+    /// Forgets every snapshot (recovery starts over).
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Records the snapshot recovery started from.
+    pub(crate) fn recovered(&mut self, seq: u64) {
+        self.0.push_back(seq);
+    }
+
+    /// Records a snapshot just saved at `seq` (saving again at the newest one replaces it). With
+    /// `keep_last` = `Some(k)` and more than `k` known, forgets all but the newest `k` and returns
+    /// the oldest kept one: the journal deletes the snapshots before it.
+    pub(crate) fn saved(&mut self, seq: u64, keep_last: Option<usize>) -> Option<u64> {
+        if self.0.back() != Some(&seq) {
+            self.0.push_back(seq);
+        }
+        let k = keep_last?;
+        if self.0.len() <= k {
+            return None;
+        }
+        while self.0.len() > k {
+            self.0.pop_front();
+        }
+        self.0.front().copied()
+    }
 }
 
 impl<S, E> Default for SnapshotPolicy<S, E> {
@@ -119,5 +180,89 @@ impl<S, E> fmt::Debug for SnapshotPolicy<S, E> {
             .field("rule", &rule)
             .field("keep_last", &self.keep_last)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(total: &u64, e: &u64) -> u64 {
+        total + e
+    }
+
+    #[test]
+    fn every_n_snapshots_at_the_last_seq_of_a_batch_that_crosses_a_multiple_of_n() {
+        let p: SnapshotPolicy<u64, u64> = SnapshotPolicy::every(3);
+        let (mut state, mut seq) = (0, 0);
+        assert_eq!(p.apply_batch(&mut state, &mut seq, &[1, 2], add), None);
+        assert_eq!((state, seq), (3, 2));
+        // Seqs 3, 4 and 5: 3 triggers, the snapshot is of the state after 5.
+        assert_eq!(
+            p.apply_batch(&mut state, &mut seq, &[3, 4, 5], add),
+            Some(5)
+        );
+        assert_eq!((state, seq), (15, 5));
+        assert_eq!(p.apply_batch(&mut state, &mut seq, &[6], add), Some(6));
+        assert_eq!(p.apply_batch(&mut state, &mut seq, &[], add), None);
+        assert_eq!((state, seq), (21, 6));
+    }
+
+    #[test]
+    fn never_and_every_zero_never_snapshot() {
+        for p in [SnapshotPolicy::never(), SnapshotPolicy::every(0)] {
+            let (mut state, mut seq) = (0u64, 0u64);
+            let events: Vec<u64> = (1..=10).collect();
+            assert_eq!(p.apply_batch(&mut state, &mut seq, &events, add), None);
+            assert_eq!((state, seq), (55, 10));
+        }
+    }
+
+    #[test]
+    fn a_predicate_sees_each_new_state_event_and_seq() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let p = SnapshotPolicy::predicate(move |state: &u64, e: &u64, seq| {
+            s.lock().unwrap().push((*state, *e, seq));
+            *state == 3
+        });
+        let (mut state, mut seq) = (0, 10);
+        assert_eq!(
+            p.apply_batch(&mut state, &mut seq, &[1, 2, 4], add),
+            Some(13)
+        );
+        // Every event is shown to the predicate, also after it triggered.
+        assert_eq!(*seen.lock().unwrap(), [(1, 1, 11), (3, 2, 12), (7, 4, 13)]);
+    }
+
+    #[test]
+    fn keep_last_deletes_all_but_the_newest_k() {
+        let mut known = KnownSnapshots::default();
+        known.recovered(100);
+        assert_eq!(known.saved(200, Some(2)), None);
+        assert_eq!(known.saved(300, Some(2)), Some(200));
+        assert_eq!(known.saved(400, Some(2)), Some(300));
+        // Saving again at the newest seq replaces it: nothing more to delete.
+        assert_eq!(known.saved(400, Some(2)), None);
+        assert_eq!(known, KnownSnapshots(VecDeque::from([300, 400])));
+    }
+
+    #[test]
+    fn keep_last_one_keeps_only_the_newest() {
+        let mut known = KnownSnapshots::default();
+        assert_eq!(known.saved(5, Some(1)), None);
+        assert_eq!(known.saved(10, Some(1)), Some(10));
+        assert_eq!(known, KnownSnapshots(VecDeque::from([10])));
+    }
+
+    #[test]
+    fn without_keep_last_nothing_is_deleted() {
+        let mut known = KnownSnapshots::default();
+        for seq in [1, 2, 3, 4] {
+            assert_eq!(known.saved(seq, None), None);
+        }
+        assert_eq!(known, KnownSnapshots(VecDeque::from([1, 2, 3, 4])));
+        known.clear();
+        assert_eq!(known, KnownSnapshots::default());
     }
 }
