@@ -68,6 +68,7 @@ impl SpawnOptions {
 /// # system.shutdown().await; }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpawnError {
     /// The name is not allowed.
     #[error("invalid actor name {name:?}: {reason}")]
@@ -505,21 +506,6 @@ impl ActorSystem {
         options: SpawnOptions,
     ) -> Result<ActorRef<M>, SpawnError> {
         validate_name(name, false).map_err(|reason| SpawnError::InvalidName {
-            name: name.to_string(),
-            reason,
-        })?;
-        self.spawn_top(behavior.into(), name, options)
-    }
-
-    /// Spawns an internal top-level actor (names starting with `_` are allowed).
-    #[doc(hidden)]
-    pub fn spawn_internal<M: Message>(
-        &self,
-        behavior: impl Into<Behavior<M>>,
-        name: &str,
-        options: SpawnOptions,
-    ) -> Result<ActorRef<M>, SpawnError> {
-        validate_name(name, true).map_err(|reason| SpawnError::InvalidName {
             name: name.to_string(),
             reason,
         })?;
