@@ -61,8 +61,8 @@ pub use actor::path::ActorPath;
 pub use actor::scheduler::Scheduler;
 pub use actor::supervision::{Backoff, Directive, OneForOneStrategy};
 pub use actor::system::{
-    ActorSystem, ActorSystemBuilder, ShutdownOutcome, ShutdownTimedOut, SpawnError, SpawnOptions,
-    DEFAULT_SHUTDOWN_TIMEOUT,
+    ActorDefaults, ActorSystem, ActorSystemBuilder, ShutdownOutcome, ShutdownTimedOut,
+    SpawnDefaults, SpawnError, SpawnOptions, DEFAULT_SHUTDOWN_TIMEOUT,
 };
 pub use persistence::{
     Event, EventJournal, EventSourced, EventSourcedCommand, InMemoryJournal, JournalError,

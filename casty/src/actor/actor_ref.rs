@@ -99,6 +99,7 @@ pub struct ActorRef<M> {
 /// assert_eq!(e.into_inner(), 5);
 /// ```
 #[derive(PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TellError<M> {
     /// A bounded mailbox with the `Reject` policy is full.
     Full(M),

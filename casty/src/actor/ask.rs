@@ -28,6 +28,7 @@ use crate::actor::wire::NodeDown;
 /// assert_eq!(e.to_string(), "no reply within 5ms");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AskError {
     /// No reply arrived before the deadline.
     #[error("no reply within {0:?}")]

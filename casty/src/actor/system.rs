@@ -28,7 +28,6 @@ use crate::actor::mailbox::Mailbox;
 use crate::actor::message::Message;
 use crate::actor::path::{next_uid, validate_name, ActorPath};
 use crate::actor::scheduler::Scheduler;
-use crate::config::CastyConfig;
 
 /// Options for spawning an actor.
 ///
@@ -69,6 +68,7 @@ impl SpawnOptions {
 /// # system.shutdown().await; }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpawnError {
     /// The name is not allowed.
     #[error("invalid actor name {name:?}: {reason}")]
@@ -121,7 +121,7 @@ pub(crate) struct SystemInner {
     idle: Notify,
     terminating: AtomicBool,
     shutdown_timeout: Duration,
-    config: Option<Arc<CastyConfig>>,
+    defaults: Option<Arc<dyn SpawnDefaults>>,
     /// The remoting layer, once one is started.
     pub(crate) wire: std::sync::OnceLock<Arc<dyn crate::actor::wire::WireProvider>>,
     /// Refs written to the wire, by (path, uid), for replies coming back.
@@ -229,15 +229,13 @@ impl SystemInner {
         behavior: Behavior<M>,
         mailbox: Option<Mailbox>,
     ) -> (Behavior<M>, Mailbox) {
-        let Some(cfg) = &self.config else {
+        let Some(defaults) = &self.defaults else {
             return (behavior, mailbox.unwrap_or_default());
         };
-        let settings = cfg.resolve(name);
-        let mailbox = mailbox.unwrap_or_else(|| settings.mailbox.to_mailbox());
-        let behavior = match settings.supervision {
-            Some(s) if !behavior.is_supervised() => {
-                crate::Behaviors::supervise(behavior, s.to_strategy())
-            }
+        let found = defaults.for_actor(name);
+        let mailbox = mailbox.or(found.mailbox).unwrap_or_default();
+        let behavior = match found.supervision {
+            Some(s) if !behavior.is_supervised() => crate::Behaviors::supervise(behavior, s),
             _ => behavior,
         };
         (behavior, mailbox)
@@ -331,10 +329,57 @@ impl fmt::Debug for ActorSystem {
 /// ```
 #[derive(Debug, Default)]
 pub struct ActorSystemBuilder {
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     handle: Option<Handle>,
-    config: Option<Arc<CastyConfig>>,
+    /// The system's name, if `name` is not given (a configuration's `[system] name`).
+    pub(crate) default_name: Option<String>,
+    pub(crate) defaults: Option<Arc<dyn SpawnDefaults>>,
     shutdown_timeout: Option<Duration>,
+}
+
+/// Where an actor's mailbox and supervision come from when the code that spawns it does not say:
+/// a source of defaults by actor name, such as a `casty.toml` (`config::CastyConfig` implements
+/// it, and `ActorSystemBuilder::config` installs one).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use casty::{ActorDefaults, ActorSystem, Behaviors, Mailbox, Overflow, SpawnDefaults};
+/// use std::sync::Arc;
+///
+/// /// Every actor whose name starts with `queue-` gets a bounded mailbox.
+/// #[derive(Debug)]
+/// struct Queues;
+/// impl SpawnDefaults for Queues {
+///     fn for_actor(&self, name: &str) -> ActorDefaults {
+///         let mut d = ActorDefaults::default();
+///         if name.starts_with("queue-") {
+///             d.mailbox = Some(Mailbox::bounded(10, Overflow::DropNew));
+///         }
+///         d
+///     }
+/// }
+/// let system = ActorSystem::builder().spawn_defaults(Arc::new(Queues)).build();
+/// let q = system.spawn(Behaviors::ignore::<u8>(), "queue-1").unwrap();
+/// assert_eq!(q.mailbox().and_then(|m| m.capacity()), Some(10));
+/// # system.shutdown().await; }
+/// ```
+pub trait SpawnDefaults: Send + Sync + std::fmt::Debug + 'static {
+    /// The defaults for an actor named `name` (its last path segment).
+    fn for_actor(&self, name: &str) -> ActorDefaults;
+}
+
+/// What a [`SpawnDefaults`] gives one actor. `None` leaves the runtime's own default (an unbounded
+/// mailbox; no supervision, so a failure stops the actor). A mailbox in `SpawnOptions` and a
+/// `Behaviors::supervise` in code win over these.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ActorDefaults {
+    /// The mailbox.
+    pub mailbox: Option<Mailbox>,
+    /// The supervision strategy.
+    pub supervision: Option<crate::OneForOneStrategy>,
 }
 
 /// How long [`ActorSystem::shutdown`] waits for the actors' stop sequences by default.
@@ -347,29 +392,10 @@ impl ActorSystemBuilder {
         self
     }
 
-    /// Applies a configuration (see [`crate::config`]): its `[system] name` unless `.name(..)`
-    /// is also given, and at every spawn the mailbox and supervision the file resolves for the
-    /// actor's name. A mailbox in `SpawnOptions` or a `Behaviors::supervise` in code wins over the
-    /// file.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// use casty::{config, ActorSystem, Behaviors};
-    /// let cfg = config::parse_str(
-    ///     "[system]\nname = \"my-app\"\n[actors.orders]\nmailbox = { capacity = 10 }\n",
-    ///     None,
-    /// )
-    /// .unwrap();
-    /// let system = ActorSystem::builder().config(cfg).build();
-    /// assert_eq!(system.name(), "my-app");
-    /// let orders = system.spawn(Behaviors::ignore::<u32>(), "orders").unwrap();
-    /// assert_eq!(orders.mailbox().and_then(|m| m.capacity()), Some(10));
-    /// # system.shutdown().await; }
-    /// ```
-    pub fn config(mut self, config: CastyConfig) -> Self {
-        self.config = Some(Arc::new(config));
+    /// Takes each actor's mailbox and supervision, where the spawning code gives none, from
+    /// `defaults` (see [`SpawnDefaults`]; `ActorSystemBuilder::config` installs a `casty.toml`).
+    pub fn spawn_defaults(mut self, defaults: Arc<dyn SpawnDefaults>) -> Self {
+        self.defaults = Some(defaults);
         self
     }
 
@@ -407,7 +433,7 @@ impl ActorSystemBuilder {
         });
         let name: Arc<str> = self
             .name
-            .or_else(|| self.config.as_ref().map(|c| c.system.name.clone()))
+            .or(self.default_name)
             .unwrap_or_else(|| "casty".to_string())
             .into();
         let root = ActorPath::new(name.clone(), "/".into(), 0);
@@ -425,7 +451,7 @@ impl ActorSystemBuilder {
                 idle: Notify::new(),
                 terminating: AtomicBool::new(false),
                 shutdown_timeout: self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
-                config: self.config,
+                defaults: self.defaults,
             }),
         }
     }
@@ -480,21 +506,6 @@ impl ActorSystem {
         options: SpawnOptions,
     ) -> Result<ActorRef<M>, SpawnError> {
         validate_name(name, false).map_err(|reason| SpawnError::InvalidName {
-            name: name.to_string(),
-            reason,
-        })?;
-        self.spawn_top(behavior.into(), name, options)
-    }
-
-    /// Spawns an internal top-level actor (names starting with `_` are allowed).
-    #[doc(hidden)]
-    pub fn spawn_internal<M: Message>(
-        &self,
-        behavior: impl Into<Behavior<M>>,
-        name: &str,
-        options: SpawnOptions,
-    ) -> Result<ActorRef<M>, SpawnError> {
-        validate_name(name, true).map_err(|reason| SpawnError::InvalidName {
             name: name.to_string(),
             reason,
         })?;

@@ -16,6 +16,7 @@
 mod error;
 mod load;
 mod model;
+mod spawn;
 
 pub use error::{ConfigError, ConfigErrorDetails, ConfigErrorKind};
 pub use load::{

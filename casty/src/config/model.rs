@@ -174,6 +174,9 @@ impl SupervisionConfig {
 }
 
 /// `[defaults.sharding]`.
+///
+/// Parsed and checked today, but nothing reads it yet: cluster sharding, which will take its
+/// default shard count from here, is still to come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShardingConfig {
     /// Number of shards (default 256).
@@ -187,6 +190,9 @@ impl Default for ShardingConfig {
 }
 
 /// `[defaults.replication]`.
+///
+/// Parsed and checked today, but nothing reads it yet: replication of event-sourced entities,
+/// which will take its defaults from here, is still to come.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReplicationConfig {
     /// Copies of each entity (default 2).
@@ -242,6 +248,10 @@ impl NodeAddress {
 }
 
 /// `[cluster]`.
+///
+/// Parsed and checked today, but nothing reads it yet: cluster membership (a clustered actor
+/// system built from this section) is still to come. Remoting takes its address from
+/// `RemoteSettings`, not from here.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterConfig {
     /// Address to bind (default `"127.0.0.1"`).
@@ -275,7 +285,7 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// The `[cluster]` section of `cfg`: the `from_config` path of a clustered system.
+    /// The `[cluster]` section of `cfg`, to adjust in code before use.
     pub fn from_config(cfg: &CastyConfig) -> ClusterConfig {
         cfg.cluster.clone()
     }
@@ -308,7 +318,7 @@ impl ClusterConfig {
     }
 }
 
-/// `[cluster.gossip]`.
+/// `[cluster.gossip]`. Read by nothing yet (see [`ClusterConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GossipConfig {
     /// Between gossip rounds (default 1 s).
@@ -323,7 +333,7 @@ impl Default for GossipConfig {
     }
 }
 
-/// `[cluster.heartbeat]`.
+/// `[cluster.heartbeat]`. Read by nothing yet (see [`ClusterConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HeartbeatConfig {
     /// Between heartbeats (default 0.5 s).
@@ -341,7 +351,8 @@ impl Default for HeartbeatConfig {
     }
 }
 
-/// `[cluster.failure_detector]`: the phi-accrual detector's parameters.
+/// `[cluster.failure_detector]`: the parameters of a phi-accrual failure detector. Read by nothing
+/// yet (see [`ClusterConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FailureDetectorConfig {
     /// Phi above which a node is suspected (default 8.0).
@@ -430,9 +441,9 @@ pub struct ActorSettings {
     pub mailbox: MailboxConfig,
     /// Its supervision, if the file configures any (otherwise the runtime default: stop).
     pub supervision: Option<SupervisionConfig>,
-    /// Its sharding.
+    /// Its sharding (read by nothing yet; see [`ShardingConfig`]).
     pub sharding: ShardingConfig,
-    /// Its replication.
+    /// Its replication (read by nothing yet; see [`ReplicationConfig`]).
     pub replication: ReplicationConfig,
     /// The pattern that matched, if any.
     pub matched: Option<String>,
