@@ -95,7 +95,8 @@ impl Reachability {
     pub(crate) fn connected(&mut self, node: &str, uid: u64) -> Vec<Command> {
         let mut commands = Vec::new();
         if let Some(p) = self.status.get(node).copied() {
-            if p.uid != uid && !p.gone {
+            // A node first reached after failed attempts (uid 0: never seen) did not restart.
+            if p.uid != 0 && p.uid != uid && !p.gone {
                 // Whatever was watched or asked of the old incarnation is over.
                 commands.push(self.down(node, p.uid, NodeDown::Restarted));
             }
@@ -278,6 +279,18 @@ mod tests {
         assert_eq!(r.disconnected(B), vec![timer(B, 1)]);
         assert_eq!(r.connected(B, 7), vec![]);
         assert_eq!(r.timer_fired(B, 1), vec![]);
+    }
+
+    // A node that is not up yet when we first try it (say it starts a moment after us) is not
+    // a restart once it answers: what was watched or asked of it meanwhile goes on.
+    #[test]
+    fn a_node_reached_after_failed_first_attempts_is_not_a_restart() {
+        let mut r = Reachability::new(AFTER);
+        assert_eq!(r.disconnected(B), vec![timer(B, 1)]);
+        assert_eq!(r.connected(B, 7), vec![]);
+        assert_eq!(r.timer_fired(B, 1), vec![]);
+        // Its real restart later is one.
+        assert_eq!(r.connected(B, 8), vec![down(B, 7, NodeDown::Restarted)]);
     }
 
     #[test]
