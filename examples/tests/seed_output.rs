@@ -69,3 +69,17 @@ fn configuration() {
 fn remote_bank() {
     check("remote_bank", env!("CARGO_BIN_EXE_remote_bank"));
 }
+
+/// The guide's chapters beyond the seed's examples, each one program with no macro twin.
+macro_rules! single_examples {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check(stringify!($name), env!(concat!("CARGO_BIN_EXE_", stringify!($name))));
+            }
+        )*
+    };
+}
+
+single_examples!(coming_from, blocking_work, shutdown, observability);
