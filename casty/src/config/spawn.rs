@@ -11,10 +11,10 @@ use crate::config::CastyConfig;
 impl SpawnDefaults for CastyConfig {
     fn for_actor(&self, name: &str) -> ActorDefaults {
         let settings = self.resolve(name);
-        let mut d = ActorDefaults::default();
-        d.mailbox = Some(settings.mailbox.to_mailbox());
-        d.supervision = settings.supervision.map(|s| s.to_strategy());
-        d
+        ActorDefaults {
+            mailbox: Some(settings.mailbox.to_mailbox()),
+            supervision: settings.supervision.map(|s| s.to_strategy()),
+        }
     }
 }
 
