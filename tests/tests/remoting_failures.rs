@@ -326,3 +326,63 @@ async fn messages_lost_by_remoting_are_dead_letters_with_the_reason() {
     c.shutdown().await;
 }
 // ANCHOR_END: lost
+
+// A watch made while the node refuses us can never be delivered there: it ends at once with
+// `Terminated` instead of never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_of_a_node_that_refuses_us_ends_at_once() {
+    let a = node_with("bank", RemoteSettings::new("127.0.0.1", 0).secret("one")).await;
+    let b = node_with("bank", RemoteSettings::new("127.0.0.1", 0).secret("two")).await;
+    b.spawn(bank(0), "accounts").unwrap();
+    let accounts = a.remote_ref::<Bank>(&address(&b, "/accounts")).unwrap();
+    // The first ask learns the refusal.
+    let r = tokio::time::timeout(T, a.ask(&accounts, Bank::balance, LONG))
+        .await
+        .expect("the ask fails at once");
+    assert!(matches!(r, Err(AskError::Refused { .. })), "{r:?}");
+    let mut report = TestProbe::<String>::new(&a);
+    let w = a.spawn(watcher(report.actor_ref()), "watcher").unwrap();
+    w.tell(Watching::Watch { target: accounts });
+    assert_eq!(report.expect_message(T).await, "terminated /accounts");
+    report.expect_no_message(casty_tests::QUIET).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[message_enum]
+enum Echo {
+    Ping { reply_to: ActorRef<u64> },
+}
+
+// A node that answers and then shuts down: its goodbye travels behind its reply on the same
+// connection, so the reply arrives and the ask succeeds (the goodbye does not overtake it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_sent_before_a_shutdown_arrives_before_the_goodbye() {
+    // A later round may get an earlier round's port: A then reconnects to it quickly.
+    let mut quick = RemoteSettings::new("127.0.0.1", 0);
+    quick.backoff = (Duration::from_millis(20), Duration::from_millis(100));
+    let a = node_with("bank", quick).await;
+    for round in 0..10 {
+        let b = node("bank").await;
+        let (answered, mut was_answered) = tokio::sync::mpsc::unbounded_channel();
+        b.spawn(
+            Behaviors::receive(move |_ctx, Echo::Ping { reply_to }| {
+                reply_to.tell(round);
+                let _ = answered.send(());
+                Behaviors::same()
+            }),
+            "echo",
+        )
+        .unwrap();
+        let echo = a.remote_ref::<Echo>(&address(&b, "/echo")).unwrap();
+        let pending = {
+            let a = a.clone();
+            tokio::spawn(async move { a.ask(&echo, |r| Echo::Ping { reply_to: r }, LONG).await })
+        };
+        was_answered.recv().await.unwrap();
+        b.shutdown().await;
+        let r = tokio::time::timeout(T, pending).await.unwrap().unwrap();
+        assert_eq!(r, Ok(round), "round {round}");
+    }
+    a.shutdown().await;
+}

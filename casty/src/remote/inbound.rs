@@ -104,6 +104,12 @@ impl Inbound for ToSystem {
                     w.watcher.notify_death(w.alias, None);
                 }
             }
+            // The goodbye that follows everything the node sent us on this connection.
+            Frame::Bye => {
+                if let Some(p) = Self::provider(&inner) {
+                    p.nodes.left(&from.address.node_key(), from.uid);
+                }
+            }
             _ => {}
         }
     }

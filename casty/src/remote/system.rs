@@ -322,7 +322,16 @@ impl WireProvider for Provider {
             },
         };
         if let Err(e) = self.endpoint.send(&peer, &frame) {
-            tracing::warn!(node, error = %e, "cannot send a watch");
+            // The node will never hear of this watch (it refuses us, or the queue to it is full):
+            // it ends now, as if the node were gone, instead of never.
+            tracing::warn!(node, error = %e, "cannot send a watch; it ends at once");
+            let ended = match self.nodes.lock().watched.get_mut(node) {
+                Some(watched) => watched.take(path, watcher_uid),
+                None => Vec::new(),
+            };
+            for w in ended {
+                w.watcher.notify_death(w.alias, None);
+            }
         }
     }
 

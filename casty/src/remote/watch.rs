@@ -39,15 +39,20 @@ impl WatchedOnNode {
     }
 
     pub(crate) fn remove(&mut self, path: &str, watcher_uid: u64) {
+        self.take(path, watcher_uid);
+    }
+
+    /// Takes the watches `watcher_uid` holds on `path`.
+    pub(crate) fn take(&mut self, path: &str, watcher_uid: u64) -> Vec<Watched> {
         let Some(by_watcher) = self.by_path.get_mut(path) else {
-            return;
+            return Vec::new();
         };
-        if let Some(list) = by_watcher.remove(&watcher_uid) {
-            self.len -= list.len();
-        }
+        let list = by_watcher.remove(&watcher_uid).unwrap_or_default();
+        self.len -= list.len();
         if by_watcher.is_empty() {
             self.by_path.remove(path);
         }
+        list
     }
 
     /// Takes the watches that end because `path`, incarnation `uid`, terminated.

@@ -75,6 +75,8 @@ pub(super) struct Association {
     /// Set while the peer refuses our handshake, with the refusal; sends are refused meanwhile.
     pub(super) refusing: AtomicBool,
     pub(super) refusal: Mutex<String>,
+    /// Whether a connection is up (its writer runs), so what is queued goes out.
+    pub(super) connected: AtomicBool,
 }
 
 impl Association {
@@ -97,6 +99,7 @@ impl Association {
             limit: AtomicUsize::new(max_frame),
             peer_uid: AtomicU64::new(peer_uid),
             refusing: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
             refusal: Mutex::new(String::new()),
         }
     }

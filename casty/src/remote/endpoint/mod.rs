@@ -179,7 +179,16 @@ impl Endpoint {
         });
         let stop = shared.shutdown.subscribe();
         let span = tracing::info_span!("remote-listener", node = %shared.address);
-        tokio::spawn(reader::accept_loop(shared.clone(), listener, stop).instrument(span));
+        // The listener holds a task token too: shutdown returns once the port is free again.
+        let token = shared.task_token();
+        let accepting = reader::accept_loop(shared.clone(), listener, stop);
+        tokio::spawn(
+            async move {
+                let _token = token;
+                accepting.await
+            }
+            .instrument(span),
+        );
         Ok(Endpoint { shared })
     }
 
@@ -292,6 +301,17 @@ impl Endpoint {
             .values()
             .cloned()
             .collect();
+        // What is queued (last replies, `Terminated` notices) goes out first, briefly: a reply
+        // queued on an association still connecting is otherwise lost, and the goodbye on the
+        // peer's own connection would fail the ask it answers.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        while tokio::time::Instant::now() < deadline
+            && assocs
+                .iter()
+                .any(|a| !a.refusing.load(Ordering::Acquire) && a.queue().frames > 0)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         for a in &assocs {
             let mut q = a.queue();
             if frame::encode(&Frame::Bye, usize::MAX, &mut q.buf).is_ok() {

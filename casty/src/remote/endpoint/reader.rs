@@ -274,9 +274,16 @@ async fn inbound_connection(
         let n = tokio::select! {
             biased;
             stopping = &mut closed => {
-                if stopping {
-                    // Say goodbye on the peer's connection too, so it need not wait for its
-                    // failure detection to learn that this node is gone.
+                // A peer our association is connected to gets our goodbye there, behind our last
+                // replies and notices; any other gets it here, on its own connection, so it need
+                // not wait for its failure detection either.
+                let ours = shared
+                    .assocs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&info.address)
+                    .is_some_and(|a| a.connected.load(Ordering::Acquire));
+                if stopping && !ours {
                     let _ = tokio::time::timeout(
                         Duration::from_millis(200),
                         write_frame(&mut stream, &Frame::Bye, shared.settings.max_frame),

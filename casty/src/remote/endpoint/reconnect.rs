@@ -142,7 +142,9 @@ pub(super) async fn run_association(shared: Arc<Shared>, assoc: Arc<Association>
                 let severer = Severer::default();
                 shared.transport.register(&assoc.peer, &severer);
                 let _link = shared.quarantine.link(p.uid, &severer);
+                assoc.connected.store(true, Ordering::Release);
                 write_loop(&shared, &assoc, &info, stream, &severer, &mut stop).await;
+                assoc.connected.store(false, Ordering::Release);
                 carry_out(&shared, &assoc, state.disconnected());
                 if *stop.borrow() {
                     return;
