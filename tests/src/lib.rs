@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 pub mod bank;
+pub mod remote_kit;
 pub mod remote_proto;
 
 /// The deadline for anything that should happen promptly.

@@ -4,13 +4,8 @@
 use casty::remote::{HandshakeRefused, RemoteSettings};
 use casty::testing::TestProbe;
 use casty::{message_enum, ActorRef, ActorSystem, Behaviors, DeadLetter, DeadLetterReason};
+use casty_tests::remote_kit::{address, bank, node, watcher, Bank, Watching};
 use casty_tests::{eventually, QUIET, T};
-
-#[message_enum]
-enum Bank {
-    Deposit { amount: i64 },
-    Balance { reply_to: ActorRef<i64> },
-}
 
 #[message_enum]
 enum Seq {
@@ -33,29 +28,6 @@ enum Question {
         who: String,
         reply_to: ActorRef<String>,
     },
-}
-
-async fn node(name: &str) -> ActorSystem {
-    let system = ActorSystem::new(name);
-    system
-        .start_remote(RemoteSettings::new("127.0.0.1", 0))
-        .await
-        .expect("bind");
-    system
-}
-
-fn bank(balance: i64) -> casty::Behavior<Bank> {
-    Behaviors::receive(move |_ctx, msg| match msg {
-        Bank::Deposit { amount } => bank(balance + amount),
-        Bank::Balance { reply_to } => {
-            reply_to.tell(balance);
-            Behaviors::same()
-        }
-    })
-}
-
-fn address(system: &ActorSystem, path: &str) -> String {
-    format!("{}{path}", system.remote_address().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,21 +219,6 @@ async fn undeliverable_wire_messages_are_dead_letters() {
     dead.expect_no_message(QUIET).await;
     a.shutdown().await;
     b.shutdown().await;
-}
-
-#[message_enum(terminated)]
-enum Watching {
-    Watch { target: ActorRef<Bank> },
-}
-
-fn watcher(report: ActorRef<String>) -> casty::Behavior<Watching> {
-    Behaviors::receive(move |ctx, msg| {
-        match msg {
-            Watching::Watch { target } => ctx.watch(&target),
-            Watching::Terminated(t) => report.tell(format!("terminated {}", t.path.as_str())),
-        }
-        Behaviors::same()
-    })
 }
 
 // Remote death watch: stopping the remote actor delivers `Terminated` to the watcher.

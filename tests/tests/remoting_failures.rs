@@ -11,31 +11,16 @@ use casty::testing::{Direction, FaultyTransport, TestProbe};
 use casty::{
     message_enum, ActorRef, ActorSystem, AskError, Behaviors, DeadLetter, DeadLetterReason,
 };
+use casty_tests::remote_kit::{address, bank, node, node_with, watcher, Bank, Watching};
 use casty_tests::T;
 
 /// Long enough that an ask failing by timeout would fail the test.
 const LONG: Duration = Duration::from_secs(60);
 
 #[message_enum]
-enum Bank {
-    Deposit { amount: i64 },
-    Balance { reply_to: ActorRef<i64> },
-}
-
-#[message_enum]
 enum Registry {
     /// Replies with a ref to this node's bank actor (a ref to that one incarnation).
     Lookup { reply_to: ActorRef<ActorRef<Bank>> },
-}
-
-fn bank(balance: i64) -> casty::Behavior<Bank> {
-    Behaviors::receive(move |_ctx, msg| match msg {
-        Bank::Deposit { amount } => bank(balance + amount),
-        Bank::Balance { reply_to } => {
-            reply_to.tell(balance);
-            Behaviors::same()
-        }
-    })
 }
 
 fn registry(bank: ActorRef<Bank>) -> casty::Behavior<Registry> {
@@ -45,20 +30,6 @@ fn registry(bank: ActorRef<Bank>) -> casty::Behavior<Registry> {
             Behaviors::same()
         }
     })
-}
-
-async fn node_with(name: &str, settings: RemoteSettings) -> ActorSystem {
-    let system = ActorSystem::new(name);
-    system.start_remote(settings).await.expect("bind");
-    system
-}
-
-async fn node(name: &str) -> ActorSystem {
-    node_with(name, RemoteSettings::new("127.0.0.1", 0)).await
-}
-
-fn address(system: &ActorSystem, path: &str) -> String {
-    format!("{}{path}", system.remote_address().unwrap())
 }
 
 /// Collects dead letters until `count` messages are accounted for; returns the events.
@@ -191,21 +162,6 @@ async fn a_ref_to_a_restarted_node_fails_at_once() {
     assert_eq!(a.ask(&by_path, Bank::balance, T).await.unwrap(), 20);
     a.shutdown().await;
     b2.shutdown().await;
-}
-
-#[message_enum(terminated)]
-enum Watching {
-    Watch { target: ActorRef<Bank> },
-}
-
-fn watcher(report: ActorRef<String>) -> casty::Behavior<Watching> {
-    Behaviors::receive(move |ctx, msg| {
-        match msg {
-            Watching::Watch { target } => ctx.watch(&target),
-            Watching::Terminated(t) => report.tell(format!("terminated {}", t.path)),
-        }
-        Behaviors::same()
-    })
 }
 
 // A node that shuts down says so: a pending ask to it fails at once (not after
