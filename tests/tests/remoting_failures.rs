@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use casty::remote::RemoteSettings;
 use casty::testing::{Direction, FaultyTransport, TestProbe};
-use casty::{
-    message_enum, ActorRef, ActorSystem, AskError, Behaviors, DeadLetter, DeadLetterReason,
-};
+use casty::{message_enum, ActorRef, AskError, Behaviors, DeadLetter, DeadLetterReason};
 use casty_tests::remote_kit::{address, bank, node, node_with, watcher, Bank, Watching};
 use casty_tests::T;
 
