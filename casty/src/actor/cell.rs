@@ -20,12 +20,9 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskCx, Poll};
 
 use tokio::time::Instant;
 
@@ -36,7 +33,7 @@ use crate::actor::event_stream::{
     ActorRestarted, ActorStarted, ActorStopped, DeadLetterReason, LifecycleHook,
     LifecycleHookFailed, UnhandledMessage,
 };
-use crate::actor::failure::Failure;
+use crate::actor::failure::{CatchUnwind, Failure};
 use crate::actor::mailbox::{Mailbox, MailboxQueue, Push};
 use crate::actor::message::Message;
 use crate::actor::path::ActorPath;
@@ -321,22 +318,6 @@ pub(crate) struct Cell<M: Message> {
     stop: Option<StopReason>,
     /// The handler just installed has start work that has not run yet.
     pending_start: bool,
-}
-
-/// Catches a panic in a handler's future.
-struct CatchUnwind<F>(F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(p) => Poll::Ready(Err(p)),
-        }
-    }
 }
 
 impl<M: Message> Cell<M> {

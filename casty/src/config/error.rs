@@ -133,6 +133,24 @@ pub(crate) fn closest<'a>(word: &str, options: &[&'a str]) -> Option<&'a str> {
         .map(|(_, o)| o)
 }
 
+/// A number as a reader would write it: `1000`, `0.25`, or `1e300` rather than 301 digits.
+pub(crate) fn number(v: f64) -> String {
+    if v != 0.0 && !(1e-6..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// `s` on one line: its lines trimmed and joined with spaces.
+pub(crate) fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,9 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::error::{closest, line_col, ConfigError, ConfigErrorDetails, ConfigErrorKind as K};
+use super::error::{
+    closest, line_col, number, one_line, ConfigError, ConfigErrorDetails, ConfigErrorKind as K,
+};
 use super::model::*;
 use crate::actor::mailbox::Mailbox;
 
@@ -884,21 +886,4 @@ impl<'a> Reader<'a> {
             env: &[],
         }
     }
-}
-
-/// A number as a reader would write it: `1000`, `0.25`, or `1e300` rather than 301 digits.
-fn number(v: f64) -> String {
-    if v != 0.0 && !(1e-6..1e15).contains(&v.abs()) {
-        format!("{v:e}")
-    } else {
-        format!("{v}")
-    }
-}
-
-fn one_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }

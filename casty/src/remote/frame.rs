@@ -513,8 +513,11 @@ pub(crate) fn body_len(frame: &[u8]) -> usize {
 }
 
 /// Decodes `bytes` as a frame stream with limit `max`, returning how many frames were decoded
-/// before the first error or the end. For fuzzing the decoder from outside the crate.
+/// before the first error or the end. For fuzzing the decoder from outside the crate (`fuzz/`,
+/// with the `fuzzing` feature).
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub fn fuzz_decode(bytes: &[u8], max: usize, chunk: usize) -> (usize, Option<FrameError>) {
     let mut d = FrameDecoder::new(max);
     let mut n = 0;

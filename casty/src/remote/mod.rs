@@ -33,6 +33,7 @@ mod watch;
 pub use address::{AddressError, NodeAddress};
 pub use endpoint::{RemoteCounters, SendError};
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub use frame::fuzz_decode;
 pub use frame::{
     FrameError, DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, MAX_COMPACT_NAMES, MAX_COMPACT_NAME_BYTES,
