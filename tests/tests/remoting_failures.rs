@@ -112,7 +112,16 @@ async fn a_ref_to_a_restarted_node_fails_at_once() {
     let port = b1.remote_address().unwrap().port();
     let vault = b1.spawn(bank(10), "vault").unwrap();
     b1.spawn(registry(vault), "registry").unwrap();
-    b1.spawn(Behaviors::ignore::<Bank>(), "silent").unwrap();
+    // Takes a request and never answers; says when it has it.
+    let (received, mut was_received) = tokio::sync::mpsc::unbounded_channel();
+    b1.spawn(
+        Behaviors::receive(move |_ctx, _m: Bank| {
+            let _ = received.send(());
+            Behaviors::same()
+        }),
+        "silent",
+    )
+    .unwrap();
     let reg = a
         .remote_ref::<Registry>(&address(&b1, "/registry"))
         .unwrap();
@@ -128,7 +137,7 @@ async fn a_ref_to_a_restarted_node_fails_at_once() {
         let a = a.clone();
         tokio::spawn(async move { a.ask(&silent, Bank::balance, LONG).await })
     };
-    tokio::task::yield_now().await;
+    was_received.recv().await.unwrap();
     b1.shutdown().await;
     let r = tokio::time::timeout(T, pending).await.unwrap().unwrap();
     assert_eq!(r, Err(AskError::Terminated("/silent".to_string())));
@@ -172,7 +181,16 @@ async fn a_graceful_shutdown_ends_asks_and_watches_at_once() {
     )
     .await;
     let b = node("bank").await;
-    b.spawn(Behaviors::ignore::<Bank>(), "silent").unwrap();
+    // Takes the request and never answers; says when it has it.
+    let (received, mut was_received) = tokio::sync::mpsc::unbounded_channel();
+    b.spawn(
+        Behaviors::receive(move |_ctx, _m: Bank| {
+            let _ = received.send(());
+            Behaviors::same()
+        }),
+        "silent",
+    )
+    .unwrap();
     b.spawn(bank(0), "watched").unwrap();
     let silent = a.remote_ref::<Bank>(&address(&b, "/silent")).unwrap();
     let watched = a.remote_ref::<Bank>(&address(&b, "/watched")).unwrap();
@@ -188,8 +206,8 @@ async fn a_graceful_shutdown_ends_asks_and_watches_at_once() {
         let a = a.clone();
         tokio::spawn(async move { a.ask(&silent, Bank::balance, LONG).await })
     };
-    // Let the request reach B before it goes.
-    tokio::task::yield_now().await;
+    // The request reaches B before it goes.
+    was_received.recv().await.unwrap();
     let b_shut = b.clone();
     tokio::spawn(async move { b_shut.shutdown().await });
     let r = tokio::time::timeout(T, pending)
