@@ -38,6 +38,15 @@ fn restart_always(max: u32) -> OneForOneStrategy {
     OneForOneStrategy::new(max, Duration::from_secs(60))
 }
 
+/// `acc(0)` that reports, at each start, the milliseconds since it was first built.
+fn reports_starts(report: ActorRef<u64>) -> Behavior<Cmd> {
+    let t0 = Instant::now();
+    Behaviors::setup(move |_ctx| {
+        report.tell(t0.elapsed().as_millis() as u64);
+        acc(0)
+    })
+}
+
 // S: L4 — an Err and a panic are both failures; a panic takes down nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l4_err_and_panic_are_failures_and_the_system_survives() {
@@ -199,12 +208,7 @@ async fn l6_restart_limit_stops_the_actor() {
 async fn backoff_gaps_double_up_to_the_maximum() {
     let kit = TestKit::new();
     let mut starts = kit.probe::<u64>();
-    let t0 = Instant::now();
-    let report = starts.actor_ref();
-    let counter = Behaviors::setup(move |_ctx| {
-        report.tell(t0.elapsed().as_millis() as u64);
-        acc(0)
-    });
+    let counter = reports_starts(starts.actor_ref());
     let strategy = restart_always(10).backoff(
         Backoff::exponential(Duration::from_millis(100), Duration::from_millis(400))
             .reset_after(Duration::from_secs(10)),
@@ -231,12 +235,7 @@ async fn backoff_gaps_double_up_to_the_maximum() {
 async fn backoff_starts_again_from_the_minimum_after_a_quiet_period() {
     let kit = TestKit::new();
     let mut starts = kit.probe::<u64>();
-    let t0 = Instant::now();
-    let report = starts.actor_ref();
-    let counter = Behaviors::setup(move |_ctx| {
-        report.tell(t0.elapsed().as_millis() as u64);
-        acc(0)
-    });
+    let counter = reports_starts(starts.actor_ref());
     let strategy = restart_always(10).backoff(Backoff::exponential(
         Duration::from_millis(100),
         Duration::from_millis(200),
