@@ -40,3 +40,66 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Numbers and prints the steps of a multi-process test, one line each on stderr (`step 3:
+/// SIGKILL node B (pid 1234)`), so the captured output of a failing test shows how far it got.
+/// Write the steps with [`step!`].
+///
+/// A test's own `eprintln!` output is captured and shown when the test fails. A child process
+/// that inherits stderr prints straight to it; its steps carry its name and pid
+/// ([`Steps::in_process`]).
+///
+/// # Examples
+///
+/// ```
+/// use casty_tests::{step, Steps};
+/// let steps = Steps::new();
+/// step!(steps, "start node B as a process (pid {})", 1234);
+/// step!(steps, "SIGKILL node B");
+/// assert_eq!(steps.taken(), 2);
+/// ```
+#[derive(Debug, Default)]
+pub struct Steps {
+    prefix: String,
+    taken: std::sync::atomic::AtomicUsize,
+}
+
+impl Steps {
+    /// Steps of a test, printed as `step <n>: <what>`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Steps of a helper process, printed as `<name> (pid <pid>) step <n>: <what>`.
+    pub fn in_process(name: &str) -> Self {
+        Steps {
+            prefix: format!("{name} (pid {}) ", std::process::id()),
+            taken: Default::default(),
+        }
+    }
+
+    /// Prints the next step. [`step!`] calls this with its formatted arguments.
+    pub fn step(&self, what: std::fmt::Arguments<'_>) {
+        let n = self
+            .taken
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        // Formatted first and printed in one write, so the lines of a child process sharing the
+        // terminal do not cut into it.
+        let line = format!("{}step {n}: {what}\n", self.prefix);
+        eprint!("{line}");
+    }
+
+    /// How many steps have been printed.
+    pub fn taken(&self) -> usize {
+        self.taken.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Prints the next step of a [`Steps`]: `step!(steps, "SIGKILL node B (pid {pid})")`.
+#[macro_export]
+macro_rules! step {
+    ($steps:expr, $($what:tt)+) => {
+        $steps.step(::std::format_args!($($what)+))
+    };
+}

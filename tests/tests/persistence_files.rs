@@ -1,5 +1,8 @@
 //! The SQLite journal on disk: SIGKILL mid-stream (P6), damaged and foreign files, read-only
 //! files, and the WAL file.
+//!
+//! The SIGKILL test prints its steps (`step 2: SIGKILL the journal writer (pid 1234) ...`), so a
+//! failing run's output shows how far it got.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -13,7 +16,7 @@ use casty::{
     StoredEvent,
 };
 use casty_tests::bank::{account, AccountCmd, AccountEvent, AccountState};
-use casty_tests::T;
+use casty_tests::{step, Steps, T};
 
 /// Every event of `id`, checked: seqs are 1..=n with no gap or duplicate, and each event is the
 /// deposit of its own seq (so a torn or misplaced row cannot pass).
@@ -40,7 +43,14 @@ async fn check_log(journal: &dyn EventJournal, id: &str) -> u64 {
     }
 }
 
-fn run_and_kill(path: &Path, entities: usize, kill_after: usize) -> HashMap<String, u64> {
+/// Runs the `journal_writer` binary on `path` until it has acknowledged `kill_after` deposits,
+/// SIGKILLs it, and returns the last acknowledged seq of each entity (printing its steps).
+fn run_and_kill(
+    steps: &Steps,
+    path: &Path,
+    entities: usize,
+    kill_after: usize,
+) -> HashMap<String, u64> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_journal_writer"))
         .arg(path)
         .arg(entities.to_string())
@@ -48,6 +58,12 @@ fn run_and_kill(path: &Path, entities: usize, kill_after: usize) -> HashMap<Stri
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start the writer");
+    step!(
+        steps,
+        "start the journal writer as a process with {entities} entities (pid {}); wait for \
+         {kill_after} acknowledged deposits",
+        child.id()
+    );
     let stdout = child.stdout.take().unwrap();
     let mut acked: HashMap<String, u64> = HashMap::new();
     let mut lines = BufReader::new(stdout).lines();
@@ -57,6 +73,11 @@ fn run_and_kill(path: &Path, entities: usize, kill_after: usize) -> HashMap<Stri
         record(&mut acked, &line);
         seen += 1;
     }
+    step!(
+        steps,
+        "SIGKILL the journal writer (pid {}) after {kill_after} acknowledgements",
+        child.id()
+    );
     child.kill().expect("SIGKILL");
     // Lines already in the pipe were acknowledged before the kill.
     for line in lines {
@@ -66,6 +87,15 @@ fn run_and_kill(path: &Path, entities: usize, kill_after: usize) -> HashMap<Stri
         }
     }
     let status = child.wait().unwrap();
+    step!(
+        steps,
+        "the writer is gone ({status}); acknowledged before the kill: {:?}",
+        {
+            let mut last: Vec<_> = acked.iter().collect();
+            last.sort();
+            last
+        }
+    );
     assert!(!status.success(), "the writer was killed");
     acked
 }
@@ -78,15 +108,21 @@ fn record(acked: &mut HashMap<String, u64>, line: &str) {
     }
 }
 
-// P6: everything acknowledged before SIGKILL is in the file; nothing torn or duplicated;
-// recovery succeeds. Several kill points, and each run continues the previous file.
+// Everything acknowledged before SIGKILL is in the file, nothing is torn or duplicated, and
+// recovery succeeds (P6). Several kill points, and each run continues the previous file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.db");
     let entities = 4;
+    let steps = Steps::new();
     for kill_after in [1, 40, 250, 600] {
-        let acked = run_and_kill(&path, entities, kill_after);
+        let acked = run_and_kill(&steps, &path, entities, kill_after);
+        step!(
+            steps,
+            "reopen the journal: expect every acknowledged deposit of each entity stored, with no \
+             gap or duplicate, and each entity to recover the sum of its deposits"
+        );
         let journal: Arc<dyn EventJournal> = Arc::new(SqliteJournal::open(&path).expect("reopen"));
         let kit = TestKit::new();
         for i in 0..entities {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use casty::{ActorSystem, EventJournal, SnapshotPolicy, SqliteJournal};
 use casty_tests::bank::{account, AccountCmd, AccountState};
+use casty_tests::{step, Steps};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -16,7 +17,13 @@ async fn main() {
         .next()
         .expect("usage: journal_writer <file> <entities>");
     let entities: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(4);
+    let steps = Steps::in_process("journal_writer");
+    step!(steps, "open the journal {path}");
     let journal: Arc<dyn EventJournal> = Arc::new(SqliteJournal::open(&path).expect("open"));
+    step!(
+        steps,
+        "spawn {entities} accounts, each writing acknowledged deposits until killed"
+    );
     let system = ActorSystem::new("writer");
     let mut tasks = Vec::new();
     for i in 0..entities {
