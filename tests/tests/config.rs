@@ -1,5 +1,6 @@
-//! `casty.toml`: the seed's complete file, resolution order, environment overrides, every kind of
-//! bad input, discovery, and what `ActorSystem::builder().config(..)` does at spawn.
+//! `casty.toml`: the complete example file (`examples/config/casty.toml`), resolution order,
+//! environment overrides, every kind of bad input, discovery, and what
+//! `ActorSystem::builder().config(..)` does at spawn.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,15 +14,16 @@ use casty::{ActorRestarted, ActorSystem, Behavior, Behaviors, Mailbox, Overflow,
 use casty_tests::{Boom, T};
 use proptest::prelude::*;
 
-const SEED: &str = include_str!("../../examples/config/casty.toml");
+/// The complete example file, with every section and key.
+const FULL_FILE: &str = include_str!("../../examples/config/casty.toml");
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
 #[test]
-fn the_seeds_complete_file_round_trips_into_the_structs() {
-    let cfg = parse_str(SEED, None).unwrap();
+fn the_complete_example_file_round_trips_into_the_structs() {
+    let cfg = parse_str(FULL_FILE, None).unwrap();
     assert_eq!(cfg.system.name, "my-app");
     let d = &cfg.defaults;
     assert_eq!(d.mailbox.capacity, Some(1000));
@@ -157,7 +159,7 @@ fn environment_variables_override_the_file() {
         ),
         ("OTHER_VAR".to_string(), "ignored".to_string()),
     ];
-    let cfg = parse_with_env(SEED, None, env).unwrap();
+    let cfg = parse_with_env(FULL_FILE, None, env).unwrap();
     assert_eq!(cfg.cluster.port, 25521);
     assert_eq!(cfg.cluster.host, "10.0.0.5");
     assert_eq!(cfg.cluster.seed_nodes.len(), 2);
@@ -348,7 +350,7 @@ fn durations_too_large_for_a_duration_are_errors_naming_the_key_and_line() {
 #[test]
 fn durations_too_large_in_environment_variables_name_the_variable() {
     let e = parse_with_env(
-        SEED,
+        FULL_FILE,
         None,
         vec![(
             "CASTY__CLUSTER__GOSSIP__INTERVAL".to_string(),
@@ -486,11 +488,11 @@ async fn many_actors_with_a_large_bounded_mailbox_from_the_file_spawn_and_work()
 
 // ---------------------------------------------------------------- fuzzing the loader
 
-/// Every key of the file format, with a valid value: the seed's file plus the override keys it
-/// leaves out.
+/// Every key of the file format, with a valid value: the complete example file plus the override
+/// keys it leaves out.
 fn fuzz_base() -> String {
     format!(
-        "{SEED}\n[actors.\"fuzz-\\\\d+\"]\nsupervision = {{ strategy = \"restart\", max_restarts = 5, within_seconds = 10.0 }}\nreplication = {{ replicas = 3, min_acks = 1, ack_timeout = 2.5 }}\nsharding = {{ num_shards = 16 }}\n"
+        "{FULL_FILE}\n[actors.\"fuzz-\\\\d+\"]\nsupervision = {{ strategy = \"restart\", max_restarts = 5, within_seconds = 10.0 }}\nreplication = {{ replicas = 3, min_acks = 1, ack_timeout = 2.5 }}\nsharding = {{ num_shards = 16 }}\n"
     )
 }
 
@@ -910,7 +912,7 @@ fn flaky() -> Behavior<Cmd> {
 
 #[tokio::test]
 async fn the_system_applies_mailboxes_and_supervision_at_spawn() {
-    let cfg = parse_str(SEED, None).unwrap();
+    let cfg = parse_str(FULL_FILE, None).unwrap();
     let kit = TestKit::with_system(ActorSystem::builder().config(cfg).build());
     let s = kit.system();
     assert_eq!(s.name(), "my-app");

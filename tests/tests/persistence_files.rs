@@ -1,5 +1,5 @@
-//! The SQLite journal on disk: SIGKILL mid-stream (P6), damaged and foreign files, read-only
-//! files, and the WAL file.
+//! The SQLite journal on disk: SIGKILL mid-stream loses nothing acknowledged (durability, P6),
+//! damaged and foreign files, read-only files, and the WAL file.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -78,8 +78,8 @@ fn record(acked: &mut HashMap<String, u64>, line: &str) {
     }
 }
 
-// P6: everything acknowledged before SIGKILL is in the file; nothing torn or duplicated;
-// recovery succeeds. Several kill points, and each run continues the previous file.
+// Everything acknowledged before SIGKILL is in the file; nothing torn or duplicated; recovery
+// succeeds (durability, P6). Several kill points, and each run continues the previous file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
