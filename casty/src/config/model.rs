@@ -350,7 +350,7 @@ impl Default for HeartbeatConfig {
 }
 
 /// `[cluster.failure_detector]`: the parameters of a phi-accrual failure detector. Read by nothing
-/// yet (see [`ClusterConfig`]).
+/// in casty (see [`ClusterConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FailureDetectorConfig {
     /// Phi above which a node is suspected (default 8.0).
