@@ -1,4 +1,4 @@
-//! Event-sourcing benchmarks (issue 4), each beside a baseline measured in the same run:
+//! Event-sourcing benchmarks, each beside a baseline measured in the same run:
 //!
 //! - E1 in-memory journal: one entity, sequential commands, each persisting one event; compared
 //!   with W1 (plain tell to one actor) of the same run, target >= W1 / 10.

@@ -1,14 +1,17 @@
-//! Remoting benchmarks (issue "Remoting"), between two OS processes on loopback: this binary
+//! Remoting benchmarks, between two OS processes on loopback: this binary
 //! starts itself again as the receiving node. Each figure is printed beside a raw baseline from
 //! the same run: a bare tokio TCP socket carrying length-prefixed CBOR frames with a batching
 //! writer, and no actor addressing.
 //!
-//! - R1 one-way remote tell throughput (small messages);
-//! - R2 remote ask round trip, p50 and p99;
-//! - R3 the one-way tell throughput of R1 with TLS on (mutual authentication), beside the same
+//! The remote workloads are named RW (remote workload), not to be confused with the remoting
+//! rules R1–R5 of the guide's "Semantics and performance" chapter:
+//!
+//! - RW1 one-way remote tell throughput (small messages);
+//! - RW2 remote ask round trip, p50 and p99;
+//! - RW3 the one-way tell throughput of RW1 with TLS on (mutual authentication), beside the same
 //!   raw baseline.
 //!
-//! Run: `cargo bench -p casty --bench remote` (filter with `R1` or `R2`).
+//! Run: `cargo bench -p casty --bench remote` (filter with `RW1`, `RW2` or `RW3`).
 
 #[allow(dead_code)] // the W1/W3 programs are for the other benches
 mod common;
@@ -152,9 +155,9 @@ fn serve() {
     });
 }
 
-const R1_N: u64 = 1_000_000;
+const RW1_N: u64 = 1_000_000;
 
-fn r1_casty(rt: &tokio::runtime::Runtime, system: &ActorSystem, node: &str) -> f64 {
+fn rw1_casty(rt: &tokio::runtime::Runtime, system: &ActorSystem, node: &str) -> f64 {
     rt.block_on(async {
         let sink = system.remote_ref::<Sink>(&format!("{node}/sink")).unwrap();
         let base: u64 = system
@@ -162,7 +165,7 @@ fn r1_casty(rt: &tokio::runtime::Runtime, system: &ActorSystem, node: &str) -> f
             .await
             .unwrap();
         let t = Instant::now();
-        for n in 0..R1_N {
+        for n in 0..RW1_N {
             sink.tell(Sink::Add { n });
         }
         loop {
@@ -170,16 +173,16 @@ fn r1_casty(rt: &tokio::runtime::Runtime, system: &ActorSystem, node: &str) -> f
                 .ask(&sink, Sink::count, Duration::from_secs(60))
                 .await
                 .unwrap();
-            if c >= base + R1_N {
+            if c >= base + RW1_N {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        R1_N as f64 / t.elapsed().as_secs_f64() / 1e6
+        RW1_N as f64 / t.elapsed().as_secs_f64() / 1e6
     })
 }
 
-fn r1_raw(rt: &tokio::runtime::Runtime, port: u16) -> f64 {
+fn rw1_raw(rt: &tokio::runtime::Runtime, port: u16) -> f64 {
     rt.block_on(async {
         let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -210,30 +213,30 @@ fn r1_raw(rt: &tokio::runtime::Runtime, port: u16) -> f64 {
             }
         });
         let t = Instant::now();
-        for n in 0..R1_N {
+        for n in 0..RW1_N {
             tx.send(n).unwrap();
         }
         tx.send(u64::MAX).unwrap();
         let mut count = [0u8; 8];
         rd.read_exact(&mut count).await.unwrap();
-        let r = R1_N as f64 / t.elapsed().as_secs_f64() / 1e6;
-        assert_eq!(u64::from_be_bytes(count), R1_N);
+        let r = RW1_N as f64 / t.elapsed().as_secs_f64() / 1e6;
+        assert_eq!(u64::from_be_bytes(count), RW1_N);
         drop(tx);
         let _ = writer.await;
         r
     })
 }
 
-/// R2 runs raw and casty round trips in alternating blocks, so that the VM's drift over a run
+/// RW2 runs raw and casty round trips in alternating blocks, so that the VM's drift over a run
 /// falls on both alike.
-const R2_BLOCK: usize = 1_000;
-const R2_BLOCKS: usize = 20;
+const RW2_BLOCK: usize = 1_000;
+const RW2_BLOCKS: usize = 20;
 
-/// A block of `R2_BLOCK` casty asks (after `warm` unmeasured ones), from a task on the runtime as
+/// A block of `RW2_BLOCK` casty asks (after `warm` unmeasured ones), from a task on the runtime as
 /// an actor's code would run. Returns each latency in µs.
-async fn r2_casty_block(echo: &ActorRef<Echo>, system: &ActorSystem, warm: usize) -> Vec<f64> {
-    let mut lat = Vec::with_capacity(R2_BLOCK);
-    for i in 0..warm + R2_BLOCK {
+async fn rw2_casty_block(echo: &ActorRef<Echo>, system: &ActorSystem, warm: usize) -> Vec<f64> {
+    let mut lat = Vec::with_capacity(RW2_BLOCK);
+    for i in 0..warm + RW2_BLOCK {
         let n = i as u64;
         let t = Instant::now();
         let r: u64 = system
@@ -254,11 +257,11 @@ async fn r2_casty_block(echo: &ActorRef<Echo>, system: &ActorSystem, warm: usize
 
 /// A block of raw round trips: one frame out, 8 bytes back (the raw server answers a count
 /// request).
-async fn r2_raw_block(s: &mut tokio::net::TcpStream, warm: usize) -> Vec<f64> {
-    let mut lat = Vec::with_capacity(R2_BLOCK);
+async fn rw2_raw_block(s: &mut tokio::net::TcpStream, warm: usize) -> Vec<f64> {
+    let mut lat = Vec::with_capacity(RW2_BLOCK);
     let mut frame = Vec::new();
     let mut reply = [0u8; 8];
-    for i in 0..warm + R2_BLOCK {
+    for i in 0..warm + RW2_BLOCK {
         frame.clear();
         frame.extend_from_slice(&[0; 4]);
         ciborium::into_writer(&u64::MAX, &mut frame).unwrap();
@@ -290,10 +293,10 @@ fn r2(
                 .unwrap();
             s.set_nodelay(true).unwrap();
             let (mut casty, mut raw) = (Vec::new(), Vec::new());
-            for b in 0..R2_BLOCKS {
+            for b in 0..RW2_BLOCKS {
                 let warm = if b == 0 { 1_000 } else { 50 };
-                raw.extend(r2_raw_block(&mut s, warm).await);
-                casty.extend(r2_casty_block(&echo, &system, warm).await);
+                raw.extend(rw2_raw_block(&mut s, warm).await);
+                casty.extend(rw2_casty_block(&echo, &system, warm).await);
             }
             let pct = |mut v: Vec<f64>| {
                 v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -344,22 +347,22 @@ fn main() {
     let system = rt.block_on(async {
         let s = ActorSystem::new("bench");
         let mut settings = RemoteSettings::new("127.0.0.1", 0);
-        // R1 sends a million tells faster than loopback drains them; let them queue.
+        // RW1 sends a million tells faster than loopback drains them; let them queue.
         settings.outbound_capacity = 4_000_000;
         s.start_remote(settings).await.unwrap();
         s
     });
     let runs = env_usize("CASTY_BENCH_RUNS", 3);
     println!("casty remote benchmarks: two processes on loopback, {workers} workers each, median of {runs}");
-    if want("R1") {
-        let raw = median((0..runs).map(|_| r1_raw(&rt, raw_port)).collect());
-        let c = median((0..runs).map(|_| r1_casty(&rt, &system, &node)).collect());
+    if want("RW1") {
+        let raw = median((0..runs).map(|_| rw1_raw(&rt, raw_port)).collect());
+        let c = median((0..runs).map(|_| rw1_casty(&rt, &system, &node)).collect());
         println!(
-            "R1 remote tell 1M, one-way          casty {c:>8.3} M msg/s | raw CBOR socket {raw:>8.3} M msg/s | ratio {:.2} (target casty >= 1.0 M/s and >= 0.25)",
+            "RW1 remote tell 1M, one-way         casty {c:>8.3} M msg/s | raw CBOR socket {raw:>8.3} M msg/s | ratio {:.2} (target casty >= 1.0 M/s and >= 0.25)",
             c / raw
         );
     }
-    if want("R3") {
+    if want("RW3") {
         let tls_system = rt.block_on(async {
             let s = ActorSystem::new("bench");
             let mut settings = RemoteSettings::new("127.0.0.1", 0)
@@ -368,22 +371,22 @@ fn main() {
             s.start_remote(settings).await.unwrap();
             s
         });
-        let raw = median((0..runs).map(|_| r1_raw(&rt, raw_port)).collect());
+        let raw = median((0..runs).map(|_| rw1_raw(&rt, raw_port)).collect());
         let c = median(
             (0..runs)
-                .map(|_| r1_casty(&rt, &tls_system, &tls_node))
+                .map(|_| rw1_casty(&rt, &tls_system, &tls_node))
                 .collect(),
         );
         println!(
-            "R3 remote tell 1M, one-way, TLS     casty {c:>8.3} M msg/s | raw CBOR socket {raw:>8.3} M msg/s | ratio {:.2} (no separate target)",
+            "RW3 remote tell 1M, one-way, TLS    casty {c:>8.3} M msg/s | raw CBOR socket {raw:>8.3} M msg/s | ratio {:.2} (no separate target)",
             c / raw
         );
         rt.block_on(tls_system.shutdown());
     }
-    if want("R2") {
+    if want("RW2") {
         let [(p50, p99), (rp50, rp99)] = r2(&rt, &system, &node, raw_port);
         println!(
-            "R2 remote ask round trip            casty p50 {p50:>7.1} us p99 {p99:>7.1} us | raw p50 {rp50:>7.1} us p99 {rp99:>7.1} us | ratio {:.2} (target casty p50 <= 60 us)",
+            "RW2 remote ask round trip           casty p50 {p50:>7.1} us p99 {p99:>7.1} us | raw p50 {rp50:>7.1} us p99 {rp99:>7.1} us | ratio {:.2} (target casty p50 <= 60 us)",
             p50 / rp50
         );
     }

@@ -27,8 +27,8 @@
 //! # }
 //! ```
 //!
-//! The crate is layered (see ARCHITECTURE.md): the actor core is in `actor/`; later layers
-//! (persistence, remoting, cluster) build on it without the core knowing them.
+//! The crate is layered: the actor core is in `actor/`; persistence and remoting build on it
+//! without the core knowing them.
 
 // Lets the macros' `::casty::` paths resolve inside this crate's own tests.
 #[allow(unused_extern_crates)]
@@ -158,6 +158,9 @@ pub use casty_macros::message;
 /// assert_eq!(system.ask(&c, |r| r, t).await.unwrap(), 2);
 /// # system.shutdown().await; }
 /// ```
+#[cfg(feature = "macros")]
+pub use casty_macros::behavior;
+
 /// Makes the impl block of a state an event-sourced entity (see the guide's "Event sourcing").
 ///
 /// The block has `fn on_event(&self, event: &E) -> Self` (pure) and
@@ -208,9 +211,6 @@ pub use casty_macros::message;
 /// ```
 #[cfg(feature = "macros")]
 pub use casty_macros::event_sourced;
-
-#[cfg(feature = "macros")]
-pub use casty_macros::behavior;
 
 /// Support for the code that `casty-macros` generates. Not a public API.
 #[doc(hidden)]

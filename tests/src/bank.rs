@@ -1,5 +1,5 @@
-//! The seed's event-sourced bank account, written by hand (no `#[event_sourced]`), shared by the
-//! persistence tests and the crash-test writer.
+//! The event-sourced bank account of the Casty (Python) example, written by hand (no
+//! `#[event_sourced]`), shared by the persistence tests and the crash-test writer.
 #![allow(missing_docs)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -103,3 +103,7 @@ macro_rules! step {
         $steps.step(::std::format_args!($($what)+))
     };
 }
+
+/// The complete example configuration file, `examples/config/casty.toml`, with every section and
+/// key: the configuration tests start from it.
+pub const FULL_CONFIG_FILE: &str = include_str!("../../examples/config/casty.toml");

@@ -10,18 +10,15 @@ use casty::config::{
 };
 use casty::testing::TestKit;
 use casty::{ActorRestarted, ActorSystem, Behavior, Behaviors, Mailbox, Overflow, SpawnOptions};
-use casty_tests::{Boom, T};
-
-/// The complete example file, `examples/config/casty.toml`.
-const SEED: &str = include_str!("../../examples/config/casty.toml");
+use casty_tests::{Boom, FULL_CONFIG_FILE, T};
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
 #[test]
-fn the_seeds_complete_file_round_trips_into_the_structs() {
-    let cfg = parse_str(SEED, None).unwrap();
+fn the_complete_example_file_round_trips_into_the_structs() {
+    let cfg = parse_str(FULL_CONFIG_FILE, None).unwrap();
     assert_eq!(cfg.system.name, "my-app");
     let d = &cfg.defaults;
     assert_eq!(d.mailbox.capacity, Some(1000));
@@ -157,7 +154,7 @@ fn environment_variables_override_the_file() {
         ),
         ("OTHER_VAR".to_string(), "ignored".to_string()),
     ];
-    let cfg = parse_with_env(SEED, None, env).unwrap();
+    let cfg = parse_with_env(FULL_CONFIG_FILE, None, env).unwrap();
     assert_eq!(cfg.cluster.port, 25521);
     assert_eq!(cfg.cluster.host, "10.0.0.5");
     assert_eq!(cfg.cluster.seed_nodes.len(), 2);
@@ -253,7 +250,7 @@ fn flaky() -> Behavior<Cmd> {
 
 #[tokio::test]
 async fn the_system_applies_mailboxes_and_supervision_at_spawn() {
-    let cfg = parse_str(SEED, None).unwrap();
+    let cfg = parse_str(FULL_CONFIG_FILE, None).unwrap();
     let kit = TestKit::with_system(ActorSystem::builder().config(cfg).build());
     let s = kit.system();
     assert_eq!(s.name(), "my-app");

@@ -6,9 +6,7 @@ use std::path::Path;
 
 use casty::config::{parse_str, parse_with_env, ConfigError, ConfigErrorKind as K, MAX_DURATION};
 use casty::Mailbox;
-
-/// The complete example file, `examples/config/casty.toml`.
-const SEED: &str = include_str!("../../examples/config/casty.toml");
+use casty_tests::FULL_CONFIG_FILE;
 
 #[test]
 fn bad_environment_variables_name_the_variable() {
@@ -184,7 +182,7 @@ fn durations_too_large_for_a_duration_are_errors_naming_the_key_and_line() {
 #[test]
 fn durations_too_large_in_environment_variables_name_the_variable() {
     let e = parse_with_env(
-        SEED,
+        FULL_CONFIG_FILE,
         None,
         vec![(
             "CASTY__CLUSTER__GOSSIP__INTERVAL".to_string(),

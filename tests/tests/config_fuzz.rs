@@ -5,16 +5,14 @@ use std::path::Path;
 
 use casty::config::{parse_str, parse_with_env, ConfigErrorKind as K, MAX_DURATION};
 use casty::Mailbox;
+use casty_tests::FULL_CONFIG_FILE;
 use proptest::prelude::*;
-
-/// The complete example file, `examples/config/casty.toml`.
-const SEED: &str = include_str!("../../examples/config/casty.toml");
 
 /// Every key of the file format, with a valid value: the example file plus the override keys it
 /// leaves out.
 fn fuzz_base() -> String {
     format!(
-        "{SEED}\n[actors.\"fuzz-\\\\d+\"]\nsupervision = {{ strategy = \"restart\", max_restarts = 5, within_seconds = 10.0 }}\nreplication = {{ replicas = 3, min_acks = 1, ack_timeout = 2.5 }}\nsharding = {{ num_shards = 16 }}\n"
+        "{FULL_CONFIG_FILE}\n[actors.\"fuzz-\\\\d+\"]\nsupervision = {{ strategy = \"restart\", max_restarts = 5, within_seconds = 10.0 }}\nreplication = {{ replicas = 3, min_acks = 1, ack_timeout = 2.5 }}\nsharding = {{ num_shards = 16 }}\n"
     )
 }
 

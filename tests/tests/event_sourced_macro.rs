@@ -1,4 +1,5 @@
-//! `#[event_sourced]`: the seed's bank account written with the macro, on both journals.
+//! `#[event_sourced]`: the bank account of the Casty (Python) example, written with the macro,
+//! on both journals.
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
-//! Delivery, behaviors, ask and mailboxes: rules L1, L2, L3, L9, L10.
+//! Delivery order, one message at a time, the next behavior, asks and mailbox overflow (rules L1,
+//! L2, L3, L9, L10 in the guide's "Semantics and performance" chapter).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,9 +19,9 @@ fn forwarder(to: ActorRef<u64>) -> Behavior<u64> {
     })
 }
 
-// S: L1 — order is kept per sender→receiver pair.
+// Order is kept per sender→receiver pair (L1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l1_per_pair_order_is_kept() {
+async fn order_is_kept_per_sender_receiver_pair() {
     let kit = TestKit::new();
     let mut probe = kit.probe::<u64>();
     let fwd = kit.spawn(forwarder(probe.actor_ref()), "fwd");
@@ -33,9 +34,9 @@ async fn l1_per_pair_order_is_kept() {
     kit.shutdown().await;
 }
 
-// S: L1 — two senders: each sender's own order holds, whatever the interleaving.
+// With two senders, each sender's own order holds, whatever the interleaving (L1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l1_order_per_sender_with_two_senders() {
+async fn each_of_two_senders_keeps_its_own_order() {
     let kit = TestKit::new();
     let mut probe = kit.probe::<u64>();
     let fwd = kit.spawn(forwarder(probe.actor_ref()), "fwd");
@@ -58,9 +59,9 @@ async fn l1_order_per_sender_with_two_senders() {
     kit.shutdown().await;
 }
 
-// S: L2 — one message at a time, even when the handler awaits.
+// An actor handles one message at a time, even when the handler awaits (L2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l2_one_message_at_a_time_across_awaits() {
+async fn one_message_at_a_time_even_across_awaits() {
     let kit = TestKit::new();
     let mut probe = kit.probe::<usize>();
     let inside = Arc::new(AtomicUsize::new(0));
@@ -102,10 +103,10 @@ fn counter(n: u64, probe: ActorRef<u64>) -> Behavior<u64> {
     })
 }
 
-// S: L3 — `same` keeps state, a new behavior replaces it, `stopped` stops after the message,
-// `unhandled` publishes UnhandledMessage and keeps the behavior.
+// The returned behavior is the next one (L3): `same` keeps state, a new behavior replaces it,
+// `stopped` stops after the message, `unhandled` publishes UnhandledMessage and keeps the behavior.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l3_next_behavior_directives() {
+async fn same_new_stopped_and_unhandled_set_the_next_behavior() {
     let kit = TestKit::new();
     let mut probe = kit.probe::<u64>();
     let mut unhandled = kit.event_probe::<UnhandledMessage>();
@@ -128,9 +129,9 @@ async fn l3_next_behavior_directives() {
     kit.shutdown().await;
 }
 
-// S: L3 — `empty` treats every message as unhandled; `ignore` drops silently.
+// `empty` treats every message as unhandled; `ignore` drops silently (next behavior, L3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l3_empty_and_ignore() {
+async fn empty_reports_unhandled_and_ignore_drops_silently() {
     let kit = TestKit::new();
     let mut unhandled = kit.event_probe::<UnhandledMessage>();
     let e = kit.spawn(Behaviors::empty::<String>(), "empty");
@@ -146,9 +147,9 @@ async fn l3_empty_and_ignore() {
     kit.shutdown().await;
 }
 
-// S: L9 — ask returns the reply; a missing reply times out; the late reply is a dead letter.
+// An ask returns the reply; a missing reply times out; the late reply is a dead letter (L9).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l9_ask_reply_timeout_and_late_reply() {
+async fn ask_gets_the_reply_or_times_out_and_a_late_reply_is_a_dead_letter() {
     let kit = TestKit::new();
     let mut dead = kit.event_probe::<DeadLetter>();
     let slow = kit.spawn(
@@ -176,9 +177,9 @@ async fn l9_ask_reply_timeout_and_late_reply() {
     kit.shutdown().await;
 }
 
-// S: L9 — an ask to a stopped actor fails at once.
+// An ask to a stopped actor fails at once (L9).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l9_ask_to_stopped_actor_fails_at_once() {
+async fn ask_to_a_stopped_actor_fails_at_once() {
     let kit = TestKit::new();
     let mut probe = kit.probe::<()>();
     let a = kit.spawn(Behaviors::ignore::<ActorRef<u8>>(), "gone");
@@ -195,9 +196,9 @@ async fn l9_ask_to_stopped_actor_fails_at_once() {
     kit.shutdown().await;
 }
 
-// S: L9 — a request dropped without a reply fails the ask at once, not at the deadline.
+// A request dropped without a reply fails the ask at once, not at the deadline (L9).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l9_dropped_request_fails_at_once() {
+async fn ask_whose_request_is_dropped_fails_at_once() {
     let kit = TestKit::new();
     let a = kit.spawn(Behaviors::ignore::<ActorRef<u8>>(), "drops");
     let started = std::time::Instant::now();
@@ -248,28 +249,28 @@ async fn mailbox_case(overflow: Overflow) -> (Vec<u32>, Vec<String>) {
     (got, dropped)
 }
 
-// S: L10 — DropNew discards the incoming message; each drop is a dead letter.
+// A full mailbox with DropNew discards the incoming message; each drop is a dead letter (L10).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l10_drop_new() {
+async fn drop_new_discards_the_incoming_message() {
     assert_eq!(
         mailbox_case(Overflow::DropNew).await,
         (vec![1, 2], vec!["3".to_string()])
     );
 }
 
-// S: L10 — DropOldest discards the head.
+// A full mailbox with DropOldest discards the head (L10).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l10_drop_oldest() {
+async fn drop_oldest_discards_the_head() {
     assert_eq!(
         mailbox_case(Overflow::DropOldest).await,
         (vec![2, 3], vec!["1".to_string()])
     );
 }
 
-// S: L10 — Reject: try_tell hands the message back, send().await waits for room, tell makes a
-// dead letter.
+// A full mailbox with Reject: try_tell hands the message back, send().await waits for room, tell
+// makes a dead letter (L10).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l10_reject_and_backpressure() {
+async fn reject_hands_the_message_back_or_waits_for_room() {
     let kit = TestKit::new();
     let mut seen = kit.probe::<u32>();
     let mut dead = kit.event_probe::<DeadLetter>();
@@ -296,9 +297,9 @@ async fn l10_reject_and_backpressure() {
     kit.shutdown().await;
 }
 
-// S: L10 — the default mailbox is unbounded and never drops.
+// The default mailbox is unbounded and never drops (L10).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l10_unbounded_never_drops() {
+async fn default_mailbox_is_unbounded_and_never_drops() {
     let kit = TestKit::new();
     let mut seen = kit.probe::<u32>();
     let mut dead = kit.event_probe::<DeadLetter>();
@@ -352,7 +353,7 @@ async fn lookup_is_typed() {
     kit.shutdown().await;
 }
 
-// S: L1/L7 — a ref to a stopped actor turns its messages into dead letters.
+// A ref to a stopped actor turns its messages into dead letters (delivery and stop, L1 and L7).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_to_a_stopped_actor_are_dead_letters() {
     let kit = TestKit::new();

@@ -1,4 +1,5 @@
-//! Event sourcing: rules P1–P6 on both journals, recovery, snapshots, stash, failures.
+//! Event sourcing on both journals: recovery, snapshots, the stash, journal failures and the single
+//! writer (rules P1–P6 in the guide's "Semantics and performance" chapter).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -50,7 +51,8 @@ async fn journal_suite_sqlite() {
 
 // ---------------------------------------------------------------- recovery
 
-// The seed's two phases: 1500 and 2 transactions, then the same from a new system on the file.
+// The two phases of the Casty (Python) example: 1500 and 2 transactions, then the same from a new
+// system on the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_phase_recovery_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,7 +80,8 @@ async fn two_phase_recovery_on_sqlite() {
     kit.shutdown().await;
 }
 
-// P5: a snapshot every 3; recovery starts from it and replays only the newer events.
+// With a snapshot every 3 events, recovery starts from the newest snapshot and replays only the
+// newer events (P5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_then_replay_only_newer_events() {
     let journal = memory();
@@ -193,7 +196,7 @@ async fn predicate_policy_snapshots_on_matching_events() {
 
 // ---------------------------------------------------------------- stash (P3)
 
-// P3: commands that arrive during a write wait, and are then handled in arrival order.
+// Commands that arrive during a write wait, and are then handled in arrival order (P3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_during_a_write_are_handled_afterwards_in_order() {
     let journal = Arc::new(FailingJournal::new());
@@ -246,7 +249,7 @@ async fn commands_during_a_write_are_handled_afterwards_in_order() {
     kit.shutdown().await;
 }
 
-// P3: the stash is the mailbox, so it is bounded by the mailbox; overflow is a dead letter.
+// The stash is the mailbox, so it is bounded by the mailbox; overflow is a dead letter (P3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stash_is_bounded_and_overflow_is_a_dead_letter() {
     let journal = Arc::new(FailingJournal::new());
@@ -289,7 +292,7 @@ async fn the_stash_is_bounded_and_overflow_is_a_dead_letter() {
     kit.shutdown().await;
 }
 
-// P3: commands that arrive during recovery are handled after it, against the recovered state.
+// Commands that arrive during recovery are handled after it, against the recovered state (P3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_during_recovery_are_handled_afterwards_in_order() {
     let journal = Arc::new(FailingJournal::new());
@@ -336,7 +339,7 @@ fn cbor<T: casty::__private::serde::Serialize>(v: &T) -> Vec<u8> {
 
 // ---------------------------------------------------------------- failures (P4, P1)
 
-// P4: a failed write stops the entity, publishes why, and sends no reply.
+// A failed write stops the entity, publishes why, and sends no reply (P4).
 // ANCHOR: failing_write
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_stops_the_entity_without_reply() {
@@ -376,7 +379,7 @@ async fn a_failed_write_stops_the_entity_without_reply() {
 }
 // ANCHOR_END: failing_write
 
-// P4: a failed recovery stops the entity and an event says why.
+// A failed recovery stops the entity and an event says why (P4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_recovery_stops_the_entity_with_an_event() {
     let journal = Arc::new(FailingJournal::new());
@@ -438,7 +441,8 @@ async fn an_unknown_manifest_fails_recovery_clearly() {
     kit.shutdown().await;
 }
 
-// P1: two live entities on one persistence id; the one that writes second is refused and stops.
+// Two live entities on one persistence id: the one that writes second is refused and stops
+// (single writer, P1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_writer_is_refused() {
     let journal = memory();
@@ -494,7 +498,7 @@ async fn a_second_writer_is_refused() {
 
 // ---------------------------------------------------------------- supervision
 
-// The seed's promise: supervision provides the restart; event sourcing provides the memory.
+// Supervision provides the restart; event sourcing provides the memory.
 // ANCHOR: supervise
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervised_restart_recovers_the_state() {
@@ -523,7 +527,8 @@ async fn supervised_restart_recovers_the_state() {
 }
 // ANCHOR_END: supervise
 
-// P4 with a supervisor: a failed write is never resumed; the restart recovers from the journal.
+// Under a supervisor that resumes, a failed write is never resumed: the entity restarts and
+// recovers from the journal (P4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_under_resume_restarts_and_recovers() {
     let journal = Arc::new(FailingJournal::new());

@@ -1,4 +1,4 @@
-//! The SQLite journal on disk: SIGKILL mid-stream (P6), damaged and foreign files, read-only
+//! The SQLite journal on disk: SIGKILL mid-stream loses nothing acknowledged (durability, P6), damaged and foreign files, read-only
 //! files, and the WAL file.
 //!
 //! The SIGKILL test prints its steps (`step 2: SIGKILL the journal writer (pid 1234) ...`), so a

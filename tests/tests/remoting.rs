@@ -1,5 +1,5 @@
 //! Remoting between systems in one process: tells and asks both ways, order, refs that travel,
-//! refusals (R1–R5).
+//! refusals (rules R1–R5 in the guide's "Semantics and performance" chapter).
 
 use casty::remote::{HandshakeRefused, RemoteSettings};
 use casty::testing::TestProbe;
@@ -60,7 +60,7 @@ fn sequence(next: u64, ordered: bool) -> casty::Behavior<Seq> {
     })
 }
 
-// R5: 10,000 tells from A to one actor on B arrive in order.
+// 10,000 tells from A to one actor on B arrive in order (order per pair across nodes, R5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_tells_arrive_in_order() {
     let a = node("seq").await;
@@ -76,7 +76,7 @@ async fn ten_thousand_tells_arrive_in_order() {
 }
 
 // ANCHOR: relay
-// R4: a ref passed A→B→C gets the reply from C back to A.
+// A ref passed A→B→C gets the reply from C back to A (refs travel, R4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ref_passed_along_gets_the_reply_home() {
     let a = node("trio").await;
@@ -129,7 +129,7 @@ async fn a_ref_passed_along_gets_the_reply_home() {
 }
 // ANCHOR_END: relay
 
-// R2: a wrong system name and a wrong secret are refused; each side publishes why.
+// The handshake refuses a wrong system name and a wrong secret; each side publishes why (R2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_published_on_both_sides() {
     let a = node("bank").await;
@@ -492,8 +492,8 @@ enum Blob {
     Size { reply_to: ActorRef<usize> },
 }
 
-// R3: an outbound message larger than the frame limit is refused to its sender at once (an ask
-// fails without waiting for its timeout), and the link keeps working for the next message.
+// An outbound message larger than the frame limit is refused to its sender at once (an ask
+// fails without waiting for its timeout), and the link keeps working for the next message (R3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_message_is_refused_to_the_sender() {
     let a = node("big").await;

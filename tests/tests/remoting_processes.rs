@@ -1,5 +1,6 @@
 //! Remoting across OS processes: a child node started by the test, tells and asks both ways,
-//! SIGKILL (watch and asks fail), and a restart on the same port as a new incarnation (R1).
+//! SIGKILL (watch and asks fail), and a restart on the same port as a new incarnation (node
+//! identity, R1).
 //! Each test prints its steps (`step 3: SIGKILL node B (pid 1234)`), so a failing run's output
 //! shows how far it got.
 

@@ -1,4 +1,5 @@
-//! Failure, restart, limits, backoff and escalation: rules L4, L5, L6, plus the OTP supervisor.
+//! Failure, restart, restart limits, backoff and escalation (rules L4, L5, L6 in the guide's
+//! "Semantics and performance" chapter), plus the OTP supervisor.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -47,9 +48,9 @@ fn reports_starts(report: ActorRef<u64>) -> Behavior<Cmd> {
     })
 }
 
-// S: L4 — an Err and a panic are both failures; a panic takes down nothing else.
+// An Err and a panic are both failures; a panic takes down nothing else (L4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l4_err_and_panic_are_failures_and_the_system_survives() {
+async fn err_and_panic_are_failures_and_the_system_survives() {
     let kit = TestKit::new();
     let mut probe = kit.probe::<u64>();
     let bystander = kit.spawn(acc(7), "bystander");
@@ -79,9 +80,9 @@ async fn l4_err_and_panic_are_failures_and_the_system_survives() {
     kit.shutdown().await;
 }
 
-// S: L4 — without a supervise wrapper, a failure stops the actor.
+// Without a supervise wrapper, a failure stops the actor (L4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l4_unsupervised_failure_stops_the_actor() {
+async fn unsupervised_failure_stops_the_actor() {
     let kit = TestKit::new();
     let mut probe = kit.probe::<u64>();
     let a = kit.spawn(acc(0), "fragile");
@@ -90,10 +91,10 @@ async fn l4_unsupervised_failure_stops_the_actor() {
     kit.shutdown().await;
 }
 
-// S: L5 — restart resets state, re-runs setup, runs pre_restart on the old incarnation and
-// post_restart on the new one, and not post_stop.
+// A restart resets state, re-runs setup, runs pre_restart on the old incarnation and
+// post_restart on the new one, and not post_stop (L5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l5_restart_resets_state_and_runs_hooks_in_order() {
+async fn restart_resets_state_and_runs_hooks_in_order() {
     let kit = TestKit::new();
     let mut log = kit.probe::<String>();
     let mut probe = kit.probe::<u64>();
@@ -136,9 +137,9 @@ async fn l5_restart_resets_state_and_runs_hooks_in_order() {
     kit.shutdown().await;
 }
 
-// S: L5 — children of the failing actor are stopped before the restart.
+// Children of the failing actor are stopped before the restart (L5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l5_children_are_stopped_before_restart() {
+async fn children_are_stopped_before_restart() {
     let kit = TestKit::new();
     let mut children = kit.probe::<ActorRef<Cmd>>();
     let mut watcher = kit.probe::<()>();
@@ -184,9 +185,9 @@ async fn messages_wait_in_the_mailbox_during_a_backoff() {
     kit.shutdown().await;
 }
 
-// S: L6 — past max_restarts within the window, the actor is stopped.
+// Past max_restarts within the window, the actor is stopped (L6).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l6_restart_limit_stops_the_actor() {
+async fn restart_limit_stops_the_actor() {
     let kit = TestKit::new();
     let mut restarted = kit.event_probe::<ActorRestarted>();
     let mut probe = kit.probe::<u64>();
@@ -252,9 +253,9 @@ async fn backoff_starts_again_from_the_minimum_after_a_quiet_period() {
     kit.shutdown().await;
 }
 
-// S: L6 — Resume keeps the state.
+// Resume keeps the state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l6_resume_keeps_state() {
+async fn resume_keeps_state() {
     let kit = TestKit::new();
     let mut probe = kit.probe::<u64>();
     let a = kit.spawn(
@@ -269,10 +270,10 @@ async fn l6_resume_keeps_state() {
     kit.shutdown().await;
 }
 
-// S: L6 — an escalated failure makes the parent fail with ChildFailed (path and error), and the
-// parent's own strategy decides.
+// An escalated failure makes the parent fail with ChildFailed (path and error), and the
+// parent's own strategy decides (L6).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l6_escalate_fails_the_parent_with_child_failed() {
+async fn escalate_fails_the_parent_with_child_failed() {
     let kit = TestKit::new();
     let mut causes = kit.probe::<String>();
     let mut children = kit.probe::<ActorRef<Cmd>>();

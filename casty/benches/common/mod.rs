@@ -9,7 +9,7 @@ use std::time::Instant;
 use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Mailbox, Message, SpawnOptions};
 use tokio::sync::{mpsc, Notify};
 
-/// Which workloads to run: those named by a command-line filter (`W1`, `R2`, ..), or all of them.
+/// Which workloads to run: those named by a command-line filter (`W1`, `RW2`, ..), or all of them.
 /// `cargo bench` passes `--bench`, which is not a filter.
 pub(crate) fn wanted() -> impl Fn(&str) -> bool {
     let filter: Vec<String> = std::env::args()

@@ -2,8 +2,8 @@
 //!
 //! A ref is either *local*, pointing straight at the actor's mailbox (the hot path: `tell` is a
 //! lock-free push), or a dynamic *target* behind the small [`RefTarget`] trait: the reply side of an
-//! `ask`, a test probe, and later a remote actor. The actor core never names those upper layers; they
-//! implement `RefTarget` (see ARCHITECTURE.md).
+//! `ask`, a test probe, or a remote actor. The actor core never names those upper layers; they
+//! implement `RefTarget`.
 //!
 //! Equality and hashing use the path and the incarnation uid, so a ref to an old incarnation is never
 //! equal to a ref to a new actor under the same name.
@@ -287,7 +287,7 @@ impl<M: 'static> ActorRef<M> {
         }
     }
 
-    /// The full address (`casty://system/path`), as the seed's `ref.address`.
+    /// The full address (`casty://system/path`), like `ref.address` in Casty (Python).
     pub fn address(&self) -> String {
         self.path().address()
     }

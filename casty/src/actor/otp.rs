@@ -1,5 +1,5 @@
 //! An OTP-style supervisor: a parent that starts a fixed list of children and restarts them by
-//! their [`ChildSpec`], as in Erlang/OTP and the seed's fauxtp supervisor.
+//! their [`ChildSpec`], as in Erlang/OTP and the fauxtp supervisor of Casty (Python).
 //!
 //! Each child has a [`Restart`] type: `Permanent` children are always restarted, `Transient` ones
 //! only after a failure, `Temporary` ones never. The [`SupervisorStrategy`] picks which children

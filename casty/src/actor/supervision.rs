@@ -186,7 +186,7 @@ impl OneForOneStrategy {
 }
 
 impl Default for OneForOneStrategy {
-    /// Three restarts within a minute, restarting on every failure (the seed's defaults).
+    /// Three restarts within a minute, restarting on every failure, as in Casty (Python).
     fn default() -> Self {
         OneForOneStrategy::new(3, Duration::from_secs(60))
     }

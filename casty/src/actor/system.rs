@@ -4,8 +4,8 @@
 //! names), the event stream, the scheduler, and the count of live actors that `shutdown` waits on.
 //! It is a cheap, cloneable handle; actors reach it through their context.
 //!
-//! Top-level actors live directly under the root (`/greeter`), as in the seed. Names starting with
-//! `_` are reserved for internal actors and `$` for anonymous ones.
+//! Top-level actors live directly under the root (`/greeter`), as in Casty (Python). Names starting
+//! with `_` are reserved for internal actors and `$` for anonymous ones.
 
 use std::collections::HashMap;
 use std::fmt;

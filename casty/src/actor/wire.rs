@@ -1,5 +1,5 @@
 //! The actor core's side of remoting: how messages and refs cross a wire, without knowing the
-//! transport (see ARCHITECTURE.md: the core defines the trait, the remote layer implements it).
+//! transport: the core defines the trait, the remote layer implements it.
 //!
 //! - A remoting layer installs a [`WireProvider`] on the system: the node's address and a way to
 //!   send encoded messages to another node.

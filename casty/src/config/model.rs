@@ -175,8 +175,7 @@ impl SupervisionConfig {
 
 /// `[defaults.sharding]`.
 ///
-/// Parsed and checked today, but nothing reads it yet: cluster sharding, which will take its
-/// default shard count from here, is still to come.
+/// Parsed and checked, but nothing in casty reads it: casty has no cluster sharding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShardingConfig {
     /// Number of shards (default 256).
@@ -191,8 +190,8 @@ impl Default for ShardingConfig {
 
 /// `[defaults.replication]`.
 ///
-/// Parsed and checked today, but nothing reads it yet: replication of event-sourced entities,
-/// which will take its defaults from here, is still to come.
+/// Parsed and checked, but nothing in casty reads it: casty does not replicate event-sourced
+/// entities.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReplicationConfig {
     /// Copies of each entity (default 2).
@@ -249,9 +248,8 @@ impl NodeAddress {
 
 /// `[cluster]`.
 ///
-/// Parsed and checked today, but nothing reads it yet: cluster membership (a clustered actor
-/// system built from this section) is still to come. Remoting takes its address from
-/// `RemoteSettings`, not from here.
+/// Parsed and checked, but nothing in casty reads it: casty has no cluster membership. Remoting
+/// takes its address from `RemoteSettings`, not from here.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterConfig {
     /// Address to bind (default `"127.0.0.1"`).
@@ -318,7 +316,7 @@ impl ClusterConfig {
     }
 }
 
-/// `[cluster.gossip]`. Read by nothing yet (see [`ClusterConfig`]).
+/// `[cluster.gossip]`. Read by nothing in casty (see [`ClusterConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GossipConfig {
     /// Between gossip rounds (default 1 s).
@@ -333,7 +331,7 @@ impl Default for GossipConfig {
     }
 }
 
-/// `[cluster.heartbeat]`. Read by nothing yet (see [`ClusterConfig`]).
+/// `[cluster.heartbeat]`. Read by nothing in casty (see [`ClusterConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HeartbeatConfig {
     /// Between heartbeats (default 0.5 s).
@@ -352,7 +350,7 @@ impl Default for HeartbeatConfig {
 }
 
 /// `[cluster.failure_detector]`: the parameters of a phi-accrual failure detector. Read by nothing
-/// yet (see [`ClusterConfig`]).
+/// in casty (see [`ClusterConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FailureDetectorConfig {
     /// Phi above which a node is suspected (default 8.0).
@@ -441,9 +439,9 @@ pub struct ActorSettings {
     pub mailbox: MailboxConfig,
     /// Its supervision, if the file configures any (otherwise the runtime default: stop).
     pub supervision: Option<SupervisionConfig>,
-    /// Its sharding (read by nothing yet; see [`ShardingConfig`]).
+    /// Its sharding (read by nothing in casty; see [`ShardingConfig`]).
     pub sharding: ShardingConfig,
-    /// Its replication (read by nothing yet; see [`ReplicationConfig`]).
+    /// Its replication (read by nothing in casty; see [`ReplicationConfig`]).
     pub replication: ReplicationConfig,
     /// The pattern that matched, if any.
     pub matched: Option<String>,

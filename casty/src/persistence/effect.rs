@@ -1,11 +1,11 @@
 //! Persistence effects: what an event-sourced command handler asks for.
 //!
 //! `Behaviors::persisted(events)` is a `Behavior<C>`, like `Behaviors::same()`, so the arms of a
-//! command handler's `match` have one type, as in the seed. Inside it is an opaque effect that only
-//! the event-sourced handler interprets: the events to write, then the callbacks to run once the
-//! write succeeded (P2), then the directive to follow. The command type names its event and state
-//! types through [`EventSourcedCommand`], so persisting an event of the wrong type, or a callback
-//! that expects the wrong state, is a compile error.
+//! command handler's `match` have one type, as in Casty (Python). Inside it is an opaque effect
+//! that only the event-sourced handler interprets: the events to write, then the callbacks to run
+//! once the write succeeded (P2), then the directive to follow. The command type names its event
+//! and state types through [`EventSourcedCommand`], so persisting an event of the wrong type, or a
+//! callback that expects the wrong state, is a compile error.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

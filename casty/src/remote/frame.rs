@@ -798,7 +798,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
-        // R3: random bytes, in random chunks, never panic the decoder.
+        // Random bytes, in random chunks, never panic the decoder (R3).
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048),
                                     chunk in 1usize..64, max in 0usize..4096) {

@@ -1,4 +1,4 @@
-//! Remoting: typed actor refs across processes over TCP (issue "Remoting").
+//! Remoting: typed actor refs across processes over TCP.
 //!
 //! The pieces, bottom up, each tested on its own:
 //! - [`NodeAddress`]: `casty://system@host:port` and actor addresses under it;

@@ -44,8 +44,8 @@ pub struct RemoteSettings {
     /// The transport (default TCP; tests use `casty::testing::FaultyTransport`).
     pub transport: Arc<dyn Transport>,
     /// How long a lost connection may stay lost before the node counts as gone: its watched
-    /// actors are `Terminated` and asks to it fail (default 10 s). Until cluster membership
-    /// exists, this is the failure detector.
+    /// actors are `Terminated` and asks to it fail (default 10 s). This timeout is the only
+    /// failure detector remoting has.
     pub unreachable_after: Duration,
 }
 

@@ -90,7 +90,8 @@ pub async fn unknown_id_is_empty(j: &dyn EventJournal) {
     );
 }
 
-/// P1 and P2: a writer with a stale expected seq is refused, and none of its batch is written.
+/// A writer with a stale expected seq is refused, and none of its batch is written (single
+/// writer and atomic batch, P1 and P2).
 pub async fn sequence_conflict_refuses_the_whole_batch(j: &dyn EventJournal) {
     j.persist("a", vec![ev(1, "first")], 0)
         .await
@@ -141,7 +142,7 @@ pub async fn misnumbered_batch_is_refused(j: &dyn EventJournal) {
     );
 }
 
-/// P5: `load` honours `from_seq` and `max`, so recovery can page.
+/// `load` honours `from_seq` and `max`, so recovery can page (P5).
 pub async fn load_pages(j: &dyn EventJournal) {
     let batch: Vec<_> = (1..=25).map(|i| ev(i, &i.to_string())).collect();
     j.persist("a", batch, 0).await.expect("setup");
@@ -257,7 +258,8 @@ pub async fn delete_snapshots_before(j: &dyn EventJournal) {
     );
 }
 
-/// P1 under concurrency: of many writers racing from the same expected seq, exactly one wins.
+/// Of many writers racing from the same expected seq, exactly one wins (single writer under
+/// concurrency, P1).
 pub async fn concurrent_writers_one_wins(j: Arc<dyn EventJournal>) {
     let tasks: Vec<_> = (0..8)
         .map(|w| {

@@ -1,4 +1,5 @@
-//! Seed: "Actor Runtime" — lifecycle hooks, the event stream, mailboxes and scheduling.
+//! Ports the Casty (Python) example "Actor Runtime": lifecycle hooks, the event stream, mailboxes
+//! and scheduling.
 use std::time::Duration;
 
 use casty::{

@@ -1,5 +1,5 @@
-//! Seed: "Actor Runtime", with macros — lifecycle hooks, the event stream, mailboxes and
-//! scheduling.
+//! Ports the Casty (Python) example "Actor Runtime", with macros: lifecycle hooks, the event
+//! stream, mailboxes and scheduling.
 use std::time::Duration;
 
 use casty::{

@@ -1,4 +1,5 @@
-//! Seed: "Configuration" — load `casty.toml`, and let it shape the actors the system spawns.
+//! Ports the Casty (Python) example "Configuration": load `casty.toml`, and let it shape the actors
+//! the system spawns.
 use std::path::Path;
 
 use casty::config::{load_config, ClusterConfig};

@@ -1,4 +1,5 @@
-//! Seed: "Event Sourcing" — a bank account that recovers its balance from a SQLite journal.
+//! Ports the Casty (Python) example "Event Sourcing": a bank account that recovers its balance from
+//! a SQLite journal.
 // ANCHOR: all
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +32,7 @@ enum AccountCommand {
     Deposit {
         amount: i64,
     },
-    #[allow(dead_code)] // defined by the seed, not sent by its demo
+    #[allow(dead_code)] // defined by the Casty (Python) example, not sent by its demo
     Withdraw {
         amount: i64,
         reply_to: ActorRef<String>,

@@ -1,4 +1,5 @@
-//! Seed: "Event Sourcing", written with `#[event_sourced]`: the same account, the same output.
+//! Ports the Casty (Python) example "Event Sourcing", written with `#[event_sourced]`: the same
+//! account, the same output.
 // ANCHOR: all
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! Seed: "Functional State" — a bank account whose balance lives in the behavior.
+//! Ports the Casty (Python) example "Functional State": a bank account whose balance lives in the
+//! behavior.
 use std::time::Duration;
 
 use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Message};

@@ -1,4 +1,5 @@
-//! Seed: "Functional State", with macros — the recursion is the state transition.
+//! Ports the Casty (Python) example "Functional State", with macros: the recursion is the state
+//! transition.
 use std::time::Duration;
 
 use casty::{
@@ -16,7 +17,7 @@ struct GetBalance {
     reply_to: ActorRef<i64>,
 }
 
-/// The seed's `type AccountMsg = Deposit | GetBalance`: bare variants name the structs above.
+/// Casty (Python)'s `type AccountMsg = Deposit | GetBalance`: bare variants name the structs above.
 #[message_enum]
 enum AccountMsg {
     Deposit,

@@ -1,4 +1,4 @@
-//! Seed: "Actor Hierarchies" — a manager spawns and watches workers.
+//! Ports the Casty (Python) example "Actor Hierarchies": a manager spawns and watches workers.
 use std::collections::HashMap;
 use std::time::Duration;
 

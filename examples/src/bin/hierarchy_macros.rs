@@ -1,4 +1,5 @@
-//! Seed: "Actor Hierarchies", with macros — a manager spawns and watches workers.
+//! Ports the Casty (Python) example "Actor Hierarchies", with macros: a manager spawns and watches
+//! workers.
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
-//! Seed: the fauxtp supervisor — ChildSpecs, restart types, one-for-one and one-for-all.
+//! Ports the fauxtp supervisor example of Casty (Python): ChildSpecs, restart types, one-for-one
+//! and one-for-all.
 use std::time::Duration;
 
 use casty::{

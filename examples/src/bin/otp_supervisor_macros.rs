@@ -1,5 +1,5 @@
-//! Seed: the fauxtp supervisor, with macros — ChildSpecs, restart types, one-for-one and
-//! one-for-all.
+//! Ports the fauxtp supervisor example of Casty (Python), with macros: ChildSpecs, restart types,
+//! one-for-one and one-for-all.
 use std::time::Duration;
 
 use casty::{

@@ -1,4 +1,4 @@
-//! Seed: "Quick Start" — a greeter actor.
+//! Ports the Casty (Python) example "Quick Start": a greeter actor.
 // ANCHOR: all
 use std::time::Duration;
 

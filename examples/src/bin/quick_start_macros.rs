@@ -1,4 +1,4 @@
-//! Seed: "Quick Start", with macros — a greeter actor.
+//! Ports the Casty (Python) example "Quick Start", with macros: a greeter actor.
 // ANCHOR: all
 use std::time::Duration;
 

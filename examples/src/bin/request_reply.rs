@@ -1,4 +1,4 @@
-//! Seed: "Request-Reply" — `ask` from outside the actor system.
+//! Ports the Casty (Python) example "Request-Reply": `ask` from outside the actor system.
 use std::time::Duration;
 
 use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Message};

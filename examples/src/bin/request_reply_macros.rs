@@ -1,4 +1,5 @@
-//! Seed: "Request-Reply", with macros — typed ask constructors, no closures.
+//! Ports the Casty (Python) example "Request-Reply", with macros: typed ask constructors, no
+//! closures.
 use std::time::Duration;
 
 use casty::{

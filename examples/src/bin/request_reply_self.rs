@@ -1,4 +1,5 @@
-//! Seed: "Request-Reply" inside actors — pass `ctx.self_ref()` as `reply_to`.
+//! Ports the Casty (Python) example "Request-Reply" inside actors: pass `ctx.self_ref()` as
+//! `reply_to`.
 use std::time::Duration;
 
 use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Message};
@@ -47,7 +48,7 @@ struct CheckBalance {
     account: ActorRef<AccountMsg>,
 }
 
-/// `type MonitorMsg = CheckBalance | int` in the seed.
+/// `type MonitorMsg = CheckBalance | int` in Casty (Python).
 #[derive(Debug)]
 enum MonitorMsg {
     CheckBalance(CheckBalance),

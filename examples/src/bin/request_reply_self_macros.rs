@@ -1,4 +1,5 @@
-//! Seed: "Request-Reply" inside actors, with macros — pass `ctx.self_ref()` as `reply_to`.
+//! Ports the Casty (Python) example "Request-Reply" inside actors, with macros: pass
+//! `ctx.self_ref()` as `reply_to`.
 use std::time::Duration;
 
 use casty::{
@@ -42,7 +43,7 @@ struct CheckBalance {
     account: ActorRef<AccountMsg>,
 }
 
-/// `type MonitorMsg = CheckBalance | int` in the seed.
+/// `type MonitorMsg = CheckBalance | int` in Casty (Python).
 #[message_enum]
 enum MonitorMsg {
     CheckBalance,

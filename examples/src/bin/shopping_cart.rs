@@ -1,4 +1,4 @@
-//! Seed: "State Machines" — a shopping cart whose states are behaviors.
+//! Ports the Casty (Python) example "State Machines": a shopping cart whose states are behaviors.
 use std::collections::BTreeMap;
 use std::time::Duration;
 

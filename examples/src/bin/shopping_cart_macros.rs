@@ -1,4 +1,5 @@
-//! Seed: "State Machines", with macros — a shopping cart whose states are behaviors.
+//! Ports the Casty (Python) example "State Machines", with macros: a shopping cart whose states are
+//! behaviors.
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
-//! Seed: the supervision guide — strategies, lifecycle hooks and supervision trees.
-//! Prints the guide's output block line for line.
+//! Ports the supervision guide of Casty (Python): strategies, lifecycle hooks and supervision
+//! trees. Prints the guide's output block line for line.
 use std::time::Duration;
 
 use casty::{

@@ -1,5 +1,5 @@
-//! Seed: the supervision guide, with macros — strategies, lifecycle hooks and supervision trees.
-//! Prints the guide's output block line for line, exactly as `supervision` does.
+//! Ports the supervision guide of Casty (Python), with macros: strategies, lifecycle hooks and
+//! supervision trees. Prints the guide's output block line for line, exactly as `supervision` does.
 use std::time::Duration;
 
 use casty::{

@@ -1,4 +1,4 @@
-//! Seed: "Supervision" — a worker that crashes and is restarted.
+//! Ports the Casty (Python) example "Supervision": a worker that crashes and is restarted.
 use std::time::Duration;
 
 use casty::{ActorSystem, Behavior, Behaviors, Directive, OneForOneStrategy};

@@ -1,4 +1,5 @@
-//! Seed: "Supervision", with macros — a worker that crashes and is restarted.
+//! Ports the Casty (Python) example "Supervision", with macros: a worker that crashes and is
+//! restarted.
 use std::time::Duration;
 
 use casty::{

@@ -101,7 +101,8 @@ async fn nothing(rx: &mut mpsc::UnboundedReceiver<(PeerInfo, Frame)>) {
     );
 }
 
-// R5: 10,000 frames from A arrive at B in order, and B's own frames reach A.
+// Order is kept per sender and receiver across the network (R5): 10,000 frames from A arrive
+// at B in order, and B's own frames reach A.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_arrive_in_order_both_ways() {
     let mut a = node("bank").await;
@@ -127,8 +128,9 @@ async fn frames_arrive_in_order_both_ways() {
     b.ep.shutdown().await;
 }
 
-// R5 with senders racing each other and the writer: whoever finds the connection idle writes
-// (a sender or the writer task), and each sender's frames still arrive in its order.
+// Order per sender holds with senders racing each other and the writer (R5): whoever finds the
+// connection idle writes (a sender or the writer task), and each sender's frames still arrive in
+// its order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_keep_their_order() {
     let a = node("bank").await;
@@ -169,8 +171,8 @@ async fn concurrent_senders_keep_their_order() {
     b.ep.shutdown().await;
 }
 
-// R1: a quarantined incarnation loses its connections in both directions, cannot open new
-// ones in either role, and both sides know why. A new incarnation is unaffected.
+// A quarantined node incarnation is cut off (R1): it loses its connections in both directions,
+// cannot open new ones in either role, and both sides know why. A new incarnation is unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_incarnation_is_cut_off_both_ways() {
     let mut a = node("bank").await;
@@ -216,7 +218,7 @@ async fn a_quarantined_incarnation_is_cut_off_both_ways() {
     }
 }
 
-// R2: a wrong system name is refused, and each side knows why.
+// The handshake refuses a wrong system name, and each side knows why (R2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_system_name_is_refused_on_both_sides() {
     let mut a = node("bank").await;
@@ -241,7 +243,7 @@ async fn a_wrong_system_name_is_refused_on_both_sides() {
     b.ep.shutdown().await;
 }
 
-// R2: a wrong secret is refused on both sides; the right one passes.
+// The handshake refuses a wrong secret on both sides; the right one passes (R2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_checked() {
     let mut a = node_with("bank", Some("one"), Arc::new(TcpTransport)).await;
@@ -298,8 +300,8 @@ async fn closed_by_peer(s: &mut BoxStream) {
     closed_within(s, T).await;
 }
 
-// R3: garbage and an oversize frame each close only their own connection; a third peer's
-// traffic keeps flowing.
+// Garbage and an oversize frame each close only their own connection; a third peer's
+// traffic keeps flowing (R3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_peers_lose_only_their_own_connection() {
     let a = node("bank").await;

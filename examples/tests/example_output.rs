@@ -1,5 +1,5 @@
 //! Runs every example binary, and its `_macros` variant, and compares each one's standard output
-//! with `expected/<name>.txt`, the output the seed documents show.
+//! with `expected/<name>.txt`, the output the Casty (Python) documents show.
 
 use std::path::Path;
 use std::process::Command;
@@ -70,7 +70,7 @@ fn remote_bank() {
     check("remote_bank", env!("CARGO_BIN_EXE_remote_bank"));
 }
 
-/// The guide's chapters beyond the seed's examples, each one program with no macro twin.
+/// The guide's chapters beyond the Casty (Python) examples, each one program with no macro twin.
 macro_rules! single_examples {
     ($($name:ident),* $(,)?) => {
         $(
