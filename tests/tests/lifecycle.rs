@@ -5,7 +5,7 @@ use std::time::Duration;
 use casty::testing::{FishingOutcome, TestKit};
 use casty::{
     ActorRef, ActorRestarted, ActorStarted, ActorStopped, Behavior, Behaviors, DeadLetter,
-    Directive, OneForOneStrategy, Terminated,
+    Directive, SupervisorStrategy, Terminated,
 };
 use casty_tests::{Boom, QUIET, T};
 
@@ -334,7 +334,7 @@ async fn a_restart_cancels_the_actors_timers() {
     let kit = TestKit::new();
     let mut report = kit.probe::<String>();
     let strategy =
-        OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart);
+        SupervisorStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart);
     let a = kit.spawn(
         Behaviors::supervise(timers(report.actor_ref()), strategy),
         "timers",
@@ -365,7 +365,7 @@ async fn lifecycle_events_reach_subscribers_while_another_subscriber_is_stuck() 
             let _ = released.lock().unwrap().recv_timeout(T);
             let _ = seen_tx.send(e.path.to_string());
         });
-    let strategy = OneForOneStrategy::new(3, Duration::from_secs(60));
+    let strategy = SupervisorStrategy::new(3, Duration::from_secs(60));
     let a = kit.spawn(
         Behaviors::supervise(
             Behaviors::receive(|_ctx, _: u8| Err::<Behavior<u8>, _>(Boom::new("x"))),
