@@ -42,6 +42,42 @@ pub mod remote;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// Erlang/OTP-style group supervisors: [`Behaviors::supervisor`] starts a fixed list of children
+/// and restarts them by their [`ChildSpec`](otp::ChildSpec)s and
+/// [`SupervisorFlags`](otp::SupervisorFlags).
+///
+/// The names follow Erlang's: a supervisor's flags (`sup_flags`) hold a
+/// [`Strategy`](otp::Strategy) (`one_for_one`, `one_for_all`, `rest_for_one`) and a restart
+/// intensity; each child spec has a [`ChildRestart`](otp::ChildRestart) (`permanent`,
+/// `transient`, `temporary`). They live in this module so that the crate root's
+/// [`SupervisorStrategy`] and [`Directive::Restart`] (how one actor is supervised through
+/// `Behaviors::supervise`) keep a single meaning.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use casty::otp::{ChildRestart, ChildSpec, SupervisorFlags, SupervisorMsg};
+/// use casty::{ActorSystem, Behaviors};
+/// use std::time::Duration;
+///
+/// let system = ActorSystem::new("demo");
+/// let children = vec![
+///     ChildSpec::new("db", Behaviors::ignore::<u32>(), ChildRestart::Permanent),
+///     ChildSpec::new("cache", Behaviors::ignore::<u32>(), ChildRestart::Transient),
+/// ];
+/// let flags = SupervisorFlags::rest_for_one().intensity(5, Duration::from_secs(10));
+/// let sup = system.spawn(Behaviors::supervisor(children, flags), "sup").unwrap();
+/// let infos = system.ask(&sup, SupervisorMsg::WhichChildren, Duration::from_secs(1)).await.unwrap();
+/// assert_eq!(infos[1].restart, ChildRestart::Transient);
+/// # system.shutdown().await; }
+/// ```
+pub mod otp {
+    pub use crate::actor::otp::{
+        ChildBehavior, ChildInfo, ChildRestart, ChildSpec, Strategy, SupervisorFlags, SupervisorMsg,
+    };
+}
+
 pub use actor::actor_ref::{ActorRef, TellError};
 pub use actor::ask::AskError;
 pub use actor::behavior::{Behavior, Behaviors, BoxFuture, IntoBehavior, Lifecycle};
@@ -53,13 +89,9 @@ pub use actor::event_stream::{
 pub use actor::failure::Failure;
 pub use actor::mailbox::{Mailbox, Overflow};
 pub use actor::message::{cbor_decoder, Message, WireDecoder};
-pub use actor::otp::{
-    ChildBehavior, ChildInfo, ChildSpec, Restart, RestartStrategy, SupervisorMsg,
-    SupervisorStrategy,
-};
 pub use actor::path::ActorPath;
 pub use actor::scheduler::Scheduler;
-pub use actor::supervision::{Backoff, Directive, OneForOneStrategy};
+pub use actor::supervision::{Backoff, Directive, SupervisorStrategy};
 pub use actor::system::{
     ActorDefaults, ActorSystem, ActorSystemBuilder, ShutdownOutcome, ShutdownTimedOut,
     SpawnDefaults, SpawnError, SpawnOptions, DEFAULT_SHUTDOWN_TIMEOUT,
@@ -226,7 +258,7 @@ pub mod prelude {
     pub use crate::{behavior, message, message_enum};
     pub use crate::{
         ActorContext, ActorRef, ActorSystem, Behavior, Behaviors, Directive, Failure, Message,
-        OneForOneStrategy, Terminated,
+        SupervisorStrategy, Terminated,
     };
 }
 

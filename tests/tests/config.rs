@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use casty::config::{
-    discover, load_config, parse_str, parse_with_env, ConfigErrorKind as K, NodeAddress,
-    OverflowStrategy, SupervisionConfig, SupervisionDirective,
+    discover, load_config, parse_str, parse_with_env, ConfigErrorKind as K, SeedNode,
+    SupervisionConfig,
 };
 use casty::testing::TestKit;
-use casty::{ActorRestarted, ActorSystem, Behavior, Behaviors, Mailbox, Overflow, SpawnOptions};
+use casty::{
+    ActorRestarted, ActorSystem, Behavior, Behaviors, Directive, Mailbox, Overflow, SpawnOptions,
+};
 use casty_tests::{Boom, FULL_CONFIG_FILE, T};
 
 fn secs(s: f64) -> Duration {
@@ -22,11 +24,11 @@ fn the_complete_example_file_round_trips_into_the_structs() {
     assert_eq!(cfg.system.name, "my-app");
     let d = &cfg.defaults;
     assert_eq!(d.mailbox.capacity, Some(1000));
-    assert_eq!(d.mailbox.strategy, OverflowStrategy::DropNew);
+    assert_eq!(d.mailbox.overflow, Overflow::DropNew);
     assert_eq!(
         d.supervision,
         Some(SupervisionConfig {
-            strategy: SupervisionDirective::Restart,
+            directive: Directive::Restart,
             max_restarts: 3,
             within: secs(60.0),
         })
@@ -42,11 +44,11 @@ fn the_complete_example_file_round_trips_into_the_structs() {
     assert_eq!(
         c.seed_nodes,
         vec![
-            NodeAddress {
+            SeedNode {
                 host: "node1".into(),
                 port: 25520
             },
-            NodeAddress {
+            SeedNode {
                 host: "node2".into(),
                 port: 25520
             },
@@ -78,14 +80,14 @@ fn the_complete_example_file_round_trips_into_the_structs() {
 
     let w = cfg.resolve("my-worker");
     assert_eq!(w.mailbox.capacity, Some(5000));
-    assert_eq!(w.mailbox.strategy, OverflowStrategy::Backpressure);
+    assert_eq!(w.mailbox.overflow, Overflow::Reject);
     let sup = w.supervision.unwrap();
-    assert_eq!(sup.strategy, SupervisionDirective::Stop);
+    assert_eq!(sup.directive, Directive::Stop);
     assert_eq!((sup.max_restarts, sup.within), (3, secs(60.0))); // inherited
 
     let child = cfg.resolve("child-42");
     assert_eq!(child.mailbox.capacity, Some(100));
-    assert_eq!(child.mailbox.strategy, OverflowStrategy::DropOldest);
+    assert_eq!(child.mailbox.overflow, Overflow::DropOldest);
     assert_eq!(child.matched.as_deref(), Some("child-\\d+"));
 }
 
@@ -322,7 +324,7 @@ async fn code_supervision_wins_over_the_file_and_stop_overrides_apply() {
     probe.expect_terminated(&fragile, T).await;
 
     // Behaviors::supervise in code wins: this one stops although the file says restart.
-    let stop_in_code = casty::OneForOneStrategy::new(1, Duration::from_secs(1))
+    let stop_in_code = casty::SupervisorStrategy::new(1, Duration::from_secs(1))
         .decider(|_| casty::Directive::Stop);
     let coded = kit.spawn(Behaviors::supervise(flaky(), stop_in_code), "coded");
     probe.watch(&coded);

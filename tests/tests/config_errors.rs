@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use casty::config::{parse_str, parse_with_env, ConfigError, ConfigErrorKind as K, MAX_DURATION};
-use casty::Mailbox;
+use casty::{Mailbox, Overflow};
 use casty_tests::FULL_CONFIG_FILE;
 
 #[test]
@@ -318,6 +318,28 @@ fn unknown_strategies_list_the_valid_ones() {
             .ends_with("valid strategies: `restart`, `stop`, `escalate`"),
         "{e}"
     );
+}
+
+#[test]
+fn mailbox_strategy_backpressure_and_reject_both_parse_to_the_core_reject_overflow() {
+    for name in ["backpressure", "reject"] {
+        let cfg = parse_str(
+            &format!("[defaults.mailbox]\ncapacity = 4\nstrategy = \"{name}\"\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(cfg.defaults.mailbox.overflow, Overflow::Reject, "{name}");
+        assert_eq!(
+            cfg.defaults.mailbox.to_mailbox(),
+            Mailbox::bounded(4, Overflow::Reject)
+        );
+    }
+}
+
+#[test]
+fn a_configured_supervision_strategy_cannot_be_resume() {
+    let e = err("[defaults.supervision]\nstrategy = \"resume\"\n");
+    assert_eq!(e.kind, K::UnknownStrategy);
 }
 
 #[test]

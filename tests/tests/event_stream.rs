@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use casty::testing::TestKit;
-use casty::{ActorRestarted, ActorStarted, ActorStopped, Behavior, Behaviors, OneForOneStrategy};
+use casty::{ActorRestarted, ActorStarted, ActorStopped, Behavior, Behaviors, SupervisorStrategy};
 use casty_tests::{Boom, T};
 
 // Lifecycle events are published for every actor, and a slow subscriber does not hold up the
@@ -27,7 +27,7 @@ async fn lifecycle_events_reach_subscribers_while_another_subscriber_is_stuck() 
             let _ = released.lock().unwrap().recv_timeout(T);
             let _ = seen_tx.send(e.path.to_string());
         });
-    let strategy = OneForOneStrategy::new(3, Duration::from_secs(60));
+    let strategy = SupervisorStrategy::new(3, Duration::from_secs(60));
     let a = kit.spawn(
         Behaviors::supervise(
             Behaviors::receive(|_ctx, _: u8| Err::<Behavior<u8>, _>(Boom::new("x"))),

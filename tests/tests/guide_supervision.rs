@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use casty::testing::TestKit;
-use casty::{ActorRef, Backoff, Behavior, Behaviors, OneForOneStrategy};
+use casty::{ActorRef, Backoff, Behavior, Behaviors, SupervisorStrategy};
 
 #[derive(Debug, thiserror::Error)]
 #[error("asked to fail")]
@@ -26,7 +26,7 @@ fn flaky(handled: u32) -> Behavior<Option<ActorRef<u32>>> {
 #[tokio::test]
 async fn restarts_wait_out_the_exponential_backoff() {
     // ANCHOR: backoff
-    let strategy = OneForOneStrategy::new(5, Duration::from_secs(60)).backoff(
+    let strategy = SupervisorStrategy::new(5, Duration::from_secs(60)).backoff(
         Backoff::exponential(Duration::from_millis(100), Duration::from_secs(10)).jitter(0.2),
     );
     // ANCHOR_END: backoff

@@ -8,7 +8,7 @@ use std::time::Duration;
 use casty::testing::TestKit;
 use casty::{
     behavior, message, message_enum, ActorContext, ActorRef, ActorRestarted, Behavior, Behaviors,
-    Directive, Message, OneForOneStrategy, Terminated,
+    Directive, Message, SupervisorStrategy, Terminated,
 };
 use casty_tests::{Boom, T};
 
@@ -249,7 +249,8 @@ async fn mut_state_is_kept_in_place_and_never_cloned_per_message() {
 async fn an_error_resumed_keeps_the_state_and_a_restart_resets_it() {
     let kit = TestKit::new();
     let clones = Arc::new(AtomicUsize::new(0));
-    let resume = OneForOneStrategy::new(10, Duration::from_secs(60)).decider(|_| Directive::Resume);
+    let resume =
+        SupervisorStrategy::new(10, Duration::from_secs(60)).decider(|_| Directive::Resume);
     let c = kit.spawn(
         Behaviors::supervise(counter(tracked(&clones)), resume),
         "resumed",
@@ -258,7 +259,7 @@ async fn an_error_resumed_keeps_the_state_and_a_restart_resets_it() {
     c.tell(CounterMsg::Fail); // the `?`-style error path still puts the state back
     assert_eq!(kit.system().ask(&c, CounterMsg::get, T).await.unwrap(), 2);
 
-    let restart = OneForOneStrategy::new(10, Duration::from_secs(60));
+    let restart = SupervisorStrategy::new(10, Duration::from_secs(60));
     let r = kit.spawn(
         Behaviors::supervise(counter(tracked(&clones)), restart),
         "restarted",
@@ -276,7 +277,8 @@ async fn a_panic_under_resume_restarts_because_the_state_is_gone() {
     let kit = TestKit::new();
     let clones = Arc::new(AtomicUsize::new(0));
     let mut restarts = kit.event_probe::<ActorRestarted>();
-    let resume = OneForOneStrategy::new(10, Duration::from_secs(60)).decider(|_| Directive::Resume);
+    let resume =
+        SupervisorStrategy::new(10, Duration::from_secs(60)).decider(|_| Directive::Resume);
     let c = kit.spawn(
         Behaviors::supervise(counter(tracked(&clones)), resume),
         "poisoned",

@@ -8,8 +8,8 @@ use std::time::Duration;
 use casty::testing::{journal_suite, FailingJournal, TestKit};
 use casty::{
     ActorRestarted, ActorSystem, Behaviors, Directive, EventJournal, InMemoryJournal, JournalError,
-    OneForOneStrategy, PersistenceFailed, PersistencePhase, RecoveryCompleted, SnapshotPolicy,
-    SqliteJournal, StoredEvent,
+    PersistenceFailed, PersistencePhase, RecoveryCompleted, SnapshotPolicy, SqliteJournal,
+    StoredEvent, SupervisorStrategy,
 };
 use casty_tests::bank::{account, counted_account, AccountCmd, AccountEvent, AccountState};
 use casty_tests::{QUIET, T};
@@ -507,7 +507,7 @@ async fn supervised_restart_recovers_the_state() {
     let mut restarts = kit.event_probe::<ActorRestarted>();
     let mut words = kit.probe::<String>();
     let strategy =
-        OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart);
+        SupervisorStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart);
     let a = kit.spawn(
         Behaviors::supervise(
             account("sv", journal.clone(), SnapshotPolicy::never()),
@@ -536,7 +536,7 @@ async fn a_failed_write_under_resume_restarts_and_recovers() {
     let mut restarts = kit.event_probe::<ActorRestarted>();
     let mut recovered = kit.event_probe::<RecoveryCompleted>();
     let strategy =
-        OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Resume);
+        SupervisorStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Resume);
     let a = kit.spawn(
         Behaviors::supervise(
             account("rs", journal.clone(), SnapshotPolicy::never()),

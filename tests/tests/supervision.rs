@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use casty::otp::{ChildRestart, ChildSpec, SupervisorFlags, SupervisorMsg};
 use casty::testing::TestKit;
 use casty::{
-    ActorRef, ActorRestarted, Backoff, Behavior, Behaviors, ChildSpec, Directive, Failure,
-    OneForOneStrategy, Restart, SupervisorMsg, SupervisorStrategy,
+    ActorRef, ActorRestarted, Backoff, Behavior, Behaviors, Directive, Failure, SupervisorStrategy,
 };
 use casty_tests::{Boom, QUIET, T};
 
@@ -35,8 +35,8 @@ fn acc(n: u64) -> Behavior<Cmd> {
     })
 }
 
-fn restart_always(max: u32) -> OneForOneStrategy {
-    OneForOneStrategy::new(max, Duration::from_secs(60))
+fn restart_always(max: u32) -> SupervisorStrategy {
+    SupervisorStrategy::new(max, Duration::from_secs(60))
 }
 
 /// `acc(0)` that reports, at each start, the milliseconds since it was first built.
@@ -345,11 +345,11 @@ async fn otp_one_for_one_restarts_only_the_failed_child() {
     let kit = TestKit::new();
     let (s1, s2) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let specs = vec![
-        ChildSpec::new("a", counted_worker(s1.clone()), Restart::Permanent),
-        ChildSpec::new("b", counted_worker(s2.clone()), Restart::Permanent),
+        ChildSpec::new("a", counted_worker(s1.clone()), ChildRestart::Permanent),
+        ChildSpec::new("b", counted_worker(s2.clone()), ChildRestart::Permanent),
     ];
     kit.spawn(
-        Behaviors::supervisor(specs, SupervisorStrategy::one_for_one()),
+        Behaviors::supervisor(specs, SupervisorFlags::one_for_one()),
         "sup",
     );
     let a = child(&kit, "/sup/a").await;
@@ -375,12 +375,12 @@ async fn otp_rest_for_one_restarts_later_children() {
             ChildSpec::new(
                 format!("c{i}"),
                 counted_worker(starts[i].clone()),
-                Restart::Permanent,
+                ChildRestart::Permanent,
             )
         })
         .collect();
     kit.spawn(
-        Behaviors::supervisor(specs, SupervisorStrategy::rest_for_one()),
+        Behaviors::supervisor(specs, SupervisorFlags::rest_for_one()),
         "sup",
     );
     let c1 = child(&kit, "/sup/c1").await;
@@ -404,16 +404,16 @@ async fn otp_rest_for_one_restarts_later_children() {
 async fn otp_transient_children_restart_only_after_a_failure_and_temporary_ones_never() {
     let kit = TestKit::new();
     let specs = vec![
-        ChildSpec::new("transient", acc(0), Restart::Transient),
-        ChildSpec::new("temporary", acc(0), Restart::Temporary),
+        ChildSpec::new("transient", acc(0), ChildRestart::Transient),
+        ChildSpec::new("temporary", acc(0), ChildRestart::Temporary),
         ChildSpec::new(
             "stopper",
             Behaviors::receive(|_ctx, _: u8| Behaviors::stopped()),
-            Restart::Transient,
+            ChildRestart::Transient,
         ),
     ];
     let sup = kit.spawn(
-        Behaviors::supervisor(specs, SupervisorStrategy::one_for_one()),
+        Behaviors::supervisor(specs, SupervisorFlags::one_for_one()),
         "sup",
     );
     let transient: ActorRef<Cmd> = child(&kit, "/sup/transient").await;
@@ -454,9 +454,9 @@ async fn otp_transient_children_restart_only_after_a_failure_and_temporary_ones_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otp_intensity_exceeded_fails_the_supervisor() {
     let kit = TestKit::new();
-    let specs = vec![ChildSpec::new("w", acc(0), Restart::Permanent)];
-    let strategy = SupervisorStrategy::one_for_one().intensity(2, Duration::from_secs(60));
-    let sup = kit.spawn(Behaviors::supervisor(specs, strategy), "sup");
+    let specs = vec![ChildSpec::new("w", acc(0), ChildRestart::Permanent)];
+    let flags = SupervisorFlags::one_for_one().intensity(2, Duration::from_secs(60));
+    let sup = kit.spawn(Behaviors::supervisor(specs, flags), "sup");
     let mut w = kit.probe::<()>();
     let mut current = child(&kit, "/sup/w").await;
     for _ in 0..2 {
@@ -478,9 +478,9 @@ async fn otp_intensity_exceeded_fails_the_supervisor() {
 #[tokio::test(start_paused = true)]
 async fn otp_intensity_counts_only_restarts_within_the_window() {
     let kit = TestKit::new();
-    let specs = vec![ChildSpec::new("w", acc(0), Restart::Permanent)];
-    let strategy = SupervisorStrategy::one_for_one().intensity(1, Duration::from_secs(1));
-    let sup = kit.spawn(Behaviors::supervisor(specs, strategy), "sup");
+    let specs = vec![ChildSpec::new("w", acc(0), ChildRestart::Permanent)];
+    let flags = SupervisorFlags::one_for_one().intensity(1, Duration::from_secs(1));
+    let sup = kit.spawn(Behaviors::supervisor(specs, flags), "sup");
     let mut w = kit.probe::<()>();
     let mut current = child(&kit, "/sup/w").await;
     current.tell(Cmd::Fail("x".into()));
@@ -497,7 +497,7 @@ async fn otp_intensity_counts_only_restarts_within_the_window() {
 /// panic while their `fail_*` budget lasts, and every hook call is logged.
 fn hooked(
     log: ActorRef<String>,
-    strategy: Option<OneForOneStrategy>,
+    strategy: Option<SupervisorStrategy>,
     fail_pre_start: usize,
     fail_post_restart: usize,
 ) -> Behavior<Cmd> {

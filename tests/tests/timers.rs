@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use casty::testing::TestKit;
-use casty::{ActorRef, Behavior, Behaviors, Directive, OneForOneStrategy};
+use casty::{ActorRef, Behavior, Behaviors, Directive, SupervisorStrategy};
 use casty_tests::Boom;
 
 #[derive(Debug, Clone)]
@@ -116,7 +116,7 @@ async fn a_restart_cancels_the_actors_timers() {
     let kit = TestKit::new();
     let mut report = kit.probe::<String>();
     let strategy =
-        OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart);
+        SupervisorStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart);
     let a = kit.spawn(
         Behaviors::supervise(timers(report.actor_ref()), strategy),
         "timers",

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::actor::context::ActorContext;
 use crate::actor::failure::Failure;
 use crate::actor::path::ActorPath;
-use crate::actor::supervision::OneForOneStrategy;
+use crate::actor::supervision::SupervisorStrategy;
 
 /// A boxed, `Send` future borrowing the actor's context: what an async handler returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -93,7 +93,7 @@ pub(crate) enum Kind<M> {
     Ignore,
     Receive(Box<dyn Handler<M>>),
     Setup(Arc<SetupFn<M>>),
-    Supervise(Box<Behavior<M>>, Arc<OneForOneStrategy>),
+    Supervise(Box<Behavior<M>>, Arc<SupervisorStrategy>),
     Lifecycle(Box<Behavior<M>>, Arc<Hooks<M>>),
     /// An opaque value for a wrapping handler to interpret (persistence effects). The cell itself
     /// treats it as a failure: it has no meaning outside its handler.
@@ -520,15 +520,15 @@ impl Behaviors {
     /// # Examples
     ///
     /// ```
-    /// use casty::{Behaviors, Directive, OneForOneStrategy};
+    /// use casty::{Behaviors, Directive, SupervisorStrategy};
     /// use std::time::Duration;
     ///
-    /// let strategy = OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_f| Directive::Restart);
+    /// let strategy = SupervisorStrategy::new(3, Duration::from_secs(60)).decider(|_f| Directive::Restart);
     /// let _b = Behaviors::supervise(Behaviors::ignore::<String>(), strategy);
     /// ```
     pub fn supervise<M>(
         behavior: impl Into<Behavior<M>>,
-        strategy: OneForOneStrategy,
+        strategy: SupervisorStrategy,
     ) -> Behavior<M> {
         Behavior::from_kind(Kind::Supervise(
             Box::new(behavior.into()),

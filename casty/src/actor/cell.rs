@@ -37,7 +37,7 @@ use crate::actor::failure::{CatchUnwind, Failure};
 use crate::actor::mailbox::{Mailbox, MailboxQueue, Push};
 use crate::actor::message::Message;
 use crate::actor::path::ActorPath;
-use crate::actor::supervision::{decide, Decision, OneForOneStrategy, RestartWindow};
+use crate::actor::supervision::{decide, Decision, RestartWindow, SupervisorStrategy};
 use crate::actor::system::SystemInner;
 
 /// User messages handled per wake-up before the actor yields its worker.
@@ -310,9 +310,9 @@ pub(crate) struct Cell<M: Message> {
     ctx: ActorContext<M>,
     current: Current<M>,
     initial: Behavior<M>,
-    initial_strategy: Option<Arc<OneForOneStrategy>>,
+    initial_strategy: Option<Arc<SupervisorStrategy>>,
     initial_hooks: Vec<Arc<Hooks<M>>>,
-    strategy: Option<Arc<OneForOneStrategy>>,
+    strategy: Option<Arc<SupervisorStrategy>>,
     hooks: Vec<Arc<Hooks<M>>>,
     window: Option<Box<RestartWindow>>,
     stop: Option<StopReason>,

@@ -1,11 +1,14 @@
 //! An OTP-style supervisor: a parent that starts a fixed list of children and restarts them by
-//! their [`ChildSpec`], as in Erlang/OTP and the fauxtp supervisor of Casty (Python).
+//! their [`ChildSpec`], as in Erlang/OTP and the fauxtp supervisor of Casty (Python). Its public
+//! names live under `casty::otp` and follow Erlang's words, so that "one for one" and "restart"
+//! never mean the per-actor `SupervisorStrategy` and `Directive::Restart` of `Behaviors::supervise`.
 //!
-//! Each child has a [`Restart`] type: `Permanent` children are always restarted, `Transient` ones
-//! only after a failure, `Temporary` ones never. The [`SupervisorStrategy`] picks which children
-//! restart together: only the failed one (`OneForOne`), all of them (`OneForAll`), or the failed
-//! one and those started after it (`RestForOne`). Group restarts stop the others first and wait for
-//! them, then start the group again in spec order.
+//! Each child has a [`ChildRestart`] type (Erlang's child spec `restart`): `Permanent` children are
+//! always restarted, `Transient` ones only after a failure, `Temporary` ones never. The
+//! [`SupervisorFlags`] (Erlang's `sup_flags`) carry the [`Strategy`], which picks the children
+//! that restart together: only the failed one (`OneForOne`), all of them (`OneForAll`), or the
+//! failed one and those started after it (`RestForOne`). Group restarts stop the others first and
+//! wait for them, then start the group again in spec order.
 //!
 //! Restart intensity works as in Erlang: more than `max_restarts` restarts within `within` makes the
 //! supervisor itself fail, which stops all its children; its own supervision (a `supervise`
@@ -27,68 +30,88 @@ use crate::actor::path::ActorPath;
 use crate::actor::supervision::RestartWindow;
 use crate::actor::system::SpawnError;
 
-/// When a child is restarted after it terminates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Restart {
-    /// Always restarted, whether it failed or stopped normally.
-    Permanent,
-    /// Restarted only if it failed.
-    Transient,
-    /// Never restarted.
-    Temporary,
-}
-
-/// Which children restart together when one terminates and must be restarted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RestartStrategy {
-    /// Only the terminated child.
-    OneForOne,
-    /// Every child: the others are stopped, then all start again in spec order.
-    OneForAll,
-    /// The terminated child and every child started after it.
-    RestForOne,
-}
-
-/// An OTP supervisor's strategy and restart intensity.
+/// When a child is restarted after it terminates: the `restart` of an Erlang child spec.
 ///
 /// # Examples
 ///
 /// ```
-/// use casty::{RestartStrategy, SupervisorStrategy};
+/// use casty::otp::{ChildRestart, ChildSpec};
+/// use casty::Behaviors;
+/// let spec = ChildSpec::new("cache", Behaviors::ignore::<u32>(), ChildRestart::Transient);
+/// assert_eq!(spec.restart, ChildRestart::Transient);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChildRestart {
+    /// Always restarted, whether it failed or stopped normally (Erlang's `permanent`).
+    Permanent,
+    /// Restarted only if it failed (Erlang's `transient`).
+    Transient,
+    /// Never restarted (Erlang's `temporary`).
+    Temporary,
+}
+
+/// Which children restart together when one terminates and must be restarted: the `strategy` of
+/// Erlang's supervisor flags.
+///
+/// # Examples
+///
+/// ```
+/// use casty::otp::{Strategy, SupervisorFlags};
+/// assert_eq!(SupervisorFlags::rest_for_one().strategy(), Strategy::RestForOne);
+/// assert_eq!(SupervisorFlags::new(Strategy::OneForOne), SupervisorFlags::one_for_one());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// Only the terminated child (Erlang's `one_for_one`).
+    OneForOne,
+    /// Every child: the others are stopped, then all start again in spec order (Erlang's
+    /// `one_for_all`).
+    OneForAll,
+    /// The terminated child and every child started after it (Erlang's `rest_for_one`).
+    RestForOne,
+}
+
+/// An OTP supervisor's flags, as Erlang's `sup_flags`: its [`Strategy`] and its restart intensity
+/// (at most `max_restarts` restarts within `within`, Erlang's `intensity` and `period`).
+///
+/// # Examples
+///
+/// ```
+/// use casty::otp::{Strategy, SupervisorFlags};
 /// use std::time::Duration;
-/// let s = SupervisorStrategy::one_for_all().intensity(5, Duration::from_secs(10));
-/// assert_eq!(s.kind(), RestartStrategy::OneForAll);
+/// let flags = SupervisorFlags::one_for_all().intensity(5, Duration::from_secs(10));
+/// assert_eq!(flags.strategy(), Strategy::OneForAll);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SupervisorStrategy {
-    kind: RestartStrategy,
+pub struct SupervisorFlags {
+    strategy: Strategy,
     max_restarts: u32,
     within: Duration,
 }
 
-impl SupervisorStrategy {
-    /// A strategy of the given kind with the default intensity (3 restarts within 5 seconds).
-    pub fn new(kind: RestartStrategy) -> Self {
-        SupervisorStrategy {
-            kind,
+impl SupervisorFlags {
+    /// Flags with the given strategy and the default intensity (3 restarts within 5 seconds).
+    pub fn new(strategy: Strategy) -> Self {
+        SupervisorFlags {
+            strategy,
             max_restarts: 3,
             within: Duration::from_secs(5),
         }
     }
 
-    /// Restart only the failed child.
+    /// [`Strategy::OneForOne`]: restart only the failed child.
     pub fn one_for_one() -> Self {
-        Self::new(RestartStrategy::OneForOne)
+        Self::new(Strategy::OneForOne)
     }
 
-    /// Restart every child when one must be restarted.
+    /// [`Strategy::OneForAll`]: restart every child when one must be restarted.
     pub fn one_for_all() -> Self {
-        Self::new(RestartStrategy::OneForAll)
+        Self::new(Strategy::OneForAll)
     }
 
-    /// Restart the failed child and those started after it.
+    /// [`Strategy::RestForOne`]: restart the failed child and those started after it.
     pub fn rest_for_one() -> Self {
-        Self::new(RestartStrategy::RestForOne)
+        Self::new(Strategy::RestForOne)
     }
 
     /// At most `max_restarts` restarts within `within`; one more makes the supervisor fail.
@@ -98,9 +121,9 @@ impl SupervisorStrategy {
         self
     }
 
-    /// The kind of strategy.
-    pub fn kind(&self) -> RestartStrategy {
-        self.kind
+    /// Which children restart together.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
     }
 }
 
@@ -131,9 +154,10 @@ impl fmt::Debug for ChildBehavior {
 /// # Examples
 ///
 /// ```
-/// use casty::{Behaviors, ChildSpec, Restart};
-/// let spec = ChildSpec { name: "worker-1".into(), behavior: Behaviors::ignore::<u32>().into(), restart: Restart::Permanent };
-/// let same = ChildSpec::new("worker-1", Behaviors::ignore::<u32>(), Restart::Permanent);
+/// use casty::otp::{ChildRestart, ChildSpec};
+/// use casty::Behaviors;
+/// let spec = ChildSpec { name: "worker-1".into(), behavior: Behaviors::ignore::<u32>().into(), restart: ChildRestart::Permanent };
+/// let same = ChildSpec::new("worker-1", Behaviors::ignore::<u32>(), ChildRestart::Permanent);
 /// assert_eq!(spec.name, same.name);
 /// ```
 #[derive(Debug, Clone)]
@@ -143,7 +167,7 @@ pub struct ChildSpec {
     /// The child's behavior.
     pub behavior: ChildBehavior,
     /// When it is restarted.
-    pub restart: Restart,
+    pub restart: ChildRestart,
 }
 
 impl ChildSpec {
@@ -151,7 +175,7 @@ impl ChildSpec {
     pub fn new<C: Message>(
         name: impl Into<String>,
         behavior: impl Into<Behavior<C>>,
-        restart: Restart,
+        restart: ChildRestart,
     ) -> Self {
         ChildSpec {
             name: name.into(),
@@ -169,7 +193,7 @@ pub struct ChildInfo {
     /// The running incarnation, or `None` if the child is not running.
     pub path: Option<ActorPath>,
     /// The spec's restart type.
-    pub restart: Restart,
+    pub restart: ChildRestart,
 }
 
 /// Messages an OTP supervisor understands.
@@ -186,7 +210,7 @@ impl Message for SupervisorMsg {}
 #[derive(Clone)]
 struct Otp {
     specs: Arc<[ChildSpec]>,
-    strategy: SupervisorStrategy,
+    flags: SupervisorFlags,
     running: Vec<Option<ActorPath>>,
     /// Children being stopped for a group restart, and the group to start once they are gone.
     stopping: HashSet<ActorPath>,
@@ -217,32 +241,32 @@ impl Otp {
         };
         self.running[i] = None;
         let restart = match self.specs[i].restart {
-            Restart::Permanent => true,
-            Restart::Transient => failure.is_some(),
-            Restart::Temporary => false,
+            ChildRestart::Permanent => true,
+            ChildRestart::Transient => failure.is_some(),
+            ChildRestart::Temporary => false,
         };
         if !restart {
             return Ok(());
         }
         let allowed = self.window.lock().unwrap_or_else(|e| e.into_inner()).allow(
             Instant::now(),
-            self.strategy.max_restarts,
-            self.strategy.within,
+            self.flags.max_restarts,
+            self.flags.within,
         );
         if !allowed {
             return Err(Failure::supervisor(format!(
                 "supervisor {} exceeded its restart intensity ({} within {:?}); last child failure: {}",
                 ctx.path(),
-                self.strategy.max_restarts,
-                self.strategy.within,
+                self.flags.max_restarts,
+                self.flags.within,
                 failure.map(|f| f.to_string()).unwrap_or_else(|| "normal exit".into())
             )));
         }
         self.restarts += 1;
-        let group: Vec<usize> = match self.strategy.kind {
-            RestartStrategy::OneForOne => vec![i],
-            RestartStrategy::OneForAll => (0..self.specs.len()).collect(),
-            RestartStrategy::RestForOne => (i..self.specs.len()).collect(),
+        let group: Vec<usize> = match self.flags.strategy {
+            Strategy::OneForOne => vec![i],
+            Strategy::OneForAll => (0..self.specs.len()).collect(),
+            Strategy::RestForOne => (i..self.specs.len()).collect(),
         };
         for &j in &group {
             if let Some(p) = self.running[j].take() {
@@ -311,13 +335,16 @@ impl Handler<SupervisorMsg> for Otp {
 }
 
 impl Behaviors {
-    /// An OTP-style supervisor that starts `children` in order and restarts them by their specs.
+    /// An OTP-style supervisor that starts `children` in order and restarts them by their specs and
+    /// `flags` (Erlang's `supervisor:start_link` with a child list and `sup_flags`). The types it
+    /// takes are in [`casty::otp`](crate::otp).
     ///
     /// # Examples
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// use casty::{ActorSystem, Behaviors, ChildSpec, Restart, SupervisorMsg, SupervisorStrategy};
+    /// use casty::otp::{ChildRestart, ChildSpec, SupervisorFlags, SupervisorMsg};
+    /// use casty::{ActorSystem, Behaviors};
     /// use std::time::Duration;
     ///
     /// let system = ActorSystem::new("demo");
@@ -325,10 +352,10 @@ impl Behaviors {
     ///     .spawn(
     ///         Behaviors::supervisor(
     ///             vec![
-    ///                 ChildSpec::new("worker-1", Behaviors::ignore::<u32>(), Restart::Permanent),
-    ///                 ChildSpec::new("worker-2", Behaviors::ignore::<u32>(), Restart::Permanent),
+    ///                 ChildSpec::new("worker-1", Behaviors::ignore::<u32>(), ChildRestart::Permanent),
+    ///                 ChildSpec::new("worker-2", Behaviors::ignore::<u32>(), ChildRestart::Permanent),
     ///             ],
-    ///             SupervisorStrategy::one_for_one(),
+    ///             SupervisorFlags::one_for_one(),
     ///         ),
     ///         "sup",
     ///     )
@@ -338,16 +365,13 @@ impl Behaviors {
     /// assert!(system.lookup::<u32>("/sup/worker-1").is_some());
     /// # system.shutdown().await; }
     /// ```
-    pub fn supervisor(
-        children: Vec<ChildSpec>,
-        strategy: SupervisorStrategy,
-    ) -> Behavior<SupervisorMsg> {
+    pub fn supervisor(children: Vec<ChildSpec>, flags: SupervisorFlags) -> Behavior<SupervisorMsg> {
         let specs: Arc<[ChildSpec]> = children.into();
         let window = Arc::new(std::sync::Mutex::new(RestartWindow::default()));
         Behaviors::setup(move |ctx| -> Result<Behavior<SupervisorMsg>, Failure> {
             let mut otp = Otp {
                 specs: specs.clone(),
-                strategy,
+                flags,
                 running: vec![None; specs.len()],
                 stopping: HashSet::new(),
                 group: Vec::new(),

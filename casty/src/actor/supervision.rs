@@ -1,6 +1,6 @@
 //! Supervision: what happens when an actor fails.
 //!
-//! A [`OneForOneStrategy`] wraps a behavior (through `Behaviors::supervise`). When the actor fails,
+//! A [`SupervisorStrategy`] wraps a behavior (through `Behaviors::supervise`). When the actor fails,
 //! its `decider` picks a [`Directive`]. A restart is rate-limited by a sliding window kept per actor
 //! (L6): past `max_restarts` within `within`, the actor is stopped instead. An optional [`Backoff`]
 //! delays each restart exponentially; messages that arrive meanwhile wait in the mailbox (L5).
@@ -114,38 +114,41 @@ impl Backoff {
 
 type Decider = dyn Fn(&Failure) -> Directive + Send + Sync;
 
-/// Supervises one actor independently of its siblings: restart it up to `max_restarts` times within
-/// a sliding window of `within`, then stop it.
+/// How one actor is supervised (Akka Typed's `SupervisorStrategy`), given to
+/// `Behaviors::supervise`: a decider picks a [`Directive`] for each failure, restarts are limited
+/// to `max_restarts` within a sliding window of `within` (past that, the actor is stopped), and an
+/// optional [`Backoff`] delays them. Each actor is supervised independently of its siblings; the
+/// group strategies of an OTP supervisor are `casty::otp::Strategy`.
 ///
 /// The default decider restarts on every failure.
 ///
 /// # Examples
 ///
 /// ```
-/// use casty::{Backoff, Directive, OneForOneStrategy};
+/// use casty::{Backoff, Directive, SupervisorStrategy};
 /// use std::time::Duration;
 ///
 /// #[derive(Debug, thiserror::Error)]
 /// #[error("fatal")]
 /// struct Fatal;
 ///
-/// let s = OneForOneStrategy::new(5, Duration::from_secs(60))
+/// let s = SupervisorStrategy::new(5, Duration::from_secs(60))
 ///     .decider(|f| if f.is::<Fatal>() { Directive::Stop } else { Directive::Restart })
 ///     .backoff(Backoff::exponential(Duration::from_millis(10), Duration::from_secs(1)).jitter(0.2));
 /// assert_eq!(s.decide(&Fatal.into()), Directive::Stop);
 /// ```
 #[derive(Clone)]
-pub struct OneForOneStrategy {
+pub struct SupervisorStrategy {
     max_restarts: u32,
     within: Duration,
     decider: Arc<Decider>,
     backoff: Option<Backoff>,
 }
 
-impl OneForOneStrategy {
+impl SupervisorStrategy {
     /// At most `max_restarts` restarts within any window of `within`.
     pub fn new(max_restarts: u32, within: Duration) -> Self {
-        OneForOneStrategy {
+        SupervisorStrategy {
             max_restarts,
             within,
             decider: Arc::new(|_| Directive::Restart),
@@ -185,16 +188,16 @@ impl OneForOneStrategy {
     }
 }
 
-impl Default for OneForOneStrategy {
+impl Default for SupervisorStrategy {
     /// Three restarts within a minute, restarting on every failure, as in Casty (Python).
     fn default() -> Self {
-        OneForOneStrategy::new(3, Duration::from_secs(60))
+        SupervisorStrategy::new(3, Duration::from_secs(60))
     }
 }
 
-impl fmt::Debug for OneForOneStrategy {
+impl fmt::Debug for SupervisorStrategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OneForOneStrategy")
+        f.debug_struct("SupervisorStrategy")
             .field("max_restarts", &self.max_restarts)
             .field("within", &self.within)
             .field("backoff", &self.backoff)
@@ -265,7 +268,7 @@ pub(crate) enum Decision {
 /// [`Decision::LimitExceeded`]; an allowed restart is recorded in `window` and gets the backoff
 /// delay of its place in the current streak (with jitter, if configured).
 pub(crate) fn decide(
-    strategy: Option<&OneForOneStrategy>,
+    strategy: Option<&SupervisorStrategy>,
     failure: &Failure,
     poisoned: bool,
     window: &mut RestartWindow,
@@ -333,7 +336,7 @@ mod tests {
             (Directive::Escalate, Decision::Escalate),
             (Directive::Restart, restart(None)),
         ] {
-            let s = OneForOneStrategy::new(3, Duration::from_secs(60)).decider(move |_| directive);
+            let s = SupervisorStrategy::new(3, Duration::from_secs(60)).decider(move |_| directive);
             let mut w = RestartWindow::default();
             assert_eq!(decide(Some(&s), &boom(), false, &mut w, t0), expected);
         }
@@ -341,7 +344,7 @@ mod tests {
 
     #[test]
     fn a_panicking_decider_stops_the_actor() {
-        let s = OneForOneStrategy::new(3, Duration::from_secs(60))
+        let s = SupervisorStrategy::new(3, Duration::from_secs(60))
             .decider(|_| panic!("decider panicked"));
         let mut w = RestartWindow::default();
         assert_eq!(
@@ -352,7 +355,7 @@ mod tests {
 
     #[test]
     fn resuming_a_poisoned_behavior_restarts_it_instead() {
-        let s = OneForOneStrategy::new(1, Duration::from_secs(60)).decider(|_| Directive::Resume);
+        let s = SupervisorStrategy::new(1, Duration::from_secs(60)).decider(|_| Directive::Resume);
         let mut w = RestartWindow::default();
         let t0 = Instant::now();
         assert_eq!(
@@ -378,7 +381,7 @@ mod tests {
 
     #[test]
     fn restarts_past_the_limit_within_the_window_stop_the_actor() {
-        let s = OneForOneStrategy::new(2, Duration::from_secs(10));
+        let s = SupervisorStrategy::new(2, Duration::from_secs(10));
         let mut w = RestartWindow::default();
         let t0 = Instant::now();
         let at = |secs: u64| t0 + Duration::from_secs(secs);
@@ -411,7 +414,7 @@ mod tests {
 
     #[test]
     fn backoff_delays_double_per_restart_in_a_streak_up_to_the_maximum() {
-        let s = OneForOneStrategy::new(10, Duration::from_secs(60))
+        let s = SupervisorStrategy::new(10, Duration::from_secs(60))
             .backoff(Backoff::exponential(ms(100), ms(1000)));
         let mut w = RestartWindow::default();
         let t0 = Instant::now();
@@ -426,7 +429,7 @@ mod tests {
 
     #[test]
     fn backoff_starts_again_from_the_minimum_after_a_quiet_period() {
-        let s = OneForOneStrategy::new(10, Duration::from_secs(60))
+        let s = SupervisorStrategy::new(10, Duration::from_secs(60))
             .backoff(Backoff::exponential(ms(100), ms(1000)).reset_after(ms(500)));
         let mut w = RestartWindow::default();
         let t0 = Instant::now();
@@ -442,7 +445,7 @@ mod tests {
 
     #[test]
     fn without_reset_after_the_quiet_period_is_the_maximum_delay() {
-        let s = OneForOneStrategy::new(10, Duration::from_secs(60))
+        let s = SupervisorStrategy::new(10, Duration::from_secs(60))
             .backoff(Backoff::exponential(ms(100), ms(300)));
         let mut w = RestartWindow::default();
         let t0 = Instant::now();
@@ -454,7 +457,7 @@ mod tests {
 
     #[test]
     fn a_restart_refused_by_the_limit_does_not_advance_the_backoff_streak() {
-        let s = OneForOneStrategy::new(1, Duration::from_secs(10))
+        let s = SupervisorStrategy::new(1, Duration::from_secs(10))
             .backoff(Backoff::exponential(ms(100), ms(1000)).reset_after(Duration::from_secs(60)));
         let mut w = RestartWindow::default();
         let t0 = Instant::now();

@@ -379,7 +379,7 @@ pub struct ActorDefaults {
     /// The mailbox.
     pub mailbox: Option<Mailbox>,
     /// The supervision strategy.
-    pub supervision: Option<crate::OneForOneStrategy>,
+    pub supervision: Option<crate::SupervisorStrategy>,
 }
 
 /// How long [`ActorSystem::shutdown`] waits for the actors' stop sequences by default.

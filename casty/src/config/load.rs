@@ -593,8 +593,7 @@ impl<'a> Reader<'a> {
             m.capacity = Some(self.ranged(&l, 1, max)?);
         }
         if let Some(l) = self.leaf(t, path, "strategy") {
-            m.strategy =
-                Some(self.strategy(&l, &OverflowStrategy::NAMES, OverflowStrategy::from_name)?);
+            m.overflow = Some(self.strategy(&l, &OVERFLOW_NAMES, overflow_from_name)?);
         }
         Ok(m)
     }
@@ -602,11 +601,7 @@ impl<'a> Reader<'a> {
     fn supervision(&self, t: Option<&'a DeTable<'a>>, path: &str) -> Result<SupervisionOverride> {
         let mut s = SupervisionOverride::default();
         if let Some(l) = self.leaf(t, path, "strategy") {
-            s.strategy = Some(self.strategy(
-                &l,
-                &SupervisionDirective::NAMES,
-                SupervisionDirective::from_name,
-            )?);
+            s.directive = Some(self.strategy(&l, &DIRECTIVE_NAMES, directive_from_name)?);
         }
         if let Some(l) = self.leaf(t, path, "max_restarts") {
             s.max_restarts = Some(self.ranged(&l, 0, i128::from(u32::MAX))?);
@@ -677,7 +672,7 @@ impl<'a> Reader<'a> {
         let m = self.mailbox(mb, "defaults.mailbox")?;
         out.mailbox = MailboxConfig {
             capacity: m.capacity,
-            strategy: m.strategy.unwrap_or_default(),
+            overflow: m.overflow.unwrap_or(MailboxConfig::default().overflow),
         };
         let sv = self.table(
             d,
@@ -689,7 +684,7 @@ impl<'a> Reader<'a> {
         if sv.is_some() || s != SupervisionOverride::default() {
             let base = SupervisionConfig::default();
             out.supervision = Some(SupervisionConfig {
-                strategy: s.strategy.unwrap_or(base.strategy),
+                directive: s.directive.unwrap_or(base.directive),
                 max_restarts: s.max_restarts.unwrap_or(base.max_restarts),
                 within: s.within.unwrap_or(base.within),
             });
@@ -726,7 +721,7 @@ impl<'a> Reader<'a> {
         }
         if let Some(l) = self.leaf(c, p, "seed_nodes") {
             for (s, at) in self.strings(&l)? {
-                let node = NodeAddress::parse(&s).ok_or_else(|| {
+                let node = SeedNode::parse(&s).ok_or_else(|| {
                     self.err(
                         &at,
                         K::BadSeedNode,

@@ -24,7 +24,7 @@ pub use load::{
 };
 pub use model::{
     ActorOverride, ActorSettings, CastyConfig, ClusterConfig, Defaults, FailureDetectorConfig,
-    GossipConfig, HeartbeatConfig, MailboxConfig, MailboxOverride, NodeAddress, OverflowStrategy,
-    ReplicationConfig, ReplicationOverride, ShardingConfig, SupervisionConfig,
-    SupervisionDirective, SupervisionOverride, SystemConfig,
+    GossipConfig, HeartbeatConfig, MailboxConfig, MailboxOverride, ReplicationConfig,
+    ReplicationOverride, SeedNode, ShardingConfig, SupervisionConfig, SupervisionOverride,
+    SystemConfig,
 };

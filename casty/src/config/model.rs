@@ -7,7 +7,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::actor::mailbox::{Mailbox, Overflow};
-use crate::actor::supervision::{Directive, OneForOneStrategy};
+use crate::actor::supervision::{Directive, SupervisorStrategy};
 
 /// The whole configuration.
 ///
@@ -60,48 +60,51 @@ pub struct Defaults {
     pub replication: ReplicationConfig,
 }
 
-/// What a full mailbox does with one more message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OverflowStrategy {
-    /// `drop_new`: the incoming message becomes a dead letter (the default).
-    #[default]
-    DropNew,
-    /// `drop_oldest`: the oldest queued message becomes a dead letter.
-    DropOldest,
-    /// `backpressure`: `try_tell` returns `Full` and `send().await` waits for room.
-    Backpressure,
-}
+/// The file's names for an [`Overflow`] (`strategy` in a mailbox section), in the order the
+/// error help lists them. `reject` is accepted too, as the core calls it; `backpressure` is the name
+/// the file documents, after what a full `Reject` mailbox does to `send().await`.
+pub(crate) const OVERFLOW_NAMES: [&str; 3] = ["drop_new", "drop_oldest", "backpressure"];
 
-impl OverflowStrategy {
-    /// The names accepted in the file.
-    pub const NAMES: [&'static str; 3] = ["drop_new", "drop_oldest", "backpressure"];
-
-    pub(crate) fn from_name(s: &str) -> Option<Self> {
-        match s {
-            "drop_new" => Some(Self::DropNew),
-            "drop_oldest" => Some(Self::DropOldest),
-            "backpressure" => Some(Self::Backpressure),
-            _ => None,
-        }
-    }
-
-    fn overflow(self) -> Overflow {
-        match self {
-            Self::DropNew => Overflow::DropNew,
-            Self::DropOldest => Overflow::DropOldest,
-            Self::Backpressure => Overflow::Reject,
-        }
+/// Parses a mailbox `strategy` from the file into the core's [`Overflow`].
+pub(crate) fn overflow_from_name(s: &str) -> Option<Overflow> {
+    match s {
+        "drop_new" => Some(Overflow::DropNew),
+        "drop_oldest" => Some(Overflow::DropOldest),
+        "backpressure" | "reject" => Some(Overflow::Reject),
+        _ => None,
     }
 }
 
 /// `[defaults.mailbox]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// # Examples
+///
+/// ```
+/// use casty::config::parse_str;
+/// use casty::Overflow;
+/// let cfg = parse_str("[defaults.mailbox]\ncapacity = 8\nstrategy = \"backpressure\"\n", None).unwrap();
+/// assert_eq!(cfg.defaults.mailbox.overflow, Overflow::Reject);
+/// assert_eq!(cfg.defaults.mailbox.to_mailbox().overflow(), Some(Overflow::Reject));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MailboxConfig {
     /// Bound on queued messages, from 1 to [`Mailbox::MAX_CAPACITY`]; `None` (the default) is
     /// unbounded. A bounded mailbox's memory follows what it holds, not this bound.
     pub capacity: Option<usize>,
-    /// What happens when a bounded mailbox is full.
-    pub strategy: OverflowStrategy,
+    /// What a bounded mailbox does when it is full: the file's `strategy`, one of `drop_new`
+    /// ([`Overflow::DropNew`], the default), `drop_oldest` ([`Overflow::DropOldest`]) or
+    /// `backpressure` ([`Overflow::Reject`]: `try_tell` returns `Full` and `send().await` waits for
+    /// room; `reject` is accepted as the same).
+    pub overflow: Overflow,
+}
+
+impl Default for MailboxConfig {
+    fn default() -> Self {
+        MailboxConfig {
+            capacity: None,
+            overflow: Overflow::DropNew,
+        }
+    }
 }
 
 impl MailboxConfig {
@@ -109,42 +112,46 @@ impl MailboxConfig {
     pub fn to_mailbox(&self) -> Mailbox {
         match self.capacity {
             None => Mailbox::unbounded(),
-            Some(c) => Mailbox::bounded(c, self.strategy.overflow()),
+            Some(c) => Mailbox::bounded(c, self.overflow),
         }
     }
 }
 
-/// The directive a configured supervisor applies to every failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SupervisionDirective {
-    /// `restart` (the default).
-    #[default]
-    Restart,
-    /// `stop`.
-    Stop,
-    /// `escalate`.
-    Escalate,
-}
+/// The file's names for the [`Directive`] a configured supervisor applies to every failure
+/// (`strategy` in a supervision section). `resume` is not among them: a configured supervisor
+/// restarts, stops or escalates.
+pub(crate) const DIRECTIVE_NAMES: [&str; 3] = ["restart", "stop", "escalate"];
 
-impl SupervisionDirective {
-    /// The names accepted in the file.
-    pub const NAMES: [&'static str; 3] = ["restart", "stop", "escalate"];
-
-    pub(crate) fn from_name(s: &str) -> Option<Self> {
-        match s {
-            "restart" => Some(Self::Restart),
-            "stop" => Some(Self::Stop),
-            "escalate" => Some(Self::Escalate),
-            _ => None,
-        }
+/// Parses a supervision `strategy` from the file into a [`Directive`].
+pub(crate) fn directive_from_name(s: &str) -> Option<Directive> {
+    match s {
+        "restart" => Some(Directive::Restart),
+        "stop" => Some(Directive::Stop),
+        "escalate" => Some(Directive::Escalate),
+        _ => None,
     }
 }
 
-/// `[defaults.supervision]`.
+/// `[defaults.supervision]`: the [`SupervisorStrategy`] given to actors without a
+/// `Behaviors::supervise` in code.
+///
+/// # Examples
+///
+/// ```
+/// use casty::config::parse_str;
+/// use casty::{Directive, Failure};
+/// let cfg = parse_str("[defaults.supervision]\nstrategy = \"stop\"\nmax_restarts = 2\n", None).unwrap();
+/// let sup = cfg.defaults.supervision.unwrap();
+/// assert_eq!(sup.directive, Directive::Stop);
+/// let strategy = sup.to_strategy();
+/// assert_eq!(strategy.max_restarts(), 2);
+/// assert_eq!(strategy.decide(&Failure::from_boxed("boom".into())), Directive::Stop);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SupervisionConfig {
-    /// What to do on a failure.
-    pub strategy: SupervisionDirective,
+    /// What to do on every failure: the file's `strategy`, one of `restart` (the default), `stop`
+    /// or `escalate`.
+    pub directive: Directive,
     /// Restarts allowed within `within` before the actor is stopped (default 3).
     pub max_restarts: u32,
     /// The sliding window for `max_restarts` (`within_seconds`, default 60).
@@ -154,7 +161,7 @@ pub struct SupervisionConfig {
 impl Default for SupervisionConfig {
     fn default() -> Self {
         SupervisionConfig {
-            strategy: SupervisionDirective::Restart,
+            directive: Directive::Restart,
             max_restarts: 3,
             within: Duration::from_secs(60),
         }
@@ -163,13 +170,9 @@ impl Default for SupervisionConfig {
 
 impl SupervisionConfig {
     /// The runtime strategy this describes.
-    pub fn to_strategy(&self) -> OneForOneStrategy {
-        let d = match self.strategy {
-            SupervisionDirective::Restart => Directive::Restart,
-            SupervisionDirective::Stop => Directive::Stop,
-            SupervisionDirective::Escalate => Directive::Escalate,
-        };
-        OneForOneStrategy::new(self.max_restarts, self.within).decider(move |_| d)
+    pub fn to_strategy(&self) -> SupervisorStrategy {
+        let d = self.directive;
+        SupervisorStrategy::new(self.max_restarts, self.within).decider(move |_| d)
     }
 }
 
@@ -212,24 +215,36 @@ impl Default for ReplicationConfig {
     }
 }
 
-/// A `host:port` in `seed_nodes`.
+/// A `host:port` in `seed_nodes`: a node to join through, without the system name that a
+/// `casty::remote::NodeAddress` (`casty://system@host:port`) carries. Nodes of one cluster share
+/// the system name, so a seed node becomes a node address with this node's `[system] name`
+/// (`SeedNode::node_address`, with the `remote` feature).
+///
+/// # Examples
+///
+/// ```
+/// use casty::config::SeedNode;
+/// let seed = SeedNode::parse("node1:25520").unwrap();
+/// assert_eq!((seed.host.as_str(), seed.port), ("node1", 25520));
+/// assert_eq!(seed.to_string(), "node1:25520");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct NodeAddress {
+pub struct SeedNode {
     /// Host name or IP.
     pub host: String,
     /// TCP port.
     pub port: u16,
 }
 
-impl std::fmt::Display for NodeAddress {
+impl std::fmt::Display for SeedNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.host, self.port)
     }
 }
 
-impl NodeAddress {
+impl SeedNode {
     /// Parses `host:port` (IPv6 hosts in brackets: `[::1]:25520`).
-    pub fn parse(s: &str) -> Option<NodeAddress> {
+    pub fn parse(s: &str) -> Option<SeedNode> {
         let (host, port) = s.rsplit_once(':')?;
         let port: u16 = port.parse().ok()?;
         let host = host
@@ -239,10 +254,24 @@ impl NodeAddress {
         let valid = !host.is_empty()
             && !host.contains(|c: char| c.is_whitespace() || c == '/' || c == '[' || c == ']')
             && (!host.contains(':') || s.starts_with('['));
-        valid.then(|| NodeAddress {
+        valid.then(|| SeedNode {
             host: host.to_string(),
             port,
         })
+    }
+
+    /// The remoting address of this seed node in the actor system named `system`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::config::SeedNode;
+    /// let seed = SeedNode::parse("[::1]:25520").unwrap();
+    /// assert_eq!(seed.node_address("bank").to_string(), "casty://bank@[::1]:25520");
+    /// ```
+    #[cfg(feature = "remote")]
+    pub fn node_address(&self, system: &str) -> crate::remote::NodeAddress {
+        crate::remote::NodeAddress::new(system, self.host.as_str(), self.port)
     }
 }
 
@@ -257,7 +286,7 @@ pub struct ClusterConfig {
     /// Port to bind (default 25520; 0 picks a free port).
     pub port: u16,
     /// Nodes to join through.
-    pub seed_nodes: Vec<NodeAddress>,
+    pub seed_nodes: Vec<SeedNode>,
     /// This node's roles.
     pub roles: Vec<String>,
     /// `[cluster.gossip]`.
@@ -310,7 +339,7 @@ impl ClusterConfig {
     }
 
     /// Overrides the seed nodes.
-    pub fn seed_nodes(mut self, nodes: Vec<NodeAddress>) -> Self {
+    pub fn seed_nodes(mut self, nodes: Vec<SeedNode>) -> Self {
         self.seed_nodes = nodes;
         self
     }
@@ -407,14 +436,14 @@ pub struct MailboxOverride {
     /// `capacity`.
     pub capacity: Option<usize>,
     /// `strategy`.
-    pub strategy: Option<OverflowStrategy>,
+    pub overflow: Option<Overflow>,
 }
 
 /// Supervision fields set by an override.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct SupervisionOverride {
     /// `strategy`.
-    pub strategy: Option<SupervisionDirective>,
+    pub directive: Option<Directive>,
     /// `max_restarts`.
     pub max_restarts: Option<u32>,
     /// `within_seconds`.
@@ -469,7 +498,7 @@ impl CastyConfig {
     /// .unwrap();
     /// let s = cfg.resolve("orders");
     /// assert_eq!(s.mailbox.capacity, Some(5000));
-    /// assert_eq!(s.mailbox.strategy, casty::config::OverflowStrategy::DropNew); // inherited
+    /// assert_eq!(s.mailbox.overflow, casty::Overflow::DropNew); // inherited
     /// assert_eq!(cfg.resolve("other").mailbox.capacity, Some(1000));
     /// ```
     pub fn resolve(&self, name: &str) -> ActorSettings {
@@ -497,7 +526,7 @@ impl CastyConfig {
             (Some(s), d) => {
                 let base = d.unwrap_or_default();
                 Some(SupervisionConfig {
-                    strategy: s.strategy.unwrap_or(base.strategy),
+                    directive: s.directive.unwrap_or(base.directive),
                     max_restarts: s.max_restarts.unwrap_or(base.max_restarts),
                     within: s.within.unwrap_or(base.within),
                 })
@@ -506,7 +535,7 @@ impl CastyConfig {
         ActorSettings {
             mailbox: MailboxConfig {
                 capacity: o.mailbox.capacity.or(d.mailbox.capacity),
-                strategy: o.mailbox.strategy.unwrap_or(d.mailbox.strategy),
+                overflow: o.mailbox.overflow.unwrap_or(d.mailbox.overflow),
             },
             supervision,
             sharding: ShardingConfig {
@@ -530,15 +559,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn node_addresses() {
-        let a = NodeAddress::parse("node1:25520").unwrap();
+    fn seed_nodes_parse_host_and_port() {
+        let a = SeedNode::parse("node1:25520").unwrap();
         assert_eq!((a.host.as_str(), a.port), ("node1", 25520));
-        assert_eq!(NodeAddress::parse("[::1]:1").unwrap().host, "::1");
-        assert!(NodeAddress::parse("node1").is_none());
-        assert!(NodeAddress::parse(":25520").is_none());
-        assert!(NodeAddress::parse("node1:99999").is_none());
-        assert!(NodeAddress::parse("node1:port").is_none());
-        assert!(NodeAddress::parse("::1:25520").is_none());
-        assert!(NodeAddress::parse("a b:1").is_none());
+        assert_eq!(SeedNode::parse("[::1]:1").unwrap().host, "::1");
+        assert!(SeedNode::parse("node1").is_none());
+        assert!(SeedNode::parse(":25520").is_none());
+        assert!(SeedNode::parse("node1:99999").is_none());
+        assert!(SeedNode::parse("node1:port").is_none());
+        assert!(SeedNode::parse("::1:25520").is_none());
+        assert!(SeedNode::parse("a b:1").is_none());
     }
 }

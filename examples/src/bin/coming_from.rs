@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use casty::{
-    ActorRef, ActorSystem, AskError, Behavior, Behaviors, Directive, Message, OneForOneStrategy,
+    ActorRef, ActorSystem, AskError, Behavior, Behaviors, Directive, Message, SupervisorStrategy,
 };
 
 // ANCHOR: counter
@@ -54,7 +54,7 @@ fn worker(done: usize) -> Behavior<WorkerMsg> {
 /// and forwards every message to it.
 fn parent() -> Behavior<WorkerMsg> {
     Behaviors::setup(|ctx| {
-        let strategy = OneForOneStrategy::new(3, Duration::from_secs(60))
+        let strategy = SupervisorStrategy::new(3, Duration::from_secs(60))
             .decider(|_failure| Directive::Restart);
         let child = ctx
             .spawn(Behaviors::supervise(worker(0), strategy), "worker")

@@ -30,7 +30,7 @@ async fn main() {
         println!(
             "{name}: mailbox {:?}, supervision {:?}, shards {}, replicas {}/{} (pattern {:?})",
             r.mailbox().and_then(|m| m.capacity()),
-            s.supervision.map(|s| s.strategy),
+            s.supervision.map(|s| s.directive),
             s.sharding.num_shards,
             s.replication.min_acks,
             s.replication.replicas,

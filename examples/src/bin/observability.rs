@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use casty::{
     ActorRestarted, ActorStarted, ActorStopped, ActorSystem, Behavior, Behaviors, DeadLetter,
-    Directive, OneForOneStrategy, UnhandledMessage,
+    Directive, SupervisorStrategy, UnhandledMessage,
 };
 use tokio::sync::mpsc;
 
@@ -73,7 +73,7 @@ async fn main() {
     // ANCHOR_END: events
 
     let strategy =
-        OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart);
+        SupervisorStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart);
     let greeter = system
         .spawn(Behaviors::supervise(greeter(), strategy), "greeter")
         .expect("spawn");

@@ -2,10 +2,8 @@
 //! and one-for-all.
 use std::time::Duration;
 
-use casty::{
-    ActorRef, ActorSystem, Behavior, Behaviors, ChildSpec, Message, Restart, SupervisorMsg,
-    SupervisorStrategy,
-};
+use casty::otp::{ChildRestart, ChildSpec, Strategy, SupervisorFlags, SupervisorMsg};
+use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Message};
 
 // ANCHOR: worker
 /// A GenServer-like worker: its state starts at 0; `Call` replies with it, `Add` changes it.
@@ -53,14 +51,14 @@ async fn state_of(system: &ActorSystem, path: &str) -> (ActorRef<WorkerMsg>, i64
     panic!("{path} did not come back");
 }
 
-async fn demo(system: &ActorSystem, name: &str, strategy: SupervisorStrategy) {
+async fn demo(system: &ActorSystem, name: &str, flags: SupervisorFlags) {
     // ANCHOR: supervisor
     let children = vec![
-        ChildSpec::new("worker-1", worker(0), Restart::Permanent),
-        ChildSpec::new("worker-2", worker(0), Restart::Permanent),
+        ChildSpec::new("worker-1", worker(0), ChildRestart::Permanent),
+        ChildSpec::new("worker-2", worker(0), ChildRestart::Permanent),
     ];
     let sup = system
-        .spawn(Behaviors::supervisor(children, strategy), name)
+        .spawn(Behaviors::supervisor(children, flags), name)
         .expect("spawn");
     // ANCHOR_END: supervisor
 
@@ -86,7 +84,7 @@ async fn demo(system: &ActorSystem, name: &str, strategy: SupervisorStrategy) {
         }
     }
     assert!(restarted.is_some(), "worker-1 was restarted");
-    if strategy.kind() == casty::RestartStrategy::OneForAll {
+    if flags.strategy() == Strategy::OneForAll {
         while system
             .lookup::<WorkerMsg>(&format!("/{name}/worker-2"))
             .as_ref()
@@ -108,7 +106,7 @@ async fn demo(system: &ActorSystem, name: &str, strategy: SupervisorStrategy) {
 #[tokio::main]
 async fn main() {
     let system = ActorSystem::new("fauxtp");
-    demo(&system, "one-for-one", SupervisorStrategy::one_for_one()).await;
-    demo(&system, "one-for-all", SupervisorStrategy::one_for_all()).await;
+    demo(&system, "one-for-one", SupervisorFlags::one_for_one()).await;
+    demo(&system, "one-for-all", SupervisorFlags::one_for_all()).await;
     system.shutdown().await;
 }

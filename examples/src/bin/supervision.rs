@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use casty::{
-    ActorRef, ActorSystem, Behavior, Behaviors, Directive, Failure, Message, OneForOneStrategy,
+    ActorRef, ActorSystem, Behavior, Behaviors, Directive, Failure, Message, SupervisorStrategy,
 };
 
 // ANCHOR: messages
@@ -46,12 +46,12 @@ fn worker(processed: Vec<String>) -> Behavior<WorkerMsg> {
 // ANCHOR_END: worker
 
 // ANCHOR: strategies
-fn always_restart() -> OneForOneStrategy {
-    OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart)
+fn always_restart() -> SupervisorStrategy {
+    SupervisorStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart)
 }
 
-fn selective_strategy() -> OneForOneStrategy {
-    OneForOneStrategy::new(5, Duration::from_secs(60)).decider(|failure| {
+fn selective_strategy() -> SupervisorStrategy {
+    SupervisorStrategy::new(5, Duration::from_secs(60)).decider(|failure| {
         if let Some(e) = failure.downcast_ref::<ValueError>() {
             println!(" ValueError — restarting: {e}");
             Directive::Restart

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use casty::{
     behavior, message_enum, ActorContext, ActorRef, ActorSystem, Behavior, Behaviors, Directive,
-    Failure, OneForOneStrategy,
+    Failure, SupervisorStrategy,
 };
 
 // ANCHOR: messages
@@ -53,12 +53,12 @@ fn worker(
 // ANCHOR_END: worker
 
 // ANCHOR: strategies
-fn always_restart() -> OneForOneStrategy {
-    OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart)
+fn always_restart() -> SupervisorStrategy {
+    SupervisorStrategy::new(3, Duration::from_secs(60)).decider(|_| Directive::Restart)
 }
 
-fn selective_strategy() -> OneForOneStrategy {
-    OneForOneStrategy::new(5, Duration::from_secs(60)).decider(|failure| {
+fn selective_strategy() -> SupervisorStrategy {
+    SupervisorStrategy::new(5, Duration::from_secs(60)).decider(|failure| {
         if let Some(e) = failure.downcast_ref::<ValueError>() {
             println!(" ValueError — restarting: {e}");
             Directive::Restart

@@ -1,7 +1,7 @@
 //! Ports the Casty (Python) example "Supervision": a worker that crashes and is restarted.
 use std::time::Duration;
 
-use casty::{ActorSystem, Behavior, Behaviors, Directive, OneForOneStrategy};
+use casty::{ActorSystem, Behavior, Behaviors, Directive, SupervisorStrategy};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -23,7 +23,7 @@ fn unreliable_worker() -> Behavior<String> {
 async fn main() {
     // ANCHOR: strategy
     let strategy =
-        OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_failure| Directive::Restart);
+        SupervisorStrategy::new(3, Duration::from_secs(60)).decider(|_failure| Directive::Restart);
     // ANCHOR_END: strategy
 
     let system = ActorSystem::new("supervision");

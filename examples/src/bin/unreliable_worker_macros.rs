@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use casty::{
-    behavior, ActorContext, ActorSystem, Behavior, Behaviors, Directive, OneForOneStrategy,
+    behavior, ActorContext, ActorSystem, Behavior, Behaviors, Directive, SupervisorStrategy,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,7 @@ fn unreliable_worker(
 #[tokio::main]
 async fn main() {
     let strategy =
-        OneForOneStrategy::new(3, Duration::from_secs(60)).decider(|_failure| Directive::Restart);
+        SupervisorStrategy::new(3, Duration::from_secs(60)).decider(|_failure| Directive::Restart);
 
     let system = ActorSystem::new("supervision");
     let worker = system
