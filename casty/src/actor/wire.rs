@@ -337,6 +337,10 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
         &self.path
     }
 
+    fn system(&self) -> &Arc<SystemInner> {
+        &self.system
+    }
+
     fn deliver(&self, msg: M) -> Result<(), TellError<M>> {
         if self.node_uid != 0 {
             if let Ok(route) = self.route() {
