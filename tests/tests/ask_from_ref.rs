@@ -10,7 +10,6 @@ use casty::{ActorRef, AskError, Behaviors, DeadLetter};
 use casty_tests::remote_kit::{address, bank, node, node_with, Bank};
 use casty_tests::T;
 
-// ANCHOR: ask_from_ref
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asking_through_a_ref_returns_the_reply() {
     let kit = TestKit::new();
@@ -25,7 +24,6 @@ async fn asking_through_a_ref_returns_the_reply() {
     assert_eq!(doubled, Ok(42));
     kit.shutdown().await;
 }
-// ANCHOR_END: ask_from_ref
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ask_through_a_ref_times_out_and_its_late_reply_is_a_dead_letter() {
