@@ -17,10 +17,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use casty::future::BoxFuture;
 use casty::{
-    ActorContext, ActorRef, ActorSystem, Behavior, Behaviors, BoxFuture, EventJournal,
-    EventSourcedCommand, InMemoryJournal, Message, SnapshotPolicy, SqliteJournal, StoredEvent,
-    StoredSnapshot,
+    ActorContext, ActorRef, ActorSystem, Behavior, Behaviors, EventJournal, EventSourcedCommand,
+    InMemoryJournal, Message, SnapshotPolicy, SqliteJournal, StoredEvent, StoredSnapshot,
 };
 use common::{env_usize, hand_sink, median, runtime, w1_casty, w1_tokio, wanted};
 use serde::{Deserialize, Serialize};

@@ -346,9 +346,8 @@ fn main() {
     let rt = runtime(workers);
     let system = rt.block_on(async {
         let s = ActorSystem::new("bench");
-        let mut settings = RemoteSettings::new("127.0.0.1", 0);
         // RW1 sends a million tells faster than loopback drains them; let them queue.
-        settings.outbound_capacity = 4_000_000;
+        let settings = RemoteSettings::new("127.0.0.1", 0).outbound_capacity(4_000_000);
         s.start_remote(settings).await.unwrap();
         s
     });
@@ -365,9 +364,9 @@ fn main() {
     if want("RW3") {
         let tls_system = rt.block_on(async {
             let s = ActorSystem::new("bench");
-            let mut settings = RemoteSettings::new("127.0.0.1", 0)
-                .transport(std::sync::Arc::new(TlsTransport::tcp(&tls_ours).unwrap()));
-            settings.outbound_capacity = 4_000_000;
+            let settings = RemoteSettings::new("127.0.0.1", 0)
+                .transport(std::sync::Arc::new(TlsTransport::tcp(&tls_ours).unwrap()))
+                .outbound_capacity(4_000_000);
             s.start_remote(settings).await.unwrap();
             s
         });

@@ -80,7 +80,7 @@ pub mod otp {
 
 pub use actor::actor_ref::{ActorRef, TellError};
 pub use actor::ask::AskError;
-pub use actor::behavior::{Behavior, Behaviors, BoxFuture, IntoBehavior, Lifecycle};
+pub use actor::behavior::{Behavior, Behaviors, IntoBehavior, Lifecycle};
 pub use actor::context::{ActorContext, Terminated};
 pub use actor::event_stream::{
     ActorRestarted, ActorStarted, ActorStopped, DeadLetter, DeadLetterReason, EventStream,
@@ -88,7 +88,7 @@ pub use actor::event_stream::{
 };
 pub use actor::failure::Failure;
 pub use actor::mailbox::{Mailbox, Overflow};
-pub use actor::message::{cbor_decoder, Message, WireDecoder};
+pub use actor::message::Message;
 pub use actor::path::ActorPath;
 pub use actor::scheduler::Scheduler;
 pub use actor::supervision::{Backoff, Directive, SupervisorStrategy};
@@ -243,6 +243,51 @@ pub use casty_macros::behavior;
 /// ```
 #[cfg(feature = "macros")]
 pub use casty_macros::event_sourced;
+
+/// How a message type is read from the wire: what [`Message::wire_decoder`] returns.
+///
+/// `#[message_enum]` and `#[message]` fill `wire_decoder` in; by hand, a serde type returns
+/// [`cbor_decoder`](wire::cbor_decoder).
+///
+/// # Examples
+///
+/// ```
+/// use casty::wire::{cbor_decoder, WireDecoder};
+/// use casty::Message;
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Debug, Serialize, Deserialize)]
+/// struct Ping(u32);
+/// impl Message for Ping {
+///     fn wire_decoder() -> Option<WireDecoder<Self>> {
+///         Some(cbor_decoder::<Self>)
+///     }
+/// }
+/// assert!(Ping::wire_decoder().is_some());
+/// ```
+pub mod wire {
+    pub use crate::actor::message::{cbor_decoder, WireDecoder};
+}
+
+/// The future type in casty's signatures: what an async handler
+/// ([`Behaviors::receive_async`](crate::Behaviors::receive_async)), an [`EventJournal`](crate::EventJournal)
+/// and a remoting transport return.
+///
+/// # Examples
+///
+/// ```
+/// use casty::future::BoxFuture;
+/// use casty::{ActorContext, Behavior, Behaviors};
+///
+/// fn handle<'a>(_ctx: &'a mut ActorContext<u32>, n: u32) -> BoxFuture<'a, Behavior<u32>> {
+///     Box::pin(async move {
+///         if n == 0 { Behaviors::stopped() } else { Behaviors::same() }
+///     })
+/// }
+/// let _b: Behavior<u32> = Behaviors::receive_async(handle);
+/// ```
+pub mod future {
+    pub use crate::actor::behavior::BoxFuture;
+}
 
 /// Support for the code that `casty-macros` generates. Not a public API.
 #[doc(hidden)]

@@ -5,9 +5,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use casty::future::BoxFuture;
 use casty::{
-    message_enum, ActorContext, ActorRef, Behavior, Behaviors, BoxFuture, EventJournal,
-    EventSourcedCommand, SnapshotPolicy,
+    message_enum, ActorContext, ActorRef, Behavior, Behaviors, EventJournal, EventSourcedCommand,
+    SnapshotPolicy,
 };
 
 /// The account: balance and number of transactions.

@@ -105,8 +105,8 @@ async fn asks_to_a_node_that_refuses_us_fail_at_once_with_the_refusal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ref_to_a_restarted_node_fails_at_once() {
     // A reconnects quickly once B is back.
-    let mut quick = RemoteSettings::new("127.0.0.1", 0);
-    quick.backoff = (Duration::from_millis(20), Duration::from_millis(100));
+    let quick = RemoteSettings::new("127.0.0.1", 0)
+        .backoff(Duration::from_millis(20), Duration::from_millis(100));
     let a = node_with("bank", quick).await;
     let b1 = node("bank").await;
     let port = b1.remote_address().unwrap().port();
@@ -255,9 +255,9 @@ async fn messages_lost_by_remoting_are_dead_letters_with_the_reason() {
 
     // A node nobody listens at: 4 messages fit in the queue, 3 more are refused at once, and
     // the 4 are lost when the node is declared gone.
-    let mut settings =
-        RemoteSettings::new("127.0.0.1", 0).unreachable_after(Duration::from_millis(300));
-    settings.outbound_capacity = 4;
+    let settings = RemoteSettings::new("127.0.0.1", 0)
+        .unreachable_after(Duration::from_millis(300))
+        .outbound_capacity(4);
     let c = node_with("bank", settings).await;
     let nowhere = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -331,8 +331,8 @@ enum Echo {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_sent_before_a_shutdown_arrives_before_the_goodbye() {
     // A later round may get an earlier round's port: A then reconnects to it quickly.
-    let mut quick = RemoteSettings::new("127.0.0.1", 0);
-    quick.backoff = (Duration::from_millis(20), Duration::from_millis(100));
+    let quick = RemoteSettings::new("127.0.0.1", 0)
+        .backoff(Duration::from_millis(20), Duration::from_millis(100));
     let a = node_with("bank", quick).await;
     for round in 0..10 {
         let b = node("bank").await;

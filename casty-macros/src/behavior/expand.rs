@@ -115,7 +115,7 @@ pub(crate) fn expand(model: &Model, errors: &Errors) -> TokenStream {
                     #msg_pat: #msg_ty,
                     (#(#pats,)*): (#(#tys,)*),
                     __casty_slot: &#lt mut ::core::option::Option<(#(#tys,)*)>,
-                ) -> ::casty::BoxFuture<#lt, ::core::result::Result<::casty::Behavior<#m>, ::casty::Failure>>
+                ) -> ::casty::future::BoxFuture<#lt, ::core::result::Result<::casty::Behavior<#m>, ::casty::Failure>>
                 #where_clause
                 {
                     ::std::boxed::Box::pin(async move {

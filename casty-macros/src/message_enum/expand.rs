@@ -134,8 +134,8 @@ fn message_impl(model: &Model) -> TokenStream {
     // local-only over the wire.
     let decoder = (model.options.local.is_none() && type_params.is_empty()).then(|| {
         quote! {
-            fn wire_decoder() -> ::std::option::Option<::casty::WireDecoder<Self>> {
-                ::std::option::Option::Some(::casty::cbor_decoder::<Self>)
+            fn wire_decoder() -> ::std::option::Option<::casty::wire::WireDecoder<Self>> {
+                ::std::option::Option::Some(::casty::wire::cbor_decoder::<Self>)
             }
         }
     });

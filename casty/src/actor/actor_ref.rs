@@ -16,11 +16,15 @@ use crate::actor::cell::{Shared, SysMsg, Watcher};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::mailbox::Push;
 use crate::actor::path::ActorPath;
+use crate::actor::system::SystemInner;
 
 /// Something other than a local mailbox that a ref can point at (an ask's reply slot, a test
 /// probe, a remote actor).
 pub(crate) trait RefTarget<M>: Send + Sync + 'static {
     fn path(&self) -> &ActorPath;
+    /// The system this target belongs to: where an ask through the ref keeps its reply slot
+    /// and publishes its dead letters (for a remote target, the local system that reaches it).
+    fn system(&self) -> &Arc<SystemInner>;
     /// Delivers the message, or turns it into a dead letter. Returns `Closed` when the target is
     /// known to be gone.
     fn deliver(&self, msg: M) -> Result<(), TellError<M>>;
@@ -276,6 +280,14 @@ impl<M: Send + 'static> ActorRef<M> {
             RefInner::Target(t) => t.unwatch(watcher_uid),
         }
     }
+
+    /// The system this ref belongs to (see [`RefTarget::system`]).
+    pub(crate) fn system_inner(&self) -> &Arc<SystemInner> {
+        match &self.inner {
+            RefInner::Local(s) => &s.system,
+            RefInner::Target(t) => t.system(),
+        }
+    }
 }
 
 impl<M: 'static> ActorRef<M> {
@@ -363,6 +375,10 @@ struct Narrowed<M, U> {
 impl<M: Send + 'static, U: Into<M> + Send + 'static> RefTarget<U> for Narrowed<M, U> {
     fn path(&self) -> &ActorPath {
         self.inner.path()
+    }
+
+    fn system(&self) -> &Arc<SystemInner> {
+        self.inner.system_inner()
     }
 
     fn deliver(&self, msg: U) -> Result<(), TellError<U>> {

@@ -70,6 +70,10 @@ impl<R: Send + 'static> RefTarget<R> for Promise<R> {
         &self.path
     }
 
+    fn system(&self) -> &Arc<SystemInner> {
+        &self.system
+    }
+
     fn is_closed(&self) -> bool {
         self.slot
             .lock()
@@ -95,6 +99,60 @@ impl<R: Send + 'static> RefTarget<R> for Promise<R> {
                 Err(TellError::Closed(msg))
             }
         }
+    }
+}
+
+impl<M: Send + 'static> ActorRef<M> {
+    /// Sends a request built around a fresh reply ref and waits for the reply, like
+    /// [`ActorSystem::ask`](crate::ActorSystem::ask) with this ref as the target: the same
+    /// errors, and a reply that comes after the deadline is a dead letter. Works the same for a
+    /// local ref and a ref to an actor on another node.
+    ///
+    /// Meant for code outside actors. Inside an actor, use `ctx.ask` (the reply arrives as a
+    /// message) or pass `ctx.self_ref()` as the reply ref, so the mailbox is never blocked.
+    ///
+    /// # Errors
+    ///
+    /// [`AskError::Timeout`] after `timeout`; [`AskError::Terminated`] at once if the target has
+    /// stopped; [`AskError::NoReply`] at once if the request was dropped unanswered; for a
+    /// remote target, [`AskError::Unreachable`] or [`AskError::Refused`] when its node is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use casty::{ActorRef, ActorSystem, AskError, Behaviors};
+    /// use std::time::Duration;
+    ///
+    /// let system = ActorSystem::new("demo");
+    /// let doubler = system
+    ///     .spawn(
+    ///         Behaviors::receive_message(|(n, reply_to): (u64, ActorRef<u64>)| {
+    ///             reply_to.tell(n * 2);
+    ///             Behaviors::same()
+    ///         }),
+    ///         "doubler",
+    ///     )
+    ///     .unwrap();
+    /// let timeout = Duration::from_secs(1);
+    /// assert_eq!(doubler.ask(|reply_to| (21, reply_to), timeout).await, Ok(42));
+    ///
+    /// // An actor that drops what it gets: the ask fails at once, not at the deadline.
+    /// let sink = system.spawn(Behaviors::ignore::<(u64, ActorRef<u64>)>(), "sink").unwrap();
+    /// assert_eq!(sink.ask(|reply_to| (1, reply_to), timeout).await, Err(AskError::NoReply));
+    /// # system.shutdown().await; }
+    /// ```
+    pub async fn ask<R, T>(
+        &self,
+        make: impl FnOnce(ActorRef<R>) -> T,
+        timeout: Duration,
+    ) -> Result<R, AskError>
+    where
+        R: Send + 'static,
+        T: Into<M>,
+    {
+        let system = self.system_inner().clone();
+        ask(&system, self, |r| make(r).into(), timeout).await
     }
 }
 

@@ -23,7 +23,8 @@ use crate::actor::failure::Failure;
 use crate::actor::path::ActorPath;
 use crate::actor::supervision::SupervisorStrategy;
 
-/// A boxed, `Send` future borrowing the actor's context: what an async handler returns.
+/// A boxed, `Send` future that may borrow for `'a`: what an async handler returns (borrowing the
+/// actor's context), and what the journal and transport traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The result of running a handler, before the cell interprets it.

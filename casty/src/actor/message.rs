@@ -49,18 +49,19 @@ pub trait Message: Debug + Send + 'static {
     /// How this type is read from the wire, if it can be: what lets a remote node send it to an
     /// actor here. `None` (the default) makes the actor local-only; a message for it from another
     /// node becomes a dead letter. `#[message_enum]` and `#[message]` fill it in (unless `local`);
-    /// by hand, return `Some(casty::cbor_decoder::<Self>)`.
+    /// by hand, return `Some(casty::wire::cbor_decoder::<Self>)`.
     ///
     /// # Examples
     ///
     /// ```
-    /// use casty::{Message, WireDecoder};
+    /// use casty::wire::WireDecoder;
+    /// use casty::Message;
     /// # use serde::{Deserialize, Serialize};
     /// #[derive(Debug, Serialize, Deserialize)]
     /// struct Ping(u32);
     /// impl Message for Ping {
     ///     fn wire_decoder() -> Option<WireDecoder<Self>> {
-    ///         Some(casty::cbor_decoder::<Self>)
+    ///         Some(casty::wire::cbor_decoder::<Self>)
     ///     }
     /// }
     /// assert!(Ping::wire_decoder().is_some());

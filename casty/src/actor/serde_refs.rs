@@ -122,6 +122,10 @@ impl<M: Send + 'static> RefTarget<M> for DeadRef {
         &self.path
     }
 
+    fn system(&self) -> &Arc<SystemInner> {
+        &self.system
+    }
+
     fn deliver(&self, _msg: M) -> Result<(), TellError<M>> {
         self.system
             .dead_letter_typed::<M>(&self.path, crate::DeadLetterReason::RecipientGone);

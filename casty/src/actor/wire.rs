@@ -4,7 +4,9 @@
 //! - A remoting layer installs a [`WireProvider`] on the system: the node's address and a way to
 //!   send encoded messages to another node.
 //! - A ref to an actor on another node is a [`RemoteRef<M>`]: `tell` encodes the message (CBOR)
-//!   and hands it to the provider. It needs `M: Serialize`, so that is checked at compile time.
+//!   and hands the bytes to the [`WireRoute`] the provider resolved for that actor, which reports
+//!   a failure as a [`RouteError`]. It needs `M: Serialize`, so that is checked at compile time.
+//!   How the bytes travel (frames, compact recipient names) is the remoting layer's business.
 //! - When a message is encoded for the wire, every `ActorRef` inside it is written with this
 //!   node's address and *exported*: remembered by (path, uid), with a decoder for its type, so a
 //!   message coming back for it can be delivered (R4). Exports of finished asks are pruned.
@@ -33,8 +35,16 @@ use crate::actor::system::{ActorSystem, SystemInner};
 pub(crate) trait WireProvider: Send + Sync + 'static {
     /// This node: `system@host:port`.
     fn node(&self) -> &str;
-    /// The route to `node` (`system@host:port`), resolved once and kept by remote refs.
-    fn route(&self, node: &str) -> Result<Arc<dyn WireRoute>, String>;
+    /// The route to the actor at `path` on `node` (`system@host:port`): its incarnation `uid`
+    /// (0 for whichever actor is at the path), whose messages are of type `manifest`. Resolved
+    /// once and kept by the remote ref.
+    fn route(
+        &self,
+        node: &str,
+        path: &str,
+        uid: u64,
+        manifest: &'static str,
+    ) -> Result<Arc<dyn WireRoute>, RouteError>;
     /// Asks `node` to tell this node when its actor `path` (`uid`, 0 for any) terminates, then
     /// to notify `watcher` with `alias` (the path the watcher knows the actor by). If the node
     /// becomes unreachable, the watcher is notified too.
@@ -56,17 +66,45 @@ pub(crate) trait WireProvider: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
 }
 
-/// A resolved way to one node.
+/// A resolved way to one actor on another node (see [`WireProvider::route`]). How the message
+/// travels (framing, compact recipient names) is the remoting layer's business.
 pub(crate) trait WireRoute: Send + Sync + 'static {
-    /// Sends an encoded message to `path` (incarnation `uid`, 0 for any).
-    fn send(&self, path: &str, uid: u64, manifest: &str, payload: &[u8]) -> Result<(), String>;
-    /// Names `path` on this route, for [`WireRoute::send_compact`]; `None` when the route names
-    /// no more recipients (they travel with their full path).
-    fn define(&self, path: &str, manifest: &str) -> Result<Option<u32>, String>;
-    /// Sends an encoded message to the recipient named `id`.
-    fn send_compact(&self, id: u32, uid: u64, payload: &[u8]) -> Result<(), String>;
+    /// Sends one encoded message to the actor.
+    fn send(&self, payload: &[u8]) -> Result<(), RouteError>;
     /// The incarnation uid of the node at the other end, as of the last handshake (0 if none).
     fn incarnation(&self) -> u64;
+}
+
+/// Why a message for another node was not sent. The text is what the dead letter for it says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RouteError {
+    /// This system has no remoting layer.
+    #[error("remoting is not started")]
+    NotStarted,
+    /// The node's address is malformed; the text says how.
+    #[error("{0}")]
+    BadAddress(String),
+    /// The message (or its frame) could not be encoded; the text is the encoder's.
+    #[error("{0}")]
+    Unencodable(String),
+    /// The encoded message is larger than the frame limit of the connection.
+    #[error("frame of {size} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// The frame's size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The queue of messages waiting for the node (`casty://system@host:port`) is full: it is
+    /// slow or unreachable.
+    #[error("the outbound queue to {0} is full")]
+    Full(String),
+    /// Remoting is shut down on this node.
+    #[error("remoting is shut down")]
+    Closed,
+    /// The node refused this node's last handshake; the text is the refusal.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Why a node is down for this one (see [`WireProvider::on_node_down`]).
@@ -178,8 +216,8 @@ thread_local! {
 fn with_encoded<M: Serialize, R>(
     system: &Arc<SystemInner>,
     msg: &M,
-    f: impl FnOnce(&[u8]) -> Result<R, String>,
-) -> Result<R, String> {
+    f: impl FnOnce(&[u8]) -> Result<R, RouteError>,
+) -> Result<R, RouteError> {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             buf.clear();
@@ -203,7 +241,7 @@ fn encode_into<M: Serialize>(
     system: &Arc<SystemInner>,
     msg: &M,
     buf: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), RouteError> {
     struct Restore(Option<Arc<SystemInner>>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -213,7 +251,7 @@ fn encode_into<M: Serialize>(
     }
     let prev = WIRE.with(|w| w.borrow_mut().replace(system.clone()));
     let _restore = Restore(prev);
-    ciborium::into_writer(msg, buf).map_err(|e| e.to_string())
+    ciborium::into_writer(msg, buf).map_err(|e| RouteError::Unencodable(e.to_string()))
 }
 
 /// While encoding for the wire: the address to write for `r`, exporting it if it is ours.
@@ -273,21 +311,23 @@ pub(crate) struct RemoteRef<M> {
     /// the actor is known to be gone.
     node_uid: u64,
     pub(crate) system: Arc<SystemInner>,
-    /// The route to the node, resolved on first use.
+    /// The route to the actor, resolved on first use.
     route: std::sync::OnceLock<Arc<dyn WireRoute>>,
-    /// The compact name of the path on that route (for refs that address a path, uid 0), or
-    /// `None` if the route had no name left for it.
-    id: std::sync::OnceLock<Option<u32>>,
     pub(crate) _m: std::marker::PhantomData<fn(M)>,
 }
 
 impl<M> RemoteRef<M> {
-    fn route(&self) -> Result<&Arc<dyn WireRoute>, String> {
+    fn route(&self) -> Result<&Arc<dyn WireRoute>, RouteError> {
         if let Some(r) = self.route.get() {
             return Ok(r);
         }
-        let provider = self.system.wire.get().ok_or("remoting is not started")?;
-        let r = provider.route(self.path.system_name())?;
+        let provider = self.system.wire.get().ok_or(RouteError::NotStarted)?;
+        let r = provider.route(
+            self.path.system_name(),
+            self.path.as_str(),
+            self.wire_uid,
+            std::any::type_name::<M>(),
+        )?;
         Ok(self.route.get_or_init(|| r))
     }
 }
@@ -295,6 +335,10 @@ impl<M> RemoteRef<M> {
 impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
     fn path(&self) -> &ActorPath {
         &self.path
+    }
+
+    fn system(&self) -> &Arc<SystemInner> {
+        &self.system
     }
 
     fn deliver(&self, msg: M) -> Result<(), TellError<M>> {
@@ -314,38 +358,18 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
                 }
             }
         }
-        let sent = self.route().and_then(|route| {
-            // A long-lived handle on a path gets a compact name; a ref to one incarnation (often
-            // a short-lived reply ref) travels with its full path.
-            let id = if self.wire_uid == 0 {
-                match self.id.get() {
-                    Some(id) => *id,
-                    None => {
-                        let id = route.define(self.path.as_str(), std::any::type_name::<M>())?;
-                        *self.id.get_or_init(|| id)
-                    }
-                }
-            } else {
-                None
-            };
-            with_encoded(&self.system, &msg, |payload| match id {
-                Some(id) => route.send_compact(id, self.wire_uid, payload),
-                None => route.send(
-                    self.path.as_str(),
-                    self.wire_uid,
-                    std::any::type_name::<M>(),
-                    payload,
-                ),
-            })
-        });
+        let sent = self
+            .route()
+            .and_then(|route| with_encoded(&self.system, &msg, |payload| route.send(payload)));
         match sent {
             Ok(()) => Ok(()),
             Err(e) => {
-                // Oversize, unencodable, or the peer's queue is full: refused to the sender (an
-                // ask fails at once) and published as a dead letter.
+                // Whatever the reason (oversize, unencodable, the peer's queue full, remoting shut
+                // down, a refusing node), the message is handed back to the sender as not taken
+                // (an ask fails at once) and published as a dead letter saying why.
                 tracing::warn!(to = %self.path.address(), error = %e, "a remote message was not sent");
                 self.system
-                    .dead_letter_typed::<M>(&self.path, DeadLetterReason::Remote(e));
+                    .dead_letter_typed::<M>(&self.path, DeadLetterReason::Remote(e.to_string()));
                 Err(TellError::Full(msg))
             }
         }
@@ -401,7 +425,6 @@ pub(crate) fn remote_ref<M: Serialize + Send + 'static>(
         node_uid,
         system: system.clone(),
         route: std::sync::OnceLock::new(),
-        id: std::sync::OnceLock::new(),
         _m: std::marker::PhantomData,
     }))
 }

@@ -14,8 +14,9 @@
 //!   us, as a pure state machine that returns commands (timers, nodes down, quarantine);
 //! - `watch`: death watch across nodes, both ways;
 //! - `system`: `ActorSystem::start_remote`, `remote_ref`, and the driver of `reachability`,
-//!   bridging the endpoint to the actor core's wire support (`actor::wire`), with `inbound`
-//!   handing it what the endpoint receives and `settings` saying how a system takes part.
+//!   bridging the endpoint to the actor core's wire support (`actor::wire`), with `route` sending
+//!   what the core encodes (compressing recipient names), `inbound` handing it what the endpoint
+//!   receives and `settings` saying how a system takes part.
 
 mod address;
 pub(crate) mod endpoint;
@@ -23,6 +24,7 @@ pub(crate) mod frame;
 pub(crate) mod handshake;
 mod inbound;
 mod reachability;
+mod route;
 mod settings;
 mod system;
 #[cfg(feature = "tls")]

@@ -17,11 +17,12 @@ use crate::actor::cell::{SysMsg, Watcher};
 use crate::actor::message::Message;
 use crate::actor::path::ActorPath;
 use crate::actor::system::{ActorSystem, SystemInner};
-use crate::actor::wire::{self, NodeDown, NodeDownHook, WireProvider, WireRoute};
+use crate::actor::wire::{self, NodeDown, NodeDownHook, RouteError, WireProvider, WireRoute};
 use crate::remote::endpoint::{node_uid, Endpoint, EndpointSettings, Route};
-use crate::remote::frame::{CompactRef, EnvelopeRef, Frame, FrameRef, WirePath};
+use crate::remote::frame::{Frame, WirePath};
 use crate::remote::inbound::ToSystem;
 use crate::remote::reachability::{Command, Reachability};
+use crate::remote::route::ActorRoute;
 use crate::remote::settings::{RemoteError, RemoteSettings};
 use crate::remote::watch::{RemoteWatch, Watched, WatchedOnNode};
 use crate::remote::{NodeAddress, RemoteCounters};
@@ -30,8 +31,8 @@ pub(crate) struct Provider {
     node: String,
     pub(crate) endpoint: Endpoint,
     pub(crate) nodes: Arc<Nodes>,
-    /// Resolved routes by node, so each reply ref does not resolve its node again.
-    routes: Mutex<HashMap<String, Arc<dyn WireRoute>>>,
+    /// Resolved associations by node, so each reply ref does not resolve its node again.
+    routes: Mutex<HashMap<String, Route>>,
 }
 
 pub(crate) struct NodesInner {
@@ -282,15 +283,27 @@ impl WireProvider for Provider {
         &self.node
     }
 
-    fn route(&self, node: &str) -> Result<Arc<dyn WireRoute>, String> {
-        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = routes.get(node) {
-            return Ok(r.clone());
-        }
-        let peer = NodeAddress::from_node_key(node).map_err(|e| e.to_string())?;
-        let r: Arc<dyn WireRoute> = Arc::new(self.endpoint.route(&peer));
-        routes.insert(node.to_string(), r.clone());
-        Ok(r)
+    fn route(
+        &self,
+        node: &str,
+        path: &str,
+        uid: u64,
+        manifest: &'static str,
+    ) -> Result<Arc<dyn WireRoute>, RouteError> {
+        let route = {
+            let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+            match routes.get(node) {
+                Some(r) => r.clone(),
+                None => {
+                    let peer = NodeAddress::from_node_key(node)
+                        .map_err(|e| RouteError::BadAddress(e.to_string()))?;
+                    let r = self.endpoint.route(&peer);
+                    routes.insert(node.to_string(), r.clone());
+                    r
+                }
+            }
+        };
+        Ok(Arc::new(ActorRoute::new(route, path, uid, manifest)))
     }
 
     fn watch(&self, node: &str, path: &str, uid: u64, alias: ActorPath, watcher: Arc<dyn Watcher>) {
@@ -393,26 +406,6 @@ impl WireProvider for Provider {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
-    }
-}
-
-impl WireRoute for Route {
-    fn send(&self, path: &str, uid: u64, manifest: &str, payload: &[u8]) -> Result<(), String> {
-        let frame = FrameRef::Envelope(EnvelopeRef(path, uid, manifest, payload));
-        Route::send(self, &frame).map_err(|e| e.to_string())
-    }
-
-    fn define(&self, path: &str, manifest: &str) -> Result<Option<u32>, String> {
-        Route::define(self, path, manifest).map_err(|e| e.to_string())
-    }
-
-    fn send_compact(&self, id: u32, uid: u64, payload: &[u8]) -> Result<(), String> {
-        Route::send(self, &FrameRef::Compact(CompactRef(id, uid, payload)))
-            .map_err(|e| e.to_string())
-    }
-
-    fn incarnation(&self) -> u64 {
-        Route::incarnation(self)
     }
 }
 

@@ -8,16 +8,22 @@ use crate::actor::actor_ref::{ActorRef, RefTarget, TellError};
 use crate::actor::cell::Watcher;
 use crate::actor::failure::Failure;
 use crate::actor::path::{next_uid, ActorPath};
+use crate::actor::system::SystemInner;
 use crate::ActorSystem;
 
 struct ProbeTarget<M> {
     path: ActorPath,
     tx: mpsc::UnboundedSender<M>,
+    system: Arc<SystemInner>,
 }
 
 impl<M: Send + 'static> RefTarget<M> for ProbeTarget<M> {
     fn path(&self) -> &ActorPath {
         &self.path
+    }
+
+    fn system(&self) -> &Arc<SystemInner> {
+        &self.system
     }
 
     fn deliver(&self, msg: M) -> Result<(), TellError<M>> {
@@ -98,7 +104,11 @@ impl<M: Send + 'static> TestProbe<M> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ttx, trx) = mpsc::unbounded_channel();
         TestProbe {
-            actor_ref: ActorRef::from_target(Arc::new(ProbeTarget { path, tx })),
+            actor_ref: ActorRef::from_target(Arc::new(ProbeTarget {
+                path,
+                tx,
+                system: system.inner().clone(),
+            })),
             rx,
             watcher: Arc::new(ProbeWatcher { uid, tx: ttx }),
             terminated: trx,

@@ -127,8 +127,8 @@ async fn main() {
     let counter = system.spawn(counter(0), "counter").expect("spawn");
     counter.tell(CounterMsg::Add(1)); // fire and forget
     counter.tell(CounterMsg::Add(2));
-    let total = system
-        .ask(&counter, CounterMsg::Get, timeout) // the closure gets the reply ref
+    let total = counter
+        .ask(CounterMsg::Get, timeout) // the variant gets the reply ref
         .await
         .expect("the counter answers");
     println!("counter: {total}");

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use casty::future::BoxFuture;
 use casty::{
-    ActorContext, ActorRef, ActorSystem, Behavior, Behaviors, BoxFuture, EventJournal,
-    EventSourcedCommand, Message, SnapshotPolicy, SqliteJournal,
+    ActorContext, ActorRef, ActorSystem, Behavior, Behaviors, EventJournal, EventSourcedCommand,
+    Message, SnapshotPolicy, SqliteJournal,
 };
 use serde::{Deserialize, Serialize};
 

@@ -70,5 +70,14 @@ async fn main() {
         .expect("withdraw");
     println!("Withdraw: {result}");
     // ANCHOR_END: ask
+
+    // ANCHOR: ask_from_ref
+    // The same ask, made through the target's ref.
+    let balance = account
+        .ask(AccountMsg::get_balance, timeout)
+        .await
+        .expect("balance");
+    println!("Balance, asked through the ref: {balance}");
+    // ANCHOR_END: ask_from_ref
     system.shutdown().await;
 }

@@ -20,8 +20,8 @@ impl ::casty::Message for AccountMsg {
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(AccountMsg)),
         )
     }
-    fn wire_decoder() -> ::std::option::Option<::casty::WireDecoder<Self>> {
-        ::std::option::Option::Some(::casty::cbor_decoder::<Self>)
+    fn wire_decoder() -> ::std::option::Option<::casty::wire::WireDecoder<Self>> {
+        ::std::option::Option::Some(::casty::wire::cbor_decoder::<Self>)
     }
 }
 #[automatically_derived]
