@@ -59,6 +59,7 @@ pub use actor::otp::{
 };
 pub use actor::path::ActorPath;
 pub use actor::scheduler::Scheduler;
+pub use actor::stateful::Next;
 pub use actor::supervision::{Backoff, Directive, OneForOneStrategy};
 pub use actor::system::{
     ActorDefaults, ActorSystem, ActorSystemBuilder, ShutdownOutcome, ShutdownTimedOut,
@@ -212,7 +213,9 @@ pub use casty_macros::event_sourced;
 #[cfg(feature = "macros")]
 pub use casty_macros::behavior;
 
-/// Support for the code that `casty-macros` generates. Not a public API.
+/// What the code that `casty-macros` generates needs besides the public API: checks whose
+/// trait bounds carry `on_unimplemented` messages (so a mistake is reported at the user's tokens),
+/// and the `serde` re-export. Not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::actor::macro_support::*;
