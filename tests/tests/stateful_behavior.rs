@@ -273,7 +273,10 @@ async fn next_behavior_given_same_is_a_failure_and_the_actor_restarts() {
 
 #[message_enum(local)]
 enum Slow {
-    Add { n: u64, reply_to: ActorRef<u64> },
+    Add {
+        n: u64,
+        reply_to: ActorRef<u64>,
+    },
     #[unit]
     Explode,
 }

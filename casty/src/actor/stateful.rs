@@ -279,99 +279,26 @@ where
     }
 }
 
-impl Behaviors {
-    /// A behavior that owns a state value of type `S`, passed through its body by value: the body
-    /// `(ctx, msg, state) -> Next<S, M>` gets the current state and returns, in a [`Next`], the
-    /// state for the next message and what the actor does next.
-    ///
-    /// This is the allocation-free way to change state. Returning a new behavior per change
-    /// (`counter(n + 1)` with [`Behaviors::receive`]) builds a new handler each time; here the
-    /// handler stays, and the state is moved out of it into the body and back (no clone, no
-    /// allocation). The state is cloned only when an incarnation starts: at spawn, and on each
-    /// restart, which starts again from the initial state. Hence `S: Clone`.
-    ///
-    /// If the body panics, the state it was given is lost with it, so the actor cannot be
-    /// resumed: a supervisor's `Resume` restarts it instead (from the initial state), and says so
-    /// in the log.
-    ///
-    /// `#[behavior]` fns expand to this (see the guide's Macros chapter for the same actor
-    /// written both ways).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Next};
-    /// use std::time::Duration;
-    ///
-    /// enum Counter {
-    ///     Add(u64),
-    ///     Get(ActorRef<u64>),
-    ///     Stop,
-    /// }
-    /// # impl casty::Message for Counter {}
-    ///
-    /// fn counter(start: u64) -> Behavior<Counter> {
-    ///     Behaviors::stateful(start, |_ctx, msg, count| match msg {
-    ///         Counter::Add(n) => Next::state(count + n),
-    ///         Counter::Get(reply_to) => {
-    ///             reply_to.tell(count);
-    ///             Next::state(count)
-    ///         }
-    ///         Counter::Stop => Next::stopped(),
-    ///     })
-    /// }
-    ///
-    /// let system = ActorSystem::new("demo");
-    /// let c = system.spawn(counter(10), "counter").unwrap();
-    /// c.tell(Counter::Add(5));
-    /// let n = system.ask(&c, Counter::Get, Duration::from_secs(1)).await.unwrap();
-    /// assert_eq!(n, 15);
-    /// c.tell(Counter::Stop);
-    /// # system.shutdown().await; }
-    /// ```
-    #[inline]
-    pub fn stateful<M, S, F>(initial: S, body: F) -> Behavior<M>
-    where
-        M: Send + 'static,
-        S: Clone + Send + 'static,
-        F: Fn(&mut ActorContext<M>, M, S) -> Next<S, M> + Send + Sync + 'static,
-    {
-        Behavior::handler(Stateful::new(initial, body))
-    }
+/// The handler behind [`Behaviors::stateful`].
+#[inline]
+pub(crate) fn stateful<M, S, F>(initial: S, body: F) -> Behavior<M>
+where
+    M: Send + 'static,
+    S: Clone + Send + 'static,
+    F: Fn(&mut ActorContext<M>, M, S) -> Next<S, M> + Send + Sync + 'static,
+{
+    Behavior::handler(Stateful::new(initial, body))
+}
 
-    /// The `async` form of [`Behaviors::stateful`]: the body returns a boxed future that owns the
-    /// state while it runs, may `.await`, and ends with the [`Next`]. The actor handles nothing
-    /// else until the future completes (L2). A message costs two small allocations: the body's
-    /// future, and the handler's around it that puts the state back.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use casty::{ActorRef, Behavior, Behaviors, Next};
-    /// use std::time::Duration;
-    ///
-    /// // Replies with the running total, after a pause.
-    /// fn slow_total() -> Behavior<(u64, ActorRef<u64>)> {
-    ///     Behaviors::stateful_async(0u64, |_ctx, (n, reply_to): (u64, ActorRef<u64>), total| {
-    ///         Box::pin(async move {
-    ///             tokio::time::sleep(Duration::from_millis(1)).await;
-    ///             reply_to.tell(total + n);
-    ///             Next::state(total + n)
-    ///         })
-    ///     })
-    /// }
-    /// # let _ = slow_total();
-    /// ```
-    pub fn stateful_async<M, S, F>(initial: S, body: F) -> Behavior<M>
-    where
-        M: Send + 'static,
-        S: Clone + Send + 'static,
-        F: for<'a> Fn(&'a mut ActorContext<M>, M, S) -> BoxFuture<'a, Next<S, M>>
-            + Send
-            + Sync
-            + 'static,
-    {
-        Behavior::handler(StatefulAsync(Stateful::new(initial, body)))
-    }
+/// The handler behind [`Behaviors::stateful_async`].
+pub(crate) fn stateful_async<M, S, F>(initial: S, body: F) -> Behavior<M>
+where
+    M: Send + 'static,
+    S: Clone + Send + 'static,
+    F: for<'a> Fn(&'a mut ActorContext<M>, M, S) -> BoxFuture<'a, Next<S, M>>
+        + Send
+        + Sync
+        + 'static,
+{
+    Behavior::handler(StatefulAsync(Stateful::new(initial, body)))
 }
