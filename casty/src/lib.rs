@@ -134,6 +134,10 @@ pub use casty_macros::message;
 /// `Behaviors::same()`. The body may return `Result<Behavior<M>, E>` and may be `async`.
 /// `#[behavior(setup)]` marks a fn of the context and arguments that runs at each start.
 ///
+/// The generated code calls only public API: [`Behaviors::stateful`] (or
+/// [`Behaviors::stateful_async`]) with the state parameters as its state and the fn's result
+/// paired with them through [`Next::with`], and [`Behaviors::setup`] for `#[behavior(setup)]`.
+///
 /// # Examples
 ///
 /// ```

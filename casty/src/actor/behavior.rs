@@ -494,7 +494,9 @@ impl Behaviors {
     /// (`counter(n + 1)` with [`Behaviors::receive`]) builds a new handler each time; here the
     /// handler stays, and the state is moved out of it into the body and back (no clone, no
     /// allocation). The state is cloned only when an incarnation starts: at spawn, and on each
-    /// restart, which starts again from the initial state. Hence `S: Clone`.
+    /// restart, which starts again from the initial state. Hence `S: Clone`; the body is copied
+    /// along with it (a closure is `Clone` when what it captures is), so that building the
+    /// behavior allocates only its handler.
     ///
     /// If the body panics, the state it was given is lost with it, so the actor cannot be
     /// resumed: a supervisor's `Resume` restarts it instead (from the initial state), and says so
@@ -510,6 +512,7 @@ impl Behaviors {
     /// use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Next};
     /// use std::time::Duration;
     ///
+    /// #[derive(Debug)]
     /// enum Counter {
     ///     Add(u64),
     ///     Get(ActorRef<u64>),
@@ -541,7 +544,7 @@ impl Behaviors {
     where
         M: Send + 'static,
         S: Clone + Send + 'static,
-        F: Fn(&mut ActorContext<M>, M, S) -> Next<S, M> + Send + Sync + 'static,
+        F: Fn(&mut ActorContext<M>, M, S) -> Next<S, M> + Clone + Send + Sync + 'static,
     {
         crate::actor::stateful::stateful(initial, body)
     }
@@ -574,6 +577,7 @@ impl Behaviors {
         M: Send + 'static,
         S: Clone + Send + 'static,
         F: for<'a> Fn(&'a mut ActorContext<M>, M, S) -> BoxFuture<'a, Next<S, M>>
+            + Clone
             + Send
             + Sync
             + 'static,

@@ -20,7 +20,7 @@
 //! through [`Next::with`].
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use crate::actor::behavior::{BoxFuture, Handler, HandlerResult, IntoBehavior, Outcome};
 use crate::actor::context::ActorContext;
@@ -184,14 +184,16 @@ struct Stateful<S, F> {
     /// only for `Sync` (state need not be `Sync`); a handler reaches it through `get_mut`, which
     /// takes no lock.
     state: Mutex<Option<S>>,
-    body: Arc<F>,
+    /// Held by value (a `#[behavior]` body is a zero-sized fn item) and cloned with the state for
+    /// a new incarnation, so that building a stateful behavior allocates only its handler.
+    body: F,
 }
 
-impl<S: Clone, F> Stateful<S, F> {
+impl<S: Clone, F: Clone> Stateful<S, F> {
     fn new(state: S, body: F) -> Self {
         Stateful {
             state: Mutex::new(Some(state)),
-            body: Arc::new(body),
+            body,
         }
     }
 
@@ -199,7 +201,7 @@ impl<S: Clone, F> Stateful<S, F> {
     #[inline]
     fn parts(&mut self) -> (&mut Option<S>, &F) {
         let slot = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        (slot, &*self.body)
+        (slot, &self.body)
     }
 
     /// A new incarnation's handler, with a copy of the current state (the pristine initial one:
@@ -221,7 +223,7 @@ impl<M, S, F> Handler<M> for Stateful<S, F>
 where
     M: Send + 'static,
     S: Clone + Send + 'static,
-    F: Fn(&mut ActorContext<M>, M, S) -> Next<S, M> + Send + Sync + 'static,
+    F: Fn(&mut ActorContext<M>, M, S) -> Next<S, M> + Clone + Send + Sync + 'static,
 {
     #[inline]
     fn receive<'a>(&'a mut self, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
@@ -252,6 +254,7 @@ where
     M: Send + 'static,
     S: Clone + Send + 'static,
     F: for<'a> Fn(&'a mut ActorContext<M>, M, S) -> BoxFuture<'a, Next<S, M>>
+        + Clone
         + Send
         + Sync
         + 'static,
@@ -285,7 +288,7 @@ pub(crate) fn stateful<M, S, F>(initial: S, body: F) -> Behavior<M>
 where
     M: Send + 'static,
     S: Clone + Send + 'static,
-    F: Fn(&mut ActorContext<M>, M, S) -> Next<S, M> + Send + Sync + 'static,
+    F: Fn(&mut ActorContext<M>, M, S) -> Next<S, M> + Clone + Send + Sync + 'static,
 {
     Behavior::handler(Stateful::new(initial, body))
 }
@@ -296,6 +299,7 @@ where
     M: Send + 'static,
     S: Clone + Send + 'static,
     F: for<'a> Fn(&'a mut ActorContext<M>, M, S) -> BoxFuture<'a, Next<S, M>>
+        + Clone
         + Send
         + Sync
         + 'static,
