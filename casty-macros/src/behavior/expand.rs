@@ -103,6 +103,8 @@ pub(crate) fn expand(model: &Model, errors: &Errors) -> TokenStream {
     let body = if model.setup {
         let call = quote_spanned! {ret_ty.span()=>
             ::casty::Behaviors::setup(move |__casty_ctx: &mut ::casty::ActorContext<#m>| {
+                // Copied into a binding first, so that the lock is released before the body runs.
+                #[allow(clippy::let_unit_value)]
                 let __casty_args = ::core::clone::Clone::clone(
                     &*__casty_args
                         .lock()
