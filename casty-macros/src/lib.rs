@@ -33,7 +33,8 @@ pub fn message(args: TokenStream, input: TokenStream) -> TokenStream {
 }
 
 /// Turns `fn name(ctx, msg, state..) -> Behavior<M>` into `fn name(state..) -> Behavior<M>`,
-/// whose handler owns the state between messages. `#[behavior(setup)]` runs once per start.
+/// whose handler owns the state between messages: it expands to `casty::Behaviors::stateful`
+/// (or `stateful_async`). `#[behavior(setup)]` runs once per start, through `Behaviors::setup`.
 #[proc_macro_attribute]
 pub fn behavior(args: TokenStream, input: TokenStream) -> TokenStream {
     behavior::run(args.into(), input.into()).into()

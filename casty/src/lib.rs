@@ -91,6 +91,7 @@ pub use actor::mailbox::{Mailbox, Overflow};
 pub use actor::message::Message;
 pub use actor::path::ActorPath;
 pub use actor::scheduler::Scheduler;
+pub use actor::stateful::Next;
 pub use actor::supervision::{Backoff, Directive, SupervisorStrategy};
 pub use actor::system::{
     ActorDefaults, ActorSystem, ActorSystemBuilder, ShutdownOutcome, ShutdownTimedOut,
@@ -164,6 +165,10 @@ pub use casty_macros::message;
 /// back afterwards, never cloned per message, so a `mut` parameter changed in place is kept by
 /// `Behaviors::same()`. The body may return `Result<Behavior<M>, E>` and may be `async`.
 /// `#[behavior(setup)]` marks a fn of the context and arguments that runs at each start.
+///
+/// The generated code calls only public API: [`Behaviors::stateful`] (or
+/// [`Behaviors::stateful_async`]) with the state parameters as its state and the fn's result
+/// paired with them through [`Next::with`], and [`Behaviors::setup`] for `#[behavior(setup)]`.
 ///
 /// # Examples
 ///
@@ -289,7 +294,9 @@ pub mod future {
     pub use crate::actor::behavior::BoxFuture;
 }
 
-/// Support for the code that `casty-macros` generates. Not a public API.
+/// What the code that `casty-macros` generates needs besides the public API: checks whose
+/// trait bounds carry `on_unimplemented` messages (so a mistake is reported at the user's tokens),
+/// and the `serde` re-export. Not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::actor::macro_support::*;

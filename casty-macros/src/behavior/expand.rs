@@ -3,20 +3,22 @@
 //! ```text
 //! #[behavior] fn name(ctx, msg: M, mut count: u64) -> R { body }
 //! ```
-//! becomes
+//! becomes a call of the public `Behaviors::stateful`, with the state parameters as its state:
 //! ```text
 //! fn name(count: u64) -> Behavior<M> {
-//!     fn __casty_body(ctx, msg: M, (mut count,): (u64,), __casty_slot: &mut Option<(u64,)>) -> R {
+//!     fn __casty_body(ctx, __casty_msg: M, (mut count,): (u64,)) -> Next<(u64,), M> {
+//!         let msg: M = __casty_msg;             // through a check that names the user's type
 //!         let __casty_out: R = (|| -> R { body })();
-//!         *__casty_slot = Some((count,));   // the state goes back, changed in place or not
-//!         __casty_out
+//!         Next::with((count,), __casty_out)     // the state goes back, changed in place or not
 //!     }
-//!     casty::__private::stateful::<M, M, _, _, _>((count,), __casty_body)
+//!     Behaviors::stateful::<M, _, _>((count,), __casty_body)
 //! }
 //! ```
-//! The closure gives `return` and `?` in the body their usual meaning, and the restore after it
-//! keeps the state across `Behaviors::same()` without cloning it. An `async fn` gets the same
-//! shape with an `async` block and one boxed future per message.
+//! The closure gives `return` and `?` in the body their usual meaning, and handing the state back
+//! after it keeps the state across `Behaviors::same()` without cloning it. An `async fn` gets the
+//! same shape with an `async` block, through `Behaviors::stateful_async`, and `#[behavior(setup)]`
+//! becomes `Behaviors::setup` over a copy of the arguments. Only diagnostics (checks whose bounds
+//! carry `on_unimplemented` messages) come from `::casty::__private`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -83,52 +85,76 @@ pub(crate) fn expand(model: &Model, errors: &Errors) -> TokenStream {
         ::casty::__private::assert_context::<#inner_ctx, #m>();
     };
 
+    // The message arrives as `M` and is bound to the user's pattern and type through an identity
+    // whose bound names the mismatch, at the user's type.
+    let bind_message = model.message.as_ref().map(|msg| {
+        let msg_pat = &msg.pat;
+        let msg_ty = &msg.ty;
+        let from = quote_spanned! {msg_ty.span()=>
+            <#msg_ty as ::casty::__private::SameMessage<#m>>::from_message(__casty_msg)
+        };
+        quote!(let #msg_pat: #msg_ty = #from;)
+    });
+    let state_ty = quote!((#(#tys,)*));
+    let next = quote_spanned! {ret_ty.span()=>
+        ::casty::Next::with((#(#names,)*), __casty_out)
+    };
+
     let body = if model.setup {
         let call = quote_spanned! {ret_ty.span()=>
-            ::casty::__private::setup::<#m, _, _, _>((#(#names,)*), __casty_body #turbofish)
+            ::casty::Behaviors::setup(move |__casty_ctx: &mut ::casty::ActorContext<#m>| {
+                // Copied into a binding first, so that the lock is released before the body runs.
+                #[allow(clippy::let_unit_value)]
+                let __casty_args = ::core::clone::Clone::clone(
+                    &*__casty_args
+                        .lock()
+                        .unwrap_or_else(::std::sync::PoisonError::into_inner),
+                );
+                __casty_body #turbofish (__casty_ctx, __casty_args)
+            })
         };
         quote! {
             #(#lints)*
             fn __casty_body <#inner_params> (
                 #ctx_pat: &mut ::casty::ActorContext<#m>,
-                (#(#pats,)*): (#(#tys,)*),
+                (#(#pats,)*): #state_ty,
             ) -> #ret_ty #where_clause #block
+            // A `Mutex` makes the arguments `Sync` for the setup closure; each start copies them.
+            let __casty_args = ::std::sync::Mutex::new((#(#names,)*));
             #call
         }
     } else {
-        let msg = model
+        let msg_ty = &model
             .message
             .as_ref()
-            .expect("a message parameter after a context");
-        let msg_pat = &msg.pat;
-        let msg_ty = &msg.ty;
+            .expect("a message parameter after a context")
+            .ty;
         if model.is_async() {
             let lt = Lifetime::new("'__casty", Span::call_site());
             let call = quote_spanned! {msg_ty.span()=>
-                ::casty::__private::stateful_async::<#m, #msg_ty, _, _>((#(#names,)*), __casty_body #turbofish)
+                ::casty::Behaviors::stateful_async::<#m, _, _>((#(#names,)*), __casty_body #turbofish)
             };
             quote! {
                 #(#lints)*
                 #[allow(clippy::needless_lifetimes)]
                 fn __casty_body <#lt, #inner_params> (
                     #ctx_pat: &#lt mut ::casty::ActorContext<#m>,
-                    #msg_pat: #msg_ty,
-                    (#(#pats,)*): (#(#tys,)*),
-                    __casty_slot: &#lt mut ::core::option::Option<(#(#tys,)*)>,
-                ) -> ::casty::future::BoxFuture<#lt, ::core::result::Result<::casty::Behavior<#m>, ::casty::Failure>>
+                    __casty_msg: #m,
+                    (#(#pats,)*): #state_ty,
+                ) -> ::casty::future::BoxFuture<#lt, ::casty::Next<#state_ty, #m>>
                 #where_clause
                 {
+                    #bind_message
                     ::std::boxed::Box::pin(async move {
                         let __casty_out: #ret_ty = async #block.await;
-                        *__casty_slot = ::core::option::Option::Some((#(#names,)*));
-                        ::casty::__private::into_result::<#m, _>(__casty_out)
+                        #next
                     })
                 }
                 #call
             }
         } else {
             let call = quote_spanned! {msg_ty.span()=>
-                ::casty::__private::stateful::<#m, #msg_ty, _, _, _>((#(#names,)*), __casty_body #turbofish)
+                ::casty::Behaviors::stateful::<#m, _, _>((#(#names,)*), __casty_body #turbofish)
             };
             quote! {
                 #(#lints)*
@@ -136,13 +162,12 @@ pub(crate) fn expand(model: &Model, errors: &Errors) -> TokenStream {
                 #[inline(always)]
                 fn __casty_body <#inner_params> (
                     #ctx_pat: &mut ::casty::ActorContext<#m>,
-                    #msg_pat: #msg_ty,
-                    (#(#pats,)*): (#(#tys,)*),
-                    __casty_slot: &mut ::core::option::Option<(#(#tys,)*)>,
-                ) -> #ret_ty #where_clause {
+                    __casty_msg: #m,
+                    (#(#pats,)*): #state_ty,
+                ) -> ::casty::Next<#state_ty, #m> #where_clause {
+                    #bind_message
                     let __casty_out: #ret_ty = (|| -> #ret_ty #block)();
-                    *__casty_slot = ::core::option::Option::Some((#(#names,)*));
-                    __casty_out
+                    #next
                 }
                 #call
             }

@@ -1,10 +1,11 @@
 //! Behaviors: what an actor does with its next message, as a value.
 //!
 //! A `Behavior<M>` is either a *directive* returned from a handler (`same`, `stopped`, `unhandled`,
-//! `restart`), a *handler* (`receive`, `receive_async`, `receive_message`, `ignore`, `empty`), a
-//! deferred *setup* that runs when the actor starts, or a *wrapper* that adds a concern around an
-//! inner behavior (`supervise`, `with_lifecycle`). The cell interprets these values; state
-//! transitions are nothing but returning the next value (L3).
+//! `restart`), a *handler* (`receive`, `receive_async`, `receive_message`, `ignore`, `empty`, and
+//! `stateful`/`stateful_async`, whose handler owns a state value: see `stateful.rs`), a deferred
+//! *setup* that runs when the actor starts, or a *wrapper* that adds a concern around an inner
+//! behavior (`supervise`, `with_lifecycle`). The cell interprets these values; state transitions
+//! are nothing but returning the next value (L3).
 //!
 //! Behaviors are `Clone`: closures are shared behind `Arc`, so the runtime can keep the pristine
 //! initial behavior and go back to it on a restart (L5) without asking the user for a factory.
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use crate::actor::context::ActorContext;
 use crate::actor::failure::Failure;
 use crate::actor::path::ActorPath;
+use crate::actor::stateful::Next;
 use crate::actor::supervision::SupervisorStrategy;
 
 /// A boxed, `Send` future that may borrow for `'a`: what an async handler returns (borrowing the
@@ -483,6 +485,105 @@ impl Behaviors {
         Behavior::from_kind(Kind::Setup(Arc::new(move |ctx: &mut ActorContext<M>| {
             f(ctx).into_behavior()
         })))
+    }
+
+    /// A behavior that owns a state value of type `S`, passed through its body by value: the body
+    /// `(ctx, msg, state) -> Next<S, M>` gets the current state and returns, in a [`Next`], the
+    /// state for the next message and what the actor does next.
+    ///
+    /// This is the allocation-free way to change state. Returning a new behavior per change
+    /// (`counter(n + 1)` with [`Behaviors::receive`]) builds a new handler each time; here the
+    /// handler stays, and the state is moved out of it into the body and back (no clone, no
+    /// allocation). The state is cloned only when an incarnation starts: at spawn, and on each
+    /// restart, which starts again from the initial state. Hence `S: Clone`; the body is copied
+    /// along with it (a closure is `Clone` when what it captures is), so that building the
+    /// behavior allocates only its handler.
+    ///
+    /// If the body panics, the state it was given is lost with it, so the actor cannot be
+    /// resumed: a supervisor's `Resume` restarts it instead (from the initial state), and says so
+    /// in the log.
+    ///
+    /// `#[behavior]` fns expand to this (see the guide's Macros chapter for the same actor
+    /// written both ways).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Next};
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Debug)]
+    /// enum Counter {
+    ///     Add(u64),
+    ///     Get(ActorRef<u64>),
+    ///     Stop,
+    /// }
+    /// # impl casty::Message for Counter {}
+    ///
+    /// fn counter(start: u64) -> Behavior<Counter> {
+    ///     Behaviors::stateful(start, |_ctx, msg, count| match msg {
+    ///         Counter::Add(n) => Next::state(count + n),
+    ///         Counter::Get(reply_to) => {
+    ///             reply_to.tell(count);
+    ///             Next::state(count)
+    ///         }
+    ///         Counter::Stop => Next::stopped(),
+    ///     })
+    /// }
+    ///
+    /// let system = ActorSystem::new("demo");
+    /// let c = system.spawn(counter(10), "counter").unwrap();
+    /// c.tell(Counter::Add(5));
+    /// let n = system.ask(&c, Counter::Get, Duration::from_secs(1)).await.unwrap();
+    /// assert_eq!(n, 15);
+    /// c.tell(Counter::Stop);
+    /// # system.shutdown().await; }
+    /// ```
+    #[inline]
+    pub fn stateful<M, S, F>(initial: S, body: F) -> Behavior<M>
+    where
+        M: Send + 'static,
+        S: Clone + Send + 'static,
+        F: Fn(&mut ActorContext<M>, M, S) -> Next<S, M> + Clone + Send + Sync + 'static,
+    {
+        crate::actor::stateful::stateful(initial, body)
+    }
+
+    /// The `async` form of [`Behaviors::stateful`]: the body returns a boxed future that owns the
+    /// state while it runs, may `.await`, and ends with the [`Next`]. The actor handles nothing
+    /// else until the future completes (L2). A message costs two small allocations: the body's
+    /// future, and the handler's around it that puts the state back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::{ActorRef, Behavior, Behaviors, Next};
+    /// use std::time::Duration;
+    ///
+    /// // Replies with the running total, after a pause.
+    /// fn slow_total() -> Behavior<(u64, ActorRef<u64>)> {
+    ///     Behaviors::stateful_async(0u64, |_ctx, (n, reply_to): (u64, ActorRef<u64>), total| {
+    ///         Box::pin(async move {
+    ///             tokio::time::sleep(Duration::from_millis(1)).await;
+    ///             reply_to.tell(total + n);
+    ///             Next::state(total + n)
+    ///         })
+    ///     })
+    /// }
+    /// # let _ = slow_total();
+    /// ```
+    pub fn stateful_async<M, S, F>(initial: S, body: F) -> Behavior<M>
+    where
+        M: Send + 'static,
+        S: Clone + Send + 'static,
+        F: for<'a> Fn(&'a mut ActorContext<M>, M, S) -> BoxFuture<'a, Next<S, M>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        crate::actor::stateful::stateful_async(initial, body)
     }
 
     /// Keep the current behavior and its state (returned from a handler).

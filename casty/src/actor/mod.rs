@@ -16,6 +16,7 @@ pub(crate) mod otp;
 pub(crate) mod path;
 pub(crate) mod scheduler;
 pub(crate) mod serde_refs;
+pub(crate) mod stateful;
 pub(crate) mod supervision;
 pub(crate) mod system;
 pub(crate) mod wire;

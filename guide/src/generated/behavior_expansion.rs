@@ -5,10 +5,12 @@ fn bank_account(balance: i64) -> ::casty::Behavior<AccountMsg> {
     #[inline(always)]
     fn __casty_body(
         _ctx: &mut ::casty::ActorContext<AccountMsg>,
-        msg: AccountMsg,
+        __casty_msg: AccountMsg,
         (mut balance,): (i64,),
-        __casty_slot: &mut ::core::option::Option<(i64,)>,
-    ) -> Behavior<AccountMsg> {
+    ) -> ::casty::Next<(i64,), AccountMsg> {
+        let msg: AccountMsg = <AccountMsg as ::casty::__private::SameMessage<
+            AccountMsg,
+        >>::from_message(__casty_msg);
         let __casty_out: Behavior<AccountMsg> = (|| -> Behavior<AccountMsg> {
             match msg {
                 AccountMsg::Deposit(d) => balance += d.amount,
@@ -16,14 +18,7 @@ fn bank_account(balance: i64) -> ::casty::Behavior<AccountMsg> {
             }
             Behaviors::same()
         })();
-        *__casty_slot = ::core::option::Option::Some((balance,));
-        __casty_out
+        ::casty::Next::with((balance,), __casty_out)
     }
-    ::casty::__private::stateful::<
-        AccountMsg,
-        AccountMsg,
-        _,
-        _,
-        _,
-    >((balance,), __casty_body)
+    ::casty::Behaviors::stateful::<AccountMsg, _, _>((balance,), __casty_body)
 }
