@@ -116,6 +116,32 @@ impl Association {
 }
 
 impl Shared {
+    /// The peer incarnation `uid` at `peer` said goodbye, so our connection to it is dead,
+    /// though its writer may not have seen the socket close yet. Nothing is written to it from
+    /// now on: what is sent next waits in the queue for the next connection (a node restarted
+    /// on the same address) instead of going into a socket the peer closed. The writer sees the
+    /// new generation and ends; the peer's own connections to us are left to end by themselves,
+    /// so that what it sent before its goodbye is still read.
+    pub(super) fn retire_connection(&self, peer: &NodeAddress, uid: u64) {
+        let assoc = self
+            .assocs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(peer)
+            .cloned();
+        if let Some(a) = assoc {
+            if a.peer_uid.load(Ordering::Acquire) == uid {
+                {
+                    let mut q = a.queue();
+                    q.out = None;
+                    q.direct = false;
+                    q.generation += 1;
+                }
+                a.wake.notify_one();
+            }
+        }
+    }
+
     /// Empties `assoc`'s queue, reporting what it held as lost for `why`. The recipient names
     /// stay: they are defined again on the next connection.
     pub(super) fn drop_queued(&self, assoc: &Association, why: &str) {

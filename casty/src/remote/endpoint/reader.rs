@@ -259,6 +259,11 @@ async fn inbound_connection(
                     manifest,
                     payload,
                 } => shared.inbound.envelope(&info, path, uid, manifest, payload),
+                Decoded::Frame(Frame::Bye) => {
+                    // Stop writing to the peer before anyone learns that it left.
+                    shared.retire_connection(&info.address, info.uid);
+                    shared.inbound.frame(&info, Frame::Bye);
+                }
                 Decoded::Frame(f) => shared.inbound.frame(&info, f),
             }
         }

@@ -30,6 +30,10 @@ impl Inbound for Collect {
     fn refused(&self, _peer: &str, refusal: &Refusal) {
         let _ = self.refusals.send(refusal.clone());
     }
+    /// A goodbye read by a writer, on a connection we opened: recorded as the frame it was.
+    fn peer_left(&self, from: &PeerInfo) {
+        let _ = self.frames.send((from.clone(), Frame::Bye));
+    }
 }
 
 struct Node {
@@ -39,9 +43,18 @@ struct Node {
 }
 
 async fn node_with(system: &str, secret: Option<&str>, transport: Arc<dyn Transport>) -> Node {
+    node_at(system, 0, secret, transport).await
+}
+
+async fn node_at(
+    system: &str,
+    port: u16,
+    secret: Option<&str>,
+    transport: Arc<dyn Transport>,
+) -> Node {
     let (ftx, frames) = mpsc::unbounded_channel();
     let (rtx, refusals) = mpsc::unbounded_channel();
-    let mut s = EndpointSettings::new(system, "127.0.0.1", 0);
+    let mut s = EndpointSettings::new(system, "127.0.0.1", port);
     s.secret = secret.map(|x| x.as_bytes().to_vec());
     s.backoff_min = Duration::from_millis(10);
     s.backoff_max = Duration::from_millis(100);
@@ -667,4 +680,40 @@ async fn recipient_names_are_defined_again_after_a_reconnect() {
     assert_eq!(b.ep.counters().malformed, 0);
     a.ep.shutdown().await;
     b.ep.shutdown().await;
+}
+
+// A peer's goodbye retires every connection with it before anyone hears of it: nothing sent
+// afterwards goes into the socket it closed (a direct write there would be lost without a
+// trace); it waits for the next connection, to a node restarted on the same port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_goodbye_nothing_is_written_to_the_old_connection() {
+    for round in 0..20 {
+        let mut a = node("bank").await;
+        let mut b1 = node("bank").await;
+        let port = b1.ep.address().port();
+        // Connections both ways: A's to B1 idle and open for direct writes, B1's to A carrying
+        // its goodbye.
+        a.ep.send(b1.ep.address(), &env(1)).unwrap();
+        assert_eq!(seq_of(&next(&mut b1.frames).await.1), 1);
+        b1.ep.send(a.ep.address(), &env(2)).unwrap();
+        assert_eq!(seq_of(&next(&mut a.frames).await.1), 2);
+        let b_addr = b1.ep.address().clone();
+        b1.ep.shutdown().await;
+        let (from, bye) = next(&mut a.frames).await;
+        assert_eq!((bye, from.address.clone()), (Frame::Bye, b_addr.clone()));
+        {
+            let assoc = a.ep.shared.assocs.lock().unwrap()[&b_addr].clone();
+            let q = assoc.queue();
+            assert!(
+                q.out.is_none() && !q.direct,
+                "round {round}: the old connection is still open for writes"
+            );
+        }
+        // Sent before the new incarnation exists: it waits, and reaches it.
+        a.ep.send(&b_addr, &env(3)).unwrap();
+        let mut b2 = node_at("bank", port, None, Arc::new(TcpTransport)).await;
+        assert_eq!(seq_of(&next(&mut b2.frames).await.1), 3, "round {round}");
+        a.ep.shutdown().await;
+        b2.ep.shutdown().await;
+    }
 }

@@ -10,7 +10,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::sync::watch;
 
 use crate::remote::frame::{self, Frame, FrameDecoder};
@@ -112,6 +112,17 @@ impl Drop for Release<'_> {
     }
 }
 
+/// Returns the write half to the queue for the next writer, unless the connection was retired
+/// meanwhile (the peer said goodbye): then nobody may write to it any more.
+fn put_back(assoc: &Association, generation: u64, w: WriteHalf<BoxStream>) -> bool {
+    let mut q = assoc.queue();
+    if q.generation != generation {
+        return false;
+    }
+    q.out = Some(w);
+    true
+}
+
 /// Every recipient name of `assoc`, as `Define` frames in number order, for a new connection.
 /// `None` if one is larger than the peer accepts.
 fn replay_names(assoc: &Association) -> Option<Vec<u8>> {
@@ -184,14 +195,19 @@ pub(super) async fn write_loop(
     // Long-lived, so that each wake-up of the writer does not subscribe to them again.
     let mut severed = std::pin::pin!(severer.severed());
     let mut stopping = std::pin::pin!(stop.changed());
-    {
+    // This connection's generation: a new one means it was retired.
+    let generation = {
         let mut q = assoc.queue();
         q.out = Some(wr);
         q.direct = as_is;
-    }
+        q.generation
+    };
     loop {
         let (taken, queued, unflushed) = {
             let mut q = assoc.queue();
+            if q.generation != generation {
+                return;
+            }
             if q.frames > 0 || q.unflushed {
                 // `None` while a sender writes; it wakes us again if it leaves work behind.
                 match q.out.take() {
@@ -216,7 +232,10 @@ pub(super) async fn write_loop(
                         PeerSaid::Refuse(reason) => {
                             refused_by(shared, assoc, &Refusal::ByPeer(reason));
                         }
-                        PeerSaid::Bye => shared.inbound.peer_left(info),
+                        PeerSaid::Bye => {
+                            shared.retire_connection(&info.address, info.uid);
+                            shared.inbound.peer_left(info);
+                        }
                         PeerSaid::Closed => {}
                     }
                     return;
@@ -256,7 +275,9 @@ pub(super) async fn write_loop(
         };
         batch.clear();
         if filtered.is_empty() && !unflushed {
-            assoc.queue().out = Some(w);
+            if !put_back(assoc, generation, w) {
+                return;
+            }
             continue;
         }
         if severer.is_severed() {
@@ -275,7 +296,9 @@ pub(super) async fn write_loop(
             tracing::debug!(error = %e, "write failed; reconnecting");
             return;
         }
-        assoc.queue().out = Some(w);
+        if !put_back(assoc, generation, w) {
+            return;
+        }
         Counters::add(&shared.counters.frames_out, frames as u64);
         Counters::add(&shared.counters.bytes_out, filtered.len() as u64);
         filtered.clear();
