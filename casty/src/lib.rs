@@ -274,7 +274,7 @@ pub mod wire {
 }
 
 /// The future type in casty's signatures: what an async handler
-/// ([`Behaviors::receive_async`](crate::Behaviors::receive_async)), an [`EventJournal`](crate::EventJournal)
+/// ([`Behaviors::receive_async`]), an [`EventJournal`]
 /// and a remoting transport return.
 ///
 /// # Examples
