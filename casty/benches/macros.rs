@@ -5,6 +5,7 @@
 //! `CASTY_BENCH_RUNS` (default 5) as in the runtime benchmark; hand-written and macro runs are
 //! interleaved so that machine noise hits both alike.
 
+#[allow(dead_code)] // the programs of the other benches
 mod common;
 
 use std::sync::Arc;
