@@ -9,8 +9,11 @@ use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Mailbox, Message, SpawnO
 
 use crate::common::{produce, Done};
 
-/// How long an ask in the benchmarks may take before it fails the run.
-pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(60);
+/// The timeout of W2's asks, the one the guide's examples use.
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The timeout of the ask for the total in W1 and W5, which waits behind every tell.
+const TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The counter of W1 and W5.
 #[derive(Debug)]
@@ -89,7 +92,7 @@ pub(crate) fn count(
                 .ask(
                     &counter,
                     |reply_to| CounterMsg::Get { reply_to },
-                    ASK_TIMEOUT,
+                    TOTAL_TIMEOUT,
                 )
                 .await
                 .unwrap();
