@@ -1,109 +1,76 @@
-//! Runtime benchmarks W1–W6, each printed beside a raw-tokio baseline measured in the same run.
+//! Runtime benchmarks W1–W6: casty written as its guide writes it, beside raw tokio and actix,
+//! all measured in the same run.
 //!
-//! Run: `cargo bench -p casty --bench runtime`. W1b, W3b, W4b and W5b repeat W1, W3, W4 and W5
-//! with bounded mailboxes (W4b's capacity comes from `CASTY_BENCH_W4_CAPACITY`, default
-//! 1,000,000). Worker threads come from `CASTY_BENCH_WORKERS` (default 2); W6 runs once per count
-//! in `CASTY_BENCH_W6_WORKERS` (default `1,2`). Each figure is the median of `CASTY_BENCH_RUNS` runs
-//! (default 3).
+//! Run: `cargo bench -p casty --bench runtime`, or name whole workloads to run only those
+//! (`cargo bench -p casty --bench runtime -- W2 W4`; `W1` does not select `W1b`).
+//!
+//! The workloads:
+//! - **W1**: one producer tokio task tells 2,000,000 `Add(1)` to a counter, then asks it once for
+//!   the total (which must be 2,000,000). Millions of messages per second.
+//! - **W2**: one task asks an echo 200,000 times in sequence (`Echo(i)` answered with `i + 1`).
+//!   Mean and median latency.
+//! - **W3**: two actors bounce a count down from 1,000,000. Messages per second.
+//! - **W4**: spawn 100,000 actors, tell each one message, stop each and wait for its `post_stop`:
+//!   total time; and the resident memory per actor while all are alive and idle (growth of the
+//!   process's RSS over the spawn, divided by 100,000). Each W4 measurement runs in a fresh child
+//!   process of this bench, so that no implementation reuses memory another one freed.
+//! - **W5**: 8 producer tasks tell 250,000 `Add(1)` each to one counter, then one ask for the
+//!   total.
+//! - **W6**: 1,000 pairs bounce a count 2,000 times each, on 1 and on 2 workers.
+//! - **W1b, W3b, W4b, W5b** repeat W1, W3, W4 and W5 with bounded `drop_new` mailboxes that never
+//!   fill: capacity 2,000,001 for W1b and W5b (room for every tell and the ask), 1,000 for W3b,
+//!   `CASTY_BENCH_W4_CAPACITY` (default 1,000,000) for W4b; casty's functional form against raw
+//!   tokio.
+//!
+//! The implementations, each measured in every round:
+//! - **casty, `Behaviors::receive`**: the guide's functional state (`guide.rs`): the counter's
+//!   `Add` returns `counter(count + x)`, asks go through `system.ask(&r, |reply_to| .., timeout)`;
+//!   a player of W3 and W6 returns `playing(peer)` once it learns its peer (`common::hand_player`).
+//! - **casty, `#[behavior]`**: the same actors written with the macro (`macro_form.rs`).
+//! - **raw tokio**: tasks, unbounded `mpsc` channels and `oneshot` replies, no framework
+//!   (`raw.rs`); W2 is a plain `oneshot` round trip, with no timeout.
+//! - **actix**: written as actix's documentation writes it (`actix_side.rs`), on as many arbiters
+//!   as tokio has workers; that file says why this is the closest equivalent and where each actor
+//!   is placed.
+//!
+//! casty and raw tokio run on a multi-thread tokio runtime with `CASTY_BENCH_WORKERS` workers
+//! (default 2), from tasks spawned on it. Each figure is the median over `CASTY_BENCH_RUNS` rounds
+//! (default 5); a round runs every implementation once, starting each round with the next
+//! implementation, so that the machine's drift falls on all alike. Ratios are to raw tokio in the
+//! same round, then the median over rounds. W6 runs once per worker count in
+//! `CASTY_BENCH_W6_WORKERS` (default `1,2`).
 
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+#[path = "runtime/actix_side.rs"]
+mod actix_side;
+#[allow(dead_code)] // the programs of the other benches
 mod common;
+#[path = "runtime/guide.rs"]
+mod guide;
+#[path = "runtime/macro_form.rs"]
+mod macro_form;
+#[path = "runtime/raw.rs"]
+mod raw;
 
-use casty::{ActorRef, ActorSystem, Behaviors, Mailbox, Overflow, SpawnOptions};
-use common::{
-    bounce_casty, bounce_casty_with, bounce_tokio, env_usize, hand_player, hand_sink, median,
-    runtime, w1_casty, w1_casty_with, w1_tokio, wanted, Done, W1_N,
-};
-use tokio::sync::{mpsc, oneshot};
+use casty::{Mailbox, Overflow};
+use common::{bounce_casty_with, bounce_tokio, env_usize, hand_player, median, runtime, wanted};
 
-/// A bounded `drop_new` mailbox of `capacity`.
-fn bounded(capacity: usize) -> Mailbox {
-    Mailbox::bounded(capacity, Overflow::DropNew)
-}
-
-fn runs<F: FnMut() -> f64>(mut f: F) -> f64 {
-    median((0..env_usize("CASTY_BENCH_RUNS", 3)).map(|_| f()).collect())
-}
-
-fn report(name: &str, unit: &str, casty: f64, tokio: f64, higher_is_better: bool, target: &str) {
-    let ratio = casty / tokio;
-    let dir = if higher_is_better {
-        "casty/tokio"
-    } else {
-        "casty/tokio (lower is better)"
-    };
-    println!("{name:<34} casty {casty:>10.3} {unit:<8} | tokio {tokio:>10.3} {unit:<8} | {dir} {ratio:.2} (target {target})");
-}
-
-// ---------------------------------------------------------------- W1: one producer, one actor
-
-// ---------------------------------------------------------------- W2: sequential asks
-
-const W2_N: usize = 200_000;
-
-fn w2_casty(rt: &tokio::runtime::Runtime) -> (f64, f64) {
-    rt.block_on(async {
-        let system = ActorSystem::new("bench");
-        let echo = system
-            .spawn(
-                Behaviors::receive(|_ctx, r: ActorRef<u64>| {
-                    r.tell(1u64);
-                    Behaviors::same()
-                }),
-                "echo",
-            )
-            .unwrap();
-        let mut lat = Vec::with_capacity(W2_N);
-        for _ in 0..W2_N {
-            let t = Instant::now();
-            let v = system
-                .ask(&echo, |r| r, Duration::from_secs(5))
-                .await
-                .unwrap();
-            lat.push(t.elapsed());
-            assert_eq!(v, 1);
-        }
-        system.shutdown().await;
-        mean_p50(lat)
-    })
-}
-
-fn w2_tokio(rt: &tokio::runtime::Runtime) -> (f64, f64) {
-    rt.block_on(async {
-        let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<u64>>();
-        tokio::spawn(async move {
-            while let Some(r) = rx.recv().await {
-                let _ = r.send(1);
-            }
-        });
-        let mut lat = Vec::with_capacity(W2_N);
-        for _ in 0..W2_N {
-            let t = Instant::now();
-            let (otx, orx) = oneshot::channel();
-            tx.send(otx).unwrap();
-            let v = tokio::time::timeout(Duration::from_secs(5), orx)
-                .await
-                .unwrap()
-                .unwrap();
-            lat.push(t.elapsed());
-            assert_eq!(v, 1);
-        }
-        mean_p50(lat)
-    })
-}
-
-fn mean_p50(mut lat: Vec<Duration>) -> (f64, f64) {
-    let mean = lat.iter().map(|d| d.as_secs_f64()).sum::<f64>() / lat.len() as f64 * 1e6;
-    lat.sort();
-    (mean, lat[lat.len() / 2].as_secs_f64() * 1e6)
-}
-
-// ---------------------------------------------------------------- W4: many actors
-
+const W1_N: u64 = 2_000_000;
+const W2_N: u64 = 200_000;
+const W3_HITS: u32 = 1_000_000;
 const W4_N: usize = 100_000;
+const W5_PRODUCERS: u64 = 8;
+const W5_EACH: u64 = 250_000;
+const W6_PAIRS: usize = 1_000;
+const W6_HITS: u32 = 2_000;
 
-fn rss_bytes() -> usize {
+/// The environment variable that makes this bench a W4 child process: `<implementation>:<workers>`.
+const W4_CHILD: &str = "CASTY_BENCH_W4_CHILD";
+
+/// The process's resident memory in bytes (Linux), or 0 where unknown.
+pub(crate) fn rss_bytes() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -114,258 +81,443 @@ fn rss_bytes() -> usize {
         .unwrap_or(0)
 }
 
-/// Returns (seconds for spawn + one message each + stop all, bytes per idle actor); every actor
-/// gets `mailbox`.
-fn w4_casty(rt: &tokio::runtime::Runtime, mailbox: Mailbox) -> (f64, f64) {
-    rt.block_on(async {
-        let system = ActorSystem::new("bench");
-        let done = Done::new(W4_N);
-        let before = rss_bytes();
-        let t = Instant::now();
-        let mut refs = Vec::with_capacity(W4_N);
-        let opts = SpawnOptions::default().mailbox(mailbox);
-        for i in 0..W4_N {
-            let d = done.clone();
-            refs.push(
-                system
-                    .spawn_with(
-                        Behaviors::receive(move |_ctx, _: u8| {
-                            d.finish_one();
-                            Behaviors::same()
-                        }),
-                        &format!("a{i}"),
-                        opts.clone(),
-                    )
-                    .unwrap(),
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await; // let every actor start and park
-        let per_actor = (rss_bytes().saturating_sub(before)) as f64 / W4_N as f64;
-        for r in &refs {
-            r.tell(1u8);
-        }
-        done.notify.notified().await;
-        drop(refs);
-        system.shutdown().await;
-        (t.elapsed().as_secs_f64() - 0.05, per_actor)
-    })
+/// Mean and median of latencies, in µs.
+pub(crate) fn mean_p50(mut lat: Vec<Duration>) -> (f64, f64) {
+    let mean = lat.iter().map(|d| d.as_secs_f64()).sum::<f64>() / lat.len() as f64 * 1e6;
+    lat.sort();
+    (mean, lat[lat.len() / 2].as_secs_f64() * 1e6)
 }
 
-fn w4_tokio(rt: &tokio::runtime::Runtime) -> (f64, f64) {
-    rt.block_on(async {
-        let done = Done::new(W4_N);
-        let before = rss_bytes();
-        let t = Instant::now();
-        let mut txs = Vec::with_capacity(W4_N);
-        let mut handles = Vec::with_capacity(W4_N);
-        for _ in 0..W4_N {
-            let (tx, mut rx) = mpsc::unbounded_channel::<u8>();
-            let d = done.clone();
-            handles.push(tokio::spawn(async move {
-                while rx.recv().await.is_some() {
-                    d.finish_one();
+/// A bounded `drop_new` mailbox of `capacity`.
+fn bounded(capacity: usize) -> Mailbox {
+    Mailbox::bounded(capacity, Overflow::DropNew)
+}
+
+/// The target the issue sets for casty's figure.
+#[derive(Clone, Copy)]
+enum Target {
+    /// None.
+    Not,
+    /// casty / raw at least this.
+    RatioAtLeast(f64),
+    /// casty / raw at most this.
+    RatioAtMost(f64),
+    /// The figure itself at most this.
+    AtMost(f64),
+}
+
+/// One figure a workload measures.
+struct Figure {
+    what: &'static str,
+    unit: &'static str,
+    target: Target,
+}
+
+/// Names of the implementations, as printed.
+const CASTY: &str = "casty, Behaviors::receive";
+const CASTY_MACRO: &str = "casty, #[behavior]";
+const RAW: &str = "raw tokio";
+
+/// One implementation of a workload: its name and one measurement of every figure.
+type Run<'a> = (String, Box<dyn FnMut() -> Vec<f64> + 'a>);
+
+/// Runs every implementation once per round, each round starting with the next one, then prints
+/// each figure's median per implementation with its median ratio to raw tokio in the same round.
+fn measure(name: &str, title: &str, figures: &[Figure], mut runs: Vec<Run<'_>>) {
+    let rounds = env_usize("CASTY_BENCH_RUNS", 5).max(1);
+    let k = runs.len();
+    let raw = runs.iter().position(|(n, _)| n == RAW).expect("a raw line");
+    let mut got: Vec<Vec<Vec<f64>>> = vec![Vec::new(); k];
+    for round in 0..rounds {
+        for j in 0..k {
+            let i = (round + j) % k;
+            got[i].push((runs[i].1)());
+        }
+    }
+    println!("\n{name} {title}");
+    for (f, figure) in figures.iter().enumerate() {
+        println!("  {} [{}]", figure.what, figure.unit);
+        for (i, (label, _)) in runs.iter().enumerate() {
+            let value = median(got[i].iter().map(|v| v[f]).collect());
+            let ratio = median((0..rounds).map(|r| got[i][r][f] / got[raw][r][f]).collect());
+            let mut line = format!("    {label:<30} {value:>12.3}");
+            if i != raw {
+                line += &format!("   {ratio:>6.2}x raw");
+                if label.starts_with("casty") {
+                    line += &match figure.target {
+                        Target::Not => String::new(),
+                        Target::RatioAtLeast(t) => {
+                            format!("   target >= {t}x: {}", met(ratio >= t))
+                        }
+                        Target::RatioAtMost(t) => {
+                            format!("   target <= {t}x: {}", met(ratio <= t))
+                        }
+                        Target::AtMost(t) => {
+                            format!("   target <= {t} {}: {}", figure.unit, met(value <= t))
+                        }
+                    };
                 }
-            }));
-            txs.push(tx);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let per_task = (rss_bytes().saturating_sub(before)) as f64 / W4_N as f64;
-        for tx in &txs {
-            tx.send(1).unwrap();
-        }
-        done.notify.notified().await;
-        drop(txs);
-        for h in handles {
-            h.await.unwrap();
-        }
-        (t.elapsed().as_secs_f64() - 0.05, per_task)
-    })
-}
-
-// ---------------------------------------------------------------- W5: many producers
-
-const W5_PRODUCERS: u64 = 8;
-const W5_EACH: u64 = 250_000;
-
-fn w5_casty(rt: &tokio::runtime::Runtime, mailbox: Mailbox) -> f64 {
-    rt.block_on(async {
-        let system = ActorSystem::new("bench");
-        let done = Done::new((W5_PRODUCERS * W5_EACH) as usize);
-        let d = done.clone();
-        let sink = system
-            .spawn_with(
-                Behaviors::receive(move |_ctx, _n: u64| {
-                    d.finish_one();
-                    Behaviors::same()
-                }),
-                "sink",
-                SpawnOptions::default().mailbox(mailbox),
-            )
-            .unwrap();
-        let t = Instant::now();
-        for p in 0..W5_PRODUCERS {
-            let s = sink.clone();
-            tokio::spawn(async move {
-                for i in 0..W5_EACH {
-                    s.tell(p * W5_EACH + i);
-                }
-            });
-        }
-        done.notify.notified().await;
-        let r = (W5_PRODUCERS * W5_EACH) as f64 / t.elapsed().as_secs_f64() / 1e6;
-        system.shutdown().await;
-        r
-    })
-}
-
-fn w5_tokio(rt: &tokio::runtime::Runtime) -> f64 {
-    rt.block_on(async {
-        let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
-        let done = Done::new((W5_PRODUCERS * W5_EACH) as usize);
-        let d = done.clone();
-        tokio::spawn(async move {
-            while rx.recv().await.is_some() {
-                d.finish_one();
             }
-        });
-        let t = Instant::now();
-        for p in 0..W5_PRODUCERS {
-            let s = tx.clone();
-            tokio::spawn(async move {
-                for i in 0..W5_EACH {
-                    s.send(p * W5_EACH + i).unwrap();
-                }
-            });
+            println!("{line}");
         }
-        done.notify.notified().await;
-        (W5_PRODUCERS * W5_EACH) as f64 / t.elapsed().as_secs_f64() / 1e6
-    })
+    }
+}
+
+fn met(yes: bool) -> &'static str {
+    if yes {
+        "met"
+    } else {
+        "NOT MET"
+    }
+}
+
+/// The first `model name` of `/proc/cpuinfo`.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|m| m.trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Runs one W4 measurement in a fresh child process of this bench; returns (seconds, bytes per
+/// actor).
+fn w4_in_child(implementation: &str, workers: usize) -> Vec<f64> {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(W4_CHILD, format!("{implementation}:{workers}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "W4 child {implementation} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect()
+}
+
+/// The W4 child: measures one implementation and prints "seconds bytes-per-actor".
+fn w4_child(spec: &str) {
+    let (implementation, workers) = spec.split_once(':').unwrap();
+    let workers: usize = workers.parse().unwrap();
+    let (secs, bytes) = match implementation {
+        "actix" => actix_side::spawn_many(workers, W4_N),
+        _ => {
+            let rt = runtime(workers);
+            match implementation {
+                "casty" => guide::spawn_many(&rt, guide::greeted, Mailbox::unbounded(), W4_N),
+                "macro" => guide::spawn_many(&rt, macro_form::greeted, Mailbox::unbounded(), W4_N),
+                "bounded" => {
+                    let cap = env_usize("CASTY_BENCH_W4_CAPACITY", 1_000_000);
+                    guide::spawn_many(&rt, guide::greeted, bounded(cap), W4_N)
+                }
+                "raw" => raw::spawn_many(&rt, W4_N),
+                other => panic!("unknown W4 implementation {other}"),
+            }
+        }
+    };
+    println!("{secs} {bytes}");
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var(W4_CHILD) {
+        w4_child(&spec);
+        return;
+    }
     let want = wanted();
     let workers = env_usize("CASTY_BENCH_WORKERS", 2);
     let rt = runtime(workers);
+    let actix = format!("actix, {workers} arbiters");
+    println!("casty runtime benchmarks");
     println!(
-        "casty runtime benchmarks: {workers} worker threads, median of {} runs",
-        env_usize("CASTY_BENCH_RUNS", 3)
+        "CPU: {} ({} logical CPUs); load average {}",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average()
+    );
+    println!(
+        "{workers} tokio worker threads (actix: {workers} arbiters) unless a line says otherwise; \
+         median of {} interleaved rounds; ratios are to raw tokio in the same round",
+        env_usize("CASTY_BENCH_RUNS", 5)
     );
 
+    let rate = |target| {
+        [Figure {
+            what: "throughput",
+            unit: "M msg/s",
+            target,
+        }]
+    };
+
     if want("W1") {
-        let t = runs(|| w1_tokio(&rt));
-        let c = runs(|| w1_casty(&rt, hand_sink));
-        report("W1 tell 2M, 1 producer", "M msg/s", c, t, true, ">= 0.6");
-        // The same with a bounded mailbox that never fills (capacity 2M, drop_new).
-        let b = runs(|| w1_casty_with(&rt, hand_sink, bounded(W1_N as usize)));
-        report(
-            "W1b as W1, bounded mailbox",
-            "M msg/s",
-            b,
-            t,
-            true,
-            ">= 0.6",
+        measure(
+            "W1",
+            "one producer task tells 2,000,000 Add(1), then one ask for the total",
+            &rate(Target::RatioAtLeast(0.8)),
+            vec![
+                (
+                    CASTY.into(),
+                    Box::new(|| {
+                        vec![guide::count(
+                            &rt,
+                            guide::counter,
+                            Mailbox::unbounded(),
+                            1,
+                            W1_N,
+                        )]
+                    }),
+                ),
+                (RAW.into(), Box::new(|| vec![raw::count(&rt, 1, W1_N)])),
+                (
+                    CASTY_MACRO.into(),
+                    Box::new(|| {
+                        vec![guide::count(
+                            &rt,
+                            macro_form::counter,
+                            Mailbox::unbounded(),
+                            1,
+                            W1_N,
+                        )]
+                    }),
+                ),
+                (
+                    actix.clone(),
+                    Box::new(|| vec![actix_side::count(workers, 1, W1_N)]),
+                ),
+            ],
+        );
+    }
+    if want("W1b") {
+        measure(
+            "W1b",
+            "as W1, the counter's mailbox bounded (2,000,001: room for all, drop_new)",
+            &rate(Target::RatioAtLeast(0.8)),
+            vec![
+                (
+                    CASTY.into(),
+                    Box::new(|| {
+                        vec![guide::count(
+                            &rt,
+                            guide::counter,
+                            bounded(W1_N as usize + 1),
+                            1,
+                            W1_N,
+                        )]
+                    }),
+                ),
+                (RAW.into(), Box::new(|| vec![raw::count(&rt, 1, W1_N)])),
+            ],
         );
     }
     if want("W2") {
-        let (tm, tp) = {
-            let v: Vec<_> = (0..env_usize("CASTY_BENCH_RUNS", 3))
-                .map(|_| w2_tokio(&rt))
-                .collect();
-            (
-                median(v.iter().map(|x| x.0).collect()),
-                median(v.iter().map(|x| x.1).collect()),
-            )
-        };
-        let (cm, cp) = {
-            let v: Vec<_> = (0..env_usize("CASTY_BENCH_RUNS", 3))
-                .map(|_| w2_casty(&rt))
-                .collect();
-            (
-                median(v.iter().map(|x| x.0).collect()),
-                median(v.iter().map(|x| x.1).collect()),
-            )
-        };
-        report(
-            "W2 ask 200k sequential, mean",
-            "us",
-            cm,
-            tm,
-            false,
-            "<= 1.3",
+        let two = |(mean, p50): (f64, f64)| vec![mean, p50];
+        measure(
+            "W2",
+            "200,000 sequential asks, Echo(i) -> i + 1 (lower is better)",
+            &[
+                Figure {
+                    what: "mean latency",
+                    unit: "us",
+                    target: Target::RatioAtMost(1.5),
+                },
+                Figure {
+                    what: "p50 latency",
+                    unit: "us",
+                    target: Target::Not,
+                },
+            ],
+            vec![
+                (
+                    CASTY.into(),
+                    Box::new(|| two(guide::ask_echo(&rt, guide::echo, W2_N))),
+                ),
+                (RAW.into(), Box::new(|| two(raw::ask_echo(&rt, W2_N)))),
+                (
+                    CASTY_MACRO.into(),
+                    Box::new(|| two(guide::ask_echo(&rt, macro_form::echo, W2_N))),
+                ),
+                (
+                    actix.clone(),
+                    Box::new(|| two(actix_side::ask_echo(workers, W2_N))),
+                ),
+            ],
         );
-        report("W2 ask 200k sequential, p50", "us", cp, tp, false, "-");
     }
     if want("W3") {
-        let t = runs(|| bounce_tokio(&rt, 1, 1_000_000));
-        let c = runs(|| bounce_casty(&rt, 1, 1_000_000, hand_player));
-        report("W3 bounce 1M, 2 actors", "M msg/s", c, t, true, ">= 0.8");
-        let b = runs(|| bounce_casty_with(&rt, 1, 1_000_000, hand_player, bounded(1000)));
-        report(
-            "W3b as W3, bounded mailboxes",
-            "M msg/s",
-            b,
-            t,
-            true,
-            ">= 0.8",
+        measure(
+            "W3",
+            "two actors bounce a count 1,000,000 times",
+            &rate(Target::RatioAtLeast(0.9)),
+            vec![
+                (
+                    CASTY.into(),
+                    Box::new(|| {
+                        vec![bounce_casty_with(
+                            &rt,
+                            1,
+                            W3_HITS,
+                            hand_player,
+                            Mailbox::unbounded(),
+                        )]
+                    }),
+                ),
+                (RAW.into(), Box::new(|| vec![bounce_tokio(&rt, 1, W3_HITS)])),
+                (
+                    CASTY_MACRO.into(),
+                    Box::new(|| {
+                        vec![bounce_casty_with(
+                            &rt,
+                            1,
+                            W3_HITS,
+                            macro_form::player,
+                            Mailbox::unbounded(),
+                        )]
+                    }),
+                ),
+                (
+                    actix.clone(),
+                    Box::new(|| vec![actix_side::bounce(workers, 1, W3_HITS)]),
+                ),
+            ],
         );
     }
+    if want("W3b") {
+        measure(
+            "W3b",
+            "as W3, both mailboxes bounded (1,000, drop_new)",
+            &rate(Target::RatioAtLeast(0.9)),
+            vec![
+                (
+                    CASTY.into(),
+                    Box::new(|| {
+                        vec![bounce_casty_with(
+                            &rt,
+                            1,
+                            W3_HITS,
+                            hand_player,
+                            bounded(1000),
+                        )]
+                    }),
+                ),
+                (RAW.into(), Box::new(|| vec![bounce_tokio(&rt, 1, W3_HITS)])),
+            ],
+        );
+    }
+    let w4_figures = [
+        Figure {
+            what: "spawn, one message each, stop each and await its post_stop",
+            unit: "s",
+            target: Target::RatioAtMost(1.5),
+        },
+        Figure {
+            what: "resident memory per live idle actor",
+            unit: "B",
+            target: Target::AtMost(1000.0),
+        },
+    ];
     if want("W4") {
-        let (ts, tb) = w4_tokio(&rt);
-        let (cs, cb) = w4_casty(&rt, Mailbox::unbounded());
-        report("W4 spawn+msg+stop 100k", "s", cs, ts, false, "-");
-        report(
-            "W4 memory per idle actor",
-            "bytes",
-            cb,
-            tb,
-            false,
-            "casty <= 1000 B",
+        measure(
+            "W4",
+            "100,000 actors, each measured in a fresh process (lower is better)",
+            &w4_figures,
+            vec![
+                (CASTY.into(), Box::new(|| w4_in_child("casty", workers))),
+                (RAW.into(), Box::new(|| w4_in_child("raw", workers))),
+                (
+                    CASTY_MACRO.into(),
+                    Box::new(|| w4_in_child("macro", workers)),
+                ),
+                (actix.clone(), Box::new(|| w4_in_child("actix", workers))),
+            ],
         );
     }
     if want("W4b") {
-        // W4 with every actor's mailbox bounded (capacity `CASTY_BENCH_W4_CAPACITY`, default
-        // 1,000,000): its memory must not depend on the bound. Run it alone (`-- W4b`) for its
-        // memory figure: after W4 in the same process it reuses the memory W4 freed.
         let cap = env_usize("CASTY_BENCH_W4_CAPACITY", 1_000_000);
-        let (ts, tb) = w4_tokio(&rt);
-        let (bs, bb) = w4_casty(&rt, bounded(cap));
-        report(
-            &format!("W4b as W4, bounded {cap}"),
-            "s",
-            bs,
-            ts,
-            false,
-            "-",
-        );
-        report(
-            &format!("W4b memory per idle actor, bounded {cap}"),
-            "bytes",
-            bb,
-            tb,
-            false,
-            "casty <= 1000 B",
+        measure(
+            "W4b",
+            &format!("as W4, every mailbox bounded ({cap}, drop_new)"),
+            &w4_figures,
+            vec![
+                (CASTY.into(), Box::new(|| w4_in_child("bounded", workers))),
+                (RAW.into(), Box::new(|| w4_in_child("raw", workers))),
+            ],
         );
     }
     if want("W5") {
-        let t = runs(|| w5_tokio(&rt));
-        let c = runs(|| w5_casty(&rt, Mailbox::unbounded()));
-        report(
-            "W5 tell 8x250k, 8 producers",
-            "M msg/s",
-            c,
-            t,
-            true,
-            ">= 0.9",
+        measure(
+            "W5",
+            "8 producer tasks tell 250,000 Add(1) each to one counter, then one ask",
+            &rate(Target::RatioAtLeast(1.1)),
+            vec![
+                (
+                    CASTY.into(),
+                    Box::new(|| {
+                        vec![guide::count(
+                            &rt,
+                            guide::counter,
+                            Mailbox::unbounded(),
+                            W5_PRODUCERS,
+                            W5_EACH,
+                        )]
+                    }),
+                ),
+                (
+                    RAW.into(),
+                    Box::new(|| vec![raw::count(&rt, W5_PRODUCERS, W5_EACH)]),
+                ),
+                (
+                    CASTY_MACRO.into(),
+                    Box::new(|| {
+                        vec![guide::count(
+                            &rt,
+                            macro_form::counter,
+                            Mailbox::unbounded(),
+                            W5_PRODUCERS,
+                            W5_EACH,
+                        )]
+                    }),
+                ),
+                (
+                    actix.clone(),
+                    Box::new(|| vec![actix_side::count(workers, W5_PRODUCERS, W5_EACH)]),
+                ),
+            ],
         );
-        // The same with a bounded mailbox that never fills (capacity 2M, drop_new).
-        let b = runs(|| w5_casty(&rt, bounded((W5_PRODUCERS * W5_EACH) as usize)));
-        report(
-            "W5b as W5, bounded mailbox",
-            "M msg/s",
-            b,
-            t,
-            true,
-            ">= 0.9",
+    }
+    if want("W5b") {
+        let cap = (W5_PRODUCERS * W5_EACH) as usize + 1;
+        measure(
+            "W5b",
+            "as W5, the counter's mailbox bounded (2,000,001: room for all, drop_new)",
+            &rate(Target::RatioAtLeast(1.1)),
+            vec![
+                (
+                    CASTY.into(),
+                    Box::new(|| {
+                        vec![guide::count(
+                            &rt,
+                            guide::counter,
+                            bounded(cap),
+                            W5_PRODUCERS,
+                            W5_EACH,
+                        )]
+                    }),
+                ),
+                (
+                    RAW.into(),
+                    Box::new(|| vec![raw::count(&rt, W5_PRODUCERS, W5_EACH)]),
+                ),
+            ],
         );
     }
     if want("W6") {
@@ -375,16 +527,47 @@ fn main() {
             .filter_map(|s| s.trim().parse::<usize>().ok())
         {
             let rt = runtime(w);
-            let t = runs(|| bounce_tokio(&rt, 1000, 2000));
-            let c = runs(|| bounce_casty(&rt, 1000, 2000, hand_player));
-            report(
-                &format!("W6 1000 pairs x 2000, {w} workers"),
-                "M msg/s",
-                c,
-                t,
-                true,
-                ">= 0.6",
+            let rt = &rt;
+            measure(
+                "W6",
+                &format!("1,000 pairs bounce a count 2,000 times each, {w} worker(s)"),
+                &rate(Target::RatioAtLeast(0.8)),
+                vec![
+                    (
+                        CASTY.into(),
+                        Box::new(move || {
+                            vec![bounce_casty_with(
+                                rt,
+                                W6_PAIRS,
+                                W6_HITS,
+                                hand_player,
+                                Mailbox::unbounded(),
+                            )]
+                        }),
+                    ),
+                    (
+                        RAW.into(),
+                        Box::new(move || vec![bounce_tokio(rt, W6_PAIRS, W6_HITS)]),
+                    ),
+                    (
+                        CASTY_MACRO.into(),
+                        Box::new(move || {
+                            vec![bounce_casty_with(
+                                rt,
+                                W6_PAIRS,
+                                W6_HITS,
+                                macro_form::player,
+                                Mailbox::unbounded(),
+                            )]
+                        }),
+                    ),
+                    (
+                        format!("actix, {w} arbiter(s)"),
+                        Box::new(move || vec![actix_side::bounce(w, W6_PAIRS, W6_HITS)]),
+                    ),
+                ],
             );
         }
     }
+    println!("\nload average at the end: {}", load_average());
 }

@@ -10,13 +10,14 @@ use casty::{ActorRef, ActorSystem, Behavior, Behaviors, Mailbox, Message, SpawnO
 use tokio::sync::{mpsc, Notify};
 
 /// Which workloads to run: those named by a command-line filter (`W1`, `RW2`, ..), or all of them.
+/// A filter names a whole workload, ignoring case: `W1` selects W1 but not W1b or RW1.
 /// `cargo bench` passes `--bench`, which is not a filter.
 pub(crate) fn wanted() -> impl Fn(&str) -> bool {
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    move |w: &str| filter.is_empty() || filter.iter().any(|f| w.contains(f.as_str()))
+    move |w: &str| filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(w))
 }
 
 /// A number from the environment, or `default`.
@@ -250,4 +251,32 @@ pub(crate) fn bounce_casty_with(
         system.shutdown().await;
         r
     })
+}
+
+/// The producers of W1 and W5: with one producer, the calling task tells `each` messages itself;
+/// with more, `producers` tokio tasks tell `each` messages each, and this returns once all have.
+pub(crate) async fn produce<S, T>(sink: &S, producers: u64, each: u64, tell: T)
+where
+    S: Clone + Send + 'static,
+    T: Fn(&S) + Copy + Send + 'static,
+{
+    if producers == 1 {
+        for _ in 0..each {
+            tell(sink);
+        }
+        return;
+    }
+    let tasks: Vec<_> = (0..producers)
+        .map(|_| {
+            let s = sink.clone();
+            tokio::spawn(async move {
+                for _ in 0..each {
+                    tell(&s);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
 }

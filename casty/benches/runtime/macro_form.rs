@@ -1,0 +1,74 @@
+//! The same actors written with the `#[behavior]` macro, as the guide's "Macros" chapter writes
+//! them: the state is the fn's third parameter and the recursion `counter(count + x)` is the
+//! transition. The protocols are the ones of the functional form, so only the behaviors differ.
+
+use std::sync::Arc;
+
+use casty::{behavior, ActorContext, ActorRef, Behavior, Behaviors};
+
+use crate::common::{Ball, Done};
+use crate::guide::{CounterMsg, EchoMsg, Hello};
+
+/// The counter of W1 and W5.
+#[behavior]
+pub(crate) fn counter(
+    _ctx: &mut ActorContext<CounterMsg>,
+    msg: CounterMsg,
+    count: u64,
+) -> Behavior<CounterMsg> {
+    match msg {
+        CounterMsg::Add(x) => counter(count + x),
+        CounterMsg::Get { reply_to } => {
+            reply_to.tell(count);
+            Behaviors::same()
+        }
+    }
+}
+
+/// The echo of W2.
+#[behavior]
+pub(crate) fn echo(_ctx: &mut ActorContext<EchoMsg>, msg: EchoMsg) -> Behavior<EchoMsg> {
+    match msg {
+        EchoMsg::Echo { n, reply_to } => {
+            reply_to.tell(n + 1);
+            Behaviors::same()
+        }
+    }
+}
+
+/// An actor of W4: counts its one message in `handled`.
+#[behavior]
+pub(crate) fn greeted(
+    _ctx: &mut ActorContext<Hello>,
+    _msg: Hello,
+    handled: Arc<Done>,
+) -> Behavior<Hello> {
+    handled.finish_one();
+    Behaviors::same()
+}
+
+/// A player of W3 and W6: waits for its peer, then bounces the count down to zero.
+#[behavior]
+pub(crate) fn player(_ctx: &mut ActorContext<Ball>, msg: Ball, done: Arc<Done>) -> Behavior<Ball> {
+    match msg {
+        Ball::Peer(peer) => playing(peer, done.clone()),
+        Ball::Hit(_) => Behaviors::same(),
+    }
+}
+
+#[behavior]
+fn playing(
+    _ctx: &mut ActorContext<Ball>,
+    msg: Ball,
+    peer: ActorRef<Ball>,
+    done: Arc<Done>,
+) -> Behavior<Ball> {
+    if let Ball::Hit(n) = msg {
+        if n == 0 {
+            done.finish_one();
+        } else {
+            peer.tell(Ball::Hit(n - 1));
+        }
+    }
+    Behaviors::same()
+}
