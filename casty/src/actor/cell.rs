@@ -169,6 +169,19 @@ impl<M: Send + 'static> Shared<M> {
         std::mem::take(&mut self.sys.lock().unwrap_or_else(|e| e.into_inner()).queue)
     }
 
+    /// Takes the next system message, if any. The flag is cleared under the lock when the queue
+    /// is found empty: a message pushed after that sets it again. An emptied queue gives its
+    /// memory back, so an idle actor holds none.
+    fn pop_sys(&self) -> Option<SysMsg> {
+        let mut g = self.sys.lock().unwrap_or_else(|e| e.into_inner());
+        let m = g.queue.pop_front();
+        if g.queue.is_empty() {
+            self.sys_pending.store(false, Ordering::SeqCst);
+            g.queue = VecDeque::new();
+        }
+        m
+    }
+
     fn has_work(&self) -> bool {
         self.sys_flag() || !self.mailbox.is_empty()
     }
@@ -285,6 +298,22 @@ enum Fast<'a, M> {
     Pending(crate::actor::behavior::BoxFuture<'a, HandlerResult<M>>),
 }
 
+/// An async handler's future, with a panic in it turned into a failure.
+struct AwaitHandler<'a, M>(CatchUnwind<crate::actor::behavior::BoxFuture<'a, HandlerResult<M>>>);
+
+impl<M> std::future::Future for AwaitHandler<'_, M> {
+    type Output = HandlerResult<M>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<HandlerResult<M>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|p| Err(Failure::from_panic(p))))
+    }
+}
+
 /// What must happen after a result was applied, off the fast path.
 enum After {
     Fail(Failure),
@@ -311,9 +340,11 @@ pub(crate) struct Cell<M: Message> {
     current: Current<M>,
     initial: Behavior<M>,
     initial_strategy: Option<Arc<SupervisorStrategy>>,
-    initial_hooks: Vec<Arc<Hooks<M>>>,
     strategy: Option<Arc<SupervisorStrategy>>,
+    /// The lifecycle hooks in force, outermost first. The first `initial_hooks` are the spawned
+    /// behavior's own; a behavior installed later may add more, and a restart drops those again.
     hooks: Vec<Arc<Hooks<M>>>,
+    initial_hooks: u32,
     window: Option<Box<RestartWindow>>,
     stop: Option<StopReason>,
     /// The handler just installed has start work that has not run yet.
@@ -341,13 +372,14 @@ impl<M: Message> Cell<M> {
                 }
             }
         }
+        hooks.shrink_to_fit();
         Cell {
             ctx,
             current: Current::Empty,
             initial: b,
             initial_strategy: strategy.clone(),
-            initial_hooks: hooks.clone(),
             strategy,
+            initial_hooks: u32::try_from(hooks.len()).unwrap_or(u32::MAX),
             hooks,
             window: None,
             stop: None,
@@ -355,28 +387,53 @@ impl<M: Message> Cell<M> {
         }
     }
 
-    /// Runs the actor until it stops.
-    pub(crate) async fn run(mut self) {
-        let shared = self.ctx.shared.clone();
-        shared.system.events.publish(ActorStarted {
-            path: shared.path.clone(),
-        });
-        if let Err(f) = self.start().await {
-            Box::pin(self.handle_failure(f)).await;
+    /// Runs the actor until it stops. `live` counts it among the system's live actors until the
+    /// end of its stop sequence.
+    ///
+    /// This future is the actor's task, so its size is what every live actor costs beyond its
+    /// `Shared`: rare paths (failures, restarts, stopping children) are boxed where they are taken,
+    /// so that their state does not grow it.
+    ///
+    /// A plain function returning an `async move` block, not an `async fn`: an `async fn` keeps
+    /// a second copy of its by-value arguments, the whole cell here.
+    pub(crate) fn run(mut self, live: Live) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            let shared = self.ctx.shared.clone();
+            shared.system.events.publish(ActorStarted {
+                path: shared.path.clone(),
+            });
+            if let Err(f) = self.start().await {
+                Box::pin(self.handle_failure(f)).await;
+            }
+            self.main_loop().await;
+            self.finish(&shared).await;
+            drop(self);
+            drop(live);
         }
-        self.main_loop(&shared).await;
-        Box::pin(self.finish(&shared)).await;
     }
 
-    async fn main_loop(&mut self, shared: &Arc<Shared<M>>) {
+    async fn main_loop(&mut self) {
+        let shared = self.ctx.shared.clone();
+        let shared = &shared;
         'outer: loop {
             if self.stop.is_some() {
                 return;
             }
             if shared.sys_flag() {
-                for m in shared.take_sys() {
-                    if let Some(a) = self.on_sys(m) {
-                        self.act(a).await;
+                // One at a time, so that no batch is held across the awaits below.
+                while let Some(m) = shared.pop_sys() {
+                    let Some(a) = self.on_sys(m) else { continue };
+                    // As for a user message below, inline rather than in a future of its own: a
+                    // nested future would add its state to every actor's task.
+                    let result = match self.act(a) {
+                        Fast::Done => None,
+                        Fast::Result(r) => Some(r),
+                        Fast::Pending(fut) => Some(Self::await_handler(fut).await),
+                    };
+                    if let Some(r) = result {
+                        if let Some(after) = self.apply(r) {
+                            Box::pin(self.after(after)).await;
+                        }
                     }
                 }
                 continue;
@@ -406,21 +463,12 @@ impl<M: Message> Cell<M> {
         }
     }
 
-    async fn act(&mut self, action: Action<M>) {
-        let after = match action {
-            Action::Deliver(m) => {
-                let r = match self.handle_fast(m) {
-                    Fast::Done => return,
-                    Fast::Result(r) => r,
-                    Fast::Pending(fut) => Self::await_handler(fut).await,
-                };
-                self.apply(r)
-            }
-            Action::Apply(r) => self.apply(r),
-            Action::Fail(f) => Some(After::Fail(f)),
-        };
-        if let Some(a) = after {
-            Box::pin(self.after(a)).await;
+    /// Starts what a system message asks for, as far as it goes synchronously.
+    fn act(&mut self, action: Action<M>) -> Fast<'_, M> {
+        match action {
+            Action::Deliver(m) => self.handle_fast(m),
+            Action::Apply(r) => Fast::Result(r),
+            Action::Fail(f) => Fast::Result(Err(f)),
         }
     }
 
@@ -447,13 +495,12 @@ impl<M: Message> Cell<M> {
         }
     }
 
-    async fn await_handler(
+    /// Awaits an async handler's future; a panic in it is a failure. A future of its own type
+    /// rather than an `async fn`, which would hold the boxed future twice.
+    fn await_handler(
         fut: crate::actor::behavior::BoxFuture<'_, HandlerResult<M>>,
-    ) -> HandlerResult<M> {
-        match CatchUnwind(fut).await {
-            Ok(r) => r,
-            Err(p) => Err(Failure::from_panic(p)),
-        }
+    ) -> AwaitHandler<'_, M> {
+        AwaitHandler(CatchUnwind(fut))
     }
 
     fn publish_unhandled(&self, message: String) {
@@ -728,7 +775,7 @@ impl<M: Message> Cell<M> {
             }
         }
         self.strategy = self.initial_strategy.clone();
-        self.hooks = self.initial_hooks.clone();
+        self.hooks.truncate(self.initial_hooks as usize);
         // A panic in `post_restart` fails the new incarnation, like one in `pre_start`.
         let started = self.start().await.and_then(|()| {
             self.try_hooks(|h, ctx| h.post_restart.as_ref().map(|f| f(ctx)).is_some())
@@ -813,7 +860,7 @@ impl<M: Message> Cell<M> {
     }
 
     /// The stop sequence (L7).
-    async fn finish(mut self, shared: &Arc<Shared<M>>) {
+    async fn finish(&mut self, shared: &Arc<Shared<M>>) {
         let reason = self.stop.take().unwrap_or(StopReason {
             failure: None,
             escalate: false,
@@ -823,7 +870,9 @@ impl<M: Message> Cell<M> {
             escalate: reason.escalate,
         });
         self.ctx.cancel_all_timers();
-        self.stop_children().await;
+        if self.ctx.has_children() {
+            Box::pin(self.stop_children()).await;
+        }
         self.run_hooks(LifecycleHook::PostStop, |h, ctx| {
             h.post_stop.as_ref().map(|f| f(ctx)).is_some()
         });
@@ -859,7 +908,7 @@ impl<M: Message> Cell<M> {
 
 /// Counts an actor's task as finished when it is dropped: at the end of its stop sequence, or
 /// when a shutdown that ran out of time aborts it.
-struct Live(Arc<SystemInner>);
+pub(crate) struct Live(Arc<SystemInner>);
 
 impl Drop for Live {
     fn drop(&mut self) {
@@ -878,10 +927,9 @@ pub(crate) fn start_actor<M: Message>(
     let ctx = ActorContext::new(shared.clone(), parent);
     let cell = Cell::new(ctx, behavior);
     let live = Live(system.clone());
-    let task = system.spawn_task(async move {
-        let _live = live;
-        cell.run().await;
-    });
+    // The cell's own future is the task: wrapping it in another async block would hold the cell
+    // twice (once captured, once inside the future it is moved into).
+    let task = system.spawn_task(cell.run(live));
     let _ = shared.task.set(task);
     r
 }
