@@ -398,23 +398,22 @@ impl<M: Message> Cell<M> {
     /// a second copy of its by-value arguments, the whole cell here.
     pub(crate) fn run(mut self, live: Live) -> impl std::future::Future<Output = ()> + Send {
         async move {
-            let shared = self.ctx.shared.clone();
-            shared.system.events.publish(ActorStarted {
+            let shared = &self.ctx.shared;
+            shared.system.events.publish_with(|| ActorStarted {
                 path: shared.path.clone(),
             });
             if let Err(f) = self.start().await {
                 Box::pin(self.handle_failure(f)).await;
             }
             self.main_loop().await;
-            self.finish(&shared).await;
+            self.finish().await;
             drop(self);
             drop(live);
         }
     }
 
     async fn main_loop(&mut self) {
-        let shared = self.ctx.shared.clone();
-        let shared = &shared;
+        let shared = &self.ctx.shared.clone();
         'outer: loop {
             if self.stop.is_some() {
                 return;
@@ -860,7 +859,8 @@ impl<M: Message> Cell<M> {
     }
 
     /// The stop sequence (L7).
-    async fn finish(&mut self, shared: &Arc<Shared<M>>) {
+    async fn finish(&mut self) {
+        let shared = &self.ctx.shared.clone();
         let reason = self.stop.take().unwrap_or(StopReason {
             failure: None,
             escalate: false,
@@ -900,7 +900,7 @@ impl<M: Message> Cell<M> {
                 system.top_level_terminated(&shared.path, reason.failure.as_ref(), reason.escalate)
             }
         }
-        system.events.publish(ActorStopped {
+        system.events.publish_with(|| ActorStopped {
             path: shared.path.clone(),
         });
     }

@@ -153,8 +153,12 @@ impl SystemInner {
 
     pub(crate) fn unregister(&self, path: &ActorPath) {
         let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
-        if reg.get(path.as_str()).is_some_and(|c| c.path() == path) {
-            reg.remove(path.as_str());
+        // One lookup in the usual case; a later incarnation under the same path (registered
+        // after this one left) is put back.
+        if let Some((key, cell)) = reg.remove_entry(path.as_str()) {
+            if cell.path() != path {
+                reg.insert(key, cell);
+            }
         }
     }
 
