@@ -97,9 +97,44 @@ pub(crate) enum WireError {
     NoSuchActor,
 }
 
+/// The system messages waiting for an actor, in order. The first one is kept inline, so that the
+/// usual case of a single control message (a stop, a watch) allocates nothing.
 struct SysQueue {
     closed: bool,
-    queue: VecDeque<SysMsg>,
+    first: Option<SysMsg>,
+    rest: VecDeque<SysMsg>,
+}
+
+impl SysQueue {
+    fn push(&mut self, msg: SysMsg) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(msg);
+        } else {
+            self.rest.push_back(msg);
+        }
+    }
+
+    fn pop(&mut self) -> Option<SysMsg> {
+        let m = self.first.take().or_else(|| self.rest.pop_front());
+        if self.rest.is_empty() && self.rest.capacity() > 0 {
+            // An emptied queue gives its memory back, so an idle actor holds none.
+            self.rest = VecDeque::new();
+        }
+        m
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
+    /// Takes every queued message, in order.
+    fn take_all(&mut self) -> VecDeque<SysMsg> {
+        let mut all = std::mem::take(&mut self.rest);
+        if let Some(m) = self.first.take() {
+            all.push_front(m);
+        }
+        all
+    }
 }
 
 /// The part of an actor that other threads touch.
@@ -166,18 +201,19 @@ impl<M: Send + 'static> Shared<M> {
 
     fn take_sys(&self) -> VecDeque<SysMsg> {
         self.sys_pending.store(false, Ordering::SeqCst);
-        std::mem::take(&mut self.sys.lock().unwrap_or_else(|e| e.into_inner()).queue)
+        self.sys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_all()
     }
 
     /// Takes the next system message, if any. The flag is cleared under the lock when the queue
-    /// is found empty: a message pushed after that sets it again. An emptied queue gives its
-    /// memory back, so an idle actor holds none.
+    /// is found empty: a message pushed after that sets it again.
     fn pop_sys(&self) -> Option<SysMsg> {
         let mut g = self.sys.lock().unwrap_or_else(|e| e.into_inner());
-        let m = g.queue.pop_front();
-        if g.queue.is_empty() {
+        let m = g.pop();
+        if g.is_empty() {
             self.sys_pending.store(false, Ordering::SeqCst);
-            g.queue = VecDeque::new();
         }
         m
     }
@@ -191,7 +227,7 @@ impl<M: Send + 'static> Shared<M> {
         self.mailbox.close();
         let mut g = self.sys.lock().unwrap_or_else(|e| e.into_inner());
         g.closed = true;
-        std::mem::take(&mut g.queue)
+        g.take_all()
     }
 }
 
@@ -202,7 +238,8 @@ impl<M: Message> Shared<M> {
             mailbox: MailboxQueue::new(mailbox),
             sys: Mutex::new(SysQueue {
                 closed: false,
-                queue: VecDeque::new(),
+                first: None,
+                rest: VecDeque::new(),
             }),
             sys_pending: AtomicBool::new(false),
             system,
@@ -218,7 +255,7 @@ impl<M: Send + 'static> Shared<M> {
         {
             let mut g = self.sys.lock().unwrap_or_else(|e| e.into_inner());
             if !g.closed {
-                g.queue.push_back(msg);
+                g.push(msg);
                 drop(g);
                 self.sys_pending.store(true, Ordering::SeqCst);
                 self.mailbox.wake();
@@ -932,4 +969,151 @@ pub(crate) fn start_actor<M: Message>(
     let task = system.spawn_task(cell.run(live));
     let _ = shared.task.set(task);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::path::next_uid;
+    use crate::actor::system::ActorSystem;
+    use crate::{Behaviors, Directive};
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+
+    // What every live actor costs beyond its message queue: its `Shared` (one allocation) and its
+    // task's future. The queue is boxed apart, so `Shared` is not padded to the queue's 128-byte
+    // cache lines, and the future holds the cell once, without a nested future per system message
+    // or a second copy of the cell.
+    #[tokio::test]
+    async fn an_idle_actor_s_shared_part_and_task_stay_small() {
+        let system = ActorSystem::new("sizes");
+        let inner = system.inner().clone();
+        let path = ActorPath::new(inner.name.clone(), "/sized".into(), next_uid());
+        let shared = Arc::new(Shared::<u64>::new(path, Mailbox::default(), inner.clone()));
+        inner.register(shared.clone()).unwrap();
+        let cell = Cell::new(
+            ActorContext::new(shared.clone(), None),
+            Behaviors::receive(|_ctx, _n: u64| Behaviors::same()),
+        );
+        let cell_size = std::mem::size_of_val(&cell);
+        let task = cell.run(Live(inner.clone()));
+        let task_size = std::mem::size_of_val(&task);
+        assert!(std::mem::align_of::<Shared<u64>>() <= 16);
+        assert!(
+            std::mem::size_of::<Shared<u64>>() <= 192,
+            "Shared is {} bytes",
+            std::mem::size_of::<Shared<u64>>()
+        );
+        // The cell once, plus the state of the loop (a few pointers), not the cell twice.
+        assert!(
+            task_size < cell_size + 256,
+            "the task's future is {task_size} bytes for a cell of {cell_size}"
+        );
+        drop(task);
+        inner.unregister(&shared.path);
+        system.shutdown().await;
+    }
+
+    fn unwatched_uid(m: &SysMsg) -> Option<u64> {
+        match m {
+            SysMsg::Unwatch(uid) => Some(*uid),
+            _ => None,
+        }
+    }
+
+    // The first queued control message is kept inline and the rest behind it: either way they
+    // come out in the order they went in, and an emptied queue holds no memory.
+    #[test]
+    fn control_messages_keep_their_order_and_an_empty_queue_holds_nothing() {
+        let mut q = SysQueue {
+            closed: false,
+            first: None,
+            rest: VecDeque::new(),
+        };
+        for uid in 1..=3 {
+            q.push(SysMsg::Unwatch(uid));
+        }
+        assert_eq!(q.pop().as_ref().and_then(unwatched_uid), Some(1));
+        // Pushed while the inline slot is free but others wait: still behind them.
+        q.push(SysMsg::Unwatch(4));
+        let order: Vec<_> = std::iter::from_fn(|| q.pop())
+            .map(|m| unwatched_uid(&m).unwrap())
+            .collect();
+        assert_eq!(order, vec![2, 3, 4]);
+        assert!(q.is_empty());
+        assert_eq!(q.rest.capacity(), 0);
+
+        q.push(SysMsg::Unwatch(5));
+        assert_eq!(q.rest.capacity(), 0, "one message needs no allocation");
+        q.push(SysMsg::Unwatch(6));
+        let all: Vec<_> = q
+            .take_all()
+            .iter()
+            .map(|m| unwatched_uid(m).unwrap())
+            .collect();
+        assert_eq!(all, vec![5, 6]);
+        assert!(q.is_empty());
+    }
+
+    /// A handler whose `Wrap` returns itself wrapped in one more lifecycle, whose `post_stop`
+    /// reports `"later"`; `Fail` panics; `Ping` answers.
+    fn wrapping(tx: mpsc::UnboundedSender<&'static str>) -> Behavior<Cmd> {
+        Behaviors::receive(move |_ctx, cmd: Cmd| match cmd {
+            Cmd::Wrap => {
+                let t = tx.clone();
+                Behaviors::with_lifecycle(wrapping(tx.clone()))
+                    .post_stop(move |_| {
+                        let _ = t.send("later");
+                    })
+                    .into()
+            }
+            Cmd::Fail => panic!("asked to fail"),
+            Cmd::Ping(r) => {
+                r.tell(());
+                Behaviors::same()
+            }
+        })
+    }
+
+    #[derive(Debug)]
+    enum Cmd {
+        Wrap,
+        Fail,
+        Ping(ActorRef<()>),
+    }
+    impl Message for Cmd {}
+
+    // Hooks added by a behavior installed after the start belong to that incarnation: a restart
+    // goes back to the spawned behavior's own hooks, so only its `post_stop` runs at the stop.
+    #[tokio::test]
+    async fn a_restart_drops_the_hooks_a_later_behavior_added() {
+        let system = ActorSystem::new("hooks");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let t = tx.clone();
+        let behavior = Behaviors::supervise(
+            Behaviors::with_lifecycle(wrapping(tx.clone())).post_stop(move |_| {
+                let _ = t.send("initial");
+            }),
+            crate::SupervisorStrategy::new(10, Duration::from_secs(60))
+                .decider(|_f| Directive::Restart),
+        );
+        let a = system.spawn(behavior, "a").unwrap();
+        let ping = |a: ActorRef<Cmd>| {
+            let system = system.clone();
+            async move { system.ask(&a, Cmd::Ping, Duration::from_secs(5)).await }
+        };
+        a.tell(Cmd::Wrap);
+        a.tell(Cmd::Wrap);
+        ping(a.clone()).await.unwrap();
+        a.tell(Cmd::Fail);
+        ping(a.clone()).await.unwrap();
+        system.stop(&a);
+        system.shutdown().await;
+        drop(tx);
+        let mut seen = Vec::new();
+        while let Some(s) = rx.recv().await {
+            seen.push(s);
+        }
+        assert_eq!(seen, vec!["initial"]);
+    }
 }

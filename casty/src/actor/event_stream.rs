@@ -398,3 +398,53 @@ impl Drop for Subscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ActorSystem;
+    use std::sync::atomic::AtomicUsize;
+
+    // The runtime publishes lifecycle events for every actor: with nobody subscribed to an event's
+    // type the event is not even built, and a subscription that ends leaves nothing behind.
+    #[tokio::test]
+    async fn an_event_nobody_subscribes_to_is_not_built() {
+        let system = ActorSystem::new("quiet");
+        let events = system.event_stream();
+        let built = AtomicUsize::new(0);
+        let make = || {
+            built.fetch_add(1, Ordering::SeqCst);
+            5u32
+        };
+        events.publish_with(make);
+        assert_eq!(built.load(Ordering::SeqCst), 0);
+        // A subscriber of another type does not make `u32` events worth building.
+        let other = events.subscribe(|_: &String| {});
+        events.publish_with(make);
+        assert_eq!(built.load(Ordering::SeqCst), 0);
+
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let sub = events.subscribe(move |n: &u32| {
+            let _ = tx.send(*n);
+        });
+        events.publish_with(make);
+        assert_eq!(built.load(Ordering::SeqCst), 1);
+        assert_eq!(rx.recv().await, Some(5));
+
+        drop(sub);
+        drop(other);
+        assert!(!events.has_subscribers::<u32>());
+        events.publish_with(make);
+        events.publish(6u32);
+        assert_eq!(built.load(Ordering::SeqCst), 1);
+        assert_eq!(rx.recv().await, None);
+        // Subscribing again after everything ended works as the first time.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _again = events.subscribe(move |n: &u32| {
+            let _ = tx.send(*n);
+        });
+        events.publish(7u32);
+        assert_eq!(rx.recv().await, Some(7));
+        system.shutdown().await;
+    }
+}

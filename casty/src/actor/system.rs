@@ -764,3 +764,24 @@ impl ActorSystem {
         ShutdownOutcome { aborted }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Behaviors;
+
+    // The registry holds one incarnation per path: an older incarnation leaving (its stop
+    // sequence runs late, or an abort) never takes the newer one's entry with it.
+    #[tokio::test]
+    async fn an_old_incarnation_leaving_keeps_the_new_one_registered() {
+        let system = ActorSystem::new("reg");
+        let a = system.spawn(Behaviors::ignore::<u8>(), "a").unwrap();
+        let old = ActorPath::new(system.inner.name.clone(), "/a".into(), a.path().uid() ^ 1);
+        system.inner.unregister(&old);
+        let found = system.lookup::<u8>("/a").expect("still registered");
+        assert_eq!(found.path().uid(), a.path().uid());
+        system.inner.unregister(a.path());
+        assert!(system.lookup::<u8>("/a").is_none());
+        system.shutdown().await;
+    }
+}
