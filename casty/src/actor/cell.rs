@@ -433,6 +433,7 @@ impl<M: Message> Cell<M> {
     ///
     /// A plain function returning an `async move` block, not an `async fn`: an `async fn` keeps
     /// a second copy of its by-value arguments, the whole cell here.
+    #[allow(clippy::manual_async_fn)] // on purpose, see above
     pub(crate) fn run(mut self, live: Live) -> impl std::future::Future<Output = ()> + Send {
         async move {
             let shared = &self.ctx.shared;
