@@ -97,9 +97,44 @@ pub(crate) enum WireError {
     NoSuchActor,
 }
 
+/// The system messages waiting for an actor, in order. The first one is kept inline, so that the
+/// usual case of a single control message (a stop, a watch) allocates nothing.
 struct SysQueue {
     closed: bool,
-    queue: VecDeque<SysMsg>,
+    first: Option<SysMsg>,
+    rest: VecDeque<SysMsg>,
+}
+
+impl SysQueue {
+    fn push(&mut self, msg: SysMsg) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(msg);
+        } else {
+            self.rest.push_back(msg);
+        }
+    }
+
+    fn pop(&mut self) -> Option<SysMsg> {
+        let m = self.first.take().or_else(|| self.rest.pop_front());
+        if self.rest.is_empty() && self.rest.capacity() > 0 {
+            // An emptied queue gives its memory back, so an idle actor holds none.
+            self.rest = VecDeque::new();
+        }
+        m
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
+    /// Takes every queued message, in order.
+    fn take_all(&mut self) -> VecDeque<SysMsg> {
+        let mut all = std::mem::take(&mut self.rest);
+        if let Some(m) = self.first.take() {
+            all.push_front(m);
+        }
+        all
+    }
 }
 
 /// The part of an actor that other threads touch.
@@ -166,7 +201,21 @@ impl<M: Send + 'static> Shared<M> {
 
     fn take_sys(&self) -> VecDeque<SysMsg> {
         self.sys_pending.store(false, Ordering::SeqCst);
-        std::mem::take(&mut self.sys.lock().unwrap_or_else(|e| e.into_inner()).queue)
+        self.sys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_all()
+    }
+
+    /// Takes the next system message, if any. The flag is cleared under the lock when the queue
+    /// is found empty: a message pushed after that sets it again.
+    fn pop_sys(&self) -> Option<SysMsg> {
+        let mut g = self.sys.lock().unwrap_or_else(|e| e.into_inner());
+        let m = g.pop();
+        if g.is_empty() {
+            self.sys_pending.store(false, Ordering::SeqCst);
+        }
+        m
     }
 
     fn has_work(&self) -> bool {
@@ -178,7 +227,7 @@ impl<M: Send + 'static> Shared<M> {
         self.mailbox.close();
         let mut g = self.sys.lock().unwrap_or_else(|e| e.into_inner());
         g.closed = true;
-        std::mem::take(&mut g.queue)
+        g.take_all()
     }
 }
 
@@ -189,7 +238,8 @@ impl<M: Message> Shared<M> {
             mailbox: MailboxQueue::new(mailbox),
             sys: Mutex::new(SysQueue {
                 closed: false,
-                queue: VecDeque::new(),
+                first: None,
+                rest: VecDeque::new(),
             }),
             sys_pending: AtomicBool::new(false),
             system,
@@ -205,7 +255,7 @@ impl<M: Send + 'static> Shared<M> {
         {
             let mut g = self.sys.lock().unwrap_or_else(|e| e.into_inner());
             if !g.closed {
-                g.queue.push_back(msg);
+                g.push(msg);
                 drop(g);
                 self.sys_pending.store(true, Ordering::SeqCst);
                 self.mailbox.wake();
@@ -285,6 +335,22 @@ enum Fast<'a, M> {
     Pending(crate::actor::behavior::BoxFuture<'a, HandlerResult<M>>),
 }
 
+/// An async handler's future, with a panic in it turned into a failure.
+struct AwaitHandler<'a, M>(CatchUnwind<crate::actor::behavior::BoxFuture<'a, HandlerResult<M>>>);
+
+impl<M> std::future::Future for AwaitHandler<'_, M> {
+    type Output = HandlerResult<M>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<HandlerResult<M>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|p| Err(Failure::from_panic(p))))
+    }
+}
+
 /// What must happen after a result was applied, off the fast path.
 enum After {
     Fail(Failure),
@@ -311,9 +377,11 @@ pub(crate) struct Cell<M: Message> {
     current: Current<M>,
     initial: Behavior<M>,
     initial_strategy: Option<Arc<SupervisorStrategy>>,
-    initial_hooks: Vec<Arc<Hooks<M>>>,
     strategy: Option<Arc<SupervisorStrategy>>,
+    /// The lifecycle hooks in force, outermost first. The first `initial_hooks` are the spawned
+    /// behavior's own; a behavior installed later may add more, and a restart drops those again.
     hooks: Vec<Arc<Hooks<M>>>,
+    initial_hooks: u32,
     window: Option<Box<RestartWindow>>,
     stop: Option<StopReason>,
     /// The handler just installed has start work that has not run yet.
@@ -341,13 +409,14 @@ impl<M: Message> Cell<M> {
                 }
             }
         }
+        hooks.shrink_to_fit();
         Cell {
             ctx,
             current: Current::Empty,
             initial: b,
             initial_strategy: strategy.clone(),
-            initial_hooks: hooks.clone(),
             strategy,
+            initial_hooks: u32::try_from(hooks.len()).unwrap_or(u32::MAX),
             hooks,
             window: None,
             stop: None,
@@ -355,28 +424,53 @@ impl<M: Message> Cell<M> {
         }
     }
 
-    /// Runs the actor until it stops.
-    pub(crate) async fn run(mut self) {
-        let shared = self.ctx.shared.clone();
-        shared.system.events.publish(ActorStarted {
-            path: shared.path.clone(),
-        });
-        if let Err(f) = self.start().await {
-            Box::pin(self.handle_failure(f)).await;
+    /// Runs the actor until it stops. `live` counts it among the system's live actors until the
+    /// end of its stop sequence.
+    ///
+    /// This future is the actor's task, so its size is what every live actor costs beyond its
+    /// `Shared`: rare paths (failures, restarts, stopping children) are boxed where they are taken,
+    /// so that their state does not grow it.
+    ///
+    /// A plain function returning an `async move` block, not an `async fn`: an `async fn` keeps
+    /// a second copy of its by-value arguments, the whole cell here.
+    #[allow(clippy::manual_async_fn)] // on purpose, see above
+    pub(crate) fn run(mut self, live: Live) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            let shared = &self.ctx.shared;
+            shared.system.events.publish_with(|| ActorStarted {
+                path: shared.path.clone(),
+            });
+            if let Err(f) = self.start().await {
+                Box::pin(self.handle_failure(f)).await;
+            }
+            self.main_loop().await;
+            self.finish().await;
+            drop(self);
+            drop(live);
         }
-        self.main_loop(&shared).await;
-        Box::pin(self.finish(&shared)).await;
     }
 
-    async fn main_loop(&mut self, shared: &Arc<Shared<M>>) {
+    async fn main_loop(&mut self) {
+        let shared = &self.ctx.shared.clone();
         'outer: loop {
             if self.stop.is_some() {
                 return;
             }
             if shared.sys_flag() {
-                for m in shared.take_sys() {
-                    if let Some(a) = self.on_sys(m) {
-                        self.act(a).await;
+                // One at a time, so that no batch is held across the awaits below.
+                while let Some(m) = shared.pop_sys() {
+                    let Some(a) = self.on_sys(m) else { continue };
+                    // As for a user message below, inline rather than in a future of its own: a
+                    // nested future would add its state to every actor's task.
+                    let result = match self.act(a) {
+                        Fast::Done => None,
+                        Fast::Result(r) => Some(r),
+                        Fast::Pending(fut) => Some(Self::await_handler(fut).await),
+                    };
+                    if let Some(r) = result {
+                        if let Some(after) = self.apply(r) {
+                            Box::pin(self.after(after)).await;
+                        }
                     }
                 }
                 continue;
@@ -406,21 +500,12 @@ impl<M: Message> Cell<M> {
         }
     }
 
-    async fn act(&mut self, action: Action<M>) {
-        let after = match action {
-            Action::Deliver(m) => {
-                let r = match self.handle_fast(m) {
-                    Fast::Done => return,
-                    Fast::Result(r) => r,
-                    Fast::Pending(fut) => Self::await_handler(fut).await,
-                };
-                self.apply(r)
-            }
-            Action::Apply(r) => self.apply(r),
-            Action::Fail(f) => Some(After::Fail(f)),
-        };
-        if let Some(a) = after {
-            Box::pin(self.after(a)).await;
+    /// Starts what a system message asks for, as far as it goes synchronously.
+    fn act(&mut self, action: Action<M>) -> Fast<'_, M> {
+        match action {
+            Action::Deliver(m) => self.handle_fast(m),
+            Action::Apply(r) => Fast::Result(r),
+            Action::Fail(f) => Fast::Result(Err(f)),
         }
     }
 
@@ -447,13 +532,12 @@ impl<M: Message> Cell<M> {
         }
     }
 
-    async fn await_handler(
+    /// Awaits an async handler's future; a panic in it is a failure. A future of its own type
+    /// rather than an `async fn`, which would hold the boxed future twice.
+    fn await_handler(
         fut: crate::actor::behavior::BoxFuture<'_, HandlerResult<M>>,
-    ) -> HandlerResult<M> {
-        match CatchUnwind(fut).await {
-            Ok(r) => r,
-            Err(p) => Err(Failure::from_panic(p)),
-        }
+    ) -> AwaitHandler<'_, M> {
+        AwaitHandler(CatchUnwind(fut))
     }
 
     fn publish_unhandled(&self, message: String) {
@@ -728,7 +812,7 @@ impl<M: Message> Cell<M> {
             }
         }
         self.strategy = self.initial_strategy.clone();
-        self.hooks = self.initial_hooks.clone();
+        self.hooks.truncate(self.initial_hooks as usize);
         // A panic in `post_restart` fails the new incarnation, like one in `pre_start`.
         let started = self.start().await.and_then(|()| {
             self.try_hooks(|h, ctx| h.post_restart.as_ref().map(|f| f(ctx)).is_some())
@@ -813,7 +897,8 @@ impl<M: Message> Cell<M> {
     }
 
     /// The stop sequence (L7).
-    async fn finish(mut self, shared: &Arc<Shared<M>>) {
+    async fn finish(&mut self) {
+        let shared = &self.ctx.shared.clone();
         let reason = self.stop.take().unwrap_or(StopReason {
             failure: None,
             escalate: false,
@@ -823,7 +908,9 @@ impl<M: Message> Cell<M> {
             escalate: reason.escalate,
         });
         self.ctx.cancel_all_timers();
-        self.stop_children().await;
+        if self.ctx.has_children() {
+            Box::pin(self.stop_children()).await;
+        }
         self.run_hooks(LifecycleHook::PostStop, |h, ctx| {
             h.post_stop.as_ref().map(|f| f(ctx)).is_some()
         });
@@ -851,7 +938,7 @@ impl<M: Message> Cell<M> {
                 system.top_level_terminated(&shared.path, reason.failure.as_ref(), reason.escalate)
             }
         }
-        system.events.publish(ActorStopped {
+        system.events.publish_with(|| ActorStopped {
             path: shared.path.clone(),
         });
     }
@@ -859,7 +946,7 @@ impl<M: Message> Cell<M> {
 
 /// Counts an actor's task as finished when it is dropped: at the end of its stop sequence, or
 /// when a shutdown that ran out of time aborts it.
-struct Live(Arc<SystemInner>);
+pub(crate) struct Live(Arc<SystemInner>);
 
 impl Drop for Live {
     fn drop(&mut self) {
@@ -878,10 +965,156 @@ pub(crate) fn start_actor<M: Message>(
     let ctx = ActorContext::new(shared.clone(), parent);
     let cell = Cell::new(ctx, behavior);
     let live = Live(system.clone());
-    let task = system.spawn_task(async move {
-        let _live = live;
-        cell.run().await;
-    });
+    // The cell's own future is the task: wrapping it in another async block would hold the cell
+    // twice (once captured, once inside the future it is moved into).
+    let task = system.spawn_task(cell.run(live));
     let _ = shared.task.set(task);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::path::next_uid;
+    use crate::actor::system::ActorSystem;
+    use crate::{Behaviors, Directive};
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+
+    // What every live actor costs beyond its message queue: its `Shared` (one allocation) and its
+    // task's future. The queue is boxed apart, so `Shared` is not padded to the queue's 128-byte
+    // cache lines, and the future holds the cell once, without a nested future per system message
+    // or a second copy of the cell.
+    #[tokio::test]
+    async fn an_idle_actor_s_shared_part_and_task_stay_small() {
+        let system = ActorSystem::new("sizes");
+        let inner = system.inner().clone();
+        let path = ActorPath::new(inner.name.clone(), "/sized".into(), next_uid());
+        let shared = Arc::new(Shared::<u64>::new(path, Mailbox::default(), inner.clone()));
+        inner.register(shared.clone()).unwrap();
+        let cell = Cell::new(
+            ActorContext::new(shared.clone(), None),
+            Behaviors::receive(|_ctx, _n: u64| Behaviors::same()),
+        );
+        let cell_size = std::mem::size_of_val(&cell);
+        let task = cell.run(Live(inner.clone()));
+        let task_size = std::mem::size_of_val(&task);
+        assert!(std::mem::align_of::<Shared<u64>>() <= 16);
+        assert!(
+            std::mem::size_of::<Shared<u64>>() <= 192,
+            "Shared is {} bytes",
+            std::mem::size_of::<Shared<u64>>()
+        );
+        // The cell once, plus the state of the loop (a few pointers), not the cell twice.
+        assert!(
+            task_size < cell_size + 256,
+            "the task's future is {task_size} bytes for a cell of {cell_size}"
+        );
+        drop(task);
+        inner.unregister(&shared.path);
+        system.shutdown().await;
+    }
+
+    fn unwatched_uid(m: &SysMsg) -> Option<u64> {
+        match m {
+            SysMsg::Unwatch(uid) => Some(*uid),
+            _ => None,
+        }
+    }
+
+    // The first queued control message is kept inline and the rest behind it: either way they
+    // come out in the order they went in, and an emptied queue holds no memory.
+    #[test]
+    fn control_messages_keep_their_order_and_an_empty_queue_holds_nothing() {
+        let mut q = SysQueue {
+            closed: false,
+            first: None,
+            rest: VecDeque::new(),
+        };
+        for uid in 1..=3 {
+            q.push(SysMsg::Unwatch(uid));
+        }
+        assert_eq!(q.pop().as_ref().and_then(unwatched_uid), Some(1));
+        // Pushed while the inline slot is free but others wait: still behind them.
+        q.push(SysMsg::Unwatch(4));
+        let order: Vec<_> = std::iter::from_fn(|| q.pop())
+            .map(|m| unwatched_uid(&m).unwrap())
+            .collect();
+        assert_eq!(order, vec![2, 3, 4]);
+        assert!(q.is_empty());
+        assert_eq!(q.rest.capacity(), 0);
+
+        q.push(SysMsg::Unwatch(5));
+        assert_eq!(q.rest.capacity(), 0, "one message needs no allocation");
+        q.push(SysMsg::Unwatch(6));
+        let all: Vec<_> = q
+            .take_all()
+            .iter()
+            .map(|m| unwatched_uid(m).unwrap())
+            .collect();
+        assert_eq!(all, vec![5, 6]);
+        assert!(q.is_empty());
+    }
+
+    /// A handler whose `Wrap` returns itself wrapped in one more lifecycle, whose `post_stop`
+    /// reports `"later"`; `Fail` panics; `Ping` answers.
+    fn wrapping(tx: mpsc::UnboundedSender<&'static str>) -> Behavior<Cmd> {
+        Behaviors::receive(move |_ctx, cmd: Cmd| match cmd {
+            Cmd::Wrap => {
+                let t = tx.clone();
+                Behaviors::with_lifecycle(wrapping(tx.clone()))
+                    .post_stop(move |_| {
+                        let _ = t.send("later");
+                    })
+                    .into()
+            }
+            Cmd::Fail => panic!("asked to fail"),
+            Cmd::Ping(r) => {
+                r.tell(());
+                Behaviors::same()
+            }
+        })
+    }
+
+    #[derive(Debug)]
+    enum Cmd {
+        Wrap,
+        Fail,
+        Ping(ActorRef<()>),
+    }
+    impl Message for Cmd {}
+
+    // Hooks added by a behavior installed after the start belong to that incarnation: a restart
+    // goes back to the spawned behavior's own hooks, so only its `post_stop` runs at the stop.
+    #[tokio::test]
+    async fn a_restart_drops_the_hooks_a_later_behavior_added() {
+        let system = ActorSystem::new("hooks");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let t = tx.clone();
+        let behavior = Behaviors::supervise(
+            Behaviors::with_lifecycle(wrapping(tx.clone())).post_stop(move |_| {
+                let _ = t.send("initial");
+            }),
+            crate::SupervisorStrategy::new(10, Duration::from_secs(60))
+                .decider(|_f| Directive::Restart),
+        );
+        let a = system.spawn(behavior, "a").unwrap();
+        let ping = |a: ActorRef<Cmd>| {
+            let system = system.clone();
+            async move { system.ask(&a, Cmd::Ping, Duration::from_secs(5)).await }
+        };
+        a.tell(Cmd::Wrap);
+        a.tell(Cmd::Wrap);
+        ping(a.clone()).await.unwrap();
+        a.tell(Cmd::Fail);
+        ping(a.clone()).await.unwrap();
+        system.stop(&a);
+        system.shutdown().await;
+        drop(tx);
+        let mut seen = Vec::new();
+        while let Some(s) = rx.recv().await {
+            seen.push(s);
+        }
+        assert_eq!(seen, vec!["initial"]);
+    }
 }

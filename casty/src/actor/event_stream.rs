@@ -11,7 +11,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 
 use tokio::runtime::Handle;
@@ -171,6 +171,10 @@ struct Sub {
 
 pub(crate) struct StreamInner {
     subs: RwLock<HashMap<TypeId, Vec<Sub>>>,
+    /// How many subscriptions there are, of any type; changed under the write lock. While it is
+    /// zero, publishing touches nothing shared but this count (the runtime publishes lifecycle
+    /// events for every actor, mostly to nobody).
+    count: AtomicUsize,
     next_id: AtomicU64,
     handle: Handle,
 }
@@ -202,6 +206,7 @@ impl EventStream {
         EventStream {
             inner: Arc::new(StreamInner {
                 subs: RwLock::new(HashMap::new()),
+                count: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
                 handle,
             }),
@@ -261,13 +266,10 @@ impl EventStream {
     fn add<E: 'static>(&self, deliver: Deliver) -> Subscription {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let type_id = TypeId::of::<E>();
-        self.inner
-            .subs
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(type_id)
-            .or_default()
-            .push(Sub { id, deliver });
+        let mut subs = self.inner.subs.write().unwrap_or_else(|e| e.into_inner());
+        subs.entry(type_id).or_default().push(Sub { id, deliver });
+        self.inner.count.fetch_add(1, Ordering::SeqCst);
+        drop(subs);
         Subscription {
             id,
             type_id,
@@ -278,8 +280,17 @@ impl EventStream {
 
     /// Publishes an event to every subscriber of its type. Never blocks on a subscriber.
     pub fn publish<E: Clone + Send + 'static>(&self, event: E) {
+        self.publish_with(|| event);
+    }
+
+    /// Publishes the event `make` builds, building it only if anyone subscribes at all.
+    pub(crate) fn publish_with<E: Clone + Send + 'static>(&self, make: impl FnOnce() -> E) {
+        if self.inner.count.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let subs = self.inner.subs.read().unwrap_or_else(|e| e.into_inner());
         if let Some(list) = subs.get(&TypeId::of::<E>()) {
+            let event = make();
             for s in list {
                 (s.deliver)(&event);
             }
@@ -288,16 +299,17 @@ impl EventStream {
 
     /// Whether anyone listens for `E` (lets the runtime skip rendering unwanted events).
     pub fn has_subscribers<E: 'static>(&self) -> bool {
+        if self.inner.count.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
         let subs = self.inner.subs.read().unwrap_or_else(|e| e.into_inner());
         subs.get(&TypeId::of::<E>()).is_some_and(|l| !l.is_empty())
     }
 
     pub(crate) fn clear(&self) {
-        self.inner
-            .subs
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut subs = self.inner.subs.write().unwrap_or_else(|e| e.into_inner());
+        subs.clear();
+        self.inner.count.store(0, Ordering::SeqCst);
     }
 }
 
@@ -368,7 +380,9 @@ impl Subscription {
         if let Some(s) = self.stream.upgrade() {
             let mut subs = s.subs.write().unwrap_or_else(|e| e.into_inner());
             if let Some(list) = subs.get_mut(&self.type_id) {
+                let before = list.len();
                 list.retain(|sub| sub.id != self.id);
+                s.count.fetch_sub(before - list.len(), Ordering::SeqCst);
                 if list.is_empty() {
                     subs.remove(&self.type_id);
                 }
@@ -382,5 +396,55 @@ impl Drop for Subscription {
         if !self.detached {
             self.end();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ActorSystem;
+    use std::sync::atomic::AtomicUsize;
+
+    // The runtime publishes lifecycle events for every actor: with nobody subscribed to an event's
+    // type the event is not even built, and a subscription that ends leaves nothing behind.
+    #[tokio::test]
+    async fn an_event_nobody_subscribes_to_is_not_built() {
+        let system = ActorSystem::new("quiet");
+        let events = system.event_stream();
+        let built = AtomicUsize::new(0);
+        let make = || {
+            built.fetch_add(1, Ordering::SeqCst);
+            5u32
+        };
+        events.publish_with(make);
+        assert_eq!(built.load(Ordering::SeqCst), 0);
+        // A subscriber of another type does not make `u32` events worth building.
+        let other = events.subscribe(|_: &String| {});
+        events.publish_with(make);
+        assert_eq!(built.load(Ordering::SeqCst), 0);
+
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let sub = events.subscribe(move |n: &u32| {
+            let _ = tx.send(*n);
+        });
+        events.publish_with(make);
+        assert_eq!(built.load(Ordering::SeqCst), 1);
+        assert_eq!(rx.recv().await, Some(5));
+
+        drop(sub);
+        drop(other);
+        assert!(!events.has_subscribers::<u32>());
+        events.publish_with(make);
+        events.publish(6u32);
+        assert_eq!(built.load(Ordering::SeqCst), 1);
+        assert_eq!(rx.recv().await, None);
+        // Subscribing again after everything ended works as the first time.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _again = events.subscribe(move |n: &u32| {
+            let _ = tx.send(*n);
+        });
+        events.publish(7u32);
+        assert_eq!(rx.recv().await, Some(7));
+        system.shutdown().await;
     }
 }

@@ -120,10 +120,13 @@ pub(crate) enum Push<M> {
     Closed(M),
 }
 
+/// The queue sits in a box of its own: a `SegQueue` keeps its two ends on separate 128-byte
+/// cache lines, so inline it would align the whole actor (its `Shared`) to 128 bytes and pad every
+/// other field around it; boxed, it costs its 256 bytes and the rest stays compact.
 enum Queue<M> {
-    Unbounded(SegQueue<M>),
+    Unbounded(Box<SegQueue<M>>),
     Bounded {
-        q: SegQueue<M>,
+        q: Box<SegQueue<M>>,
         cap: usize,
         overflow: Overflow,
         bound: Box<Bound>,
@@ -255,9 +258,9 @@ impl<M> MailboxQueue<M> {
 
     pub(crate) fn new(kind: Mailbox) -> Self {
         let queue = match kind.bounded {
-            None => Queue::Unbounded(SegQueue::new()),
+            None => Queue::Unbounded(Box::new(SegQueue::new())),
             Some((cap, overflow)) => Queue::Bounded {
-                q: SegQueue::new(),
+                q: Box::new(SegQueue::new()),
                 cap,
                 overflow,
                 bound: Bound::new(),
@@ -358,9 +361,13 @@ impl<M> MailboxQueue<M> {
         }
     }
 
-    /// Waits until `has_work` holds, parking the task in between.
-    pub(crate) async fn park_until(&self, has_work: impl Fn() -> bool) {
-        poll_fn(|cx| {
+    /// Waits until `has_work` holds, parking the task in between. A plain `poll_fn`, not an
+    /// `async fn`, so that the future an actor's task holds while it is idle is two pointers.
+    pub(crate) fn park_until<'a>(
+        &'a self,
+        has_work: impl Fn() -> bool + 'a,
+    ) -> impl std::future::Future<Output = ()> + 'a {
+        poll_fn(move |cx| {
             if has_work() {
                 return Poll::Ready(());
             }
@@ -376,7 +383,6 @@ impl<M> MailboxQueue<M> {
                 Poll::Pending
             }
         })
-        .await
     }
 
     /// Marks the mailbox closed. Later pushes are refused; the caller drains what is left.

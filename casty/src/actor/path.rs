@@ -61,7 +61,11 @@ impl ActorPath {
         } else {
             &self.0.path
         };
-        ActorPath::new(self.0.system.clone(), format!("{base}/{name}"), uid)
+        let mut path = String::with_capacity(base.len() + 1 + name.len());
+        path.push_str(base);
+        path.push('/');
+        path.push_str(name);
+        ActorPath::new(self.0.system.clone(), path, uid)
     }
 
     /// The path as a string, e.g. `/team/worker-2`.

@@ -153,8 +153,12 @@ impl SystemInner {
 
     pub(crate) fn unregister(&self, path: &ActorPath) {
         let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
-        if reg.get(path.as_str()).is_some_and(|c| c.path() == path) {
-            reg.remove(path.as_str());
+        // One lookup in the usual case; a later incarnation under the same path (registered
+        // after this one left) is put back.
+        if let Some((key, cell)) = reg.remove_entry(path.as_str()) {
+            if cell.path() != path {
+                reg.insert(key, cell);
+            }
         }
     }
 
@@ -758,5 +762,26 @@ impl ActorSystem {
         }
         self.inner.events.clear();
         ShutdownOutcome { aborted }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Behaviors;
+
+    // The registry holds one incarnation per path: an older incarnation leaving (its stop
+    // sequence runs late, or an abort) never takes the newer one's entry with it.
+    #[tokio::test]
+    async fn an_old_incarnation_leaving_keeps_the_new_one_registered() {
+        let system = ActorSystem::new("reg");
+        let a = system.spawn(Behaviors::ignore::<u8>(), "a").unwrap();
+        let old = ActorPath::new(system.inner.name.clone(), "/a".into(), a.path().uid() ^ 1);
+        system.inner.unregister(&old);
+        let found = system.lookup::<u8>("/a").expect("still registered");
+        assert_eq!(found.path().uid(), a.path().uid());
+        system.inner.unregister(a.path());
+        assert!(system.lookup::<u8>("/a").is_none());
+        system.shutdown().await;
     }
 }
