@@ -390,3 +390,189 @@ where
         Err(NoReply::TimedOut) => Err(AskError::Timeout(timeout)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::deadlines::GRANULARITY;
+    use crate::{ActorSystem, Behaviors, DeadLetter};
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts how many times values made with it were dropped.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_reply_put_and_never_taken_is_dropped_once_with_the_slot() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let cell = AskCell::new();
+        assert!(cell.put(Counted(drops.clone())).is_ok());
+        assert!(!cell.is_open());
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        drop(cell);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_taken_reply_belongs_to_the_taker_and_is_not_dropped_again() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let cell = AskCell::new();
+        assert!(cell.put(Counted(drops.clone())).is_ok());
+        let reply = cell.take().expect("the reply is in");
+        assert!(cell.take().is_none(), "a reply is taken only once");
+        drop(cell);
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        drop(reply);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_closed_or_answered_slot_hands_a_later_reply_back() {
+        let closed = AskCell::new();
+        assert!(closed.close(CLOSED));
+        assert!(!closed.close(TIMED_OUT), "a closed slot stays closed");
+        assert_eq!(closed.put(5u8), Err(5));
+        assert_eq!(closed.take(), None);
+
+        let answered = AskCell::new();
+        assert_eq!(answered.put(1u8), Ok(()));
+        assert_eq!(answered.put(2u8), Err(2), "only the first reply counts");
+        assert!(!answered.close(TIMED_OUT), "an answered ask does not time out");
+        assert_eq!(answered.take(), Some(1));
+    }
+
+    #[test]
+    fn zero_sized_and_over_aligned_replies_go_through() {
+        let unit = AskCell::new();
+        assert_eq!(unit.put(()), Ok(()));
+        assert_eq!(unit.take(), Some(()));
+
+        #[derive(Debug, PartialEq)]
+        #[repr(align(64))]
+        struct Wide([u8; 3]);
+        let wide = AskCell::new();
+        assert_eq!(wide.put(Wide([1, 2, 3])), Ok(()));
+        let back = wide.take().unwrap();
+        assert_eq!(back, Wide([1, 2, 3]));
+        assert_eq!(std::ptr::from_ref(&back) as usize % 64, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_completed_ask_leaves_nothing_in_the_deadline_wheel() {
+        let system = ActorSystem::new("asks");
+        let echo = system
+            .spawn(
+                Behaviors::receive_message(|(n, r): (u64, ActorRef<u64>)| {
+                    r.tell(n + 1);
+                    Behaviors::same()
+                }),
+                "echo",
+            )
+            .unwrap();
+        for n in 0..100 {
+            let got = system.ask(&echo, |r| (n, r), Duration::from_secs(60)).await;
+            assert_eq!(got, Ok(n + 1));
+            assert_eq!(system.inner().deadlines.pending(), 0);
+        }
+        system.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_asks_with_mixed_timeouts_time_out_at_or_just_after_their_deadlines() {
+        let system = ActorSystem::new("asks");
+        // Answers even requests; keeps the reply refs of odd ones without answering, so those
+        // can only time out.
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let held = kept.clone();
+        let half = system
+            .spawn(
+                Behaviors::receive_message(move |(n, r): (u64, ActorRef<u64>)| {
+                    if n % 2 == 0 {
+                        r.tell(n);
+                    } else {
+                        held.lock().unwrap().push(r);
+                    }
+                    Behaviors::same()
+                }),
+                "half",
+            )
+            .unwrap();
+        let mut asks = tokio::task::JoinSet::new();
+        for n in 0..60u64 {
+            let (system, half) = (system.clone(), half.clone());
+            let timeout = Duration::from_millis(1 + (n * 37) % 200);
+            asks.spawn(async move {
+                let start = tokio::time::Instant::now();
+                let got = system.ask(&half, |r| (n, r), timeout).await;
+                (n, timeout, got, start.elapsed())
+            });
+        }
+        while let Some(done) = asks.join_next().await {
+            let (n, timeout, got, took) = done.unwrap();
+            if n % 2 == 0 {
+                assert_eq!(got, Ok(n));
+            } else {
+                assert_eq!(got, Err(AskError::Timeout(timeout)));
+                assert!(took >= timeout, "ask {n} timed out {:?} early", timeout - took);
+                assert!(
+                    took <= timeout + GRANULARITY + Duration::from_millis(1),
+                    "ask {n} timed out {:?} late",
+                    took - timeout
+                );
+            }
+        }
+        assert_eq!(system.inner().deadlines.pending(), 0);
+        assert_eq!(kept.lock().unwrap().len(), 30);
+        system.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_ask_takes_its_deadline_out_and_its_late_reply_is_a_dead_letter() {
+        let system = ActorSystem::new("asks");
+        let (refs_tx, mut refs) = tokio::sync::mpsc::unbounded_channel::<ActorRef<u64>>();
+        let keeper = system
+            .spawn(
+                Behaviors::receive_message(move |r: ActorRef<u64>| {
+                    let _ = refs_tx.send(r);
+                    Behaviors::same()
+                }),
+                "keeper",
+            )
+            .unwrap();
+        let (dead_tx, mut dead) = tokio::sync::mpsc::unbounded_channel::<DeadLetter>();
+        let _sub = system.event_stream().subscribe(move |d: &DeadLetter| {
+            let _ = dead_tx.send(d.clone());
+        });
+        let ask = system.ask(&keeper, |r| r, Duration::from_secs(60));
+        let gave_up = tokio::time::timeout(Duration::from_millis(5), ask).await;
+        assert!(gave_up.is_err(), "the ask cannot have been answered");
+        assert_eq!(system.inner().deadlines.pending(), 0);
+
+        let reply_to = refs.recv().await.unwrap();
+        assert!(reply_to.is_closed());
+        reply_to.tell(7u64);
+        let d = dead.recv().await.unwrap();
+        assert!(d.recipient.as_str().starts_with("/_temp/ask-"), "{d:?}");
+        assert_eq!(&d.recipient, reply_to.path());
+        system.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ask_whose_request_is_dropped_fails_at_once_without_waiting_for_the_deadline() {
+        let system = ActorSystem::new("asks");
+        let sink = system
+            .spawn(Behaviors::ignore::<ActorRef<u64>>(), "sink")
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        let got = system.ask(&sink, |r| r, Duration::from_secs(60)).await;
+        assert_eq!(got, Err(AskError::NoReply));
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(system.inner().deadlines.pending(), 0);
+        system.shutdown().await;
+    }
+}
