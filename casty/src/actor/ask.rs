@@ -279,8 +279,9 @@ impl<M: Send + 'static> ActorRef<M> {
     ///
     /// # Errors
     ///
-    /// [`AskError::Timeout`] after `timeout`; [`AskError::Terminated`] at once if the target has
-    /// stopped; [`AskError::NoReply`] at once if the request was dropped unanswered; for a
+    /// [`AskError::Timeout`] after `timeout` (kept in steps of 10 ms, so up to 10 ms later, never
+    /// sooner); [`AskError::Terminated`] at once if the target has stopped; [`AskError::NoReply`]
+    /// at once if the request was dropped unanswered; for a
     /// remote target, [`AskError::Unreachable`] or [`AskError::Refused`] when its node is.
     ///
     /// # Examples
@@ -442,7 +443,10 @@ mod tests {
         let answered = AskCell::new();
         assert_eq!(answered.put(1u8), Ok(()));
         assert_eq!(answered.put(2u8), Err(2), "only the first reply counts");
-        assert!(!answered.close(TIMED_OUT), "an answered ask does not time out");
+        assert!(
+            !answered.close(TIMED_OUT),
+            "an answered ask does not time out"
+        );
         assert_eq!(answered.take(), Some(1));
     }
 
@@ -518,7 +522,11 @@ mod tests {
                 assert_eq!(got, Ok(n));
             } else {
                 assert_eq!(got, Err(AskError::Timeout(timeout)));
-                assert!(took >= timeout, "ask {n} timed out {:?} early", timeout - took);
+                assert!(
+                    took >= timeout,
+                    "ask {n} timed out {:?} early",
+                    timeout - took
+                );
                 assert!(
                     took <= timeout + GRANULARITY + Duration::from_millis(1),
                     "ask {n} timed out {:?} late",

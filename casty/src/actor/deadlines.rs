@@ -94,7 +94,11 @@ impl Deadlines {
 
     /// Puts `entry` in the wheel, to expire at or after `deadline`. Returns the tick to hand to
     /// [`Deadlines::remove`], or `None` for a deadline too far away to ever come.
-    pub(crate) fn insert(self: &Arc<Self>, deadline: Instant, entry: Arc<dyn Expire>) -> Option<u64> {
+    pub(crate) fn insert(
+        self: &Arc<Self>,
+        deadline: Instant,
+        entry: Arc<dyn Expire>,
+    ) -> Option<u64> {
         let tick = self.tick_at_or_after(deadline)?;
         self.instant_of(tick)?;
         let mut wheel = self.wheel();
@@ -125,9 +129,9 @@ impl Deadlines {
         let Some(bucket) = wheel.buckets.get_mut(&tick) else {
             return;
         };
-        let ours = bucket.get(at).is_some_and(|e| {
-            std::ptr::addr_eq(Arc::as_ptr(e), entry as *const dyn Expire)
-        });
+        let ours = bucket
+            .get(at)
+            .is_some_and(|e| std::ptr::addr_eq(Arc::as_ptr(e), entry as *const dyn Expire));
         if !ours {
             return;
         }
@@ -266,7 +270,11 @@ mod tests {
         until_idle(&wheel).await;
         let fired = probe.fired().expect("never fired");
         assert!(fired >= deadline, "fired {:?} early", deadline - fired);
-        assert!(fired <= deadline + GRANULARITY, "fired {:?} late", fired - deadline);
+        assert!(
+            fired <= deadline + GRANULARITY,
+            "fired {:?} late",
+            fired - deadline
+        );
         assert_eq!(wheel.pending(), 0);
     }
 
@@ -296,12 +304,18 @@ mod tests {
         let wheel = Deadlines::new(Handle::current());
         let late = Probe::new();
         let start = Instant::now();
-        wheel.insert(start + Duration::from_secs(60), late.clone()).unwrap();
+        wheel
+            .insert(start + Duration::from_secs(60), late.clone())
+            .unwrap();
         tokio::task::yield_now().await;
         let soon = Probe::new();
-        wheel.insert(start + Duration::from_millis(20), soon.clone()).unwrap();
+        wheel
+            .insert(start + Duration::from_millis(20), soon.clone())
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(40)).await;
-        let fired = soon.fired().expect("the sooner deadline waited for the later one");
+        let fired = soon
+            .fired()
+            .expect("the sooner deadline waited for the later one");
         assert!(fired >= start + Duration::from_millis(20));
         assert_eq!(late.fired(), None);
         assert_eq!(wheel.pending(), 1);
