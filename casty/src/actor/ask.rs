@@ -7,10 +7,10 @@
 //! reply can come). A reply that arrives after the deadline becomes a dead letter addressed to the
 //! ask's temporary path (`/_temp/ask-<uid>`).
 //!
-//! What one ask costs: two small allocations (the slot, and the reply ref's target), no lock
-//! that is ever waited on, and, only if
-//! the reply is not there at the first look, an entry in the system's coarse deadline wheel
-//! (see [`crate::actor::deadlines`]) instead of a tokio timer. The temporary path is built only
+//! What one ask costs: two small allocations (the slot, whose lock is never waited on, and the
+//! reply ref's target) and, only if the reply is not there at the first look, an entry in the
+//! system's coarse deadline wheel (see [`crate::actor::deadlines`]) instead of a tokio timer: one
+//! short critical section to put it in and one to take it out. The temporary path is built only
 //! when something needs it (a dead letter, `Debug`, the wire).
 
 use std::future::Future;
