@@ -1,17 +1,29 @@
 //! The ask pattern: a request whose reply is awaited.
 //!
-//! `ask` creates a one-shot reply slot, wraps it in an `ActorRef<R>` (a [`Promise`] target), lets the
-//! caller build the request around it, and awaits the reply with a deadline (L9). The ask fails at
-//! once, without waiting for the deadline, when the target is already stopped or when every copy
-//! of the reply ref has been dropped (the request was discarded, so no reply can come). A reply that
-//! arrives after the deadline becomes a dead letter.
+//! `ask` makes a one-shot reply slot ([`AskCell`]), wraps it in an `ActorRef<R>` (a [`Promise`]
+//! target), lets the caller build the request around it, and awaits the reply with a deadline
+//! (L9). The ask fails at once, without waiting for the deadline, when the target is already
+//! stopped or when every copy of the reply ref has been dropped (the request was discarded, so no
+//! reply can come). A reply that arrives after the deadline becomes a dead letter addressed to the
+//! ask's temporary path (`/_temp/ask-<uid>`).
+//!
+//! What one ask costs: two small allocations (the slot, whose lock is never waited on, and the
+//! reply ref's target) and, only if the reply is not there at the first look, an entry in the
+//! system's coarse deadline wheel (see [`crate::actor::deadlines`]) instead of a tokio timer: one
+//! short critical section to put it in and one to take it out. The temporary path is built only
+//! when something needs it (a dead letter, `Debug`, the wire).
 
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use atomic_waker::AtomicWaker;
 
 use crate::actor::actor_ref::{ActorRef, RefTarget, TellError};
+use crate::actor::deadlines::{Deadlines, Expire};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::path::{next_uid, ActorPath};
 use crate::actor::system::SystemInner;
@@ -30,7 +42,8 @@ use crate::actor::wire::NodeDown;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AskError {
-    /// No reply arrived before the deadline.
+    /// No reply arrived before the deadline. Deadlines are kept at a granularity of 10 ms: the
+    /// ask fails at its deadline or up to 10 ms after it (plus scheduling), never sooner.
     #[error("no reply within {0:?}")]
     Timeout(Duration),
     /// The target had stopped when the request was sent, or its node shut down (or restarted)
@@ -57,17 +70,127 @@ pub enum AskError {
     },
 }
 
+/// The slot is open: no reply yet, and one may still come.
+const EMPTY: u8 = 0;
+/// A reply is being written into the slot.
+const WRITING: u8 = 1;
+/// The reply is in the slot.
+const FULL: u8 = 2;
+/// The asker took the reply.
+const TAKEN: u8 = 3;
+/// No reply can come any more: every reply ref was dropped, the target's node went down, or the
+/// asker gave up (its future was dropped).
+const CLOSED: u8 = 4;
+/// The deadline passed before a reply came.
+const TIMED_OUT: u8 = 5;
+
+/// The reply slot of one ask: a one-shot channel in a single allocation, shared by the asker and
+/// the reply ref.
+///
+/// The state moves `EMPTY → WRITING → FULL → TAKEN` for a reply, or `EMPTY → CLOSED` /
+/// `EMPTY → TIMED_OUT` for an ask that ends without one. Only the party that wins the move out of
+/// `EMPTY` (to write) or out of `FULL` (to read) touches `value`, one after the other, so its lock
+/// is never waited on: it is there only so that no `unsafe` is needed.
+pub(crate) struct AskCell<R> {
+    state: AtomicU8,
+    value: Mutex<Option<R>>,
+    waker: AtomicWaker,
+    /// Set, before the slot is closed, when the ask is failed early because the target's node
+    /// is down.
+    down: OnceLock<NodeDown>,
+    /// The slot's place in the deadline wheel.
+    position: AtomicUsize,
+}
+
+impl<R> AskCell<R> {
+    pub(crate) fn new() -> Self {
+        AskCell {
+            state: AtomicU8::new(EMPTY),
+            value: Mutex::new(None),
+            waker: AtomicWaker::new(),
+            down: OnceLock::new(),
+            position: AtomicUsize::new(usize::MAX),
+        }
+    }
+
+    fn value(&self) -> std::sync::MutexGuard<'_, Option<R>> {
+        self.value.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts the reply in and wakes the asker; hands the reply back if the ask is over (or
+    /// already has its reply).
+    pub(crate) fn put(&self, reply: R) -> Result<(), R> {
+        if self
+            .state
+            .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(reply);
+        }
+        *self.value() = Some(reply);
+        self.state.store(FULL, Ordering::Release);
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// Takes the reply, if it is in.
+    pub(crate) fn take(&self) -> Option<R> {
+        self.state
+            .compare_exchange(FULL, TAKEN, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        self.value().take()
+    }
+
+    /// Ends the ask without a reply (`why` is [`CLOSED`] or [`TIMED_OUT`]) unless a reply is in
+    /// or on its way. Returns whether it did.
+    fn close(&self, why: u8) -> bool {
+        let closed = self
+            .state
+            .compare_exchange(EMPTY, why, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if closed {
+            self.waker.wake();
+        }
+        closed
+    }
+
+    /// Whether a reply can still come.
+    pub(crate) fn is_open(&self) -> bool {
+        self.state.load(Ordering::Acquire) == EMPTY
+    }
+}
+
+impl<R: Send> Expire for AskCell<R> {
+    fn expire(&self) {
+        self.close(TIMED_OUT);
+    }
+
+    fn position(&self) -> &AtomicUsize {
+        &self.position
+    }
+}
+
+/// The target of an ask's reply ref. When the last copy of the ref is dropped, the slot closes:
+/// no reply can come, and the asker fails at once with [`AskError::NoReply`].
 pub(crate) struct Promise<R> {
-    path: ActorPath,
-    slot: Mutex<Option<oneshot::Sender<R>>>,
+    cell: Arc<AskCell<R>>,
     system: Arc<SystemInner>,
-    /// Set when the ask is failed early because the target's node is down.
-    down: Arc<std::sync::OnceLock<NodeDown>>,
+    /// `/_temp/ask-<uid>`, made on first use.
+    path: OnceLock<ActorPath>,
+}
+
+impl<R> Drop for Promise<R> {
+    fn drop(&mut self) {
+        self.cell.close(CLOSED);
+    }
 }
 
 impl<R: Send + 'static> RefTarget<R> for Promise<R> {
     fn path(&self) -> &ActorPath {
-        &self.path
+        self.path.get_or_init(|| {
+            let uid = next_uid();
+            ActorPath::new(self.system.name.clone(), format!("/_temp/ask-{uid}"), uid)
+        })
     }
 
     fn system(&self) -> &Arc<SystemInner> {
@@ -75,30 +198,73 @@ impl<R: Send + 'static> RefTarget<R> for Promise<R> {
     }
 
     fn is_closed(&self) -> bool {
-        self.slot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_none_or(|tx| tx.is_closed())
+        !self.cell.is_open()
     }
 
     fn deliver(&self, msg: R) -> Result<(), TellError<R>> {
-        let tx = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match tx {
-            Some(tx) => match tx.send(msg) {
-                Ok(()) => Ok(()),
-                Err(m) => {
-                    self.system
-                        .dead_letter_typed::<R>(&self.path, DeadLetterReason::RecipientGone);
-                    Err(TellError::Closed(m))
-                }
+        self.cell.put(msg).map_err(|m| {
+            self.system
+                .dead_letter_typed::<R>(self.path(), DeadLetterReason::RecipientGone);
+            TellError::Closed(m)
+        })
+    }
+}
+
+/// How the wait for a reply ended without one.
+enum NoReply {
+    /// The slot closed (see [`CLOSED`]).
+    Closed,
+    TimedOut,
+}
+
+/// The asker's side of an ask: waits for the reply, putting the slot in the deadline wheel only
+/// if it has to wait. Dropping it takes the slot out of the wheel and closes it, so a reply that
+/// comes afterwards is a dead letter.
+struct Reply<'a, R: Send + 'static> {
+    cell: Arc<AskCell<R>>,
+    wheel: &'a Arc<Deadlines>,
+    /// `None` when the deadline is too far away to ever come.
+    deadline: Option<tokio::time::Instant>,
+    /// The wheel tick the slot waits in, once it does.
+    tick: Option<u64>,
+}
+
+impl<R: Send + 'static> Future for Reply<'_, R> {
+    type Output = Result<R, NoReply>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(r) = this.cell.take() {
+            return Poll::Ready(Ok(r));
+        }
+        this.cell.waker.register(cx.waker());
+        match this.cell.state.load(Ordering::Acquire) {
+            FULL => match this.cell.take() {
+                Some(r) => Poll::Ready(Ok(r)),
+                None => Poll::Ready(Err(NoReply::Closed)),
             },
-            None => {
-                self.system
-                    .dead_letter_typed::<R>(&self.path, DeadLetterReason::RecipientGone);
-                Err(TellError::Closed(msg))
+            CLOSED | TAKEN => Poll::Ready(Err(NoReply::Closed)),
+            TIMED_OUT => Poll::Ready(Err(NoReply::TimedOut)),
+            // EMPTY, or WRITING: the writer wakes us once the reply is in.
+            _ => {
+                if this.tick.is_none() {
+                    if let Some(deadline) = this.deadline {
+                        let entry: Arc<dyn Expire> = this.cell.clone();
+                        this.tick = this.wheel.insert(deadline, entry);
+                    }
+                }
+                Poll::Pending
             }
         }
+    }
+}
+
+impl<R: Send + 'static> Drop for Reply<'_, R> {
+    fn drop(&mut self) {
+        if let Some(tick) = self.tick.take() {
+            self.wheel.remove(tick, &*self.cell);
+        }
+        self.cell.close(CLOSED);
     }
 }
 
@@ -113,8 +279,9 @@ impl<M: Send + 'static> ActorRef<M> {
     ///
     /// # Errors
     ///
-    /// [`AskError::Timeout`] after `timeout`; [`AskError::Terminated`] at once if the target has
-    /// stopped; [`AskError::NoReply`] at once if the request was dropped unanswered; for a
+    /// [`AskError::Timeout`] after `timeout` (kept in steps of 10 ms, so up to 10 ms later, never
+    /// sooner); [`AskError::Terminated`] at once if the target has stopped; [`AskError::NoReply`]
+    /// at once if the request was dropped unanswered; for a
     /// remote target, [`AskError::Unreachable`] or [`AskError::Refused`] when its node is.
     ///
     /// # Examples
@@ -167,36 +334,31 @@ where
     M: Send + 'static,
     R: Send + 'static,
 {
-    let (tx, rx) = oneshot::channel();
-    let down = Arc::new(std::sync::OnceLock::new());
-    let uid = next_uid();
-    let path = ActorPath::new(system.name.clone(), format!("/_temp/ask-{uid}"), uid);
-    let promise = Arc::new(Promise {
-        path,
-        slot: Mutex::new(Some(tx)),
+    let deadline = tokio::time::Instant::now().checked_add(timeout);
+    let cell = Arc::new(AskCell::new());
+    // Only the reply ref keeps the promise: a request dropped without a reply fails at once (L9).
+    let reply_ref = ActorRef::from_target(Arc::new(Promise {
+        cell: cell.clone(),
         system: system.clone(),
-        down: down.clone(),
-    });
-    let reply_ref = ActorRef::from_target(promise.clone());
+        path: OnceLock::new(),
+    }));
     if let (Some(node), Some(provider)) = (target.remote_node(), system.wire.get()) {
-        let weak = Arc::downgrade(&promise);
+        let weak = Arc::downgrade(&cell);
         provider.on_node_down(
             node,
             Box::new(move |why| {
-                let Some(p) = weak.upgrade() else {
+                let Some(cell) = weak.upgrade() else {
                     return false;
                 };
                 if let Some(why) = why {
-                    let _ = p.down.set(why.clone());
-                    drop(p.slot.lock().unwrap_or_else(|e| e.into_inner()).take());
+                    let _ = cell.down.set(why.clone());
+                    cell.close(CLOSED);
                 }
-                !p.is_closed()
+                cell.is_open()
             }),
         );
     }
-    // Only the reply ref keeps the promise: a request dropped without a reply fails at once (L9).
-    drop(promise);
-    let failed_early = |down: &std::sync::OnceLock<NodeDown>| {
+    let failed_early = |down: &OnceLock<NodeDown>| {
         down.get().map(|why| match why {
             NodeDown::Unreachable => AskError::Unreachable(target.path().address()),
             NodeDown::Refused(reason) => AskError::Refused {
@@ -211,15 +373,214 @@ where
     let msg = make(reply_ref);
     match target.deliver_checked(msg) {
         Ok(()) => {}
-        Err(_) if down.get().is_some() => {
-            return Err(failed_early(&down).unwrap_or(AskError::NoReply))
+        Err(_) if cell.down.get().is_some() => {
+            return Err(failed_early(&cell.down).unwrap_or(AskError::NoReply))
         }
         Err(TellError::Closed(_)) => return Err(AskError::Terminated(target.path().to_string())),
         Err(TellError::Full(_)) => return Err(AskError::MailboxFull(target.path().to_string())),
     }
-    match tokio::time::timeout(timeout, rx).await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(_)) => Err(failed_early(&down).unwrap_or(AskError::NoReply)),
-        Err(_) => Err(AskError::Timeout(timeout)),
+    let reply = Reply {
+        cell: cell.clone(),
+        wheel: &system.deadlines,
+        deadline,
+        tick: None,
+    };
+    match reply.await {
+        Ok(r) => Ok(r),
+        Err(NoReply::Closed) => Err(failed_early(&cell.down).unwrap_or(AskError::NoReply)),
+        Err(NoReply::TimedOut) => Err(AskError::Timeout(timeout)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::deadlines::GRANULARITY;
+    use crate::{ActorSystem, Behaviors, DeadLetter};
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts how many times values made with it were dropped.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_reply_put_and_never_taken_is_dropped_once_with_the_slot() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let cell = AskCell::new();
+        assert!(cell.put(Counted(drops.clone())).is_ok());
+        assert!(!cell.is_open());
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        drop(cell);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_taken_reply_belongs_to_the_taker_and_is_not_dropped_again() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let cell = AskCell::new();
+        assert!(cell.put(Counted(drops.clone())).is_ok());
+        let reply = cell.take().expect("the reply is in");
+        assert!(cell.take().is_none(), "a reply is taken only once");
+        drop(cell);
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        drop(reply);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_closed_or_answered_slot_hands_a_later_reply_back() {
+        let closed = AskCell::new();
+        assert!(closed.close(CLOSED));
+        assert!(!closed.close(TIMED_OUT), "a closed slot stays closed");
+        assert_eq!(closed.put(5u8), Err(5));
+        assert_eq!(closed.take(), None);
+
+        let answered = AskCell::new();
+        assert_eq!(answered.put(1u8), Ok(()));
+        assert_eq!(answered.put(2u8), Err(2), "only the first reply counts");
+        assert!(
+            !answered.close(TIMED_OUT),
+            "an answered ask does not time out"
+        );
+        assert_eq!(answered.take(), Some(1));
+    }
+
+    #[test]
+    fn zero_sized_and_over_aligned_replies_go_through() {
+        let unit = AskCell::new();
+        assert_eq!(unit.put(()), Ok(()));
+        assert_eq!(unit.take(), Some(()));
+
+        #[derive(Debug, PartialEq)]
+        #[repr(align(64))]
+        struct Wide([u8; 3]);
+        let wide = AskCell::new();
+        assert_eq!(wide.put(Wide([1, 2, 3])), Ok(()));
+        let back = wide.take().unwrap();
+        assert_eq!(back, Wide([1, 2, 3]));
+        assert_eq!(std::ptr::from_ref(&back) as usize % 64, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_completed_ask_leaves_nothing_in_the_deadline_wheel() {
+        let system = ActorSystem::new("asks");
+        let echo = system
+            .spawn(
+                Behaviors::receive_message(|(n, r): (u64, ActorRef<u64>)| {
+                    r.tell(n + 1);
+                    Behaviors::same()
+                }),
+                "echo",
+            )
+            .unwrap();
+        for n in 0..100 {
+            let got = system.ask(&echo, |r| (n, r), Duration::from_secs(60)).await;
+            assert_eq!(got, Ok(n + 1));
+            assert_eq!(system.inner().deadlines.pending(), 0);
+        }
+        system.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_asks_with_mixed_timeouts_time_out_at_or_just_after_their_deadlines() {
+        let system = ActorSystem::new("asks");
+        // Answers even requests; keeps the reply refs of odd ones without answering, so those
+        // can only time out.
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let held = kept.clone();
+        let half = system
+            .spawn(
+                Behaviors::receive_message(move |(n, r): (u64, ActorRef<u64>)| {
+                    if n % 2 == 0 {
+                        r.tell(n);
+                    } else {
+                        held.lock().unwrap().push(r);
+                    }
+                    Behaviors::same()
+                }),
+                "half",
+            )
+            .unwrap();
+        let mut asks = tokio::task::JoinSet::new();
+        for n in 0..60u64 {
+            let (system, half) = (system.clone(), half.clone());
+            let timeout = Duration::from_millis(1 + (n * 37) % 200);
+            asks.spawn(async move {
+                let start = tokio::time::Instant::now();
+                let got = system.ask(&half, |r| (n, r), timeout).await;
+                (n, timeout, got, start.elapsed())
+            });
+        }
+        while let Some(done) = asks.join_next().await {
+            let (n, timeout, got, took) = done.unwrap();
+            if n % 2 == 0 {
+                assert_eq!(got, Ok(n));
+            } else {
+                assert_eq!(got, Err(AskError::Timeout(timeout)));
+                assert!(
+                    took >= timeout,
+                    "ask {n} timed out {:?} early",
+                    timeout - took
+                );
+                assert!(
+                    took <= timeout + GRANULARITY + Duration::from_millis(1),
+                    "ask {n} timed out {:?} late",
+                    took - timeout
+                );
+            }
+        }
+        assert_eq!(system.inner().deadlines.pending(), 0);
+        assert_eq!(kept.lock().unwrap().len(), 30);
+        system.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_ask_takes_its_deadline_out_and_its_late_reply_is_a_dead_letter() {
+        let system = ActorSystem::new("asks");
+        let (refs_tx, mut refs) = tokio::sync::mpsc::unbounded_channel::<ActorRef<u64>>();
+        let keeper = system
+            .spawn(
+                Behaviors::receive_message(move |r: ActorRef<u64>| {
+                    let _ = refs_tx.send(r);
+                    Behaviors::same()
+                }),
+                "keeper",
+            )
+            .unwrap();
+        let (dead_tx, mut dead) = tokio::sync::mpsc::unbounded_channel::<DeadLetter>();
+        let _sub = system.event_stream().subscribe(move |d: &DeadLetter| {
+            let _ = dead_tx.send(d.clone());
+        });
+        let ask = system.ask(&keeper, |r| r, Duration::from_secs(60));
+        let gave_up = tokio::time::timeout(Duration::from_millis(5), ask).await;
+        assert!(gave_up.is_err(), "the ask cannot have been answered");
+        assert_eq!(system.inner().deadlines.pending(), 0);
+
+        let reply_to = refs.recv().await.unwrap();
+        assert!(reply_to.is_closed());
+        reply_to.tell(7u64);
+        let d = dead.recv().await.unwrap();
+        assert!(d.recipient.as_str().starts_with("/_temp/ask-"), "{d:?}");
+        assert_eq!(&d.recipient, reply_to.path());
+        system.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ask_whose_request_is_dropped_fails_at_once_without_waiting_for_the_deadline() {
+        let system = ActorSystem::new("asks");
+        let sink = system
+            .spawn(Behaviors::ignore::<ActorRef<u64>>(), "sink")
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        let got = system.ask(&sink, |r| r, Duration::from_secs(60)).await;
+        assert_eq!(got, Err(AskError::NoReply));
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(system.inner().deadlines.pending(), 0);
+        system.shutdown().await;
     }
 }

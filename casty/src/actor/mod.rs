@@ -7,6 +7,7 @@ pub(crate) mod ask;
 pub(crate) mod behavior;
 pub(crate) mod cell;
 pub(crate) mod context;
+pub(crate) mod deadlines;
 pub(crate) mod event_stream;
 pub(crate) mod failure;
 pub(crate) mod macro_support;

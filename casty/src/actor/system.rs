@@ -126,6 +126,8 @@ pub(crate) struct SystemInner {
     pub(crate) wire: std::sync::OnceLock<Arc<dyn crate::actor::wire::WireProvider>>,
     /// Refs written to the wire, by (path, uid), for replies coming back.
     pub(crate) exports: crate::actor::wire::Exports,
+    /// The deadlines of pending asks.
+    pub(crate) deadlines: Arc<crate::actor::deadlines::Deadlines>,
 }
 
 impl SystemInner {
@@ -447,6 +449,7 @@ impl ActorSystemBuilder {
                 root,
                 events: EventStream::new(handle.clone()),
                 scheduler: Scheduler::new(handle.clone()),
+                deadlines: crate::actor::deadlines::Deadlines::new(handle.clone()),
                 handle,
                 registry: RwLock::new(HashMap::new()),
                 wire: std::sync::OnceLock::new(),
@@ -536,8 +539,9 @@ impl ActorSystem {
     ///
     /// # Errors
     ///
-    /// [`AskError::Timeout`] after `timeout`; [`AskError::Terminated`] at once if the target has
-    /// stopped; [`AskError::NoReply`] at once if the request was dropped unanswered.
+    /// [`AskError::Timeout`] after `timeout` (checked every 10 ms, so up to 10 ms later, never
+    /// sooner); [`AskError::Terminated`] at once if the target has stopped; [`AskError::NoReply`]
+    /// at once if the request was dropped unanswered.
     pub async fn ask<M, R, T>(
         &self,
         target: &ActorRef<M>,
