@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::actor::actor_ref::{ActorRef, RefTarget, TellError};
+use crate::actor::actor_ref::{ActorRef, NotDelivered, RefTarget, TellError};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::path::{next_uid, ActorPath};
 use crate::actor::system::SystemInner;
@@ -53,6 +53,34 @@ pub enum AskError {
         /// The node, `casty://system@host:port`.
         node: String,
         /// The refusal, as both sides log it.
+        reason: String,
+    },
+    /// The target is on another node and the queue of messages from this node to it is full
+    /// (it is slow or unreachable): the request was not sent. `node` is
+    /// `casty://system@host:port`. This is this node's own queue, not the target's mailbox;
+    /// `ActorRef::send(..).await` waits for room in it instead.
+    #[error("the outbound queue to {node} is full")]
+    OutboundFull {
+        /// The target's node.
+        node: String,
+    },
+    /// The target is on another node and the encoded request is larger than the frame limit of
+    /// the connection: it was not sent.
+    #[error("the request of {size} bytes exceeds the frame limit of {max}")]
+    TooLarge {
+        /// The size of the request's frame.
+        size: usize,
+        /// The frame limit.
+        max: usize,
+    },
+    /// The target is on another node and the request could not be sent from this node for
+    /// another reason: it could not be encoded, or remoting is not running here (not started,
+    /// or shut down). `reason` is what the request's dead letter says.
+    #[error("the request to {node} was not sent: {reason}")]
+    NotSent {
+        /// The target's node, `casty://system@host:port`.
+        node: String,
+        /// Why.
         reason: String,
     },
 }
@@ -214,8 +242,9 @@ where
         Err(_) if down.get().is_some() => {
             return Err(failed_early(&down).unwrap_or(AskError::NoReply))
         }
-        Err(TellError::Closed(_)) => return Err(AskError::Terminated(target.path().to_string())),
-        Err(TellError::Full(_)) => return Err(AskError::MailboxFull(target.path().to_string())),
+        Err(NotDelivered::Closed) => return Err(AskError::Terminated(target.path().to_string())),
+        Err(NotDelivered::Full) => return Err(AskError::MailboxFull(target.path().to_string())),
+        Err(NotDelivered::Route(e)) => return Err(e.ask_error(target.path())),
     }
     match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(r)) => Ok(r),
