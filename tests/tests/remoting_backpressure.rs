@@ -199,10 +199,14 @@ async fn a_burst_sent_with_send_loses_nothing_through_a_small_queue() {
     .await;
     let (mut dead, _sub) = dead_letter_probe(&a);
     let accounts = a.remote_ref::<Bank>(&address(&b, "/accounts")).unwrap();
+    // ANCHOR: burst
     for _ in 0..BURST {
+        // Waits while the queue to the other node is full, instead of dropping.
         accounts.send(Bank::Deposit { amount: 1 }).await.unwrap();
     }
+    // Order is kept per sender and receiver: the reply comes after every deposit.
     assert_eq!(a.ask(&accounts, Bank::balance, T).await.unwrap(), BURST);
+    // ANCHOR_END: burst
     dead.expect_no_message(QUIET).await;
     assert_eq!(a.remote_counters().unwrap().dropped, 0);
     a.shutdown().await;
