@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use casty::remote::RemoteSettings;
-use casty::{message_enum, ActorRef, ActorSystem, Behavior, Behaviors, DeadLetter};
+use casty::{message_enum, ActorRef, ActorSystem, AskError, Behavior, Behaviors, DeadLetter};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader, BufWriter};
 
@@ -227,7 +227,16 @@ fn casty_tell_burst(rt: &tokio::runtime::Runtime, system: &ActorSystem, node: &s
         for _ in 0..N {
             counter.tell(Counter::Add { n: 1 });
         }
-        let delivered = system.ask(&counter, Counter::count, T).await.unwrap() - before;
+        // The queue may still be full: the final ask is refused until there is room.
+        let after = loop {
+            match system.ask(&counter, Counter::count, T).await {
+                Err(AskError::OutboundFull { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                r => break r.unwrap(),
+            }
+        };
+        let delivered = after - before;
         // Every dead letter was published before the final ask was sent; wait for the counting
         // actor to have read them all.
         let deadline = Instant::now() + T;
@@ -304,6 +313,22 @@ fn main() {
         cpu_model(),
         load_average()
     );
+    // For profiling one side alone: `CASTY_BENCH_W7_SIDE=casty` (or `raw`) runs only that side.
+    match std::env::var("CASTY_BENCH_W7_SIDE").as_deref() {
+        Ok("casty") => {
+            for _ in 0..runs {
+                println!("casty {:.3} M msg/s", casty_round(&rt, &system, &node));
+            }
+            return;
+        }
+        Ok("raw") => {
+            for _ in 0..runs {
+                println!("raw {:.3} M msg/s", raw_round(&rt, raw_port));
+            }
+            return;
+        }
+        _ => {}
+    }
     let (mut raw, mut casty, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=runs {
         let r = raw_round(&rt, raw_port);

@@ -84,7 +84,30 @@ pub type WireDecoder<M> = fn(&[u8]) -> Result<M, String>;
 ///
 /// The deserializer's message, if `bytes` is not a CBOR `M`.
 pub fn cbor_decoder<M: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<M, String> {
-    ciborium::from_reader(bytes).map_err(|e| e.to_string())
+    cbor_decode(bytes).map_err(|e| e.to_string())
+}
+
+/// The size of the decoder's scratch buffer, as `ciborium::from_reader` has it (a string
+/// decoded in place may be at most this long).
+const CBOR_SCRATCH: usize = 4096;
+
+thread_local! {
+    /// The decoder's scratch buffer, kept per thread: `ciborium::from_reader` zeroes a fresh
+    /// 4 KiB one for every value, which costs more than decoding a small message.
+    static CBOR_SCRATCH_BUF: std::cell::RefCell<Box<[u8; CBOR_SCRATCH]>> =
+        std::cell::RefCell::new(Box::new([0; CBOR_SCRATCH]));
+}
+
+/// Decodes a CBOR `M` from `bytes` exactly as `ciborium::from_reader` does, with a reused
+/// scratch buffer.
+pub(crate) fn cbor_decode<M: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<M, ciborium::de::Error<std::io::Error>> {
+    CBOR_SCRATCH_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => ciborium::de::from_reader_with_buffer(bytes, &mut scratch[..]),
+        // Re-entered (a value decoded while decoding another): a buffer of its own.
+        Err(_) => ciborium::from_reader(bytes),
+    })
 }
 
 macro_rules! std_messages {

@@ -174,8 +174,8 @@ struct Exported<M> {
 
 impl<M: DeserializeOwned + Send + 'static> WireSink for Exported<M> {
     fn deliver(&self, payload: &[u8]) -> Result<(), WireError> {
-        let msg: M =
-            ciborium::from_reader(payload).map_err(|e| WireError::Decode(e.to_string()))?;
+        let msg: M = crate::actor::message::cbor_decode(payload)
+            .map_err(|e| WireError::Decode(e.to_string()))?;
         self.actor.tell(msg);
         Ok(())
     }
