@@ -151,3 +151,51 @@ impl<A: Message, B: Message> Message for (A, B) {}
 impl<A: Message, B: Message, C: Message> Message for (A, B, C) {}
 
 impl<M: Send + 'static> Message for crate::ActorRef<M> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cbor<T: serde::Serialize>(v: &T) -> Vec<u8> {
+        let mut buf = Vec::new();
+        ciborium::into_writer(v, &mut buf).unwrap();
+        buf
+    }
+
+    // The reused scratch buffer decodes what a fresh one does: strings shorter than it, as long
+    // as it, and longer than it.
+    #[test]
+    fn the_reused_decoder_buffer_decodes_strings_of_any_length() {
+        for len in [0, 5, CBOR_SCRATCH, CBOR_SCRATCH + 1, 3 * CBOR_SCRATCH] {
+            let v = (len as u64, "é".repeat(len / 2), vec![7u8; len]);
+            let bytes = cbor(&v);
+            let decoded: (u64, String, Vec<u8>) = cbor_decode(&bytes).unwrap();
+            assert_eq!(decoded, v);
+            let fresh: (u64, String, Vec<u8>) = ciborium::from_reader(&bytes[..]).unwrap();
+            assert_eq!(decoded, fresh);
+        }
+        assert!(cbor_decoder::<u64>(&cbor(&"not a number")).is_err());
+    }
+
+    /// A value whose own decoding decodes another value from the wire (as a ref resolver may).
+    #[derive(Debug, PartialEq)]
+    struct Nested(String);
+
+    impl<'de> serde::Deserialize<'de> for Nested {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let inner: Vec<u8> = serde::Deserialize::deserialize(d)?;
+            cbor_decode::<String>(&inner)
+                .map(Nested)
+                .map_err(serde::de::Error::custom)
+        }
+    }
+
+    // A decode inside a decode on the same thread gets a buffer of its own.
+    #[test]
+    fn a_decode_inside_a_decode_works() {
+        let inner = cbor(&"inner".to_string());
+        let outer = cbor(&(1u8, inner));
+        let (n, nested): (u8, Nested) = cbor_decode(&outer).unwrap();
+        assert_eq!((n, nested), (1, Nested("inner".into())));
+    }
+}
