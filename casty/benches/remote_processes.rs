@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use casty::remote::RemoteSettings;
-use casty::{message_enum, ActorRef, ActorSystem, AskError, Behavior, Behaviors, DeadLetter};
+use casty::{message_enum, ActorRef, ActorSystem, Behavior, Behaviors, DeadLetter};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader, BufWriter};
 
@@ -227,16 +227,7 @@ fn casty_tell_burst(rt: &tokio::runtime::Runtime, system: &ActorSystem, node: &s
         for _ in 0..N {
             counter.tell(Counter::Add { n: 1 });
         }
-        // The queue may still be full: the final ask is refused until there is room.
-        let after = loop {
-            match system.ask(&counter, Counter::count, T).await {
-                Err(AskError::OutboundFull { .. }) => {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                r => break r.unwrap(),
-            }
-        };
-        let delivered = after - before;
+        let delivered = system.ask(&counter, Counter::count, T).await.unwrap() - before;
         // Every dead letter was published before the final ask was sent; wait for the counting
         // actor to have read them all.
         let deadline = Instant::now() + T;

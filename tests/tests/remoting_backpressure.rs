@@ -127,8 +127,9 @@ async fn a_tell_beyond_the_outbound_queue_is_one_dead_letter() {
     b.shutdown().await;
 }
 
-// An ask whose request finds this node's own outbound queue full fails at once saying so (not
-// that the remote actor's mailbox is full), and its request is one dead letter.
+// An ask whose request finds this node's own outbound queue full waits for room within its
+// timeout; if the queue is still full then, it fails saying so (not that the remote actor's
+// mailbox is full, nor a bare timeout), and its request is one dead letter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ask_refused_by_a_full_outbound_queue_says_so() {
     let (a, b, _faults) = partitioned_pair().await;
@@ -138,9 +139,9 @@ async fn an_ask_refused_by_a_full_outbound_queue_says_so() {
         accounts.tell(Bank::Deposit { amount: 1 });
     }
     let (mut dead, _sub) = dead_letter_probe(&a);
-    let r = tokio::time::timeout(T, a.ask(&accounts, Bank::balance, Duration::from_secs(60)))
+    let r = tokio::time::timeout(T, a.ask(&accounts, Bank::balance, QUIET))
         .await
-        .expect("fails at once, not at its timeout");
+        .expect("fails at its timeout");
     assert_eq!(
         r,
         Err(AskError::OutboundFull {
@@ -158,6 +159,28 @@ async fn an_ask_refused_by_a_full_outbound_queue_says_so() {
     );
     dead.expect_no_message(QUIET).await;
     assert_eq!(a.remote_counters().unwrap().dropped, 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+// An ask whose request finds the outbound queue full is sent once there is room, and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_waits_for_room_in_the_outbound_queue() {
+    let (a, b, faults) = partitioned_pair().await;
+    let (mut dead, _sub) = dead_letter_probe(&a);
+    let accounts = a.remote_ref::<Bank>(&address(&b, "/accounts")).unwrap();
+    for _ in 0..QUEUED {
+        accounts.tell(Bank::Deposit { amount: 1 });
+    }
+    let mut asking = tokio::spawn({
+        let (a, accounts) = (a.clone(), accounts.clone());
+        async move { a.ask(&accounts, Bank::balance, T).await }
+    });
+    assert!(tokio::time::timeout(QUIET, &mut asking).await.is_err());
+    faults.heal_all();
+    let balance = tokio::time::timeout(T, asking).await.unwrap().unwrap();
+    assert_eq!(balance, Ok(QUEUED as i64));
+    dead.expect_no_message(QUIET).await;
     a.shutdown().await;
     b.shutdown().await;
 }

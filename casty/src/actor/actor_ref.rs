@@ -62,6 +62,10 @@ pub(crate) trait RefTarget<M>: Send + Sync + 'static {
     fn room(&self) -> BoxFuture<'_, ()> {
         Box::pin(std::future::ready(()))
     }
+    /// Whether an offer now would not be refused with [`Offer::Full`].
+    fn has_room(&self) -> bool {
+        true
+    }
     /// For an ask: delivers, or says why not. A remote target says which failure of remoting
     /// it was, so the ask can name it.
     fn deliver_checked(&self, msg: M) -> Result<(), NotDelivered> {
@@ -264,6 +268,22 @@ impl<M: Send + 'static> ActorRef<M> {
                 }
             }
         }
+    }
+
+    /// Delivers for an `ask` whose deadline is `deadline`: a remote target whose node's
+    /// outbound queue is full is given until the deadline to make room (as `send().await`
+    /// waits), then the request is delivered or refused as [`ActorRef::deliver_checked`] does.
+    pub(crate) async fn deliver_for_ask(
+        &self,
+        msg: M,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), NotDelivered> {
+        if let RefInner::Target(t) = &self.inner {
+            if !t.has_room() {
+                let _ = tokio::time::timeout_at(deadline, t.room()).await;
+            }
+        }
+        self.deliver_checked(msg)
     }
 
     /// Delivers for an `ask`: like `tell`, but reports why the request was not delivered.

@@ -55,10 +55,11 @@ pub enum AskError {
         /// The refusal, as both sides log it.
         reason: String,
     },
-    /// The target is on another node and the queue of messages from this node to it is full
-    /// (it is slow or unreachable): the request was not sent. `node` is
-    /// `casty://system@host:port`. This is this node's own queue, not the target's mailbox;
-    /// `ActorRef::send(..).await` waits for room in it instead.
+    /// The target is on another node and the queue of messages from this node to it stayed
+    /// full (it is slow or unreachable) until the ask's deadline: the request was not sent.
+    /// `node` is `casty://system@host:port`. This is this node's own queue, not the target's
+    /// mailbox: an ask waits for room in it, within its timeout, as `ActorRef::send(..).await`
+    /// does.
     #[error("the outbound queue to {node} is full")]
     OutboundFull {
         /// The target's node.
@@ -237,7 +238,8 @@ where
         })
     };
     let msg = make(reply_ref);
-    match target.deliver_checked(msg) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    match target.deliver_for_ask(msg, deadline).await {
         Ok(()) => {}
         Err(_) if down.get().is_some() => {
             return Err(failed_early(&down).unwrap_or(AskError::NoReply))
@@ -246,7 +248,7 @@ where
         Err(NotDelivered::Full) => return Err(AskError::MailboxFull(target.path().to_string())),
         Err(NotDelivered::Route(e)) => return Err(e.ask_error(target.path())),
     }
-    match tokio::time::timeout(timeout, rx).await {
+    match tokio::time::timeout_at(deadline, rx).await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(_)) => Err(failed_early(&down).unwrap_or(AskError::NoReply)),
         Err(_) => Err(AskError::Timeout(timeout)),

@@ -82,6 +82,8 @@ pub(crate) trait WireRoute: Send + Sync + 'static {
     /// Resolves once the queue to the node has room, or sending fails for another reason
     /// (remoting shut down, the node refusing this one).
     fn room(&self) -> crate::actor::behavior::BoxFuture<'_, ()>;
+    /// Whether [`WireRoute::room`] would resolve at once.
+    fn has_room(&self) -> bool;
     /// The incarnation uid of the node at the other end, as of the last handshake (0 if none).
     fn incarnation(&self) -> u64;
 }
@@ -456,6 +458,10 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
             Ok(route) => route.room(),
             Err(_) => Box::pin(std::future::ready(())),
         }
+    }
+
+    fn has_room(&self) -> bool {
+        self.route().map_or(true, |route| route.has_room())
     }
 
     fn deliver_checked(&self, msg: M) -> Result<(), NotDelivered> {

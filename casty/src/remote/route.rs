@@ -84,6 +84,10 @@ impl WireRoute for ActorRoute {
         Box::pin(self.route.room())
     }
 
+    fn has_room(&self) -> bool {
+        self.route.has_room()
+    }
+
     fn incarnation(&self) -> u64 {
         self.route.incarnation()
     }

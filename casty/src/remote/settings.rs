@@ -47,7 +47,8 @@ pub struct RemoteSettings {
     pub max_frame: usize,
     /// Frames buffered per peer (default 100,000). Past it, `send(..).await` on a ref to an
     /// actor there waits for room, `try_tell` hands the message back, `tell` makes it a dead
-    /// letter, and an ask fails with [`AskError::OutboundFull`](crate::AskError::OutboundFull).
+    /// letter, and an ask waits within its timeout, then fails with
+    /// [`AskError::OutboundFull`](crate::AskError::OutboundFull).
     pub outbound_capacity: usize,
     /// How long a connection may take to handshake, TLS included (default 5 s).
     pub handshake_timeout: Duration,

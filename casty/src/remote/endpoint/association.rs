@@ -263,6 +263,14 @@ impl Route {
         Ok(())
     }
 
+    /// Whether a send now would not be refused for a full queue: there is room, or it would
+    /// fail for another reason (see [`Route::room`]).
+    pub(crate) fn has_room(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+            || self.assoc.refusing.load(Ordering::Acquire)
+            || self.assoc.queue().frames < self.shared.settings.outbound_capacity
+    }
+
     /// Resolves once the queue has room for a frame, or a send would fail for another reason
     /// (the endpoint is shut down, the peer refuses us). Whoever empties the queue (the writer
     /// taking a batch, a sender writing itself, a drop of what is queued) wakes the waiters.
