@@ -144,7 +144,9 @@ impl<M: Send + 'static> ActorRef<M> {
     ///
     /// [`AskError::Timeout`] after `timeout`; [`AskError::Terminated`] at once if the target has
     /// stopped; [`AskError::NoReply`] at once if the request was dropped unanswered; for a
-    /// remote target, [`AskError::Unreachable`] or [`AskError::Refused`] when its node is.
+    /// remote target, [`AskError::Unreachable`] or [`AskError::Refused`] when its node is, and
+    /// [`AskError::OutboundFull`], [`AskError::TooLarge`] or [`AskError::NotSent`] when the
+    /// request could not be sent from this node.
     ///
     /// # Examples
     ///
