@@ -488,12 +488,21 @@ async fn a_ref_keeps_working_across_a_reconnect() {
 
 #[message_enum]
 enum Blob {
-    Put { bytes: Vec<u8> },
-    Size { reply_to: ActorRef<usize> },
+    Put {
+        bytes: Vec<u8>,
+    },
+    Size {
+        reply_to: ActorRef<usize>,
+    },
+    Store {
+        bytes: Vec<u8>,
+        reply_to: ActorRef<usize>,
+    },
 }
 
 // An outbound message larger than the frame limit is refused to its sender at once (an ask
-// fails without waiting for its timeout), and the link keeps working for the next message (R3).
+// fails without waiting for its timeout, saying the request is too large), and the link keeps
+// working for the next message (R3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_message_is_refused_to_the_sender() {
     let a = node("big").await;
@@ -510,7 +519,29 @@ async fn an_oversize_message_is_refused_to_the_sender() {
     .unwrap();
     let blobs = a.remote_ref::<Blob>(&address(&b, "/blobs")).unwrap();
     let huge = vec![0u8; casty::remote::DEFAULT_MAX_FRAME + 1];
-    assert!(blobs.try_tell(Blob::Put { bytes: huge }).is_err());
+    assert!(blobs
+        .try_tell(Blob::Put {
+            bytes: huge.clone()
+        })
+        .is_err());
+    // An ask whose request is too large says so, with the frame limit.
+    let too_large = a
+        .ask(
+            &blobs,
+            |reply_to| Blob::Store {
+                bytes: huge,
+                reply_to,
+            },
+            T,
+        )
+        .await;
+    match too_large {
+        Err(casty::AskError::TooLarge { size, max }) => {
+            assert_eq!(max, casty::remote::DEFAULT_MAX_FRAME);
+            assert!(size > max, "{size}");
+        }
+        other => panic!("{other:?}"),
+    }
     let started = std::time::Instant::now();
     assert_eq!(a.ask(&blobs, Blob::size, T).await.unwrap(), 0);
     assert!(started.elapsed() < T);

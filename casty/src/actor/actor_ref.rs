@@ -12,11 +12,13 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use crate::actor::behavior::BoxFuture;
 use crate::actor::cell::{Shared, SysMsg, Watcher};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::mailbox::Push;
 use crate::actor::path::ActorPath;
 use crate::actor::system::SystemInner;
+use crate::actor::wire::RouteError;
 
 /// Something other than a local mailbox that a ref can point at (an ask's reply slot, a test
 /// probe, a remote actor).
@@ -48,6 +50,49 @@ pub(crate) trait RefTarget<M>: Send + Sync + 'static {
     fn wire_uid(&self) -> Option<u64> {
         None
     }
+    /// For `try_tell` and `send().await`: like [`RefTarget::deliver`], except that a target
+    /// with no room now (a remote actor whose node's outbound queue is full) hands the message
+    /// back as [`Offer::Full`] instead of dropping it; [`RefTarget::room`] says when to offer
+    /// again.
+    fn offer(&self, msg: M) -> Offer<M> {
+        Offer::Done(self.deliver(msg))
+    }
+    /// Resolves once an offer refused with [`Offer::Full`] may succeed: there is room, or the
+    /// target will refuse for another reason. Allocates only for a target that can be full.
+    fn room(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+    /// Whether an offer now would not be refused with [`Offer::Full`].
+    fn has_room(&self) -> bool {
+        true
+    }
+    /// For an ask: delivers, or says why not. A remote target says which failure of remoting
+    /// it was, so the ask can name it.
+    fn deliver_checked(&self, msg: M) -> Result<(), NotDelivered> {
+        self.deliver(msg).map_err(|e| match e {
+            TellError::Full(_) => NotDelivered::Full,
+            TellError::Closed(_) => NotDelivered::Closed,
+        })
+    }
+}
+
+/// What [`RefTarget::offer`] did with a message.
+pub(crate) enum Offer<M> {
+    /// Delivered, or refused for good (as [`RefTarget::deliver`] does).
+    Done(Result<(), TellError<M>>),
+    /// Not taken for now, with no dead letter: the message is handed back.
+    Full(M),
+}
+
+/// Why an ask's request was not delivered (see [`ActorRef::deliver_checked`]).
+#[derive(Debug)]
+pub(crate) enum NotDelivered {
+    /// A bounded `Reject` mailbox was full.
+    Full,
+    /// The target has stopped.
+    Closed,
+    /// A remote target: the request was not sent from this node, for this reason.
+    Route(RouteError),
 }
 
 /// Finishes a push: a queued message may need draining (the actor stopped meanwhile), a dropped
@@ -189,30 +234,79 @@ impl<M: Send + 'static> ActorRef<M> {
     pub fn try_tell(&self, msg: impl Into<M>) -> Result<(), TellError<M>> {
         match &self.inner {
             RefInner::Local(s) => settle(s, s.mailbox.push(msg.into())),
-            RefInner::Target(t) => t.deliver(msg.into()),
+            RefInner::Target(t) => match t.offer(msg.into()) {
+                Offer::Done(r) => r,
+                Offer::Full(m) => Err(TellError::Full(m)),
+            },
         }
     }
 
-    /// Sends a message, waiting for room if a `Reject` mailbox is full.
+    /// Sends a message, waiting for room if a `Reject` mailbox is full. For a ref to an actor
+    /// on another node, it waits likewise while the queue of messages for that node is full,
+    /// so a burst sent this way is slowed down to what the connection carries instead of
+    /// turning into dead letters.
     ///
     /// # Errors
     ///
-    /// [`TellError::Closed`] if the actor has stopped.
+    /// [`TellError::Closed`] if the actor has stopped. For a remote actor, the message is
+    /// handed back in [`TellError::Full`] when it cannot be sent at all (it is larger than the
+    /// frame limit, its node refuses this one, remoting is shut down), with a dead letter
+    /// saying why.
     pub async fn send(&self, msg: impl Into<M>) -> Result<(), TellError<M>> {
         match &self.inner {
             RefInner::Local(s) => settle(s, s.mailbox.push_wait(msg.into()).await),
-            RefInner::Target(t) => t.deliver(msg.into()),
+            RefInner::Target(t) => {
+                let mut msg = msg.into();
+                loop {
+                    match t.offer(msg) {
+                        Offer::Done(r) => return r,
+                        Offer::Full(m) => {
+                            msg = m;
+                            t.room().await;
+                        }
+                    }
+                }
+            }
         }
     }
 
-    /// Delivers for an `ask`: like `tell`, but reports a stopped actor.
-    pub(crate) fn deliver_checked(&self, msg: M) -> Result<(), TellError<M>> {
+    /// Delivers for an `ask` whose deadline is `deadline`: a remote target whose node's
+    /// outbound queue is full is given until the deadline to make room (as `send().await`
+    /// waits), then the request is delivered or refused as [`ActorRef::deliver_checked`] does.
+    pub(crate) async fn deliver_for_ask(
+        &self,
+        msg: M,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), NotDelivered> {
+        if let RefInner::Target(t) = &self.inner {
+            if !t.has_room() {
+                match deadline {
+                    Some(d) => {
+                        let _ = tokio::time::timeout_at(d, t.room()).await;
+                    }
+                    // A timeout too long to be a point in time: wait as long as it takes.
+                    None => t.room().await,
+                }
+            }
+        }
+        self.deliver_checked(msg)
+    }
+
+    /// Delivers for an `ask`: like `tell`, but reports why the request was not delivered.
+    pub(crate) fn deliver_checked(&self, msg: M) -> Result<(), NotDelivered> {
         match &self.inner {
-            RefInner::Local(s) => settle(s, s.mailbox.push(msg)).inspect_err(|e| match e {
-                TellError::Full(m) => s.dead_letter_ref(m, DeadLetterReason::MailboxFull),
-                TellError::Closed(m) => s.dead_letter_ref(m, DeadLetterReason::RecipientGone),
-            }),
-            RefInner::Target(t) => t.deliver(msg),
+            RefInner::Local(s) => match settle(s, s.mailbox.push(msg)) {
+                Ok(()) => Ok(()),
+                Err(TellError::Full(m)) => {
+                    s.dead_letter_ref(&m, DeadLetterReason::MailboxFull);
+                    Err(NotDelivered::Full)
+                }
+                Err(TellError::Closed(m)) => {
+                    s.dead_letter_ref(&m, DeadLetterReason::RecipientGone);
+                    Err(NotDelivered::Closed)
+                }
+            },
+            RefInner::Target(t) => t.deliver_checked(msg),
         }
     }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
 
-use crate::actor::actor_ref::{ActorRef, RefTarget, TellError};
+use crate::actor::actor_ref::{ActorRef, NotDelivered, RefTarget, TellError};
 use crate::actor::deadlines::{Deadlines, Expire};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::path::{next_uid, ActorPath};
@@ -66,6 +66,35 @@ pub enum AskError {
         /// The node, `casty://system@host:port`.
         node: String,
         /// The refusal, as both sides log it.
+        reason: String,
+    },
+    /// The target is on another node and the queue of messages from this node to it stayed
+    /// full (it is slow or unreachable) until the ask's deadline: the request was not sent.
+    /// `node` is `casty://system@host:port`. This is this node's own queue, not the target's
+    /// mailbox: an ask waits for room in it, within its timeout, as `ActorRef::send(..).await`
+    /// does.
+    #[error("the outbound queue to {node} is full")]
+    OutboundFull {
+        /// The target's node.
+        node: String,
+    },
+    /// The target is on another node and the encoded request is larger than the frame limit of
+    /// the connection: it was not sent.
+    #[error("the request of {size} bytes exceeds the frame limit of {max}")]
+    TooLarge {
+        /// The size of the request's frame.
+        size: usize,
+        /// The frame limit.
+        max: usize,
+    },
+    /// The target is on another node and the request could not be sent from this node for
+    /// another reason: it could not be encoded, or remoting is not running here (not started,
+    /// or shut down). `reason` is what the request's dead letter says.
+    #[error("the request to {node} was not sent: {reason}")]
+    NotSent {
+        /// The target's node, `casty://system@host:port`.
+        node: String,
+        /// Why.
         reason: String,
     },
 }
@@ -281,8 +310,10 @@ impl<M: Send + 'static> ActorRef<M> {
     ///
     /// [`AskError::Timeout`] after `timeout` (kept in steps of 10 ms, so up to 10 ms later, never
     /// sooner); [`AskError::Terminated`] at once if the target has stopped; [`AskError::NoReply`]
-    /// at once if the request was dropped unanswered; for a
-    /// remote target, [`AskError::Unreachable`] or [`AskError::Refused`] when its node is.
+    /// at once if the request was dropped unanswered; for a remote target,
+    /// [`AskError::Unreachable`] or [`AskError::Refused`] when its node is, and
+    /// [`AskError::OutboundFull`], [`AskError::TooLarge`] or [`AskError::NotSent`] when the
+    /// request could not be sent from this node.
     ///
     /// # Examples
     ///
@@ -371,13 +402,14 @@ where
         })
     };
     let msg = make(reply_ref);
-    match target.deliver_checked(msg) {
+    match target.deliver_for_ask(msg, deadline).await {
         Ok(()) => {}
         Err(_) if cell.down.get().is_some() => {
             return Err(failed_early(&cell.down).unwrap_or(AskError::NoReply))
         }
-        Err(TellError::Closed(_)) => return Err(AskError::Terminated(target.path().to_string())),
-        Err(TellError::Full(_)) => return Err(AskError::MailboxFull(target.path().to_string())),
+        Err(NotDelivered::Closed) => return Err(AskError::Terminated(target.path().to_string())),
+        Err(NotDelivered::Full) => return Err(AskError::MailboxFull(target.path().to_string())),
+        Err(NotDelivered::Route(e)) => return Err(e.ask_error(target.path())),
     }
     let reply = Reply {
         cell: cell.clone(),

@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::actor::actor_ref::{ActorRef, RefInner, RefTarget, TellError};
+use crate::actor::actor_ref::{ActorRef, NotDelivered, Offer, RefInner, RefTarget, TellError};
+use crate::actor::ask::AskError;
+use crate::actor::behavior::BoxFuture;
 use crate::actor::cell::{Watcher, WireError};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::path::ActorPath;
@@ -69,8 +71,19 @@ pub(crate) trait WireProvider: Send + Sync + 'static {
 /// A resolved way to one actor on another node (see [`WireProvider::route`]). How the message
 /// travels (framing, compact recipient names) is the remoting layer's business.
 pub(crate) trait WireRoute: Send + Sync + 'static {
-    /// Sends one encoded message to the actor.
+    /// Sends one encoded message to the actor. A message refused because the queue to the
+    /// node is full ([`RouteError::Full`]) is counted as dropped: the caller makes it a dead
+    /// letter.
     fn send(&self, payload: &[u8]) -> Result<(), RouteError>;
+    /// Like [`WireRoute::send`], but a message refused because the queue is full is not
+    /// counted as dropped: the caller hands it back to its sender, who may offer it again
+    /// once [`WireRoute::room`] resolves.
+    fn offer(&self, payload: &[u8]) -> Result<(), RouteError>;
+    /// Resolves once the queue to the node has room, or sending fails for another reason
+    /// (remoting shut down, the node refusing this one).
+    fn room(&self) -> crate::actor::behavior::BoxFuture<'_, ()>;
+    /// Whether [`WireRoute::room`] would resolve at once.
+    fn has_room(&self) -> bool;
     /// The incarnation uid of the node at the other end, as of the last handshake (0 if none).
     fn incarnation(&self) -> u64;
 }
@@ -107,6 +120,32 @@ pub(crate) enum RouteError {
     Refused(String),
 }
 
+impl RouteError {
+    /// The ask error for a request to the actor at `target` that was not sent for this reason:
+    ///
+    /// - the queue to its node is full: [`AskError::OutboundFull`] (this node's own queue, not
+    ///   the actor's mailbox, hence not [`AskError::MailboxFull`]);
+    /// - too large for a frame: [`AskError::TooLarge`];
+    /// - its node refuses this one: [`AskError::Refused`], as when the refusal comes later;
+    /// - anything else (unencodable, remoting not started or shut down here, a malformed
+    ///   address): [`AskError::NotSent`] with this error's text.
+    pub(crate) fn ask_error(self, target: &ActorPath) -> AskError {
+        let node = format!("casty://{}", target.system_name());
+        match self {
+            RouteError::Full(node) => AskError::OutboundFull { node },
+            RouteError::TooLarge { size, max } => AskError::TooLarge { size, max },
+            RouteError::Refused(reason) => AskError::Refused { node, reason },
+            e @ (RouteError::NotStarted
+            | RouteError::BadAddress(_)
+            | RouteError::Unencodable(_)
+            | RouteError::Closed) => AskError::NotSent {
+                node,
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
 /// Why a node is down for this one (see [`WireProvider::on_node_down`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NodeDown {
@@ -137,8 +176,8 @@ struct Exported<M> {
 
 impl<M: DeserializeOwned + Send + 'static> WireSink for Exported<M> {
     fn deliver(&self, payload: &[u8]) -> Result<(), WireError> {
-        let msg: M =
-            ciborium::from_reader(payload).map_err(|e| WireError::Decode(e.to_string()))?;
+        let msg: M = crate::actor::message::cbor_decode(payload)
+            .map_err(|e| WireError::Decode(e.to_string()))?;
         self.actor.tell(msg);
         Ok(())
     }
@@ -332,16 +371,21 @@ impl<M> RemoteRef<M> {
     }
 }
 
-impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
-    fn path(&self) -> &ActorPath {
-        &self.path
-    }
+/// What became of a message sent through a [`RemoteRef`].
+enum Sent {
+    /// Queued for its node.
+    Yes,
+    /// The actor it names is known to be gone (its node restarted); a dead letter says so.
+    Gone,
+    /// Not sent, for this reason; a dead letter says so, unless it was an offer refused
+    /// because the queue is full (the message goes back to its sender).
+    No(RouteError),
+}
 
-    fn system(&self) -> &Arc<SystemInner> {
-        &self.system
-    }
-
-    fn deliver(&self, msg: M) -> Result<(), TellError<M>> {
+impl<M: Serialize + Send + 'static> RemoteRef<M> {
+    /// Encodes `msg` and queues it for the actor's node, or publishes a dead letter saying why
+    /// not. With `offer`, a full queue is not a dead letter: the caller keeps the message.
+    fn send_or_dead_letter(&self, msg: &M, offer: bool) -> Sent {
         if self.node_uid != 0 {
             if let Ok(route) = self.route() {
                 let now = route.incarnation();
@@ -354,24 +398,77 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
                             self.node_uid
                         )),
                     );
-                    return Err(TellError::Closed(msg));
+                    return Sent::Gone;
                 }
             }
         }
-        let sent = self
-            .route()
-            .and_then(|route| with_encoded(&self.system, &msg, |payload| route.send(payload)));
+        let sent = self.route().and_then(|route| {
+            with_encoded(&self.system, msg, |payload| {
+                if offer {
+                    route.offer(payload)
+                } else {
+                    route.send(payload)
+                }
+            })
+        });
         match sent {
-            Ok(()) => Ok(()),
+            Ok(()) => Sent::Yes,
+            Err(e @ RouteError::Full(_)) if offer => Sent::No(e),
             Err(e) => {
-                // Whatever the reason (oversize, unencodable, the peer's queue full, remoting shut
-                // down, a refusing node), the message is handed back to the sender as not taken
-                // (an ask fails at once) and published as a dead letter saying why.
+                // Whatever the reason (oversize, unencodable, the queue to the node full,
+                // remoting shut down, a refusing node), the message is lost: a dead letter says
+                // why, once.
                 tracing::warn!(to = %self.path.address(), error = %e, "a remote message was not sent");
                 self.system
                     .dead_letter_typed::<M>(&self.path, DeadLetterReason::Remote(e.to_string()));
-                Err(TellError::Full(msg))
+                Sent::No(e)
             }
+        }
+    }
+}
+
+impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
+    fn path(&self) -> &ActorPath {
+        &self.path
+    }
+
+    fn system(&self) -> &Arc<SystemInner> {
+        &self.system
+    }
+
+    fn deliver(&self, msg: M) -> Result<(), TellError<M>> {
+        match self.send_or_dead_letter(&msg, false) {
+            Sent::Yes => Ok(()),
+            Sent::Gone => Err(TellError::Closed(msg)),
+            Sent::No(_) => Err(TellError::Full(msg)),
+        }
+    }
+
+    fn offer(&self, msg: M) -> Offer<M> {
+        match self.send_or_dead_letter(&msg, true) {
+            Sent::Yes => Offer::Done(Ok(())),
+            Sent::Gone => Offer::Done(Err(TellError::Closed(msg))),
+            Sent::No(RouteError::Full(_)) => Offer::Full(msg),
+            Sent::No(_) => Offer::Done(Err(TellError::Full(msg))),
+        }
+    }
+
+    fn room(&self) -> BoxFuture<'_, ()> {
+        match self.route() {
+            Ok(route) => route.room(),
+            Err(_) => Box::pin(std::future::ready(())),
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.route().map_or(true, |route| route.has_room())
+    }
+
+    fn deliver_checked(&self, msg: M) -> Result<(), NotDelivered> {
+        match self.send_or_dead_letter(&msg, false) {
+            Sent::Yes => Ok(()),
+            Sent::Gone => Err(NotDelivered::Closed),
+            Sent::No(e) => Err(NotDelivered::Route(e)),
         }
     }
 

@@ -11,6 +11,7 @@
 
 use std::sync::OnceLock;
 
+use crate::actor::behavior::BoxFuture;
 use crate::actor::wire::{RouteError, WireRoute};
 use crate::remote::endpoint::{Route, SendError};
 use crate::remote::frame::{CompactRef, EnvelopeRef, FrameError, FrameRef};
@@ -54,24 +55,37 @@ impl ActorRoute {
         Ok(*self.name.get_or_init(|| name))
     }
 
-    fn send_frame(&self, payload: &[u8]) -> Result<(), SendError> {
+    /// Queues the message; with `count_overflow`, a message refused because the queue is full
+    /// is counted as dropped.
+    fn send_frame(&self, payload: &[u8], count_overflow: bool) -> Result<(), SendError> {
         match self.name()? {
-            Some(id) => self
-                .route
-                .send(&FrameRef::Compact(CompactRef(id, self.uid, payload))),
-            None => self.route.send(&FrameRef::Envelope(EnvelopeRef(
-                &self.path,
-                self.uid,
-                self.manifest,
-                payload,
-            ))),
+            Some(id) => self.route.send_counting(
+                &FrameRef::Compact(CompactRef(id, self.uid, payload)),
+                count_overflow,
+            ),
+            None => self.route.send_counting(
+                &FrameRef::Envelope(EnvelopeRef(&self.path, self.uid, self.manifest, payload)),
+                count_overflow,
+            ),
         }
     }
 }
 
 impl WireRoute for ActorRoute {
     fn send(&self, payload: &[u8]) -> Result<(), RouteError> {
-        self.send_frame(payload).map_err(RouteError::from)
+        self.send_frame(payload, true).map_err(RouteError::from)
+    }
+
+    fn offer(&self, payload: &[u8]) -> Result<(), RouteError> {
+        self.send_frame(payload, false).map_err(RouteError::from)
+    }
+
+    fn room(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.route.room())
+    }
+
+    fn has_room(&self) -> bool {
+        self.route.has_room()
     }
 
     fn incarnation(&self) -> u64 {
@@ -120,5 +134,46 @@ mod tests {
             RouteError::Full("casty://a@h:1".into())
         );
         assert_eq!(RouteError::from(SendError::Closed), RouteError::Closed);
+    }
+
+    // An ask whose request was not sent names the failure of this node's remoting, never the
+    // remote actor's mailbox.
+    #[test]
+    fn route_errors_become_precise_ask_errors() {
+        use crate::actor::path::ActorPath;
+        use crate::AskError;
+        let target = ActorPath::new("a@h:1".into(), "/accounts".to_string(), 7);
+        let node = "casty://a@h:1".to_string();
+        let ask = |e: RouteError| e.ask_error(&target);
+        assert_eq!(
+            ask(RouteError::Full(node.clone())),
+            AskError::OutboundFull { node: node.clone() }
+        );
+        assert_eq!(
+            ask(RouteError::TooLarge { size: 10, max: 4 }),
+            AskError::TooLarge { size: 10, max: 4 }
+        );
+        assert_eq!(
+            ask(RouteError::Refused("no".into())),
+            AskError::Refused {
+                node: node.clone(),
+                reason: "no".into()
+            }
+        );
+        for e in [
+            RouteError::Closed,
+            RouteError::NotStarted,
+            RouteError::Unencodable("boom".into()),
+            RouteError::BadAddress("bad".into()),
+        ] {
+            let reason = e.to_string();
+            assert_eq!(
+                ask(e),
+                AskError::NotSent {
+                    node: node.clone(),
+                    reason
+                }
+            );
+        }
     }
 }

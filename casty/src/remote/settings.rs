@@ -45,7 +45,10 @@ pub struct RemoteSettings {
     pub secret: Option<Vec<u8>>,
     /// The largest frame accepted or sent (default 256 KiB).
     pub max_frame: usize,
-    /// Frames buffered per peer before more become dead letters (default 100,000).
+    /// Frames buffered per peer (default 100,000). Past it, `send(..).await` on a ref to an
+    /// actor there waits for room, `try_tell` hands the message back, `tell` makes it a dead
+    /// letter, and an ask waits within its timeout, then fails with
+    /// [`AskError::OutboundFull`](crate::AskError::OutboundFull).
     pub outbound_capacity: usize,
     /// How long a connection may take to handshake, TLS included (default 5 s).
     pub handshake_timeout: Duration,
@@ -162,8 +165,12 @@ impl RemoteSettings {
         self
     }
 
-    /// Sets how many frames may wait for one peer before more become dead letters (default
-    /// 100,000).
+    /// Sets how many frames may wait for one peer (default 100,000). Past it, a ref to an
+    /// actor there acts as a full `Reject` mailbox: `send(..).await` waits for room (the writer
+    /// makes room as it sends), `try_tell` hands the message back, `tell` makes it a dead
+    /// letter. A burst from one producer sent with `send(..).await` loses nothing whatever the
+    /// bound; a larger bound only lets `tell` run further ahead of the network, at the cost of
+    /// memory and latency to a slow peer.
     ///
     /// # Examples
     ///

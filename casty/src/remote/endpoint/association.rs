@@ -60,6 +60,19 @@ pub(super) struct OutQueue {
     pub(super) unflushed: bool,
     /// A spare buffer, swapped in while a sender writes the current one.
     pub(super) spare: Vec<u8>,
+    /// A sender waits for room ([`Route::room`]): whoever empties the queue wakes it.
+    pub(super) room_wanted: bool,
+}
+
+impl OutQueue {
+    /// Takes the frames queued (the caller took or dropped `buf`), and says whether a sender
+    /// waiting for room is to be woken ([`Association::room_made`]).
+    pub(super) fn take_frames(&mut self) -> (usize, bool) {
+        (
+            std::mem::take(&mut self.frames),
+            std::mem::take(&mut self.room_wanted),
+        )
+    }
 }
 
 /// One peer's outbound association.
@@ -68,6 +81,8 @@ pub(super) struct Association {
     pub(super) queue: Mutex<OutQueue>,
     /// Wakes the writer task.
     pub(super) wake: Notify,
+    /// Wakes the senders waiting for room in the queue.
+    pub(super) room: Notify,
     /// The frame limit agreed with the peer (the local limit until the first handshake).
     pub(super) limit: AtomicUsize,
     /// The peer's incarnation as of the last handshake in either direction (0: none yet).
@@ -94,8 +109,10 @@ impl Association {
                 generation: 0,
                 unflushed: false,
                 spare: Vec::new(),
+                room_wanted: false,
             }),
             wake: Notify::new(),
+            room: Notify::new(),
             limit: AtomicUsize::new(max_frame),
             peer_uid: AtomicU64::new(peer_uid),
             refusing: AtomicBool::new(false),
@@ -107,6 +124,13 @@ impl Association {
     /// The queue, locked (whatever a panicking holder left).
     pub(super) fn queue(&self) -> MutexGuard<'_, OutQueue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the senders waiting for room, if `wanted` (from [`OutQueue::take_frames`]).
+    pub(super) fn room_made(&self, wanted: bool) {
+        if wanted {
+            self.room.notify_waiters();
+        }
     }
 
     /// The path this association numbered `id`, for reporting a lost compact envelope.
@@ -150,8 +174,11 @@ impl Shared {
             if q.frames == 0 {
                 return;
             }
-            let frames = std::mem::take(&mut q.frames);
-            (std::mem::take(&mut q.buf), frames)
+            let (frames, wanted) = q.take_frames();
+            let buf = std::mem::take(&mut q.buf);
+            drop(q);
+            assoc.room_made(wanted);
+            (buf, frames)
         };
         // Definitions queued with the messages are not messages.
         let defines = frame::count_defines(&buf);
@@ -183,6 +210,21 @@ impl Route {
     ///
     /// As [`super::Endpoint::send`].
     pub(crate) fn send<T: serde::Serialize + ?Sized>(&self, frame: &T) -> Result<(), SendError> {
+        self.send_counting(frame, true)
+    }
+
+    /// [`Route::send`]; with `count_overflow` false, a frame refused because the queue is full
+    /// is not counted as dropped (its sender keeps it, to offer it again once there is
+    /// [`Route::room`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`super::Endpoint::send`].
+    pub(crate) fn send_counting<T: serde::Serialize + ?Sized>(
+        &self,
+        frame: &T,
+        count_overflow: bool,
+    ) -> Result<(), SendError> {
         let shared = &self.shared;
         if shared.closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
@@ -200,7 +242,9 @@ impl Route {
         let mut q = assoc.queue();
         if q.frames >= shared.settings.outbound_capacity {
             drop(q);
-            Counters::add(&shared.counters.dropped, 1);
+            if count_overflow {
+                Counters::add(&shared.counters.dropped, 1);
+            }
             return Err(SendError::Overflow(assoc.peer.to_string()));
         }
         frame::encode(frame, limit, &mut q.buf)?;
@@ -217,6 +261,39 @@ impl Route {
             assoc.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Whether a send now would not be refused for a full queue: there is room, or it would
+    /// fail for another reason (see [`Route::room`]).
+    pub(crate) fn has_room(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+            || self.assoc.refusing.load(Ordering::Acquire)
+            || self.assoc.queue().frames < self.shared.settings.outbound_capacity
+    }
+
+    /// Resolves once the queue has room for a frame, or a send would fail for another reason
+    /// (the endpoint is shut down, the peer refuses us). Whoever empties the queue (the writer
+    /// taking a batch, a sender writing itself, a drop of what is queued) wakes the waiters.
+    pub(crate) async fn room(&self) {
+        let assoc = &self.assoc;
+        loop {
+            let notified = assoc.room.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before looking, so a wake-up between the look and the wait is not lost.
+            notified.as_mut().enable();
+            if self.shared.closed.load(Ordering::Acquire) || assoc.refusing.load(Ordering::Acquire)
+            {
+                return;
+            }
+            {
+                let mut q = assoc.queue();
+                if q.frames < self.shared.settings.outbound_capacity {
+                    return;
+                }
+                q.room_wanted = true;
+            }
+            notified.await;
+        }
     }
 
     /// The peer's incarnation as of the last handshake in either direction (0: none yet).
@@ -269,8 +346,9 @@ fn write_direct(shared: &Shared, assoc: &Association, mut q: MutexGuard<'_, OutQ
     let Some(mut w) = q.out.take() else { return };
     let mut buf = std::mem::take(&mut q.spare);
     std::mem::swap(&mut buf, &mut q.buf);
-    let frames = std::mem::take(&mut q.frames);
+    let (frames, wanted) = q.take_frames();
     drop(q);
+    assoc.room_made(wanted);
     let mut cx = Context::from_waker(Waker::noop());
     let mut pos = 0;
     let mut failed = false;

@@ -129,6 +129,8 @@ pub(super) fn refused_by(shared: &Shared, assoc: &Association, refusal: &Refusal
     *assoc.refusal.lock().unwrap_or_else(|e| e.into_inner()) =
         format!("{} refused the handshake: {refusal}", assoc.peer);
     assoc.refusing.store(true, Ordering::Release);
+    // Senders waiting for room are refused now instead.
+    assoc.room.notify_waiters();
     shared.drop_queued(
         assoc,
         &format!("{} refused the handshake: {refusal}", assoc.peer),

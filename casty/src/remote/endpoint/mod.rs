@@ -322,6 +322,8 @@ impl Endpoint {
         self.shared.shutdown.send_replace(true);
         for a in &assocs {
             a.wake.notify_one();
+            // Senders waiting for room are refused now instead.
+            a.room.notify_waiters();
         }
         drop(
             self.shared

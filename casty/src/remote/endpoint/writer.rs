@@ -214,7 +214,12 @@ pub(super) async fn write_loop(
                     Some(w) => {
                         std::mem::swap(&mut q.buf, &mut batch);
                         let unflushed = std::mem::take(&mut q.unflushed);
-                        (Some(w), std::mem::take(&mut q.frames), unflushed)
+                        let (frames, wanted) = q.take_frames();
+                        drop(q);
+                        // The queue is empty again: senders waiting for room may go on
+                        // while this batch is written.
+                        assoc.room_made(wanted);
+                        (Some(w), frames, unflushed)
                     }
                     None => (None, 0, false),
                 }
@@ -249,6 +254,8 @@ pub(super) async fn write_loop(
                         q.frames = 0;
                         (q.out.take(), std::mem::take(&mut q.buf))
                     };
+                    // The endpoint is closed: senders waiting for room give up.
+                    assoc.room.notify_waiters();
                     let Some(mut w) = w else { return };
                     let mut out = Vec::new();
                     filter_batch(shared, assoc, &last, &mut out);
