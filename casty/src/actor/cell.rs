@@ -27,13 +27,14 @@ use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
 use crate::actor::actor_ref::ActorRef;
-use crate::actor::behavior::{Behavior, Handler, HandlerResult, Hooks, Kind, Outcome, Signal};
+use crate::actor::behavior::{Behavior, HandlerResult, Hooks, Kind, Outcome, Signal};
 use crate::actor::context::ActorContext;
 use crate::actor::event_stream::{
     ActorRestarted, ActorStarted, ActorStopped, DeadLetterReason, LifecycleHook,
     LifecycleHookFailed, UnhandledMessage,
 };
 use crate::actor::failure::{CatchUnwind, Failure};
+use crate::actor::handler_box::HandlerBox;
 use crate::actor::mailbox::{Mailbox, MailboxQueue, Push};
 use crate::actor::message::Message;
 use crate::actor::path::ActorPath;
@@ -270,7 +271,7 @@ impl<M: Send + 'static> Watcher for Shared<M> {
 
 /// The handler the actor is running now.
 enum Current<M> {
-    Receive(Box<dyn Handler<M>>),
+    Receive(HandlerBox<M>),
     Empty,
     Ignore,
 }
@@ -436,7 +437,7 @@ impl<M: Message> Cell<M> {
         match &mut self.current {
             Current::Receive(h) => {
                 let ctx = &mut self.ctx;
-                match catch_unwind(AssertUnwindSafe(|| h.receive(ctx, msg))) {
+                match catch_unwind(AssertUnwindSafe(|| h.get_mut().receive(ctx, msg))) {
                     Ok(Outcome::Ready(Ok(b))) if b.is_same() => Fast::Done,
                     Ok(Outcome::Ready(r)) => Fast::Result(r),
                     Ok(Outcome::Pending(fut)) => Fast::Pending(fut),
@@ -515,7 +516,7 @@ impl<M: Message> Cell<M> {
         let ctx = &mut self.ctx;
         let fut = match catch_unwind(AssertUnwindSafe(move || {
             let (h, ctx) = (h, ctx);
-            h.start(ctx)
+            h.get_mut().start(ctx)
         })) {
             Ok(fut) => fut,
             Err(p) => return Err(Failure::from_panic(p)),
@@ -546,7 +547,7 @@ impl<M: Message> Cell<M> {
                     return Ok(());
                 }
                 Kind::Receive(h) => {
-                    self.pending_start = h.has_start();
+                    self.pending_start = h.get().has_start();
                     self.current = Current::Receive(h);
                     return Ok(());
                 }
@@ -639,7 +640,7 @@ impl<M: Message> Cell<M> {
         loop {
             let path = self.ctx.shared.path.clone();
             let poisoned = match &mut self.current {
-                Current::Receive(h) => h.is_poisoned(),
+                Current::Receive(h) => h.get_mut().is_poisoned(),
                 _ => false,
             };
             let window = self.window.get_or_insert_with(Default::default);
@@ -796,7 +797,7 @@ impl<M: Message> Cell<M> {
                         failure: failure.as_ref(),
                     };
                     let ctx = &mut self.ctx;
-                    return match catch_unwind(AssertUnwindSafe(|| h.signal(ctx, &sig))) {
+                    return match catch_unwind(AssertUnwindSafe(|| h.get_mut().signal(ctx, &sig))) {
                         Ok(r) => r.map(Action::Apply),
                         Err(p) => Some(Action::Fail(Failure::from_panic(p))),
                     };

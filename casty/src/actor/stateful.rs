@@ -25,6 +25,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::actor::behavior::{BoxFuture, Handler, HandlerResult, IntoBehavior, Outcome};
 use crate::actor::context::ActorContext;
 use crate::actor::failure::Failure;
+use crate::actor::handler_box::HandlerBox;
 use crate::{Behavior, Behaviors};
 
 /// What the body of a [`Behaviors::stateful`] (or [`Behaviors::stateful_async`]) behavior returns
@@ -243,6 +244,10 @@ where
     fn clone_box(&self) -> Box<dyn Handler<M>> {
         Box::new(self.copy())
     }
+
+    fn clone_handler(&self) -> HandlerBox<M> {
+        HandlerBox::new(self.copy())
+    }
 }
 
 /// The asynchronous handler: the body's future owns the state while it runs, and the handler
@@ -279,6 +284,10 @@ where
 
     fn clone_box(&self) -> Box<dyn Handler<M>> {
         Box::new(StatefulAsync(self.0.copy()))
+    }
+
+    fn clone_handler(&self) -> HandlerBox<M> {
+        HandlerBox::new(StatefulAsync(self.0.copy()))
     }
 }
 
