@@ -280,6 +280,9 @@ enum Current<M> {
 enum Fast<'a, M> {
     /// Handled; the behavior stays the same.
     Done,
+    /// Handled; the handler returned a new one with no start work, which replaces it: what
+    /// `become_` does for it, without the detour through `apply`.
+    Replace(HandlerBox<M>),
     /// Handled; the result needs interpreting.
     Result(HandlerResult<M>),
     /// An async handler's future, still to be awaited.
@@ -384,11 +387,15 @@ impl<M: Message> Cell<M> {
             }
             let mut n = 0;
             while let Some(msg) = shared.mailbox.pop() {
-                let result = match self.handle_fast(msg) {
-                    Fast::Done => None,
-                    Fast::Result(r) => Some(r),
-                    Fast::Pending(fut) => Some(Self::await_handler(fut).await),
+                let (result, replace) = match self.handle_fast(msg) {
+                    Fast::Done => (None, None),
+                    Fast::Replace(next) => (None, Some(next)),
+                    Fast::Result(r) => (Some(r), None),
+                    Fast::Pending(fut) => (Some(Self::await_handler(fut).await), None),
                 };
+                if let Some(next) = replace {
+                    self.current = Current::Receive(next);
+                }
                 if let Some(r) = result {
                     if let Some(after) = self.apply(r) {
                         Box::pin(self.after(after)).await;
@@ -412,6 +419,7 @@ impl<M: Message> Cell<M> {
             Action::Deliver(m) => {
                 let r = match self.handle_fast(m) {
                     Fast::Done => return,
+                    Fast::Replace(next) => Ok(Behavior::from_kind(Kind::Receive(next))),
                     Fast::Result(r) => r,
                     Fast::Pending(fut) => Self::await_handler(fut).await,
                 };
@@ -438,7 +446,13 @@ impl<M: Message> Cell<M> {
             Current::Receive(h) => {
                 let ctx = &mut self.ctx;
                 match catch_unwind(AssertUnwindSafe(|| h.get_mut().receive(ctx, msg))) {
-                    Ok(Outcome::Ready(Ok(b))) if b.is_same() => Fast::Done,
+                    Ok(Outcome::Ready(Ok(b))) => match b.kind {
+                        Kind::Same => Fast::Done,
+                        // The functional style's transition: a new handler with nothing to do
+                        // before its first message (see `Fast::Replace`).
+                        Kind::Receive(next) if !next.get().has_start() => Fast::Replace(next),
+                        kind => Fast::Result(Ok(Behavior::from_kind(kind))),
+                    },
                     Ok(Outcome::Ready(r)) => Fast::Result(r),
                     Ok(Outcome::Pending(fut)) => Fast::Pending(fut),
                     Err(p) => Fast::Result(Err(Failure::from_panic(p))),

@@ -88,8 +88,8 @@ impl<M: 'static, H: Handler<M>> Boxed<M, H> {
     unsafe fn get(p: *const u8) -> *const dyn Handler<M> {
         // SAFETY: the storage holds an initialized `Box<H>` (the caller's contract); only a shared
         // reference to it is made, as the caller may share the box.
-        let b: &Box<H> = unsafe { &*p.cast::<Box<H>>() };
-        &**b as *const H
+        let h: &H = unsafe { &*p.cast::<Box<H>>() };
+        h as *const H
     }
 
     /// # Safety
@@ -122,8 +122,8 @@ impl<M: 'static> BoxedDyn<M> {
     /// `p` points to the storage of a live `HandlerBox` that holds a `Box<dyn Handler<M>>`.
     unsafe fn get(p: *const u8) -> *const dyn Handler<M> {
         // SAFETY: the storage holds an initialized `Box<dyn Handler<M>>` (the caller's contract).
-        let b: &Box<dyn Handler<M>> = unsafe { &*p.cast::<Box<dyn Handler<M>>>() };
-        &**b as *const dyn Handler<M>
+        let h: &dyn Handler<M> = unsafe { &**p.cast::<Box<dyn Handler<M>>>() };
+        h as *const dyn Handler<M>
     }
 
     /// # Safety
