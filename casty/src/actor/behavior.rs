@@ -456,6 +456,12 @@ pub struct Behaviors;
 impl Behaviors {
     /// A behavior from a synchronous handler `(ctx, msg) -> next`. The fast path: no future is
     /// boxed. The handler may return `Behavior<M>` or `Result<Behavior<M>, E>`.
+    ///
+    /// A closure whose captures take at most four machine words (and no alignment beyond a word's)
+    /// is kept inside the `Behavior` value: building one, as a functional handler does for each
+    /// change of state (`counter(n + 1)`), allocates nothing. A larger closure is boxed. The
+    /// closure need not be `Clone`: the first clone of the behavior moves it behind an `Arc` that
+    /// the clones share.
     pub fn receive<M, F, R>(f: F) -> Behavior<M>
     where
         M: Send + 'static,
@@ -521,10 +527,11 @@ impl Behaviors {
     /// `(ctx, msg, state) -> Next<S, M>` gets the current state and returns, in a [`Next`], the
     /// state for the next message and what the actor does next.
     ///
-    /// This is the allocation-free way to change state. Returning a new behavior per change
-    /// (`counter(n + 1)` with [`Behaviors::receive`]) builds a new handler each time; here the
-    /// handler stays, and the state is moved out of it into the body and back (no clone, no
-    /// allocation). The state is cloned only when an incarnation starts: at spawn, and on each
+    /// This changes state without allocating, whatever the state's size. Returning a new behavior
+    /// per change (`counter(n + 1)` with [`Behaviors::receive`]) builds a new handler each time,
+    /// which allocates nothing only while the closure's captures fit inline (four machine words);
+    /// here the handler stays, and the state is moved out of it into the body and back (no clone,
+    /// no allocation). The state is cloned only when an incarnation starts: at spawn, and on each
     /// restart, which starts again from the initial state. Hence `S: Clone`; the body is copied
     /// along with it (a closure is `Clone` when what it captures is), so that building the
     /// behavior allocates only its handler.

@@ -411,6 +411,13 @@ mod tests {
     }
 
     #[test]
+    fn a_closure_of_four_words_is_inline_and_one_of_five_is_boxed() {
+        // What the docs of `Behaviors::receive` promise: a closure's handler is a `SharedFn`.
+        assert!(HandlerBox::<u64>::fits::<SharedFn<[usize; 4]>>());
+        assert!(!HandlerBox::<u64>::fits::<SharedFn<[usize; 5]>>());
+    }
+
+    #[test]
     fn small_handlers_are_inline_and_large_or_over_aligned_ones_are_boxed() {
         assert!(HandlerBox::<u64>::fits::<Probe<()>>());
         assert!(HandlerBox::<u64>::fits::<()>());
