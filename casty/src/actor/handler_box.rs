@@ -146,7 +146,9 @@ impl<M: 'static> BoxedDyn<M> {
 /// alignment of `usize`, boxed otherwise. Behaves like a `Box<dyn Handler<M>>`.
 pub(crate) struct HandlerBox<M> {
     /// The handler (or the box holding it), written once by a constructor and dropped by `Drop`.
-    storage: MaybeUninit<[usize; INLINE_WORDS]>,
+    /// In an `UnsafeCell` because a handler may mutate itself through `&self` (`SharedFn::share`
+    /// does, with atomics), which is allowed only inside one.
+    storage: UnsafeCell<MaybeUninit<[usize; INLINE_WORDS]>>,
     /// The functions for the concrete type in `storage`: a `&'static VTable<M>` (a raw pointer
     /// only so that `M` need not be `'static` where a `HandlerBox<M>` is named).
     vtable: *const VTable<M>,
@@ -197,7 +199,7 @@ impl<M: 'static> HandlerBox<M> {
         // contract); it is uninitialized, so nothing is overwritten.
         unsafe { storage.as_mut_ptr().cast::<T>().write(value) };
         HandlerBox {
-            storage,
+            storage: UnsafeCell::new(storage),
             vtable: vtable as *const VTable<M>,
             _owns: PhantomData,
         }
@@ -215,14 +217,14 @@ impl<M: 'static> HandlerBox<M> {
     pub(crate) fn get(&self) -> &dyn Handler<M> {
         // SAFETY: `storage` holds what `vtable` is for (set together by `store`, never changed
         // since); the reference lives no longer than `&self`.
-        unsafe { &*(self.vtable().get)(self.storage.as_ptr().cast()) }
+        unsafe { &*(self.vtable().get)(self.storage.get().cast_const().cast()) }
     }
 
     /// The handler, for exclusive use.
     #[inline]
     pub(crate) fn get_mut(&mut self) -> &mut dyn Handler<M> {
         // SAFETY: as in `get`, and `&mut self` makes the access exclusive.
-        unsafe { &mut *(self.vtable().get_mut)(self.storage.as_mut_ptr().cast()) }
+        unsafe { &mut *(self.vtable().get_mut)(self.storage.get_mut().as_mut_ptr().cast()) }
     }
 }
 
@@ -230,7 +232,7 @@ impl<M> Drop for HandlerBox<M> {
     fn drop(&mut self) {
         // SAFETY: `vtable` came from a `&'static VTable<M>` in `store`; `storage` holds what it is
         // for, and is dropped only here, once.
-        unsafe { ((*self.vtable).drop)(self.storage.as_mut_ptr().cast()) }
+        unsafe { ((*self.vtable).drop)(self.storage.get_mut().as_mut_ptr().cast()) }
     }
 }
 
