@@ -445,7 +445,7 @@ impl<M: Message> Cell<M> {
         match &mut self.current {
             Current::Receive(h) => {
                 let ctx = &mut self.ctx;
-                match catch_unwind(AssertUnwindSafe(|| h.get_mut().receive(ctx, msg))) {
+                match catch_unwind(AssertUnwindSafe(|| h.receive(ctx, msg))) {
                     Ok(Outcome::Ready(Ok(b))) => match b.kind {
                         Kind::Same => Fast::Done,
                         // The functional style's transition: a new handler with nothing to do

@@ -25,7 +25,8 @@ use std::mem::{align_of, size_of, MaybeUninit};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use crate::actor::behavior::Handler;
+use crate::actor::behavior::{Handler, Outcome};
+use crate::actor::context::ActorContext;
 
 /// How many machine words a handler may take to be kept inline.
 const INLINE_WORDS: usize = 6;
@@ -41,6 +42,9 @@ struct VTable<M> {
     get_mut: unsafe fn(*mut u8) -> *mut dyn Handler<M>,
     /// Drops what the storage holds (the handler, or the box around it).
     drop: unsafe fn(*mut u8),
+    /// `Handler::receive` on the handler, called directly: one indirect call per message, not
+    /// two (`get_mut`, then the `dyn` method).
+    receive: for<'a> unsafe fn(*mut u8, &'a mut ActorContext<M>, M) -> Outcome<'a, M>,
 }
 
 /// The table for a handler `H` kept inline.
@@ -51,7 +55,17 @@ impl<M: 'static, H: Handler<M>> Inline<M, H> {
         get: Self::get,
         get_mut: Self::get_mut,
         drop: Self::drop,
+        receive: Self::receive,
     };
+
+    /// # Safety
+    /// As for `get_mut`; the result borrows the handler for `'a`.
+    unsafe fn receive<'a>(p: *mut u8, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
+        // SAFETY: the storage holds an initialized `H`, and the caller's exclusive access lasts
+        // as long as the `Outcome` (the caller's contract).
+        let h: &'a mut H = unsafe { &mut *p.cast::<H>() };
+        h.receive(ctx, msg)
+    }
 
     /// # Safety
     /// `p` points to the storage of a live `HandlerBox` that holds an `H` inline.
@@ -81,7 +95,17 @@ impl<M: 'static, H: Handler<M>> Boxed<M, H> {
         get: Self::get,
         get_mut: Self::get_mut,
         drop: Self::drop,
+        receive: Self::receive,
     };
+
+    /// # Safety
+    /// As for `get_mut`; the result borrows the handler for `'a`.
+    unsafe fn receive<'a>(p: *mut u8, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
+        // SAFETY: the storage holds an initialized `Box<H>`, and the caller's exclusive access
+        // lasts as long as the `Outcome` (the caller's contract).
+        let b: &'a mut Box<H> = unsafe { &mut *p.cast::<Box<H>>() };
+        b.receive(ctx, msg)
+    }
 
     /// # Safety
     /// `p` points to the storage of a live `HandlerBox` that holds a `Box<H>`.
@@ -116,7 +140,17 @@ impl<M: 'static> BoxedDyn<M> {
         get: Self::get,
         get_mut: Self::get_mut,
         drop: Self::drop,
+        receive: Self::receive,
     };
+
+    /// # Safety
+    /// As for `get_mut`; the result borrows the handler for `'a`.
+    unsafe fn receive<'a>(p: *mut u8, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
+        // SAFETY: the storage holds an initialized `Box<dyn Handler<M>>`, and the caller's
+        // exclusive access lasts as long as the `Outcome` (the caller's contract).
+        let b: &'a mut Box<dyn Handler<M>> = unsafe { &mut *p.cast::<Box<dyn Handler<M>>>() };
+        b.receive(ctx, msg)
+    }
 
     /// # Safety
     /// `p` points to the storage of a live `HandlerBox` that holds a `Box<dyn Handler<M>>`.
@@ -218,6 +252,18 @@ impl<M: 'static> HandlerBox<M> {
         // SAFETY: `storage` holds what `vtable` is for (set together by `store`, never changed
         // since); the reference lives no longer than `&self`.
         unsafe { &*(self.vtable().get)(self.storage.get().cast_const().cast()) }
+    }
+
+    /// Runs the handler on a message: `self.get_mut().receive(ctx, msg)` in one indirect call.
+    #[inline]
+    pub(crate) fn receive<'a>(
+        &'a mut self,
+        ctx: &'a mut ActorContext<M>,
+        msg: M,
+    ) -> Outcome<'a, M> {
+        // SAFETY: `storage` holds what `vtable` is for; `&'a mut self` makes the access
+        // exclusive for as long as the `Outcome` may borrow the handler.
+        unsafe { (self.vtable().receive)(self.storage.get_mut().as_mut_ptr().cast(), ctx, msg) }
     }
 
     /// The handler, for exclusive use.
@@ -336,8 +382,6 @@ impl<F> SharedFn<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actor::behavior::Outcome;
-    use crate::actor::context::ActorContext;
     use crate::Behaviors;
     use std::sync::atomic::AtomicUsize;
 
