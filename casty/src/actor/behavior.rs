@@ -7,8 +7,11 @@
 //! behavior (`supervise`, `with_lifecycle`). The cell interprets these values; state transitions
 //! are nothing but returning the next value (L3).
 //!
-//! Behaviors are `Clone`: closures are shared behind `Arc`, so the runtime can keep the pristine
-//! initial behavior and go back to it on a restart (L5) without asking the user for a factory.
+//! Behaviors are `Clone`, so the runtime can keep the pristine initial behavior and go back to it
+//! on a restart (L5) without asking the user for a factory. A handler is kept inline in the
+//! `Behavior` value when it is small (see `handler_box.rs`), and a closure is held by value until
+//! the behavior is first cloned, when it moves behind an `Arc` that the clones share: so returning
+//! a new behavior from a handler (`counter(n + 1)`) allocates nothing.
 //!
 //! Handlers come in two shapes. A synchronous handler returns its result directly and runs without
 //! boxing a future: this is the fast path. An asynchronous handler returns a boxed future that may
@@ -21,6 +24,7 @@ use std::sync::Arc;
 
 use crate::actor::context::ActorContext;
 use crate::actor::failure::Failure;
+use crate::actor::handler_box::{HandlerBox, SharedFn};
 use crate::actor::path::ActorPath;
 use crate::actor::stateful::Next;
 use crate::actor::supervision::SupervisorStrategy;
@@ -81,6 +85,15 @@ pub(crate) trait Handler<M>: Send + Sync + 'static {
     }
 
     fn clone_box(&self) -> Box<dyn Handler<M>>;
+
+    /// A copy for a new behavior (see [`Handler::clone_box`]), kept inline where it fits. The
+    /// default boxes it through `clone_box`; a handler overrides it to avoid that allocation.
+    fn clone_handler(&self) -> HandlerBox<M>
+    where
+        M: 'static,
+    {
+        HandlerBox::from_box(self.clone_box())
+    }
 }
 
 type SetupFn<M> = dyn Fn(&mut ActorContext<M>) -> HandlerResult<M> + Send + Sync;
@@ -94,7 +107,7 @@ pub(crate) enum Kind<M> {
     Restart,
     Empty,
     Ignore,
-    Receive(Box<dyn Handler<M>>),
+    Receive(HandlerBox<M>),
     Setup(Arc<SetupFn<M>>),
     Supervise(Box<Behavior<M>>, Arc<SupervisorStrategy>),
     Lifecycle(Box<Behavior<M>>, Arc<Hooks<M>>),
@@ -142,9 +155,14 @@ impl<M> Behavior<M> {
         Behavior { kind }
     }
 
-    pub(crate) fn handler(h: impl Handler<M>) -> Self {
+    /// A behavior running the handler `h`, kept inline if it is small (no allocation).
+    #[inline]
+    pub(crate) fn handler(h: impl Handler<M>) -> Self
+    where
+        M: 'static,
+    {
         Behavior {
-            kind: Kind::Receive(Box::new(h)),
+            kind: Kind::Receive(HandlerBox::new(h)),
         }
     }
 
@@ -183,7 +201,7 @@ impl<M: 'static> Clone for Behavior<M> {
             Kind::Restart => Kind::Restart,
             Kind::Empty => Kind::Empty,
             Kind::Ignore => Kind::Ignore,
-            Kind::Receive(h) => Kind::Receive(h.clone_box()),
+            Kind::Receive(h) => Kind::Receive(h.clone()),
             Kind::Setup(f) => Kind::Setup(f.clone()),
             Kind::Supervise(b, s) => Kind::Supervise(b.clone(), s.clone()),
             Kind::Lifecycle(b, h) => Kind::Lifecycle(b.clone(), h.clone()),
@@ -258,7 +276,7 @@ impl<M> IntoBehavior<M> for Lifecycle<M> {
     }
 }
 
-struct SyncHandler<F>(Arc<F>);
+struct SyncHandler<F>(SharedFn<F>);
 
 impl<M, F, R> Handler<M> for SyncHandler<F>
 where
@@ -268,15 +286,19 @@ where
 {
     #[inline]
     fn receive<'a>(&'a mut self, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
-        Outcome::Ready((self.0)(ctx, msg).into_behavior())
+        Outcome::Ready((self.0.get_mut())(ctx, msg).into_behavior())
     }
 
     fn clone_box(&self) -> Box<dyn Handler<M>> {
-        Box::new(SyncHandler(self.0.clone()))
+        Box::new(SyncHandler(self.0.share()))
+    }
+
+    fn clone_handler(&self) -> HandlerBox<M> {
+        HandlerBox::new(SyncHandler(self.0.share()))
     }
 }
 
-struct MessageHandler<F>(Arc<F>);
+struct MessageHandler<F>(SharedFn<F>);
 
 impl<M, F, R> Handler<M> for MessageHandler<F>
 where
@@ -286,15 +308,19 @@ where
 {
     #[inline]
     fn receive<'a>(&'a mut self, _ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
-        Outcome::Ready((self.0)(msg).into_behavior())
+        Outcome::Ready((self.0.get_mut())(msg).into_behavior())
     }
 
     fn clone_box(&self) -> Box<dyn Handler<M>> {
-        Box::new(MessageHandler(self.0.clone()))
+        Box::new(MessageHandler(self.0.share()))
+    }
+
+    fn clone_handler(&self) -> HandlerBox<M> {
+        HandlerBox::new(MessageHandler(self.0.share()))
     }
 }
 
-struct AsyncHandler<F>(Arc<F>);
+struct AsyncHandler<F>(SharedFn<F>);
 
 impl<M, F, R> Handler<M> for AsyncHandler<F>
 where
@@ -303,12 +329,16 @@ where
     R: IntoBehavior<M> + 'static,
 {
     fn receive<'a>(&'a mut self, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
-        let fut = (self.0)(ctx, msg);
+        let fut = (self.0.get_mut())(ctx, msg);
         Outcome::Pending(Box::pin(async move { fut.await.into_behavior() }))
     }
 
     fn clone_box(&self) -> Box<dyn Handler<M>> {
-        Box::new(AsyncHandler(self.0.clone()))
+        Box::new(AsyncHandler(self.0.share()))
+    }
+
+    fn clone_handler(&self) -> HandlerBox<M> {
+        HandlerBox::new(AsyncHandler(self.0.share()))
     }
 }
 
@@ -426,13 +456,19 @@ pub struct Behaviors;
 impl Behaviors {
     /// A behavior from a synchronous handler `(ctx, msg) -> next`. The fast path: no future is
     /// boxed. The handler may return `Behavior<M>` or `Result<Behavior<M>, E>`.
+    ///
+    /// A closure whose captures take at most four machine words (and no alignment beyond a word's)
+    /// is kept inside the `Behavior` value: building one, as a functional handler does for each
+    /// change of state (`counter(n + 1)`), allocates nothing. A larger closure is boxed. The
+    /// closure need not be `Clone`: the first clone of the behavior moves it behind an `Arc` that
+    /// the clones share.
     pub fn receive<M, F, R>(f: F) -> Behavior<M>
     where
         M: Send + 'static,
         F: Fn(&mut ActorContext<M>, M) -> R + Send + Sync + 'static,
         R: IntoBehavior<M>,
     {
-        Behavior::handler(SyncHandler(Arc::new(f)))
+        Behavior::handler(SyncHandler(SharedFn::new(f)))
     }
 
     /// A behavior from an asynchronous handler that returns a boxed future, which may `.await`
@@ -461,7 +497,7 @@ impl Behaviors {
         F: for<'a> Fn(&'a mut ActorContext<M>, M) -> BoxFuture<'a, R> + Send + Sync + 'static,
         R: IntoBehavior<M> + 'static,
     {
-        Behavior::handler(AsyncHandler(Arc::new(f)))
+        Behavior::handler(AsyncHandler(SharedFn::new(f)))
     }
 
     /// A behavior from a handler that only needs the message.
@@ -471,7 +507,7 @@ impl Behaviors {
         F: Fn(M) -> R + Send + Sync + 'static,
         R: IntoBehavior<M>,
     {
-        Behavior::handler(MessageHandler(Arc::new(f)))
+        Behavior::handler(MessageHandler(SharedFn::new(f)))
     }
 
     /// A behavior computed when the actor starts, with access to its context (to spawn children,
@@ -491,10 +527,11 @@ impl Behaviors {
     /// `(ctx, msg, state) -> Next<S, M>` gets the current state and returns, in a [`Next`], the
     /// state for the next message and what the actor does next.
     ///
-    /// This is the allocation-free way to change state. Returning a new behavior per change
-    /// (`counter(n + 1)` with [`Behaviors::receive`]) builds a new handler each time; here the
-    /// handler stays, and the state is moved out of it into the body and back (no clone, no
-    /// allocation). The state is cloned only when an incarnation starts: at spawn, and on each
+    /// This changes state without allocating, whatever the state's size. Returning a new behavior
+    /// per change (`counter(n + 1)` with [`Behaviors::receive`]) builds a new handler each time,
+    /// which allocates nothing only while the closure's captures fit inline (four machine words);
+    /// here the handler stays, and the state is moved out of it into the body and back (no clone,
+    /// no allocation). The state is cloned only when an incarnation starts: at spawn, and on each
     /// restart, which starts again from the initial state. Hence `S: Clone`; the body is copied
     /// along with it (a closure is `Clone` when what it captures is), so that building the
     /// behavior allocates only its handler.

@@ -10,6 +10,7 @@ pub(crate) mod context;
 pub(crate) mod deadlines;
 pub(crate) mod event_stream;
 pub(crate) mod failure;
+pub(crate) mod handler_box;
 pub(crate) mod macro_support;
 pub(crate) mod mailbox;
 pub(crate) mod message;

@@ -2,9 +2,10 @@
 //! [`Behaviors::stateful_async`], with [`Next`], what their body returns.
 //!
 //! The functional way to keep state is to return a new behavior that captures it
-//! (`counter(n + 1)`): clear, but every change of state builds a new handler, one allocation per
-//! message that changes it. A stateful behavior keeps the handler and passes the state through
-//! it instead. The handler holds the state in a slot; for each message the state is *moved* out
+//! (`counter(n + 1)`): every change of state builds a new handler, kept inline in the behavior
+//! (no allocation) while its captures fit in a few words, and boxed (one allocation per message
+//! that changes the state) when they do not. A stateful behavior keeps the handler and passes the
+//! state through it instead, whatever the state's size. The handler holds the state in a slot; for each message the state is *moved* out
 //! of the slot into the body (no clone), and the body hands back the state to keep inside the
 //! [`Next`] it returns, which the handler moves back into the slot. Changing the state therefore
 //! costs a move of its bytes and no allocation. The state is cloned only when an incarnation
@@ -25,6 +26,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::actor::behavior::{BoxFuture, Handler, HandlerResult, IntoBehavior, Outcome};
 use crate::actor::context::ActorContext;
 use crate::actor::failure::Failure;
+use crate::actor::handler_box::HandlerBox;
 use crate::{Behavior, Behaviors};
 
 /// What the body of a [`Behaviors::stateful`] (or [`Behaviors::stateful_async`]) behavior returns
@@ -243,6 +245,10 @@ where
     fn clone_box(&self) -> Box<dyn Handler<M>> {
         Box::new(self.copy())
     }
+
+    fn clone_handler(&self) -> HandlerBox<M> {
+        HandlerBox::new(self.copy())
+    }
 }
 
 /// The asynchronous handler: the body's future owns the state while it runs, and the handler
@@ -279,6 +285,10 @@ where
 
     fn clone_box(&self) -> Box<dyn Handler<M>> {
         Box::new(StatefulAsync(self.0.copy()))
+    }
+
+    fn clone_handler(&self) -> HandlerBox<M> {
+        HandlerBox::new(StatefulAsync(self.0.copy()))
     }
 }
 

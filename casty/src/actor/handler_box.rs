@@ -1,0 +1,593 @@
+//! Where a behavior keeps its handler: inline when it is small, so that returning a new behavior
+//! from a handler (`counter(n + 1)`) allocates nothing.
+//!
+//! The functional style builds a new handler for every change of state. Boxed, that is one
+//! allocation for the new handler and one free for the old, per message. [`HandlerBox`] stores a
+//! handler of up to [`INLINE_BYTES`] bytes (alignment at most that of `usize`) in place, inside the
+//! `Behavior` value, and reaches it through a small table of functions made for its concrete type.
+//! A larger or over-aligned handler is boxed, and the box is what is kept in place.
+//!
+//! A closure given to `Behaviors::receive` need not be `Clone`, yet a `Behavior` is, so that the
+//! runtime can go back to the initial behavior on a restart. [`SharedFn`] holds the closure by
+//! value until the behavior is first cloned; then it moves the closure into an `Arc` that the
+//! original and its clones share. Behaviors returned from handlers are never cloned, so they never
+//! allocate.
+//!
+//! This is the one module of the crate with `unsafe` code; each block says why it is sound, and
+//! the tests below exercise drops, panics, clones, and large, over-aligned and zero-sized
+//! handlers.
+
+#![allow(unsafe_code)]
+
+use std::cell::UnsafeCell;
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of, MaybeUninit};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use crate::actor::behavior::{Handler, Outcome};
+use crate::actor::context::ActorContext;
+
+/// How many machine words a handler may take to be kept inline.
+const INLINE_WORDS: usize = 6;
+
+/// How many bytes a handler may take to be kept inline.
+pub(crate) const INLINE_BYTES: usize = INLINE_WORDS * size_of::<usize>();
+
+/// The functions that reach a handler of one concrete type in a [`HandlerBox`].
+struct VTable<M> {
+    /// The handler, for shared access. Takes a pointer to the box's storage.
+    get: unsafe fn(*const u8) -> *const dyn Handler<M>,
+    /// The handler, for exclusive access. Takes a pointer to the box's storage.
+    get_mut: unsafe fn(*mut u8) -> *mut dyn Handler<M>,
+    /// Drops what the storage holds (the handler, or the box around it).
+    drop: unsafe fn(*mut u8),
+    /// `Handler::receive` on the handler, called directly: one indirect call per message, not
+    /// two (`get_mut`, then the `dyn` method).
+    receive: for<'a> unsafe fn(*mut u8, &'a mut ActorContext<M>, M) -> Outcome<'a, M>,
+}
+
+/// The table for a handler `H` kept inline.
+struct Inline<M, H>(PhantomData<(M, H)>);
+
+impl<M: 'static, H: Handler<M>> Inline<M, H> {
+    const VTABLE: VTable<M> = VTable {
+        get: Self::get,
+        get_mut: Self::get_mut,
+        drop: Self::drop,
+        receive: Self::receive,
+    };
+
+    /// # Safety
+    /// As for `get_mut`; the result borrows the handler for `'a`.
+    unsafe fn receive<'a>(p: *mut u8, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
+        // SAFETY: the storage holds an initialized `H`, and the caller's exclusive access lasts
+        // as long as the `Outcome` (the caller's contract).
+        let h: &'a mut H = unsafe { &mut *p.cast::<H>() };
+        h.receive(ctx, msg)
+    }
+
+    /// # Safety
+    /// `p` points to the storage of a live `HandlerBox` that holds an `H` inline.
+    unsafe fn get(p: *const u8) -> *const dyn Handler<M> {
+        p.cast::<H>()
+    }
+
+    /// # Safety
+    /// As for `get`, and the caller has exclusive access to the box.
+    unsafe fn get_mut(p: *mut u8) -> *mut dyn Handler<M> {
+        p.cast::<H>()
+    }
+
+    /// # Safety
+    /// As for `get_mut`; the `H` is not used again.
+    unsafe fn drop(p: *mut u8) {
+        // SAFETY: the storage holds an initialized, suitably aligned `H` (the caller's contract).
+        unsafe { std::ptr::drop_in_place(p.cast::<H>()) }
+    }
+}
+
+/// The table for a handler `H` kept in a `Box<H>`, the box being what is inline.
+struct Boxed<M, H>(PhantomData<(M, H)>);
+
+impl<M: 'static, H: Handler<M>> Boxed<M, H> {
+    const VTABLE: VTable<M> = VTable {
+        get: Self::get,
+        get_mut: Self::get_mut,
+        drop: Self::drop,
+        receive: Self::receive,
+    };
+
+    /// # Safety
+    /// As for `get_mut`; the result borrows the handler for `'a`.
+    unsafe fn receive<'a>(p: *mut u8, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
+        // SAFETY: the storage holds an initialized `Box<H>`, and the caller's exclusive access
+        // lasts as long as the `Outcome` (the caller's contract).
+        let b: &'a mut Box<H> = unsafe { &mut *p.cast::<Box<H>>() };
+        b.receive(ctx, msg)
+    }
+
+    /// # Safety
+    /// `p` points to the storage of a live `HandlerBox` that holds a `Box<H>`.
+    unsafe fn get(p: *const u8) -> *const dyn Handler<M> {
+        // SAFETY: the storage holds an initialized `Box<H>` (the caller's contract); only a shared
+        // reference to it is made, as the caller may share the box.
+        let h: &H = unsafe { &*p.cast::<Box<H>>() };
+        h as *const H
+    }
+
+    /// # Safety
+    /// As for `get`, and the caller has exclusive access to the box.
+    unsafe fn get_mut(p: *mut u8) -> *mut dyn Handler<M> {
+        // SAFETY: as in `get`; the caller's exclusive access makes the `&mut` unique.
+        let b: &mut Box<H> = unsafe { &mut *p.cast::<Box<H>>() };
+        &mut **b as *mut H
+    }
+
+    /// # Safety
+    /// As for `get_mut`; the box is not used again.
+    unsafe fn drop(p: *mut u8) {
+        // SAFETY: the storage holds an initialized `Box<H>` (the caller's contract).
+        unsafe { std::ptr::drop_in_place(p.cast::<Box<H>>()) }
+    }
+}
+
+/// The table for a handler already boxed as `Box<dyn Handler<M>>`.
+struct BoxedDyn<M>(PhantomData<M>);
+
+impl<M: 'static> BoxedDyn<M> {
+    const VTABLE: VTable<M> = VTable {
+        get: Self::get,
+        get_mut: Self::get_mut,
+        drop: Self::drop,
+        receive: Self::receive,
+    };
+
+    /// # Safety
+    /// As for `get_mut`; the result borrows the handler for `'a`.
+    unsafe fn receive<'a>(p: *mut u8, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
+        // SAFETY: the storage holds an initialized `Box<dyn Handler<M>>`, and the caller's
+        // exclusive access lasts as long as the `Outcome` (the caller's contract).
+        let b: &'a mut Box<dyn Handler<M>> = unsafe { &mut *p.cast::<Box<dyn Handler<M>>>() };
+        b.receive(ctx, msg)
+    }
+
+    /// # Safety
+    /// `p` points to the storage of a live `HandlerBox` that holds a `Box<dyn Handler<M>>`.
+    unsafe fn get(p: *const u8) -> *const dyn Handler<M> {
+        // SAFETY: the storage holds an initialized `Box<dyn Handler<M>>` (the caller's contract).
+        let h: &dyn Handler<M> = unsafe { &**p.cast::<Box<dyn Handler<M>>>() };
+        h as *const dyn Handler<M>
+    }
+
+    /// # Safety
+    /// As for `get`, and the caller has exclusive access to the box.
+    unsafe fn get_mut(p: *mut u8) -> *mut dyn Handler<M> {
+        // SAFETY: as in `get`; the caller's exclusive access makes the `&mut` unique.
+        let b: &mut Box<dyn Handler<M>> = unsafe { &mut *p.cast::<Box<dyn Handler<M>>>() };
+        &mut **b as *mut dyn Handler<M>
+    }
+
+    /// # Safety
+    /// As for `get_mut`; the box is not used again.
+    unsafe fn drop(p: *mut u8) {
+        // SAFETY: the storage holds an initialized `Box<dyn Handler<M>>` (the caller's contract).
+        unsafe { std::ptr::drop_in_place(p.cast::<Box<dyn Handler<M>>>()) }
+    }
+}
+
+/// A handler, kept inline when it takes at most [`INLINE_BYTES`] bytes and needs no more than the
+/// alignment of `usize`, boxed otherwise. Behaves like a `Box<dyn Handler<M>>`.
+pub(crate) struct HandlerBox<M> {
+    /// The handler (or the box holding it), written once by a constructor and dropped by `Drop`.
+    /// In an `UnsafeCell` because a handler may mutate itself through `&self` (`SharedFn::share`
+    /// does, with atomics), which is allowed only inside one.
+    storage: UnsafeCell<MaybeUninit<[usize; INLINE_WORDS]>>,
+    /// The functions for the concrete type in `storage`: a `&'static VTable<M>` (a raw pointer
+    /// only so that `M` need not be `'static` where a `HandlerBox<M>` is named).
+    vtable: *const VTable<M>,
+    /// Owns a handler.
+    _owns: PhantomData<Box<dyn Handler<M>>>,
+}
+
+// SAFETY: a `HandlerBox` owns a handler, which is `Send + Sync` (a bound of `Handler`), and points
+// to an immutable table of functions in static memory.
+unsafe impl<M> Send for HandlerBox<M> {}
+// SAFETY: as for `Send`; `&HandlerBox` gives only `&dyn Handler<M>`, which is `Sync`.
+unsafe impl<M> Sync for HandlerBox<M> {}
+
+impl<M: 'static> HandlerBox<M> {
+    /// Whether an `H` is kept inline.
+    pub(crate) const fn fits<H>() -> bool {
+        size_of::<H>() <= INLINE_BYTES && align_of::<H>() <= align_of::<usize>()
+    }
+
+    /// Stores `h`: inline if it fits, in a `Box` otherwise.
+    #[inline]
+    pub(crate) fn new<H: Handler<M>>(h: H) -> Self {
+        if Self::fits::<H>() {
+            // SAFETY: `H` fits the storage, in size and alignment; the table is `H`'s.
+            unsafe { Self::store(h, &Inline::<M, H>::VTABLE) }
+        } else {
+            // SAFETY: a `Box<H>` is one word, aligned like `usize`; the table is `Box<H>`'s.
+            unsafe { Self::store(Box::new(h), &Boxed::<M, H>::VTABLE) }
+        }
+    }
+
+    /// Stores a handler that is already boxed (no new allocation).
+    pub(crate) fn from_box(h: Box<dyn Handler<M>>) -> Self {
+        const {
+            assert!(Self::fits::<Box<dyn Handler<M>>>());
+        }
+        // SAFETY: a `Box<dyn Handler<M>>` is two words, aligned like `usize` (checked above); the
+        // table is its own.
+        unsafe { Self::store(h, &BoxedDyn::<M>::VTABLE) }
+    }
+
+    /// # Safety
+    /// `T` fits the storage (size and alignment), and `vtable` is the table for a `T` in it.
+    #[inline]
+    unsafe fn store<T>(value: T, vtable: &'static VTable<M>) -> Self {
+        let mut storage = MaybeUninit::<[usize; INLINE_WORDS]>::uninit();
+        // SAFETY: the storage is valid for writes of a `T` and aligned for it (the caller's
+        // contract); it is uninitialized, so nothing is overwritten.
+        unsafe { storage.as_mut_ptr().cast::<T>().write(value) };
+        HandlerBox {
+            storage: UnsafeCell::new(storage),
+            vtable: vtable as *const VTable<M>,
+            _owns: PhantomData,
+        }
+    }
+
+    /// The table of functions for what `storage` holds.
+    #[inline]
+    fn vtable(&self) -> &'static VTable<M> {
+        // SAFETY: `vtable` came from a `&'static VTable<M>` in `store` and is never changed.
+        unsafe { &*self.vtable }
+    }
+
+    /// The handler.
+    #[inline]
+    pub(crate) fn get(&self) -> &dyn Handler<M> {
+        // SAFETY: `storage` holds what `vtable` is for (set together by `store`, never changed
+        // since); the reference lives no longer than `&self`.
+        unsafe { &*(self.vtable().get)(self.storage.get().cast_const().cast()) }
+    }
+
+    /// Runs the handler on a message: `self.get_mut().receive(ctx, msg)` in one indirect call.
+    #[inline]
+    pub(crate) fn receive<'a>(
+        &'a mut self,
+        ctx: &'a mut ActorContext<M>,
+        msg: M,
+    ) -> Outcome<'a, M> {
+        // SAFETY: `storage` holds what `vtable` is for; `&'a mut self` makes the access
+        // exclusive for as long as the `Outcome` may borrow the handler.
+        unsafe { (self.vtable().receive)(self.storage.get_mut().as_mut_ptr().cast(), ctx, msg) }
+    }
+
+    /// The handler, for exclusive use.
+    #[inline]
+    pub(crate) fn get_mut(&mut self) -> &mut dyn Handler<M> {
+        // SAFETY: as in `get`, and `&mut self` makes the access exclusive.
+        unsafe { &mut *(self.vtable().get_mut)(self.storage.get_mut().as_mut_ptr().cast()) }
+    }
+}
+
+impl<M> Drop for HandlerBox<M> {
+    fn drop(&mut self) {
+        // SAFETY: `vtable` came from a `&'static VTable<M>` in `store`; `storage` holds what it is
+        // for, and is dropped only here, once.
+        unsafe { ((*self.vtable).drop)(self.storage.get_mut().as_mut_ptr().cast()) }
+    }
+}
+
+impl<M: 'static> Clone for HandlerBox<M> {
+    fn clone(&self) -> Self {
+        self.get().clone_handler()
+    }
+}
+
+/// A closure held by value until the first time it is shared (see the module's note).
+pub(crate) struct SharedFn<F> {
+    /// `OWNED`, `SHARING` or `SHARED`: what `slot` holds and who may touch it.
+    state: AtomicU8,
+    /// `Owned` while `state` is `OWNED` or `SHARING`, `Shared` once it is `SHARED`.
+    slot: UnsafeCell<Slot<F>>,
+}
+
+enum Slot<F> {
+    Owned(F),
+    Shared(Arc<F>),
+}
+
+/// `slot` holds the closure by value; anyone holding `&self` may start sharing it.
+const OWNED: u8 = 0;
+/// One `&self` holder is moving the closure into an `Arc`; others wait for `SHARED`.
+const SHARING: u8 = 1;
+/// `slot` holds the `Arc`, and is never written again while `&self` is held.
+const SHARED: u8 = 2;
+
+// SAFETY: `&SharedFn<F>` gives access to the `F` (by `&F`, in clones of the `Arc`) and, through
+// `state`, lets exactly one thread at a time move it from `Owned` to `Shared`; that needs `F` to
+// be `Send` (it may be moved by another thread than its owner) and `Sync` (shared by reference).
+unsafe impl<F: Send + Sync> Sync for SharedFn<F> {}
+
+impl<F> SharedFn<F> {
+    /// Holds `f` by value.
+    #[inline]
+    pub(crate) fn new(f: F) -> Self {
+        SharedFn {
+            state: AtomicU8::new(OWNED),
+            slot: UnsafeCell::new(Slot::Owned(f)),
+        }
+    }
+
+    /// The closure, for a call.
+    #[inline]
+    pub(crate) fn get_mut(&mut self) -> &F {
+        match self.slot.get_mut() {
+            Slot::Owned(f) => f,
+            Slot::Shared(f) => f,
+        }
+    }
+
+    /// Another holder of the same closure: it moves into an `Arc` the first time.
+    pub(crate) fn share(&self) -> Self {
+        let f = loop {
+            match self.state.load(Ordering::Acquire) {
+                SHARED => {
+                    // SAFETY: once `SHARED` is published (Release, seen by the Acquire above), the
+                    // slot holds `Shared` and nobody writes it while `&self` lives: a shared read.
+                    match unsafe { &*self.slot.get() } {
+                        Slot::Shared(f) => break f.clone(),
+                        Slot::Owned(_) => unreachable!("a shared closure is held in an `Arc`"),
+                    }
+                }
+                OWNED => {
+                    if self
+                        .state
+                        .compare_exchange(OWNED, SHARING, Ordering::Acquire, Ordering::Relaxed)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    let slot = self.slot.get();
+                    // SAFETY: winning the exchange to `SHARING` gives this thread alone access to
+                    // the slot: other `&self` holders wait for `SHARED` without touching it, and
+                    // no `&mut self` exists while `&self` does. The slot is read out and written
+                    // back with nothing in between that can unwind (`Arc::new` aborts when memory
+                    // runs out), so the closure is never dropped twice.
+                    let shared = unsafe {
+                        let shared = match slot.read() {
+                            Slot::Owned(f) => Arc::new(f),
+                            Slot::Shared(f) => f,
+                        };
+                        slot.write(Slot::Shared(shared.clone()));
+                        shared
+                    };
+                    self.state.store(SHARED, Ordering::Release);
+                    break shared;
+                }
+                _ => std::hint::spin_loop(),
+            }
+        };
+        SharedFn {
+            state: AtomicU8::new(SHARED),
+            slot: UnsafeCell::new(Slot::Shared(f)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Behaviors;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A handler that counts its drops and clones, padded (in size or alignment) by a `P`.
+    struct Probe<P: Send + Sync + 'static> {
+        drops: Arc<AtomicUsize>,
+        clones: Arc<AtomicUsize>,
+        id: u64,
+        _pad: P,
+    }
+
+    impl<P: Send + Sync + Default + 'static> Probe<P> {
+        fn new(id: u64) -> (Self, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let clones = Arc::new(AtomicUsize::new(0));
+            let p = Probe {
+                drops: drops.clone(),
+                clones: clones.clone(),
+                id,
+                _pad: P::default(),
+            };
+            (p, drops, clones)
+        }
+    }
+
+    impl<P: Send + Sync + 'static> Drop for Probe<P> {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl<P: Send + Sync + Default + 'static> Handler<u64> for Probe<P> {
+        fn receive<'a>(
+            &'a mut self,
+            _ctx: &'a mut ActorContext<u64>,
+            msg: u64,
+        ) -> Outcome<'a, u64> {
+            if msg == 0 {
+                panic!("probe told to panic");
+            }
+            self.id += msg;
+            Outcome::Ready(Ok(Behaviors::same()))
+        }
+
+        fn has_start(&self) -> bool {
+            self.id == 7
+        }
+
+        fn clone_handler(&self) -> HandlerBox<u64> {
+            self.clones.fetch_add(1, Ordering::SeqCst);
+            HandlerBox::new(Probe {
+                drops: self.drops.clone(),
+                clones: self.clones.clone(),
+                id: self.id,
+                _pad: P::default(),
+            })
+        }
+
+        fn clone_box(&self) -> Box<dyn Handler<u64>> {
+            unreachable!("HandlerBox clones through clone_handler")
+        }
+    }
+
+    #[derive(Default)]
+    struct Big {
+        _words: [u64; 16],
+    }
+
+    #[repr(align(64))]
+    #[derive(Default)]
+    struct OverAligned {
+        _byte: u8,
+    }
+
+    #[test]
+    fn a_closure_of_four_words_is_inline_and_one_of_five_is_boxed() {
+        // What the docs of `Behaviors::receive` promise: a closure's handler is a `SharedFn`.
+        assert!(HandlerBox::<u64>::fits::<SharedFn<[usize; 4]>>());
+        assert!(!HandlerBox::<u64>::fits::<SharedFn<[usize; 5]>>());
+    }
+
+    #[test]
+    fn small_handlers_are_inline_and_large_or_over_aligned_ones_are_boxed() {
+        assert!(HandlerBox::<u64>::fits::<Probe<()>>());
+        assert!(HandlerBox::<u64>::fits::<()>());
+        assert!(!HandlerBox::<u64>::fits::<Probe<Big>>());
+        assert!(!HandlerBox::<u64>::fits::<Probe<OverAligned>>());
+        assert!(HandlerBox::<u64>::fits::<Box<dyn Handler<u64>>>());
+    }
+
+    fn drops_once_and_clones_independently<P: Send + Sync + Default + 'static>() {
+        let (p, drops, clones) = Probe::<P>::new(7);
+        let b = HandlerBox::new(p);
+        assert!(b.get().has_start());
+        let c = b.clone();
+        assert_eq!(clones.load(Ordering::SeqCst), 1);
+        assert!(c.get().has_start());
+        drop(b);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        drop(c);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn an_inline_handler_is_dropped_once_and_cloned_apart() {
+        drops_once_and_clones_independently::<()>();
+    }
+
+    #[test]
+    fn a_large_handler_is_boxed_dropped_once_and_cloned_apart() {
+        drops_once_and_clones_independently::<Big>();
+    }
+
+    #[test]
+    fn an_over_aligned_handler_is_boxed_dropped_once_and_cloned_apart() {
+        drops_once_and_clones_independently::<OverAligned>();
+        let (p, _, _) = Probe::<OverAligned>::new(1);
+        let b = HandlerBox::new(p);
+        let addr = b.get() as *const dyn Handler<u64> as *const u8 as usize;
+        assert_eq!(addr % 64, 0, "the boxed handler keeps its alignment");
+    }
+
+    #[test]
+    fn an_already_boxed_handler_is_kept_as_is_and_dropped_once() {
+        let (p, drops, _) = Probe::<()>::new(7);
+        let b = HandlerBox::from_box(Box::new(p));
+        assert!(b.get().has_start());
+        drop(b);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_zero_sized_handler_is_inline_and_works() {
+        struct Nothing;
+        impl Handler<u64> for Nothing {
+            fn receive<'a>(
+                &'a mut self,
+                _ctx: &'a mut ActorContext<u64>,
+                _msg: u64,
+            ) -> Outcome<'a, u64> {
+                Outcome::Ready(Ok(Behaviors::stopped()))
+            }
+            fn has_start(&self) -> bool {
+                true
+            }
+            fn clone_box(&self) -> Box<dyn Handler<u64>> {
+                Box::new(Nothing)
+            }
+        }
+        assert!(HandlerBox::<u64>::fits::<Nothing>());
+        let b = HandlerBox::new(Nothing);
+        assert!(b.get().has_start());
+        // The default `clone_handler` goes through `clone_box`.
+        assert!(b.clone().get().has_start());
+    }
+
+    #[test]
+    fn a_shared_fn_is_dropped_once_whether_or_not_it_was_shared() {
+        struct Counted(Arc<AtomicUsize>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut owned = SharedFn::new(Counted(drops.clone()));
+        assert_eq!(owned.get_mut().0.load(Ordering::SeqCst), 0);
+        drop(owned);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+
+        let drops = Arc::new(AtomicUsize::new(0));
+        let original = SharedFn::new(Counted(drops.clone()));
+        let mut a = original.share();
+        let b = original.share();
+        drop(original);
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "still held by the shares");
+        assert!(Arc::ptr_eq(&a.get_mut().0, &drops));
+        drop(a);
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        drop(b);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_shared_fn_shared_from_many_threads_at_once_holds_one_closure() {
+        for _ in 0..50 {
+            let drops = Arc::new(AtomicUsize::new(0));
+            struct Counted(Arc<AtomicUsize>);
+            impl Drop for Counted {
+                fn drop(&mut self) {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let f = SharedFn::new(Counted(drops.clone()));
+            let shares: Vec<SharedFn<Counted>> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..4).map(|_| s.spawn(|| f.share())).collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let mut shares = shares;
+            let first = shares[0].get_mut() as *const Counted;
+            for s in &mut shares {
+                assert_eq!(s.get_mut() as *const Counted, first, "one closure, shared");
+            }
+            drop(f);
+            drop(shares);
+            assert_eq!(drops.load(Ordering::SeqCst), 1);
+        }
+    }
+}
