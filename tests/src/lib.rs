@@ -107,3 +107,15 @@ macro_rules! step {
 /// The complete example configuration file, `examples/config/casty.toml`, with every section and
 /// key: the configuration tests start from it.
 pub const FULL_CONFIG_FILE: &str = include_str!("../../examples/config/casty.toml");
+
+/// An actor that answers `(delay_ms, reply_to)` with `delay_ms`, after sleeping that long: the
+/// slow target of the ask timeout tests.
+pub fn slow_echo() -> casty::Behavior<(u64, casty::ActorRef<u64>)> {
+    casty::Behaviors::receive_async(|_ctx, (delay_ms, r): (u64, casty::ActorRef<u64>)| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            r.tell(delay_ms);
+            casty::Behaviors::same()
+        })
+    })
+}

@@ -29,16 +29,7 @@ async fn asking_through_a_ref_returns_the_reply() {
 async fn an_ask_through_a_ref_times_out_and_its_late_reply_is_a_dead_letter() {
     let kit = TestKit::new();
     let mut dead = kit.event_probe::<DeadLetter>();
-    let slow = kit.spawn(
-        Behaviors::receive_async(|_ctx, (delay_ms, r): (u64, ActorRef<u64>)| {
-            Box::pin(async move {
-                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-                r.tell(delay_ms);
-                Behaviors::same()
-            })
-        }),
-        "slow",
-    );
+    let slow = kit.spawn(casty_tests::slow_echo(), "slow");
     let deadline = Duration::from_millis(50);
     let r = slow.ask(|reply_to| (200u64, reply_to), deadline).await;
     assert_eq!(r, Err(AskError::Timeout(deadline)));

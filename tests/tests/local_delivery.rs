@@ -152,16 +152,7 @@ async fn empty_reports_unhandled_and_ignore_drops_silently() {
 async fn ask_gets_the_reply_or_times_out_and_a_late_reply_is_a_dead_letter() {
     let kit = TestKit::new();
     let mut dead = kit.event_probe::<DeadLetter>();
-    let slow = kit.spawn(
-        Behaviors::receive_async(|_ctx, (delay_ms, r): (u64, ActorRef<u64>)| {
-            Box::pin(async move {
-                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-                r.tell(delay_ms);
-                Behaviors::same()
-            })
-        }),
-        "slow",
-    );
+    let slow = kit.spawn(casty_tests::slow_echo(), "slow");
     let sys = kit.system();
     assert_eq!(sys.ask(&slow, |r| (0u64, r), T).await, Ok(0));
     let err = sys

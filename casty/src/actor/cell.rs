@@ -455,6 +455,28 @@ impl<M: Message> Cell<M> {
     }
 
     async fn main_loop(&mut self) {
+        // Finishes what `handle_fast` or `act` started: installs a replacing handler, awaits an
+        // async handler, and interprets a result. A macro, not a method, so that it stays inline
+        // in this loop's future (a nested future would add its state to every actor's task) and
+        // the borrow of `self` that a `Fast` holds ends before the handler is installed.
+        macro_rules! finish_fast {
+            ($cell:ident, $fast:expr) => {{
+                let (result, replace) = match $fast {
+                    Fast::Done => (None, None),
+                    Fast::Replace(next) => (None, Some(next)),
+                    Fast::Result(r) => (Some(r), None),
+                    Fast::Pending(fut) => (Some(Self::await_handler(fut).await), None),
+                };
+                if let Some(next) = replace {
+                    $cell.current = Current::Receive(next);
+                }
+                if let Some(r) = result {
+                    if let Some(after) = $cell.apply(r) {
+                        Box::pin($cell.after(after)).await;
+                    }
+                }
+            }};
+        }
         let shared = &self.ctx.shared.clone();
         'outer: loop {
             if self.stop.is_some() {
@@ -464,41 +486,13 @@ impl<M: Message> Cell<M> {
                 // One at a time, so that no batch is held across the awaits below.
                 while let Some(m) = shared.pop_sys() {
                     let Some(a) = self.on_sys(m) else { continue };
-                    // As for a user message below, inline rather than in a future of its own: a
-                    // nested future would add its state to every actor's task.
-                    let (result, replace) = match self.act(a) {
-                        Fast::Done => (None, None),
-                        Fast::Replace(next) => (None, Some(next)),
-                        Fast::Result(r) => (Some(r), None),
-                        Fast::Pending(fut) => (Some(Self::await_handler(fut).await), None),
-                    };
-                    if let Some(next) = replace {
-                        self.current = Current::Receive(next);
-                    }
-                    if let Some(r) = result {
-                        if let Some(after) = self.apply(r) {
-                            Box::pin(self.after(after)).await;
-                        }
-                    }
+                    finish_fast!(self, self.act(a));
                 }
                 continue;
             }
             let mut n = 0;
             while let Some(msg) = shared.mailbox.pop() {
-                let (result, replace) = match self.handle_fast(msg) {
-                    Fast::Done => (None, None),
-                    Fast::Replace(next) => (None, Some(next)),
-                    Fast::Result(r) => (Some(r), None),
-                    Fast::Pending(fut) => (Some(Self::await_handler(fut).await), None),
-                };
-                if let Some(next) = replace {
-                    self.current = Current::Receive(next);
-                }
-                if let Some(r) = result {
-                    if let Some(after) = self.apply(r) {
-                        Box::pin(self.after(after)).await;
-                    }
-                }
+                finish_fast!(self, self.handle_fast(msg));
                 n += 1;
                 if self.stop.is_some() || shared.sys_flag() {
                     continue 'outer;
