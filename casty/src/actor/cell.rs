@@ -326,8 +326,15 @@ enum Current<M> {
     Ignore,
 }
 
-/// The synchronous part of handling one message.
+/// The synchronous part of handling one message: settled, or an async handler's future still
+/// to be awaited.
 enum Fast<'a, M> {
+    Now(Settled<M>),
+    Pending(crate::actor::behavior::BoxFuture<'a, HandlerResult<M>>),
+}
+
+/// How handling one message ended. It borrows nothing from the cell, so the loop can act on it.
+enum Settled<M> {
     /// Handled; the behavior stays the same.
     Done,
     /// Handled; the handler returned a new one with no start work, which replaces it: what
@@ -335,8 +342,6 @@ enum Fast<'a, M> {
     Replace(HandlerBox<M>),
     /// Handled; the result needs interpreting.
     Result(HandlerResult<M>),
-    /// An async handler's future, still to be awaited.
-    Pending(crate::actor::behavior::BoxFuture<'a, HandlerResult<M>>),
 }
 
 /// An async handler's future, with a panic in it turned into a failure.
@@ -455,44 +460,35 @@ impl<M: Message> Cell<M> {
     }
 
     async fn main_loop(&mut self) {
-        // Finishes what `handle_fast` or `act` started: installs a replacing handler, awaits an
-        // async handler, and interprets a result. A macro, not a method, so that it stays inline
-        // in this loop's future (a nested future would add its state to every actor's task) and
-        // the borrow of `self` that a `Fast` holds ends before the handler is installed.
-        macro_rules! finish_fast {
-            ($cell:ident, $fast:expr) => {{
-                let (result, replace) = match $fast {
-                    Fast::Done => (None, None),
-                    Fast::Replace(next) => (None, Some(next)),
-                    Fast::Result(r) => (Some(r), None),
-                    Fast::Pending(fut) => (Some(Self::await_handler(fut).await), None),
-                };
-                if let Some(next) = replace {
-                    $cell.current = Current::Receive(next);
-                }
-                if let Some(r) = result {
-                    if let Some(after) = $cell.apply(r) {
-                        Box::pin($cell.after(after)).await;
-                    }
-                }
-            }};
-        }
+        // Only small values live across this loop's awaits (the mailbox's park future, a
+        // counter, a boxed future): the loop's state is part of every idle actor's task. Anything
+        // that holds a handler result across an await is in `settle`, boxed where it is taken.
         let shared = &self.ctx.shared.clone();
         'outer: loop {
             if self.stop.is_some() {
                 return;
             }
             if shared.sys_flag() {
-                // One at a time, so that no batch is held across the awaits below.
-                while let Some(m) = shared.pop_sys() {
-                    let Some(a) = self.on_sys(m) else { continue };
-                    finish_fast!(self, self.act(a));
-                }
+                Box::pin(self.run_system_messages()).await;
                 continue;
             }
             let mut n = 0;
             while let Some(msg) = shared.mailbox.pop() {
-                finish_fast!(self, self.handle_fast(msg));
+                // Both arms move out of the handler's outcome, so nothing borrowed from `self`
+                // outlives this match, and only the awaited future lives across its await.
+                let settled = match self.handle_fast(msg) {
+                    Fast::Now(settled) => settled,
+                    Fast::Pending(fut) => Settled::Result(Self::await_handler(fut).await),
+                };
+                match settled {
+                    Settled::Done => {}
+                    Settled::Replace(next) => self.current = Current::Receive(next),
+                    Settled::Result(r) => {
+                        if let Some(after) = self.apply(r) {
+                            Box::pin(self.after(after)).await;
+                        }
+                    }
+                }
                 n += 1;
                 if self.stop.is_some() || shared.sys_flag() {
                     continue 'outer;
@@ -506,12 +502,39 @@ impl<M: Message> Cell<M> {
         }
     }
 
+    /// Handles the system messages queued so far, one at a time, so that no batch of them is
+    /// held across an await.
+    async fn run_system_messages(&mut self) {
+        let shared = &self.ctx.shared.clone();
+        while let Some(m) = shared.pop_sys() {
+            let Some(a) = self.on_sys(m) else { continue };
+            let settled = match self.act(a) {
+                Fast::Now(settled) => settled,
+                Fast::Pending(fut) => Settled::Result(Self::await_handler(fut).await),
+            };
+            let result = match settled {
+                Settled::Done => None,
+                Settled::Replace(next) => {
+                    self.current = Current::Receive(next);
+                    None
+                }
+                Settled::Result(r) => Some(r),
+            };
+            if let Some(after) = result.and_then(|r| self.apply(r)) {
+                Box::pin(self.after(after)).await;
+            }
+            if self.stop.is_some() {
+                return;
+            }
+        }
+    }
+
     /// Starts what a system message asks for, as far as it goes synchronously.
     fn act(&mut self, action: Action<M>) -> Fast<'_, M> {
         match action {
             Action::Deliver(m) => self.handle_fast(m),
-            Action::Apply(r) => Fast::Result(r),
-            Action::Fail(f) => Fast::Result(Err(f)),
+            Action::Apply(r) => Fast::Now(Settled::Result(r)),
+            Action::Fail(f) => Fast::Now(Settled::Result(Err(f))),
         }
     }
 
@@ -522,25 +545,27 @@ impl<M: Message> Cell<M> {
         if let Current::Empty = self.current {
             let text = (self.ctx.shared.describe)(&msg);
             self.publish_unhandled(text);
-            return Fast::Done;
+            return Fast::Now(Settled::Done);
         }
         match &mut self.current {
             Current::Receive(h) => {
                 let ctx = &mut self.ctx;
                 match catch_unwind(AssertUnwindSafe(|| h.receive(ctx, msg))) {
                     Ok(Outcome::Ready(Ok(b))) => match b.kind {
-                        Kind::Same => Fast::Done,
+                        Kind::Same => Fast::Now(Settled::Done),
                         // The functional style's transition: a new handler with nothing to do
-                        // before its first message (see `Fast::Replace`).
-                        Kind::Receive(next) if !next.get().has_start() => Fast::Replace(next),
-                        kind => Fast::Result(Ok(Behavior::from_kind(kind))),
+                        // before its first message (see `Settled::Replace`).
+                        Kind::Receive(next) if !next.get().has_start() => {
+                            Fast::Now(Settled::Replace(next))
+                        }
+                        kind => Fast::Now(Settled::Result(Ok(Behavior::from_kind(kind)))),
                     },
-                    Ok(Outcome::Ready(r)) => Fast::Result(r),
+                    Ok(Outcome::Ready(r)) => Fast::Now(Settled::Result(r)),
                     Ok(Outcome::Pending(fut)) => Fast::Pending(fut),
-                    Err(p) => Fast::Result(Err(Failure::from_panic(p))),
+                    Err(p) => Fast::Now(Settled::Result(Err(Failure::from_panic(p)))),
                 }
             }
-            Current::Ignore | Current::Empty => Fast::Done,
+            Current::Ignore | Current::Empty => Fast::Now(Settled::Done),
         }
     }
 
@@ -1017,12 +1042,10 @@ mod tests {
             "Shared is {} bytes",
             std::mem::size_of::<Shared<u64>>()
         );
-        // The cell once, plus the state of the loop, not the cell twice. The loop's state grew
-        // with inline handler storage (a `Behavior` is 64 bytes, and the loop keeps handler
-        // results in several places across its awaits): 456 bytes today. Shrinking it is the next
-        // step towards 1,000 bytes per idle actor; this bound keeps it from growing further.
+        // The cell once, plus the state of the loop, not the cell twice. The loop keeps no
+        // handler result across its awaits (224 bytes beyond the cell today).
         assert!(
-            task_size <= cell_size + 480,
+            task_size <= cell_size + 256,
             "the task's future is {task_size} bytes for a cell of {cell_size}"
         );
         drop(task);
