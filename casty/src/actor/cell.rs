@@ -34,7 +34,7 @@ use crate::actor::event_stream::{
     LifecycleHookFailed, UnhandledMessage,
 };
 use crate::actor::failure::{CatchUnwind, Failure};
-use crate::actor::handler_box::HandlerBox;
+use crate::actor::handler_box::{HandlerBox, Step};
 use crate::actor::mailbox::{Mailbox, MailboxQueue, Push};
 use crate::actor::message::Message;
 use crate::actor::path::ActorPath;
@@ -326,24 +326,6 @@ enum Current<M> {
     Ignore,
 }
 
-/// The synchronous part of handling one message: settled, or an async handler's future still
-/// to be awaited.
-enum Fast<'a, M> {
-    Now(Settled<M>),
-    Pending(crate::actor::behavior::BoxFuture<'a, HandlerResult<M>>),
-}
-
-/// How handling one message ended. It borrows nothing from the cell, so the loop can act on it.
-enum Settled<M> {
-    /// Handled; the behavior stays the same.
-    Done,
-    /// Handled; the handler returned a new one with no start work, which replaces it: what
-    /// `become_` does for it, without the detour through `apply`.
-    Replace(HandlerBox<M>),
-    /// Handled; the result needs interpreting.
-    Result(HandlerResult<M>),
-}
-
 /// An async handler's future, with a panic in it turned into a failure.
 struct AwaitHandler<'a, M>(CatchUnwind<crate::actor::behavior::BoxFuture<'a, HandlerResult<M>>>);
 
@@ -474,19 +456,25 @@ impl<M: Message> Cell<M> {
             }
             let mut n = 0;
             while let Some(msg) = shared.mailbox.pop() {
-                // Both arms move out of the handler's outcome, so nothing borrowed from `self`
-                // outlives this match, and only the awaited future lives across its await.
-                let settled = match self.handle_fast(msg) {
-                    Fast::Now(settled) => settled,
-                    Fast::Pending(fut) => Settled::Result(Self::await_handler(fut).await),
-                };
-                match settled {
-                    Settled::Done => {}
-                    Settled::Replace(next) => self.current = Current::Receive(next),
-                    Settled::Result(r) => {
-                        if let Some(after) = self.apply(r) {
-                            Box::pin(self.after(after)).await;
+                // Handling a message that ends in `same()` or a new handler touches no large
+                // value here: anything else comes back through `other`, which this block consumes,
+                // so nothing borrowed from `self` outlives it, and only the awaited future lives
+                // across its await.
+                let result = {
+                    let mut other = None;
+                    if self.handle_fast(msg, &mut other) {
+                        None
+                    } else {
+                        match other {
+                            Some(Outcome::Ready(r)) => Some(r),
+                            Some(Outcome::Pending(fut)) => Some(Self::await_handler(fut).await),
+                            None => None,
                         }
+                    }
+                };
+                if let Some(r) = result {
+                    if let Some(after) = self.apply(r) {
+                        Box::pin(self.after(after)).await;
                     }
                 }
                 n += 1;
@@ -508,17 +496,17 @@ impl<M: Message> Cell<M> {
         let shared = &self.ctx.shared.clone();
         while let Some(m) = shared.pop_sys() {
             let Some(a) = self.on_sys(m) else { continue };
-            let settled = match self.act(a) {
-                Fast::Now(settled) => settled,
-                Fast::Pending(fut) => Settled::Result(Self::await_handler(fut).await),
-            };
-            let result = match settled {
-                Settled::Done => None,
-                Settled::Replace(next) => {
-                    self.current = Current::Receive(next);
+            let result = {
+                let mut other = None;
+                if self.act(a, &mut other) {
                     None
+                } else {
+                    match other {
+                        Some(Outcome::Ready(r)) => Some(r),
+                        Some(Outcome::Pending(fut)) => Some(Self::await_handler(fut).await),
+                        None => None,
+                    }
                 }
-                Settled::Result(r) => Some(r),
             };
             if let Some(after) = result.and_then(|r| self.apply(r)) {
                 Box::pin(self.after(after)).await;
@@ -529,43 +517,46 @@ impl<M: Message> Cell<M> {
         }
     }
 
-    /// Starts what a system message asks for, as far as it goes synchronously.
-    fn act(&mut self, action: Action<M>) -> Fast<'_, M> {
+    /// Starts what a system message asks for, as far as it goes synchronously; see `handle_fast`.
+    fn act<'a>(&'a mut self, action: Action<M>, other: &mut Option<Outcome<'a, M>>) -> bool {
         match action {
-            Action::Deliver(m) => self.handle_fast(m),
-            Action::Apply(r) => Fast::Now(Settled::Result(r)),
-            Action::Fail(f) => Fast::Now(Settled::Result(Err(f))),
+            Action::Deliver(m) => self.handle_fast(m, other),
+            Action::Apply(r) => {
+                *other = Some(Outcome::Ready(r));
+                false
+            }
+            Action::Fail(f) => {
+                *other = Some(Outcome::Ready(Err(f)));
+                false
+            }
         }
     }
 
     /// Runs the handler on one message, synchronously as far as it goes: a synchronous handler
-    /// completes here without any future being built (the fast path).
+    /// completes here without any future being built (the fast path). Returns `true` when that
+    /// is all (the handler returned `same()`, or a new handler now installed); otherwise the
+    /// result or the future to await is in `other`.
     #[inline]
-    fn handle_fast(&mut self, msg: M) -> Fast<'_, M> {
+    fn handle_fast<'a>(&'a mut self, msg: M, other: &mut Option<Outcome<'a, M>>) -> bool {
         if let Current::Empty = self.current {
             let text = (self.ctx.shared.describe)(&msg);
             self.publish_unhandled(text);
-            return Fast::Now(Settled::Done);
+            return true;
         }
         match &mut self.current {
             Current::Receive(h) => {
                 let ctx = &mut self.ctx;
-                match catch_unwind(AssertUnwindSafe(|| h.receive(ctx, msg))) {
-                    Ok(Outcome::Ready(Ok(b))) => match b.kind {
-                        Kind::Same => Fast::Now(Settled::Done),
-                        // The functional style's transition: a new handler with nothing to do
-                        // before its first message (see `Settled::Replace`).
-                        Kind::Receive(next) if !next.get().has_start() => {
-                            Fast::Now(Settled::Replace(next))
-                        }
-                        kind => Fast::Now(Settled::Result(Ok(Behavior::from_kind(kind)))),
-                    },
-                    Ok(Outcome::Ready(r)) => Fast::Now(Settled::Result(r)),
-                    Ok(Outcome::Pending(fut)) => Fast::Pending(fut),
-                    Err(p) => Fast::Now(Settled::Result(Err(Failure::from_panic(p)))),
+                match catch_unwind(AssertUnwindSafe(|| h.step(ctx, msg, other))) {
+                    // `same()`, or the functional style's transition, done in place.
+                    Ok(Step::Same | Step::Replaced) => true,
+                    Ok(Step::Other) => false,
+                    Err(p) => {
+                        *other = Some(Outcome::Ready(Err(Failure::from_panic(p))));
+                        false
+                    }
                 }
             }
-            Current::Ignore | Current::Empty => Fast::Now(Settled::Done),
+            Current::Ignore | Current::Empty => true,
         }
     }
 
@@ -1009,6 +1000,20 @@ pub(crate) fn start_actor<M: Message>(
     r
 }
 
+/// A context for an actor that is not running, for unit tests of what handlers do with it.
+#[cfg(test)]
+pub(crate) fn test_context<M: Message>() -> (crate::ActorSystem, ActorContext<M>) {
+    let system = crate::ActorSystem::new("test");
+    let inner = system.inner().clone();
+    let path = ActorPath::new(
+        inner.name.clone(),
+        "/test".into(),
+        crate::actor::path::next_uid(),
+    );
+    let shared = Arc::new(Shared::<M>::new(path, Mailbox::default(), inner));
+    (system, ActorContext::new(shared, None))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1018,10 +1023,9 @@ mod tests {
     use std::time::Duration;
     use tokio::sync::mpsc;
 
-    // What every live actor costs beyond its message queue: its `Shared` (one allocation) and its
-    // task's future. The queue is boxed apart, so `Shared` is not padded to the queue's 128-byte
-    // cache lines, and the future holds the cell once, without a nested future per system message
-    // or a second copy of the cell.
+    // What every live actor costs beyond its queued messages: its `Shared` (one allocation, with
+    // the queue's five words inline and no cache-line padding) and its task's future, which holds
+    // the cell once, without a nested future per system message or a second copy of the cell.
     #[tokio::test]
     async fn an_idle_actor_s_shared_part_and_task_stay_small() {
         let system = ActorSystem::new("sizes");
@@ -1038,7 +1042,7 @@ mod tests {
         let task_size = std::mem::size_of_val(&task);
         assert!(std::mem::align_of::<Shared<u64>>() <= 16);
         assert!(
-            std::mem::size_of::<Shared<u64>>() <= 192,
+            std::mem::size_of::<Shared<u64>>() <= 224,
             "Shared is {} bytes",
             std::mem::size_of::<Shared<u64>>()
         );

@@ -25,7 +25,7 @@ use std::mem::{align_of, size_of, MaybeUninit};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use crate::actor::behavior::{Handler, Outcome};
+use crate::actor::behavior::{Behavior, Handler, Kind, Outcome};
 use crate::actor::context::ActorContext;
 
 /// How many machine words a handler may take to be kept inline.
@@ -190,6 +190,17 @@ pub(crate) struct HandlerBox<M> {
     _owns: PhantomData<Box<dyn Handler<M>>>,
 }
 
+/// What [`HandlerBox::step`] did with the handler's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The handler returned `same()`.
+    Same,
+    /// The handler returned a new handler with no start work, now installed in its place.
+    Replaced,
+    /// Something else, written to the `other` argument.
+    Other,
+}
+
 // SAFETY: a `HandlerBox` owns a handler, which is `Send + Sync` (a bound of `Handler`), and points
 // to an immutable table of functions in static memory.
 unsafe impl<M> Send for HandlerBox<M> {}
@@ -254,16 +265,40 @@ impl<M: 'static> HandlerBox<M> {
         unsafe { &*(self.vtable().get)(self.storage.get().cast_const().cast()) }
     }
 
-    /// Runs the handler on a message: `self.get_mut().receive(ctx, msg)` in one indirect call.
+    /// Runs the handler on a message and settles the two common results where the handler
+    /// lives: `same()` leaves it, and a returned handler with no start work replaces it in place
+    /// (the functional style's change of state). Any other result is written to `other` for the
+    /// caller to interpret. Returning only which of the three happened keeps the hot path from
+    /// moving a whole `Outcome` through every caller.
     #[inline]
-    pub(crate) fn receive<'a>(
+    pub(crate) fn step<'a>(
         &'a mut self,
         ctx: &'a mut ActorContext<M>,
         msg: M,
-    ) -> Outcome<'a, M> {
+        other: &mut Option<Outcome<'a, M>>,
+    ) -> Step {
+        let this: *mut Self = self;
         // SAFETY: `storage` holds what `vtable` is for; `&'a mut self` makes the access
-        // exclusive for as long as the `Outcome` may borrow the handler.
-        unsafe { (self.vtable().receive)(self.storage.get_mut().as_mut_ptr().cast(), ctx, msg) }
+        // exclusive for as long as the `Outcome` may borrow the handler. Only a ready outcome
+        // (which borrows nothing) leads to the write through `this` below; a pending one goes to
+        // `other` and keeps the handler borrowed for `'a`, as `receive` does.
+        unsafe {
+            let storage = (*(*this).storage.get()).as_mut_ptr().cast();
+            match ((*this).vtable().receive)(storage, ctx, msg) {
+                Outcome::Ready(Ok(Behavior { kind: Kind::Same })) => Step::Same,
+                Outcome::Ready(Ok(Behavior {
+                    kind: Kind::Receive(next),
+                })) if !next.get().has_start() => {
+                    // Drops the old handler, then moves the new one in.
+                    *this = next;
+                    Step::Replaced
+                }
+                outcome => {
+                    *other = Some(outcome);
+                    Step::Other
+                }
+            }
+        }
     }
 
     /// The handler, for exclusive use.
@@ -443,6 +478,120 @@ mod tests {
         fn clone_box(&self) -> Box<dyn Handler<u64>> {
             unreachable!("HandlerBox clones through clone_handler")
         }
+    }
+
+    /// A handler whose message says what to return: 1 `same()`, 2 a new `Stepper` with no start
+    /// work, 3 a new one with start work, 4 `stopped()`, 5 a pending future.
+    struct Stepper {
+        id: u64,
+        start: bool,
+        drops: Arc<AtomicUsize>,
+    }
+
+    impl Drop for Stepper {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Handler<u64> for Stepper {
+        fn receive<'a>(
+            &'a mut self,
+            _ctx: &'a mut ActorContext<u64>,
+            msg: u64,
+        ) -> Outcome<'a, u64> {
+            let next = |start| {
+                Behavior::handler(Stepper {
+                    id: self.id + 1,
+                    start,
+                    drops: self.drops.clone(),
+                })
+            };
+            match msg {
+                1 => Outcome::Ready(Ok(Behaviors::same())),
+                2 => Outcome::Ready(Ok(next(false))),
+                3 => Outcome::Ready(Ok(next(true))),
+                4 => Outcome::Ready(Ok(Behaviors::stopped())),
+                _ => Outcome::Pending(Box::pin(async { Ok(Behaviors::same()) })),
+            }
+        }
+
+        fn has_start(&self) -> bool {
+            self.start
+        }
+
+        fn clone_box(&self) -> Box<dyn Handler<u64>> {
+            unreachable!("not cloned here")
+        }
+    }
+
+    #[tokio::test]
+    async fn step_settles_same_and_a_new_handler_in_place_and_hands_back_the_rest() {
+        use crate::actor::cell::test_context;
+        let (system, mut ctx) = test_context::<u64>();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut b = HandlerBox::new(Stepper {
+            id: 0,
+            start: false,
+            drops: drops.clone(),
+        });
+        {
+            let mut other = None;
+            assert_eq!(b.step(&mut ctx, 1, &mut other), Step::Same);
+            assert!(other.is_none());
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+
+        // The functional transition: the old handler is dropped once, the new one runs in place.
+        {
+            let mut other = None;
+            assert_eq!(b.step(&mut ctx, 2, &mut other), Step::Replaced);
+            assert!(other.is_none());
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(!b.get().has_start());
+
+        // A new handler with start work is not installed here: the cell must run its start.
+        {
+            let mut other = None;
+            assert_eq!(b.step(&mut ctx, 3, &mut other), Step::Other);
+            match other.take() {
+                Some(Outcome::Ready(Ok(Behavior {
+                    kind: Kind::Receive(next),
+                }))) => {
+                    assert!(next.get().has_start());
+                    drop(next);
+                }
+                _ => panic!("expected the new handler back"),
+            }
+        }
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            2,
+            "the returned one, dropped above"
+        );
+        {
+            let mut other = None;
+            assert_eq!(b.step(&mut ctx, 4, &mut other), Step::Other);
+            assert!(matches!(
+                other,
+                Some(Outcome::Ready(Ok(Behavior {
+                    kind: Kind::Stopped
+                })))
+            ));
+        }
+        {
+            let mut other = None;
+            assert_eq!(b.step(&mut ctx, 5, &mut other), Step::Other);
+            match other {
+                Some(Outcome::Pending(fut)) => assert!(fut.await.is_ok()),
+                _ => panic!("expected the pending future back"),
+            }
+        }
+        drop(b);
+        assert_eq!(drops.load(Ordering::SeqCst), 3);
+        drop(ctx);
+        system.shutdown().await;
     }
 
     #[derive(Default)]

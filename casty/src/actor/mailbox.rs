@@ -1,8 +1,9 @@
 //! Mailboxes: the queue in front of every actor, and how its task is woken.
 //!
-//! A mailbox owns a lock-free queue of user messages: crossbeam's `SegQueue`, which allocates in
-//! blocks of 31 slots as messages arrive and frees each block once it is drained, never per
-//! message, and nothing until the first message. A bounded mailbox is the same queue plus atomic
+//! A mailbox owns a lock-free queue of user messages (`actor::mpsc`): many producers, one
+//! consumer at a time, in blocks of 31 slots allocated as messages arrive and freed once drained,
+//! never per message, and nothing until the first message. The queue sits inline in the actor's
+//! shared part, five words. A bounded mailbox is the same queue plus atomic
 //! counts that enforce its bound, so its memory follows its contents, not its bound: a capacity of
 //! 1,000,000 costs nothing up front. `tell` pushes and then wakes the actor only if it is parked,
 //! so while an actor is busy a producer pays one push and one load (a bounded one adds a
@@ -25,7 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Poll;
 
 use atomic_waker::AtomicWaker;
-use crossbeam_queue::SegQueue;
+
+use crate::actor::mpsc::Queue as Mpsc;
 use tokio::sync::Notify;
 
 /// What a bounded mailbox does when it is full (L10). Every drop publishes a `DeadLetter`.
@@ -120,13 +122,11 @@ pub(crate) enum Push<M> {
     Closed(M),
 }
 
-/// The queue sits in a box of its own: a `SegQueue` keeps its two ends on separate 128-byte
-/// cache lines, so inline it would align the whole actor (its `Shared`) to 128 bytes and pad every
-/// other field around it; boxed, it costs its 256 bytes and the rest stays compact.
+/// The queue, and for a bounded mailbox its bound and policy.
 enum Queue<M> {
-    Unbounded(Box<SegQueue<M>>),
+    Unbounded(Mpsc<M>),
     Bounded {
-        q: Box<SegQueue<M>>,
+        q: Mpsc<M>,
         cap: usize,
         overflow: Overflow,
         bound: Box<Bound>,
@@ -258,9 +258,9 @@ impl<M> MailboxQueue<M> {
 
     pub(crate) fn new(kind: Mailbox) -> Self {
         let queue = match kind.bounded {
-            None => Queue::Unbounded(Box::new(SegQueue::new())),
+            None => Queue::Unbounded(Mpsc::new()),
             Some((cap, overflow)) => Queue::Bounded {
-                q: Box::new(SegQueue::new()),
+                q: Mpsc::new(),
                 cap,
                 overflow,
                 bound: Bound::new(),
@@ -274,33 +274,43 @@ impl<M> MailboxQueue<M> {
         }
     }
 
-    /// Pushes a message and wakes the consumer if it is parked.
-    #[inline]
+    /// Pushes a message and wakes the consumer if it is parked. Inlined into `tell`, so that the
+    /// message goes from the caller into its slot without a copy through each frame between.
+    #[inline(always)]
     pub(crate) fn push(&self, msg: M) -> Push<M> {
         if self.closed.load(Ordering::Acquire) {
             return Push::Closed(msg);
         }
-        let r = match &self.queue {
+        match &self.queue {
             Queue::Unbounded(q) => {
                 q.push(msg);
+                self.wake();
                 Push::Queued
             }
-            Queue::Bounded {
-                q,
-                cap,
-                overflow,
-                bound,
-            } => {
-                if bound.take_slot(*cap) {
-                    q.push(msg);
-                    Push::Queued
-                } else {
-                    match overflow {
-                        Overflow::DropNew => return Push::Dropped(msg),
-                        Overflow::Reject => return Push::Full(msg),
-                        Overflow::DropOldest => Self::replace_oldest(q, bound, *cap, msg),
-                    }
-                }
+            Queue::Bounded { .. } => self.push_bounded(msg),
+        }
+    }
+
+    /// `push` into a bounded mailbox.
+    #[inline(never)]
+    fn push_bounded(&self, msg: M) -> Push<M> {
+        let Queue::Bounded {
+            q,
+            cap,
+            overflow,
+            bound,
+        } = &self.queue
+        else {
+            unreachable!("only called for a bounded mailbox")
+        };
+        let r = if bound.take_slot(*cap) {
+            q.push(msg);
+            Push::Queued
+        } else {
+            match overflow {
+                Overflow::DropNew => return Push::Dropped(msg),
+                Overflow::Reject => return Push::Full(msg),
+                Overflow::DropOldest => Self::replace_oldest(q, bound, *cap, msg),
             }
         };
         self.wake();
@@ -309,10 +319,10 @@ impl<M> MailboxQueue<M> {
 
     /// `DropOldest` on a full mailbox: the incoming message takes the slot of the oldest one.
     #[cold]
-    fn replace_oldest(q: &SegQueue<M>, bound: &Bound, cap: usize, msg: M) -> Push<M> {
+    fn replace_oldest(q: &Mpsc<M>, bound: &Bound, cap: usize, msg: M) -> Push<M> {
         let mut spins = 0u32;
         loop {
-            if let Some(old) = q.pop() {
+            if let Some(old) = pop_from(q) {
                 // The popped message's slot passes to the new one: the counts are unchanged.
                 q.push(msg);
                 return Push::Dropped(old);
@@ -341,24 +351,26 @@ impl<M> MailboxQueue<M> {
         }
     }
 
-    /// Pops the next message. Only the actor's own task calls this.
-    #[inline]
+    /// Pops the next message.
+    #[inline(always)]
     pub(crate) fn pop(&self) -> Option<M> {
         match &self.queue {
-            Queue::Unbounded(q) => q.pop(),
+            Queue::Unbounded(q) => pop_from(q),
             Queue::Bounded { q, bound, .. } => {
-                let m = q.pop()?;
+                let m = pop_from(q)?;
                 bound.give_back();
                 Some(m)
             }
         }
     }
 
+    /// Whether a message is ready to pop.
     pub(crate) fn is_empty(&self) -> bool {
-        match &self.queue {
-            Queue::Unbounded(q) => q.is_empty(),
-            Queue::Bounded { q, .. } => q.is_empty(),
-        }
+        let q = match &self.queue {
+            Queue::Unbounded(q) => q,
+            Queue::Bounded { q, .. } => q,
+        };
+        !q.maybe_nonempty() || !with_consumer(q, |c| c.has_ready())
     }
 
     /// Waits until `has_work` holds, parking the task in between. A plain `poll_fn`, not an
@@ -426,6 +438,45 @@ impl<M> MailboxQueue<M> {
             }
         }
     }
+}
+
+/// Runs `f` holding the queue's consumer. Whoever holds it runs no user code and lets go within
+/// a pop, so waiting for it is short: spin a little, then yield the thread.
+#[inline(always)]
+fn with_consumer<M, R>(
+    q: &Mpsc<M>,
+    f: impl FnOnce(&mut crate::actor::mpsc::Consumer<'_, M>) -> R,
+) -> R {
+    match q.consumer() {
+        Some(mut c) => f(&mut c),
+        None => with_consumer_slow(q, f),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn with_consumer_slow<M, R>(
+    q: &Mpsc<M>,
+    f: impl FnOnce(&mut crate::actor::mpsc::Consumer<'_, M>) -> R,
+) -> R {
+    let mut spins = 0u32;
+    loop {
+        if let Some(mut c) = q.consumer() {
+            return f(&mut c);
+        }
+        spins += 1;
+        if spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Pops the oldest message, if one is ready.
+#[inline(always)]
+fn pop_from<M>(q: &Mpsc<M>) -> Option<M> {
+    with_consumer(q, |c| c.pop())
 }
 
 #[cfg(test)]

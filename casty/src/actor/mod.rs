@@ -14,6 +14,7 @@ pub(crate) mod handler_box;
 pub(crate) mod macro_support;
 pub(crate) mod mailbox;
 pub(crate) mod message;
+pub(crate) mod mpsc;
 pub(crate) mod otp;
 pub(crate) mod path;
 pub(crate) mod scheduler;
