@@ -216,3 +216,84 @@ async fn shutdown_uses_the_builders_timeout() {
         .expect("shutdown is bounded");
     assert_eq!(outcome.aborted().len(), 2);
 }
+
+// Producers keep telling while the actor stops: each message is handled or becomes a dead
+// letter, exactly once, whatever the mailbox (the last pushes race the close of the mailbox and
+// the drain of what it still holds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_told_while_an_actor_stops_is_handled_or_a_dead_letter_once() {
+    use casty::{Mailbox, Overflow, SpawnOptions};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    const PRODUCERS: u64 = 4;
+    const EACH: u64 = 5_000;
+    let kinds = [
+        Mailbox::unbounded(),
+        Mailbox::bounded(1_000_000, Overflow::DropNew),
+        Mailbox::bounded(1_000_000, Overflow::DropOldest),
+        Mailbox::bounded(1_000_000, Overflow::Reject),
+    ];
+    for (round, mailbox) in kinds.into_iter().enumerate() {
+        let kit = TestKit::new();
+        let dead = Arc::new(AtomicU64::new(0));
+        let d = dead.clone();
+        let _sub = kit
+            .system()
+            .event_stream()
+            .subscribe(move |e: &DeadLetter| {
+                d.fetch_add(e.count, Ordering::SeqCst);
+            });
+        let handled = Arc::new(AtomicU64::new(0));
+        let h = handled.clone();
+        let target = kit
+            .system()
+            .spawn_with(
+                Behaviors::receive(move |_ctx, n: u64| {
+                    // Slower than the producers, so that messages are still queued at the stop.
+                    let mut x = n;
+                    for _ in 0..300 {
+                        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                    }
+                    h.fetch_add(1, Ordering::SeqCst);
+                    Behaviors::same()
+                }),
+                "target",
+                SpawnOptions::default().mailbox(mailbox),
+            )
+            .unwrap();
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|_| {
+                let t = target.clone();
+                tokio::spawn(async move {
+                    for i in 0..EACH {
+                        t.tell(i);
+                        if i % 64 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        casty_tests::eventually("some messages handled", || {
+            handled.load(Ordering::SeqCst) > 0
+        })
+        .await;
+        kit.system().stop(&target);
+        for p in producers {
+            p.await.unwrap();
+        }
+        casty_tests::eventually("every message accounted for", || {
+            handled.load(Ordering::SeqCst) + dead.load(Ordering::SeqCst) >= PRODUCERS * EACH
+        })
+        .await;
+        kit.shutdown().await;
+        assert_eq!(
+            handled.load(Ordering::SeqCst) + dead.load(Ordering::SeqCst),
+            PRODUCERS * EACH,
+            "mailbox {round}: handled {} and dead letters {}",
+            handled.load(Ordering::SeqCst),
+            dead.load(Ordering::SeqCst)
+        );
+    }
+}

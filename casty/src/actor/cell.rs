@@ -190,8 +190,16 @@ impl<M: Send + 'static> Shared<M> {
     }
 
     fn drain_dead(&self) {
-        while let Some(m) = self.mailbox.pop() {
-            self.dead_letter(m, DeadLetterReason::RecipientGone);
+        self.mailbox
+            .drain(|m| self.dead_letter(m, DeadLetterReason::RecipientGone));
+    }
+
+    /// Whoever lets go of the mailbox's consumer calls this: a push that found the consumer
+    /// taken after the mailbox closed left its message for the holder to drain.
+    #[inline]
+    fn drain_if_closed(&self) {
+        if self.mailbox.is_closed() {
+            self.drain_dead();
         }
     }
 
@@ -455,7 +463,16 @@ impl<M: Message> Cell<M> {
                 continue;
             }
             let mut n = 0;
-            while let Some(msg) = shared.mailbox.pop() {
+            // The consumer is held for the run of messages that handlers finish synchronously,
+            // and let go before any await. A mailbox that does not allow that (`DropOldest`)
+            // gives none, and each pop takes the consumer for itself.
+            let mut batch = shared.mailbox.batch();
+            loop {
+                let msg = match &mut batch {
+                    Some(b) => b.pop(),
+                    None => shared.mailbox.pop(),
+                };
+                let Some(msg) = msg else { break };
                 // Handling a message that ends in `same()` or a new handler touches no large
                 // value here: anything else comes back through `other`, which this block consumes,
                 // so nothing borrowed from `self` outlives it, and only the awaited future lives
@@ -465,6 +482,8 @@ impl<M: Message> Cell<M> {
                     if self.handle_fast(msg, &mut other) {
                         None
                     } else {
+                        drop(batch.take());
+                        shared.drain_if_closed();
                         match other {
                             Some(Outcome::Ready(r)) => Some(r),
                             Some(Outcome::Pending(fut)) => Some(Self::await_handler(fut).await),
@@ -479,13 +498,19 @@ impl<M: Message> Cell<M> {
                 }
                 n += 1;
                 if self.stop.is_some() || shared.sys_flag() {
+                    drop(batch);
+                    shared.drain_if_closed();
                     continue 'outer;
                 }
                 if n >= BATCH {
+                    drop(batch);
+                    shared.drain_if_closed();
                     tokio::task::yield_now().await;
                     continue 'outer;
                 }
             }
+            drop(batch);
+            shared.drain_if_closed();
             shared.mailbox.park_until(|| shared.has_work()).await;
         }
     }

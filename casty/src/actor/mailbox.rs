@@ -364,13 +364,59 @@ impl<M> MailboxQueue<M> {
         }
     }
 
-    /// Whether a message is ready to pop.
+    /// The consumer for a run of pops, if no one else holds it and the mailbox allows holding
+    /// it while user code runs: every kind but `DropOldest`, whose producers pop the oldest
+    /// message themselves and must never wait for a handler. While it is held, others who must
+    /// pop wait (`pop`) or leave the popping to the holder (`try_drain`).
+    #[inline]
+    pub(crate) fn batch(&self) -> Option<Batch<'_, M>> {
+        let (q, bound) = match &self.queue {
+            Queue::Unbounded(q) => (q, None),
+            Queue::Bounded {
+                overflow: Overflow::DropOldest,
+                ..
+            } => return None,
+            Queue::Bounded { q, bound, .. } => (q, Some(&**bound)),
+        };
+        Some(Batch {
+            c: q.consumer()?,
+            bound,
+        })
+    }
+
+    /// Pops every message left, handing each to `f`, unless another thread holds the consumer.
+    /// For a closed mailbox: everyone who lets go of the consumer then checks for a closed
+    /// mailbox and drains it, so a push that found the consumer taken is not left behind.
+    pub(crate) fn drain(&self, mut f: impl FnMut(M)) {
+        let (q, bound) = match &self.queue {
+            Queue::Unbounded(q) => (q, None),
+            Queue::Bounded { q, bound, .. } => (q, Some(&**bound)),
+        };
+        loop {
+            let Some(c) = q.consumer() else { return };
+            let mut b = Batch { c, bound };
+            let mut popped = false;
+            while let Some(m) = b.pop() {
+                popped = true;
+                f(m);
+            }
+            drop(b);
+            // A push that found the consumer taken while this held it counts on this to look
+            // again. A push still being written when nothing was popped drains after itself.
+            if !popped || !q.maybe_nonempty() {
+                return;
+            }
+        }
+    }
+
+    /// Whether no push has been claimed that is not yet popped. A push still being written
+    /// counts as a message: the caller will find it once it is written.
     pub(crate) fn is_empty(&self) -> bool {
         let q = match &self.queue {
             Queue::Unbounded(q) => q,
             Queue::Bounded { q, .. } => q,
         };
-        !q.maybe_nonempty() || !with_consumer(q, |c| c.has_ready())
+        !q.maybe_nonempty()
     }
 
     /// Waits until `has_work` holds, parking the task in between. A plain `poll_fn`, not an
@@ -440,6 +486,24 @@ impl<M> MailboxQueue<M> {
     }
 }
 
+/// The consumer of a mailbox, held for a run of pops (see [`MailboxQueue::batch`]).
+pub(crate) struct Batch<'a, M> {
+    c: crate::actor::mpsc::Consumer<'a, M>,
+    bound: Option<&'a Bound>,
+}
+
+impl<M> Batch<'_, M> {
+    /// Pops the next message, if one is ready.
+    #[inline(always)]
+    pub(crate) fn pop(&mut self) -> Option<M> {
+        let m = self.c.pop()?;
+        if let Some(bound) = self.bound {
+            bound.give_back();
+        }
+        Some(m)
+    }
+}
+
 /// Runs `f` holding the queue's consumer. Whoever holds it runs no user code and lets go within
 /// a pop, so waiting for it is short: spin a little, then yield the thread.
 #[inline(always)]
@@ -473,9 +537,13 @@ fn with_consumer_slow<M, R>(
     }
 }
 
-/// Pops the oldest message, if one is ready.
+/// Pops the oldest message, if one is ready. An empty queue is seen from its two indexes,
+/// without taking the consumer.
 #[inline(always)]
 fn pop_from<M>(q: &Mpsc<M>) -> Option<M> {
+    if !q.maybe_nonempty() {
+        return None;
+    }
     with_consumer(q, |c| c.pop())
 }
 

@@ -269,19 +269,6 @@ impl<T> Consumer<'_, T> {
             Some(value)
         }
     }
-
-    /// Whether a message is ready to pop.
-    #[inline]
-    pub(crate) fn has_ready(&self) -> bool {
-        let q = self.queue;
-        let block = q.head_block.load(Ordering::Acquire);
-        if block.is_null() {
-            return false;
-        }
-        let offset = q.head_index.load(Ordering::Relaxed) % LAP;
-        // SAFETY: as in `pop`: the head block stays alive while this consumer is held.
-        unsafe { (*block).is_ready(offset) }
-    }
 }
 
 impl<T> Drop for Consumer<'_, T> {
@@ -355,7 +342,7 @@ mod tests {
                 assert_eq!(c.pop(), Some(round * 1000 + i));
             }
             assert_eq!(c.pop(), None);
-            assert!(!c.has_ready());
+            assert!(!q.maybe_nonempty());
         }
     }
 
