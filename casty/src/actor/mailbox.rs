@@ -357,9 +357,11 @@ impl<M> MailboxQueue<M> {
         match &self.queue {
             Queue::Unbounded(q) => pop_from(q),
             Queue::Bounded { q, bound, .. } => {
-                let m = pop_from(q)?;
-                bound.give_back();
-                Some(m)
+                let m = pop_from(q);
+                if m.is_some() {
+                    bound.give_back();
+                }
+                m
             }
         }
     }
@@ -496,11 +498,11 @@ impl<M> Batch<'_, M> {
     /// Pops the next message, if one is ready.
     #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<M> {
-        let m = self.c.pop()?;
-        if let Some(bound) = self.bound {
+        let m = self.c.pop();
+        if let (Some(_), Some(bound)) = (&m, self.bound) {
             bound.give_back();
         }
-        Some(m)
+        m
     }
 }
 

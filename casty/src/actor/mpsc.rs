@@ -233,7 +233,7 @@ pub(crate) struct Consumer<'a, T> {
 
 impl<T> Consumer<'_, T> {
     /// The next message, or `None` if there is none (or the next one is still being written).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<T> {
         let q = self.queue;
         let head = q.head_index.load(Ordering::Relaxed);
