@@ -468,26 +468,30 @@ impl<M: Message> Cell<M> {
             // gives none, and each pop takes the consumer for itself.
             let mut batch = shared.mailbox.batch();
             loop {
-                let msg = match &mut batch {
-                    Some(b) => b.pop(),
-                    None => shared.mailbox.pop(),
-                };
-                let Some(msg) = msg else { break };
                 // Handling a message that ends in `same()` or a new handler touches no large
                 // value here: anything else comes back through `other`, which this block consumes,
                 // so nothing borrowed from `self` outlives it, and only the awaited future lives
-                // across its await.
+                // across its await. The message goes from its slot to the handler directly.
                 let result = {
                     let mut other = None;
-                    if self.handle_fast(msg, &mut other) {
-                        None
-                    } else {
-                        drop(batch.take());
-                        shared.drain_if_closed();
-                        match other {
-                            Some(Outcome::Ready(r)) => Some(r),
-                            Some(Outcome::Pending(fut)) => Some(Self::await_handler(fut).await),
-                            None => None,
+                    let done = match &mut batch {
+                        Some(b) => b.pop_with(|msg| self.handle_fast(msg, &mut other)),
+                        None => shared
+                            .mailbox
+                            .pop()
+                            .map(|msg| self.handle_fast(msg, &mut other)),
+                    };
+                    match done {
+                        None => break,
+                        Some(true) => None,
+                        Some(false) => {
+                            drop(batch.take());
+                            shared.drain_if_closed();
+                            match other {
+                                Some(Outcome::Ready(r)) => Some(r),
+                                Some(Outcome::Pending(fut)) => Some(Self::await_handler(fut).await),
+                                None => None,
+                            }
                         }
                     }
                 };

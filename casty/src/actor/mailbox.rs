@@ -498,11 +498,19 @@ impl<M> Batch<'_, M> {
     /// Pops the next message, if one is ready.
     #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<M> {
-        let m = self.c.pop();
-        if let (Some(_), Some(bound)) = (&m, self.bound) {
-            bound.give_back();
-        }
-        m
+        self.pop_with(|m| m)
+    }
+
+    /// Pops the next message into `f` (see `Consumer::pop_with`).
+    #[inline(always)]
+    pub(crate) fn pop_with<R>(&mut self, f: impl FnOnce(M) -> R) -> Option<R> {
+        let bound = self.bound;
+        self.c.pop_with(|m| {
+            if let Some(bound) = bound {
+                bound.give_back();
+            }
+            f(m)
+        })
     }
 }
 

@@ -235,6 +235,13 @@ impl<T> Consumer<'_, T> {
     /// The next message, or `None` if there is none (or the next one is still being written).
     #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<T> {
+        self.pop_with(|value| value)
+    }
+
+    /// Pops the next message into `f`, which gets it straight from its slot: no `Option` of it is
+    /// built, so it is not copied on its way to `f`.
+    #[inline(always)]
+    pub(crate) fn pop_with<R>(&mut self, f: impl FnOnce(T) -> R) -> Option<R> {
         let q = self.queue;
         let head = q.head_index.load(Ordering::Relaxed);
         let block = q.head_block.load(Ordering::Acquire);
@@ -244,9 +251,9 @@ impl<T> Consumer<'_, T> {
         let offset = head % LAP;
         // SAFETY: `block` is the head block, which only this consumer frees; `offset` is below
         // BLOCK_CAP because the head skips the last position of each lap. A ready slot was fully
-        // written by its producer (the swap that set it released the write), and is read once:
-        // the head moves past it before anyone can pop again.
-        unsafe {
+        // written by its producer (the fetch-or that marked it released the write), and is read
+        // once: the head moves past it before anyone can pop again.
+        let value = unsafe {
             if !(*block).is_ready(offset) {
                 return None;
             }
@@ -266,8 +273,9 @@ impl<T> Consumer<'_, T> {
             } else {
                 q.head_index.store(head + 1, Ordering::SeqCst);
             }
-            Some(value)
-        }
+            value
+        };
+        Some(f(value))
     }
 }
 
