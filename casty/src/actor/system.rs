@@ -114,7 +114,9 @@ pub(crate) struct SystemInner {
     pub(crate) name: Arc<str>,
     root: ActorPath,
     handle: Handle,
-    registry: RwLock<HashMap<PathKey, Arc<dyn AnyCell>>>,
+    /// Hashed with foldhash, seeded per process: several times faster than the standard
+    /// SipHash on short paths, and still not predictable from outside.
+    registry: RwLock<HashMap<PathKey, Arc<dyn AnyCell>, foldhash::fast::RandomState>>,
     pub(crate) events: EventStream,
     scheduler: Scheduler,
     live: AtomicUsize,
@@ -144,13 +146,16 @@ impl SystemInner {
         if self.terminating.load(Ordering::SeqCst) {
             return Err(SpawnError::SystemTerminated);
         }
-        let key = PathKey(cell.path().clone());
-        if reg.contains_key(key.0.as_str()) {
-            return Err(SpawnError::DuplicateName(key.0.as_str().into()));
+        match reg.entry(PathKey(cell.path().clone())) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                Err(SpawnError::DuplicateName(e.key().0.as_str().into()))
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(cell);
+                self.live.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
         }
-        reg.insert(key, cell);
-        self.live.fetch_add(1, Ordering::SeqCst);
-        Ok(())
     }
 
     pub(crate) fn unregister(&self, path: &ActorPath) {
@@ -451,7 +456,7 @@ impl ActorSystemBuilder {
                 scheduler: Scheduler::new(handle.clone()),
                 deadlines: crate::actor::deadlines::Deadlines::new(handle.clone()),
                 handle,
-                registry: RwLock::new(HashMap::new()),
+                registry: RwLock::new(HashMap::default()),
                 wire: std::sync::OnceLock::new(),
                 exports: Default::default(),
                 live: AtomicUsize::new(0),
