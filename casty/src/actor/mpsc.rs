@@ -268,10 +268,14 @@ impl<T> Consumer<'_, T> {
                 // ready, and every slot of this block has been read: no one touches it again.
                 let next = (*block).next.load(Ordering::Acquire);
                 q.head_block.store(next, Ordering::Release);
-                q.head_index.store(head + 2, Ordering::SeqCst);
+                q.head_index.store(head + 2, Ordering::Release);
                 drop(Box::from_raw(block));
             } else {
-                q.head_index.store(head + 1, Ordering::SeqCst);
+                // Release, not a fence: the next holder of the consumer reads the head after
+                // taking the consumer, which orders it after this. A reader without the consumer
+                // (`maybe_nonempty`) may see an older head and take the queue for non-empty,
+                // which costs it one empty pop, never a missed message.
+                q.head_index.store(head + 1, Ordering::Release);
             }
             value
         };
