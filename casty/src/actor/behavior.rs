@@ -284,7 +284,9 @@ where
     F: Fn(&mut ActorContext<M>, M) -> R + Send + Sync + 'static,
     R: IntoBehavior<M>,
 {
-    #[inline]
+    // Always inline, into the handler box's `step`: the behavior the closure returns is then
+    // built where `step` reads it, not returned through memory.
+    #[inline(always)]
     fn receive<'a>(&'a mut self, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
         Outcome::Ready((self.0.get_mut())(ctx, msg).into_behavior())
     }
@@ -306,7 +308,7 @@ where
     F: Fn(M) -> R + Send + Sync + 'static,
     R: IntoBehavior<M>,
 {
-    #[inline]
+    #[inline(always)]
     fn receive<'a>(&'a mut self, _ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
         Outcome::Ready((self.0.get_mut())(msg).into_behavior())
     }

@@ -717,7 +717,7 @@ impl<M: Message> Cell<M> {
                     return Ok(());
                 }
                 Kind::Receive(h) => {
-                    self.pending_start = h.get().has_start();
+                    self.pending_start = h.has_start();
                     self.current = Current::Receive(h);
                     return Ok(());
                 }

@@ -42,9 +42,47 @@ struct VTable<M> {
     get_mut: unsafe fn(*mut u8) -> *mut dyn Handler<M>,
     /// Drops what the storage holds (the handler, or the box around it).
     drop: unsafe fn(*mut u8),
-    /// `Handler::receive` on the handler, called directly: one indirect call per message, not
-    /// two (`get_mut`, then the `dyn` method).
-    receive: for<'a> unsafe fn(*mut u8, &'a mut ActorContext<M>, M) -> Outcome<'a, M>,
+    /// [`HandlerBox::step`] for this type: `Handler::receive` called directly (one indirect call
+    /// per message, not two), and its result settled in the same function, where the new
+    /// handler's type is known, so that it is moved into place once.
+    step: for<'a> unsafe fn(
+        *mut HandlerBox<M>,
+        &'a mut ActorContext<M>,
+        M,
+        &mut Option<Outcome<'a, M>>,
+    ) -> Step,
+    /// `Handler::has_start` on the handler, in one indirect call.
+    has_start: unsafe fn(*const u8) -> bool,
+}
+
+/// Settles a handler's outcome for [`HandlerBox::step`]: `same()` leaves the handler, a new
+/// handler with no start work replaces it in place, and anything else goes to `other`.
+///
+/// # Safety
+/// `this` points to a live `HandlerBox` to which the caller has exclusive access, and `outcome`
+/// borrows nothing from it unless it is pending.
+#[inline(always)]
+unsafe fn settle<'a, M: 'static>(
+    this: *mut HandlerBox<M>,
+    outcome: Outcome<'a, M>,
+    other: &mut Option<Outcome<'a, M>>,
+) -> Step {
+    match outcome {
+        Outcome::Ready(Ok(Behavior { kind: Kind::Same })) => Step::Same,
+        Outcome::Ready(Ok(Behavior {
+            kind: Kind::Receive(next),
+        })) if !next.has_start() => {
+            // Drops the old handler, then moves the new one in. A ready outcome borrows nothing,
+            // so nothing refers to the old handler any more.
+            // SAFETY: the caller's contract.
+            unsafe { *this = next };
+            Step::Replaced
+        }
+        outcome => {
+            *other = Some(outcome);
+            Step::Other
+        }
+    }
 }
 
 /// The table for a handler `H` kept inline.
@@ -55,16 +93,33 @@ impl<M: 'static, H: Handler<M>> Inline<M, H> {
         get: Self::get,
         get_mut: Self::get_mut,
         drop: Self::drop,
-        receive: Self::receive,
+        step: Self::step,
+        has_start: Self::has_start,
     };
 
     /// # Safety
-    /// As for `get_mut`; the result borrows the handler for `'a`.
-    unsafe fn receive<'a>(p: *mut u8, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
-        // SAFETY: the storage holds an initialized `H`, and the caller's exclusive access lasts
-        // as long as the `Outcome` (the caller's contract).
-        let h: &'a mut H = unsafe { &mut *p.cast::<H>() };
-        h.receive(ctx, msg)
+    /// `this` is a live `HandlerBox` holding an `H` inline, to which the caller has exclusive
+    /// access for `'a`.
+    unsafe fn step<'a>(
+        this: *mut HandlerBox<M>,
+        ctx: &'a mut ActorContext<M>,
+        msg: M,
+        other: &mut Option<Outcome<'a, M>>,
+    ) -> Step {
+        // SAFETY: the storage holds an initialized `H`; the caller's exclusive access lasts as
+        // long as the `Outcome` may borrow it, and `settle` writes over it only when it does not.
+        unsafe {
+            let h: &'a mut H = &mut *(*this).storage.get().cast::<H>();
+            let outcome = h.receive(ctx, msg);
+            settle(this, outcome, other)
+        }
+    }
+
+    /// # Safety
+    /// As for `get`.
+    unsafe fn has_start(p: *const u8) -> bool {
+        // SAFETY: the storage holds an initialized `H` (the caller's contract).
+        unsafe { (*p.cast::<H>()).has_start() }
     }
 
     /// # Safety
@@ -95,16 +150,32 @@ impl<M: 'static, H: Handler<M>> Boxed<M, H> {
         get: Self::get,
         get_mut: Self::get_mut,
         drop: Self::drop,
-        receive: Self::receive,
+        step: Self::step,
+        has_start: Self::has_start,
     };
 
     /// # Safety
-    /// As for `get_mut`; the result borrows the handler for `'a`.
-    unsafe fn receive<'a>(p: *mut u8, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
-        // SAFETY: the storage holds an initialized `Box<H>`, and the caller's exclusive access
-        // lasts as long as the `Outcome` (the caller's contract).
-        let b: &'a mut Box<H> = unsafe { &mut *p.cast::<Box<H>>() };
-        b.receive(ctx, msg)
+    /// `this` is a live `HandlerBox` holding a `Box<H>`, to which the caller has exclusive
+    /// access for `'a`.
+    unsafe fn step<'a>(
+        this: *mut HandlerBox<M>,
+        ctx: &'a mut ActorContext<M>,
+        msg: M,
+        other: &mut Option<Outcome<'a, M>>,
+    ) -> Step {
+        // SAFETY: as in `Inline::step`, for the `Box<H>` the storage holds.
+        unsafe {
+            let b: &'a mut Box<H> = &mut *(*this).storage.get().cast::<Box<H>>();
+            let outcome = b.receive(ctx, msg);
+            settle(this, outcome, other)
+        }
+    }
+
+    /// # Safety
+    /// As for `get`.
+    unsafe fn has_start(p: *const u8) -> bool {
+        // SAFETY: the storage holds an initialized `Box<H>` (the caller's contract).
+        unsafe { (**p.cast::<Box<H>>()).has_start() }
     }
 
     /// # Safety
@@ -140,16 +211,33 @@ impl<M: 'static> BoxedDyn<M> {
         get: Self::get,
         get_mut: Self::get_mut,
         drop: Self::drop,
-        receive: Self::receive,
+        step: Self::step,
+        has_start: Self::has_start,
     };
 
     /// # Safety
-    /// As for `get_mut`; the result borrows the handler for `'a`.
-    unsafe fn receive<'a>(p: *mut u8, ctx: &'a mut ActorContext<M>, msg: M) -> Outcome<'a, M> {
-        // SAFETY: the storage holds an initialized `Box<dyn Handler<M>>`, and the caller's
-        // exclusive access lasts as long as the `Outcome` (the caller's contract).
-        let b: &'a mut Box<dyn Handler<M>> = unsafe { &mut *p.cast::<Box<dyn Handler<M>>>() };
-        b.receive(ctx, msg)
+    /// `this` is a live `HandlerBox` holding a `Box<dyn Handler<M>>`, to which the caller has
+    /// exclusive access for `'a`.
+    unsafe fn step<'a>(
+        this: *mut HandlerBox<M>,
+        ctx: &'a mut ActorContext<M>,
+        msg: M,
+        other: &mut Option<Outcome<'a, M>>,
+    ) -> Step {
+        // SAFETY: as in `Inline::step`, for the `Box<dyn Handler<M>>` the storage holds.
+        unsafe {
+            let b: &'a mut Box<dyn Handler<M>> =
+                &mut *(*this).storage.get().cast::<Box<dyn Handler<M>>>();
+            let outcome = b.receive(ctx, msg);
+            settle(this, outcome, other)
+        }
+    }
+
+    /// # Safety
+    /// As for `get`.
+    unsafe fn has_start(p: *const u8) -> bool {
+        // SAFETY: the storage holds an initialized `Box<dyn Handler<M>>` (the caller's contract).
+        unsafe { (**p.cast::<Box<dyn Handler<M>>>()).has_start() }
     }
 
     /// # Safety
@@ -279,26 +367,15 @@ impl<M: 'static> HandlerBox<M> {
     ) -> Step {
         let this: *mut Self = self;
         // SAFETY: `storage` holds what `vtable` is for; `&'a mut self` makes the access
-        // exclusive for as long as the `Outcome` may borrow the handler. Only a ready outcome
-        // (which borrows nothing) leads to the write through `this` below; a pending one goes to
-        // `other` and keeps the handler borrowed for `'a`, as `receive` does.
-        unsafe {
-            let storage = (*(*this).storage.get()).as_mut_ptr().cast();
-            match ((*this).vtable().receive)(storage, ctx, msg) {
-                Outcome::Ready(Ok(Behavior { kind: Kind::Same })) => Step::Same,
-                Outcome::Ready(Ok(Behavior {
-                    kind: Kind::Receive(next),
-                })) if !next.get().has_start() => {
-                    // Drops the old handler, then moves the new one in.
-                    *this = next;
-                    Step::Replaced
-                }
-                outcome => {
-                    *other = Some(outcome);
-                    Step::Other
-                }
-            }
-        }
+        // exclusive for as long as the `Outcome` may borrow the handler.
+        unsafe { ((*this).vtable().step)(this, ctx, msg, other) }
+    }
+
+    /// Whether the handler has start work (`Handler::has_start`), in one indirect call.
+    #[inline]
+    pub(crate) fn has_start(&self) -> bool {
+        // SAFETY: `storage` holds what `vtable` is for.
+        unsafe { (self.vtable().has_start)(self.storage.get().cast_const().cast()) }
     }
 
     /// The handler, for exclusive use.
