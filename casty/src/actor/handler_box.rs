@@ -34,6 +34,14 @@ const INLINE_WORDS: usize = 6;
 /// How many bytes a handler may take to be kept inline.
 pub(crate) const INLINE_BYTES: usize = INLINE_WORDS * size_of::<usize>();
 
+/// The type of [`VTable::step`].
+type StepFn<M> = for<'a> unsafe fn(
+    *mut HandlerBox<M>,
+    &'a mut ActorContext<M>,
+    M,
+    &mut Option<Outcome<'a, M>>,
+) -> Step;
+
 /// The functions that reach a handler of one concrete type in a [`HandlerBox`].
 struct VTable<M> {
     /// The handler, for shared access. Takes a pointer to the box's storage.
@@ -45,12 +53,7 @@ struct VTable<M> {
     /// [`HandlerBox::step`] for this type: `Handler::receive` called directly (one indirect call
     /// per message, not two), and its result settled in the same function, where the new
     /// handler's type is known, so that it is moved into place once.
-    step: for<'a> unsafe fn(
-        *mut HandlerBox<M>,
-        &'a mut ActorContext<M>,
-        M,
-        &mut Option<Outcome<'a, M>>,
-    ) -> Step,
+    step: StepFn<M>,
     /// `Handler::has_start` on the handler, in one indirect call.
     has_start: unsafe fn(*const u8) -> bool,
 }
