@@ -7,7 +7,7 @@
 //! reply can come). A reply that arrives after the deadline becomes a dead letter addressed to the
 //! ask's temporary path (`/_temp/ask-<uid>`).
 //!
-//! What one ask costs: two small allocations (the slot, whose lock is never waited on, and the
+//! What one ask costs: two small allocations (the slot, a lock-free one-shot channel, and the
 //! reply ref's target) and, only if the reply is not there at the first look, an entry in the
 //! system's coarse deadline wheel (see [`crate::actor::deadlines`]) instead of a tokio timer: one
 //! short critical section to put it in and one to take it out. The temporary path is built only
@@ -15,17 +15,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-use atomic_waker::AtomicWaker;
 
 use crate::actor::actor_ref::{ActorRef, NotDelivered, RefTarget, TellError};
 use crate::actor::deadlines::{Deadlines, Expire};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::path::{next_uid, ActorPath};
+use crate::actor::reply_slot::{Ended, ReplySlot, CLOSED, TIMED_OUT};
 use crate::actor::system::SystemInner;
 use crate::actor::wire::NodeDown;
 
@@ -99,31 +98,9 @@ pub enum AskError {
     },
 }
 
-/// The slot is open: no reply yet, and one may still come.
-const EMPTY: u8 = 0;
-/// A reply is being written into the slot.
-const WRITING: u8 = 1;
-/// The reply is in the slot.
-const FULL: u8 = 2;
-/// The asker took the reply.
-const TAKEN: u8 = 3;
-/// No reply can come any more: every reply ref was dropped, the target's node went down, or the
-/// asker gave up (its future was dropped).
-const CLOSED: u8 = 4;
-/// The deadline passed before a reply came.
-const TIMED_OUT: u8 = 5;
-
-/// The reply slot of one ask: a one-shot channel in a single allocation, shared by the asker and
-/// the reply ref.
-///
-/// The state moves `EMPTY → WRITING → FULL → TAKEN` for a reply, or `EMPTY → CLOSED` /
-/// `EMPTY → TIMED_OUT` for an ask that ends without one. Only the party that wins the move out of
-/// `EMPTY` (to write) or out of `FULL` (to read) touches `value`, one after the other, so its lock
-/// is never waited on: it is there only so that no `unsafe` is needed.
+/// The reply slot of one ask, with what the deadline wheel and remoting need beside it.
 pub(crate) struct AskCell<R> {
-    state: AtomicU8,
-    value: Mutex<Option<R>>,
-    waker: AtomicWaker,
+    slot: ReplySlot<R>,
     /// Set, before the slot is closed, when the ask is failed early because the target's node
     /// is down.
     down: OnceLock<NodeDown>,
@@ -134,64 +111,21 @@ pub(crate) struct AskCell<R> {
 impl<R> AskCell<R> {
     pub(crate) fn new() -> Self {
         AskCell {
-            state: AtomicU8::new(EMPTY),
-            value: Mutex::new(None),
-            waker: AtomicWaker::new(),
+            slot: ReplySlot::new(),
             down: OnceLock::new(),
             position: AtomicUsize::new(usize::MAX),
         }
     }
 
-    fn value(&self) -> std::sync::MutexGuard<'_, Option<R>> {
-        self.value.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Puts the reply in and wakes the asker; hands the reply back if the ask is over (or
-    /// already has its reply).
-    pub(crate) fn put(&self, reply: R) -> Result<(), R> {
-        if self
-            .state
-            .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return Err(reply);
-        }
-        *self.value() = Some(reply);
-        self.state.store(FULL, Ordering::Release);
-        self.waker.wake();
-        Ok(())
-    }
-
-    /// Takes the reply, if it is in.
-    pub(crate) fn take(&self) -> Option<R> {
-        self.state
-            .compare_exchange(FULL, TAKEN, Ordering::Acquire, Ordering::Relaxed)
-            .ok()?;
-        self.value().take()
-    }
-
-    /// Ends the ask without a reply (`why` is [`CLOSED`] or [`TIMED_OUT`]) unless a reply is in
-    /// or on its way. Returns whether it did.
-    fn close(&self, why: u8) -> bool {
-        let closed = self
-            .state
-            .compare_exchange(EMPTY, why, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if closed {
-            self.waker.wake();
-        }
-        closed
-    }
-
     /// Whether a reply can still come.
     pub(crate) fn is_open(&self) -> bool {
-        self.state.load(Ordering::Acquire) == EMPTY
+        self.slot.is_open()
     }
 }
 
 impl<R: Send> Expire for AskCell<R> {
     fn expire(&self) {
-        self.close(TIMED_OUT);
+        self.slot.close(TIMED_OUT);
     }
 
     fn position(&self) -> &AtomicUsize {
@@ -210,7 +144,7 @@ pub(crate) struct Promise<R> {
 
 impl<R> Drop for Promise<R> {
     fn drop(&mut self) {
-        self.cell.close(CLOSED);
+        self.cell.slot.close(CLOSED);
     }
 }
 
@@ -231,7 +165,7 @@ impl<R: Send + 'static> RefTarget<R> for Promise<R> {
     }
 
     fn deliver(&self, msg: R) -> Result<(), TellError<R>> {
-        self.cell.put(msg).map_err(|m| {
+        self.cell.slot.put(msg).map_err(|m| {
             self.system
                 .dead_letter_typed::<R>(self.path(), DeadLetterReason::RecipientGone);
             TellError::Closed(m)
@@ -239,18 +173,11 @@ impl<R: Send + 'static> RefTarget<R> for Promise<R> {
     }
 }
 
-/// How the wait for a reply ended without one.
-enum NoReply {
-    /// The slot closed (see [`CLOSED`]).
-    Closed,
-    TimedOut,
-}
-
 /// The asker's side of an ask: waits for the reply, putting the slot in the deadline wheel only
 /// if it has to wait. Dropping it takes the slot out of the wheel and closes it, so a reply that
 /// comes afterwards is a dead letter.
 struct Reply<'a, R: Send + 'static> {
-    cell: Arc<AskCell<R>>,
+    cell: &'a Arc<AskCell<R>>,
     wheel: &'a Arc<Deadlines>,
     /// `None` when the deadline is too far away to ever come.
     deadline: Option<tokio::time::Instant>,
@@ -259,41 +186,27 @@ struct Reply<'a, R: Send + 'static> {
 }
 
 impl<R: Send + 'static> Future for Reply<'_, R> {
-    type Output = Result<R, NoReply>;
+    type Output = Result<R, Ended>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(r) = this.cell.take() {
-            return Poll::Ready(Ok(r));
-        }
-        this.cell.waker.register(cx.waker());
-        match this.cell.state.load(Ordering::Acquire) {
-            FULL => match this.cell.take() {
-                Some(r) => Poll::Ready(Ok(r)),
-                None => Poll::Ready(Err(NoReply::Closed)),
-            },
-            CLOSED | TAKEN => Poll::Ready(Err(NoReply::Closed)),
-            TIMED_OUT => Poll::Ready(Err(NoReply::TimedOut)),
-            // EMPTY, or WRITING: the writer wakes us once the reply is in.
-            _ => {
-                if this.tick.is_none() {
-                    if let Some(deadline) = this.deadline {
-                        let entry: Arc<dyn Expire> = this.cell.clone();
-                        this.tick = this.wheel.insert(deadline, entry);
-                    }
-                }
-                Poll::Pending
+        let polled = this.cell.slot.poll_take(cx);
+        if polled.is_pending() && this.tick.is_none() {
+            if let Some(deadline) = this.deadline {
+                let entry: Arc<dyn Expire> = this.cell.clone();
+                this.tick = this.wheel.insert(deadline, entry);
             }
         }
+        polled
     }
 }
 
 impl<R: Send + 'static> Drop for Reply<'_, R> {
     fn drop(&mut self) {
         if let Some(tick) = self.tick.take() {
-            self.wheel.remove(tick, &*self.cell);
+            self.wheel.remove(tick, &**self.cell);
         }
-        self.cell.close(CLOSED);
+        self.cell.slot.close(CLOSED);
     }
 }
 
@@ -383,7 +296,7 @@ where
                 };
                 if let Some(why) = why {
                     let _ = cell.down.set(why.clone());
-                    cell.close(CLOSED);
+                    cell.slot.close(CLOSED);
                 }
                 cell.is_open()
             }),
@@ -412,15 +325,15 @@ where
         Err(NotDelivered::Route(e)) => return Err(e.ask_error(target.path())),
     }
     let reply = Reply {
-        cell: cell.clone(),
+        cell: &cell,
         wheel: &system.deadlines,
         deadline,
         tick: None,
     };
     match reply.await {
         Ok(r) => Ok(r),
-        Err(NoReply::Closed) => Err(failed_early(&cell.down).unwrap_or(AskError::NoReply)),
-        Err(NoReply::TimedOut) => Err(AskError::Timeout(timeout)),
+        Err(Ended::Closed) => Err(failed_early(&cell.down).unwrap_or(AskError::NoReply)),
+        Err(Ended::TimedOut) => Err(AskError::Timeout(timeout)),
     }
 }
 
@@ -429,74 +342,7 @@ mod tests {
     use super::*;
     use crate::actor::deadlines::GRANULARITY;
     use crate::{ActorSystem, Behaviors, DeadLetter};
-    use std::sync::atomic::AtomicUsize;
-
-    /// Counts how many times values made with it were dropped.
-    struct Counted(Arc<AtomicUsize>);
-
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    #[test]
-    fn a_reply_put_and_never_taken_is_dropped_once_with_the_slot() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let cell = AskCell::new();
-        assert!(cell.put(Counted(drops.clone())).is_ok());
-        assert!(!cell.is_open());
-        assert_eq!(drops.load(Ordering::SeqCst), 0);
-        drop(cell);
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn a_taken_reply_belongs_to_the_taker_and_is_not_dropped_again() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let cell = AskCell::new();
-        assert!(cell.put(Counted(drops.clone())).is_ok());
-        let reply = cell.take().expect("the reply is in");
-        assert!(cell.take().is_none(), "a reply is taken only once");
-        drop(cell);
-        assert_eq!(drops.load(Ordering::SeqCst), 0);
-        drop(reply);
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn a_closed_or_answered_slot_hands_a_later_reply_back() {
-        let closed = AskCell::new();
-        assert!(closed.close(CLOSED));
-        assert!(!closed.close(TIMED_OUT), "a closed slot stays closed");
-        assert_eq!(closed.put(5u8), Err(5));
-        assert_eq!(closed.take(), None);
-
-        let answered = AskCell::new();
-        assert_eq!(answered.put(1u8), Ok(()));
-        assert_eq!(answered.put(2u8), Err(2), "only the first reply counts");
-        assert!(
-            !answered.close(TIMED_OUT),
-            "an answered ask does not time out"
-        );
-        assert_eq!(answered.take(), Some(1));
-    }
-
-    #[test]
-    fn zero_sized_and_over_aligned_replies_go_through() {
-        let unit = AskCell::new();
-        assert_eq!(unit.put(()), Ok(()));
-        assert_eq!(unit.take(), Some(()));
-
-        #[derive(Debug, PartialEq)]
-        #[repr(align(64))]
-        struct Wide([u8; 3]);
-        let wide = AskCell::new();
-        assert_eq!(wide.put(Wide([1, 2, 3])), Ok(()));
-        let back = wide.take().unwrap();
-        assert_eq!(back, Wide([1, 2, 3]));
-        assert_eq!(std::ptr::from_ref(&back) as usize % 64, 0);
-    }
+    use std::sync::Mutex;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_completed_ask_leaves_nothing_in_the_deadline_wheel() {
