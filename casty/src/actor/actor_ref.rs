@@ -270,26 +270,28 @@ impl<M: Send + 'static> ActorRef<M> {
         }
     }
 
-    /// Delivers for an `ask` whose deadline is `deadline`: a remote target whose node's
-    /// outbound queue is full is given until the deadline to make room (as `send().await`
-    /// waits), then the request is delivered or refused as [`ActorRef::deliver_checked`] does.
-    pub(crate) async fn deliver_for_ask(
-        &self,
-        msg: M,
-        deadline: Option<tokio::time::Instant>,
-    ) -> Result<(), NotDelivered> {
+    /// Whether a request sent now could be refused only because there is no room for it yet:
+    /// a remote target whose node's outbound queue is full. Local refs always have room.
+    #[inline]
+    pub(crate) fn lacks_room(&self) -> bool {
+        match &self.inner {
+            RefInner::Local(_) => false,
+            RefInner::Target(t) => !t.has_room(),
+        }
+    }
+
+    /// For an `ask` whose deadline is `deadline`, after [`ActorRef::lacks_room`]: waits until
+    /// there may be room (as `send().await` waits), or until the deadline.
+    pub(crate) async fn room_until(&self, deadline: Option<tokio::time::Instant>) {
         if let RefInner::Target(t) = &self.inner {
-            if !t.has_room() {
-                match deadline {
-                    Some(d) => {
-                        let _ = tokio::time::timeout_at(d, t.room()).await;
-                    }
-                    // A timeout too long to be a point in time: wait as long as it takes.
-                    None => t.room().await,
+            match deadline {
+                Some(d) => {
+                    let _ = tokio::time::timeout_at(d, t.room()).await;
                 }
+                // A timeout too long to be a point in time: wait as long as it takes.
+                None => t.room().await,
             }
         }
-        self.deliver_checked(msg)
     }
 
     /// Delivers for an `ask`: like `tell`, but reports why the request was not delivered.

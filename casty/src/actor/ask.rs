@@ -314,8 +314,12 @@ where
             }
         })
     };
-    let msg = make(reply_ref);
-    match target.deliver_for_ask(msg, deadline).await {
+    // A remote target whose node's outbound queue is full is given until the deadline to make
+    // room. The request is built only then, so that it never waits inside this future.
+    if target.lacks_room() {
+        target.room_until(deadline).await;
+    }
+    match target.deliver_checked(make(reply_ref)) {
         Ok(()) => {}
         Err(_) if cell.down.get().is_some() => {
             return Err(failed_early(&cell.down).unwrap_or(AskError::NoReply))

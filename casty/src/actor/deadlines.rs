@@ -23,6 +23,13 @@ use tokio::time::Instant;
 /// How coarse ask deadlines are: an ask times out between its deadline and one tick after it.
 pub(crate) const GRANULARITY: Duration = Duration::from_millis(10);
 
+/// [`GRANULARITY`] in nanoseconds, and how many ticks make a second: tick arithmetic stays in
+/// 64 bits (a 128-bit division costs more than the rest of an insert).
+const TICK_NANOS: u32 = 10_000_000;
+const TICKS_PER_SECOND: u64 = 100;
+const _: () = assert!(GRANULARITY.as_nanos() == TICK_NANOS as u128);
+const _: () = assert!(TICK_NANOS as u64 * TICKS_PER_SECOND == 1_000_000_000);
+
 /// The position of an entry that is in no bucket.
 const NOWHERE: usize = usize::MAX;
 
@@ -35,15 +42,73 @@ pub(crate) trait Expire: Send + Sync {
     fn position(&self) -> &AtomicUsize;
 }
 
+type Bucket = Vec<Arc<dyn Expire>>;
+
 #[derive(Default)]
 struct Wheel {
-    /// Entries by the tick they are due at. A bucket emptied by completed asks stays until its
-    /// tick passes, so asks started in the same tick reuse it without allocating.
-    buckets: BTreeMap<u64, Vec<Arc<dyn Expire>>>,
+    /// Entries by the tick they are due at, for ticks before [`Wheel::newest`]. A bucket emptied
+    /// by completed asks stays until its tick passes, so asks started in the same tick reuse it
+    /// without allocating.
+    buckets: BTreeMap<u64, Bucket>,
+    /// The latest tick an entry was put in, whose bucket is kept out of the map: asks with the
+    /// same timeout started in the same tick (the usual case) reach it without a search.
+    newest: u64,
+    /// The bucket of `newest`.
+    newest_bucket: Bucket,
     /// How many entries the buckets hold.
     pending: usize,
     /// The tick the reaper sleeps until, or `None` when no reaper runs.
     reaper: Option<u64>,
+}
+
+impl Wheel {
+    /// The bucket of `tick`, made if there is none.
+    fn bucket_for(&mut self, tick: u64) -> &mut Bucket {
+        if tick > self.newest {
+            if !self.newest_bucket.is_empty() {
+                let older = std::mem::take(&mut self.newest_bucket);
+                self.buckets.insert(self.newest, older);
+            }
+            self.newest = tick;
+        }
+        if tick == self.newest {
+            &mut self.newest_bucket
+        } else {
+            self.buckets.entry(tick).or_default()
+        }
+    }
+
+    /// The bucket of `tick`, if there is one.
+    fn bucket(&mut self, tick: u64) -> Option<&mut Bucket> {
+        if tick == self.newest {
+            Some(&mut self.newest_bucket)
+        } else {
+            self.buckets.get_mut(&tick)
+        }
+    }
+
+    /// Takes out every entry due at or before `now`.
+    fn take_due(&mut self, now: u64) -> Vec<Arc<dyn Expire>> {
+        let later = match now.checked_add(1) {
+            Some(after) => self.buckets.split_off(&after),
+            None => BTreeMap::new(),
+        };
+        let past = std::mem::replace(&mut self.buckets, later);
+        let mut due: Vec<Arc<dyn Expire>> = past.into_values().flatten().collect();
+        if self.newest <= now {
+            due.append(&mut self.newest_bucket);
+        }
+        due
+    }
+
+    /// The earliest tick that holds an entry.
+    fn next_due(&self) -> Option<u64> {
+        self.buckets
+            .iter()
+            .find(|(_, b)| !b.is_empty())
+            .map(|(t, _)| *t)
+            .or((!self.newest_bucket.is_empty()).then_some(self.newest))
+    }
 }
 
 /// The ask deadlines of one system.
@@ -72,23 +137,27 @@ impl Deadlines {
 
     /// The first tick at or after `at`.
     fn tick_at_or_after(&self, at: Instant) -> Option<u64> {
-        let since = at.saturating_duration_since(self.origin).as_nanos();
-        u64::try_from(since.div_ceil(GRANULARITY.as_nanos())).ok()
+        let since = at.saturating_duration_since(self.origin);
+        since
+            .as_secs()
+            .checked_mul(TICKS_PER_SECOND)?
+            .checked_add(u64::from(since.subsec_nanos().div_ceil(TICK_NANOS)))
     }
 
     /// The last tick at or before now.
     fn current_tick(&self) -> u64 {
-        let since = Instant::now()
-            .saturating_duration_since(self.origin)
-            .as_nanos();
-        u64::try_from(since / GRANULARITY.as_nanos()).unwrap_or(u64::MAX)
+        let since = Instant::now().saturating_duration_since(self.origin);
+        since
+            .as_secs()
+            .saturating_mul(TICKS_PER_SECOND)
+            .saturating_add(u64::from(since.subsec_nanos() / TICK_NANOS))
     }
 
     /// When `tick` begins, if that is a representable instant.
     fn instant_of(&self, tick: u64) -> Option<Instant> {
-        let nanos = u128::from(tick) * GRANULARITY.as_nanos();
-        let secs = u64::try_from(nanos / 1_000_000_000).ok()?;
-        let sub = (nanos % 1_000_000_000) as u32;
+        let secs = tick / TICKS_PER_SECOND;
+        // Below 100, so the product is below one second.
+        let sub = (tick % TICKS_PER_SECOND) as u32 * TICK_NANOS;
         self.origin.checked_add(Duration::new(secs, sub))
     }
 
@@ -102,7 +171,7 @@ impl Deadlines {
         let tick = self.tick_at_or_after(deadline)?;
         self.instant_of(tick)?;
         let mut wheel = self.wheel();
-        let bucket = wheel.buckets.entry(tick).or_default();
+        let bucket = wheel.bucket_for(tick);
         entry.position().store(bucket.len(), Ordering::Relaxed);
         bucket.push(entry);
         wheel.pending += 1;
@@ -126,7 +195,7 @@ impl Deadlines {
     pub(crate) fn remove(&self, tick: u64, entry: &dyn Expire) {
         let mut wheel = self.wheel();
         let at = entry.position().load(Ordering::Relaxed);
-        let Some(bucket) = wheel.buckets.get_mut(&tick) else {
+        let Some(bucket) = wheel.bucket(tick) else {
             return;
         };
         let ours = bucket
@@ -163,22 +232,12 @@ impl Deadlines {
         loop {
             let (due, next) = {
                 let mut wheel = self.wheel();
-                let now = self.current_tick();
-                let later = match now.checked_add(1) {
-                    Some(after) => wheel.buckets.split_off(&after),
-                    None => BTreeMap::new(),
-                };
-                let past = std::mem::replace(&mut wheel.buckets, later);
-                let due: Vec<Arc<dyn Expire>> = past.into_values().flatten().collect();
+                let due = wheel.take_due(self.current_tick());
                 for e in &due {
                     e.position().store(NOWHERE, Ordering::Relaxed);
                 }
                 wheel.pending -= due.len();
-                let next = wheel
-                    .buckets
-                    .iter()
-                    .find(|(_, b)| !b.is_empty())
-                    .map(|(t, _)| *t);
+                let next = wheel.next_due();
                 if next.is_none() {
                     // Nothing pending: drop the emptied buckets and end; the next ask that has
                     // to wait starts a new reaper.
