@@ -15,13 +15,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::actor::actor_ref::{ActorRef, NotDelivered, RefTarget, TellError};
-use crate::actor::deadlines::{Deadlines, Expire};
+use crate::actor::deadlines::{Deadlines, Expire, Place};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::path::{next_uid, ActorPath};
 use crate::actor::reply_slot::{Ended, ReplySlot, CLOSED, TIMED_OUT};
@@ -105,7 +104,7 @@ pub(crate) struct AskCell<R> {
     /// is down.
     down: OnceLock<NodeDown>,
     /// The slot's place in the deadline wheel.
-    position: AtomicUsize,
+    place: Place,
 }
 
 impl<R> AskCell<R> {
@@ -113,7 +112,7 @@ impl<R> AskCell<R> {
         AskCell {
             slot: ReplySlot::new(),
             down: OnceLock::new(),
-            position: AtomicUsize::new(usize::MAX),
+            place: Place::new(),
         }
     }
 
@@ -128,8 +127,8 @@ impl<R: Send> Expire for AskCell<R> {
         self.slot.close(TIMED_OUT);
     }
 
-    fn position(&self) -> &AtomicUsize {
-        &self.position
+    fn place(&self) -> &Place {
+        &self.place
     }
 }
 
@@ -179,10 +178,9 @@ impl<R: Send + 'static> RefTarget<R> for Promise<R> {
 struct Reply<'a, R: Send + 'static> {
     cell: &'a Arc<AskCell<R>>,
     wheel: &'a Arc<Deadlines>,
-    /// `None` when the deadline is too far away to ever come.
-    deadline: Option<tokio::time::Instant>,
-    /// The wheel tick the slot waits in, once it does.
-    tick: Option<u64>,
+    timeout: Duration,
+    /// Whether the slot is in the deadline wheel.
+    waiting: bool,
 }
 
 impl<R: Send + 'static> Future for Reply<'_, R> {
@@ -191,11 +189,10 @@ impl<R: Send + 'static> Future for Reply<'_, R> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let polled = this.cell.slot.poll_take(cx);
-        if polled.is_pending() && this.tick.is_none() {
-            if let Some(deadline) = this.deadline {
-                let entry: Arc<dyn Expire> = this.cell.clone();
-                this.tick = this.wheel.insert(deadline, entry);
-            }
+        if polled.is_pending() && !this.waiting {
+            let entry: Arc<dyn Expire> = this.cell.clone();
+            this.wheel.insert(this.timeout, entry);
+            this.waiting = true;
         }
         polled
     }
@@ -203,8 +200,8 @@ impl<R: Send + 'static> Future for Reply<'_, R> {
 
 impl<R: Send + 'static> Drop for Reply<'_, R> {
     fn drop(&mut self) {
-        if let Some(tick) = self.tick.take() {
-            self.wheel.remove(tick, &**self.cell);
+        if self.waiting {
+            self.wheel.remove(&**self.cell);
         }
         self.cell.slot.close(CLOSED);
     }
@@ -278,7 +275,6 @@ where
     M: Send + 'static,
     R: Send + 'static,
 {
-    let deadline = tokio::time::Instant::now().checked_add(timeout);
     let cell = Arc::new(AskCell::new());
     // Only the reply ref keeps the promise: a request dropped without a reply fails at once (L9).
     let reply_ref = ActorRef::from_target(Arc::new(Promise {
@@ -316,8 +312,14 @@ where
     };
     // A remote target whose node's outbound queue is full is given until the deadline to make
     // room. The request is built only then, so that it never waits inside this future.
+    // The time left for the reply: all of it, unless the request had to wait for room.
+    let mut left = timeout;
     if target.lacks_room() {
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
         target.room_until(deadline).await;
+        if let Some(deadline) = deadline {
+            left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        }
     }
     match target.deliver_checked(make(reply_ref)) {
         Ok(()) => {}
@@ -331,8 +333,8 @@ where
     let reply = Reply {
         cell: &cell,
         wheel: &system.deadlines,
-        deadline,
-        tick: None,
+        timeout: left,
+        waiting: false,
     };
     match reply.await {
         Ok(r) => Ok(r),
