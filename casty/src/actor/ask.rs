@@ -10,8 +10,9 @@
 //! What one ask costs: two small allocations (the slot, a lock-free one-shot channel, and the
 //! reply ref's target) and, only if the reply is not there at the first look, an entry in the
 //! system's coarse deadline wheel (see [`crate::actor::deadlines`]) instead of a tokio timer: one
-//! short critical section to put it in and one to take it out. The temporary path is built only
-//! when something needs it (a dead letter, `Debug`, the wire).
+//! short critical section to put it in and one to take it out, with no clock read and no
+//! reference count for the wheel. The temporary path is built only when something needs it (a
+//! dead letter, `Debug`, the wire).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::actor::actor_ref::{ActorRef, NotDelivered, RefTarget, TellError};
-use crate::actor::deadlines::{Deadlines, Expire, Place};
+use crate::actor::deadlines::{Expire, Place, Waiting};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::path::{next_uid, ActorPath};
 use crate::actor::reply_slot::{Ended, ReplySlot, CLOSED, TIMED_OUT};
@@ -176,34 +177,41 @@ impl<R: Send + 'static> RefTarget<R> for Promise<R> {
 /// if it has to wait. Dropping it takes the slot out of the wheel and closes it, so a reply that
 /// comes afterwards is a dead letter.
 struct Reply<'a, R: Send + 'static> {
-    cell: &'a Arc<AskCell<R>>,
-    wheel: &'a Arc<Deadlines>,
+    cell: Waiting<'a, AskCell<R>>,
     timeout: Duration,
-    /// Whether the slot is in the deadline wheel.
-    waiting: bool,
+}
+
+/// How an ask ended without a reply.
+enum NoReply {
+    /// The slot was closed; with why, if the target's node went down.
+    Closed(Option<NodeDown>),
+    TimedOut,
 }
 
 impl<R: Send + 'static> Future for Reply<'_, R> {
-    type Output = Result<R, Ended>;
+    type Output = Result<R, NoReply>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let polled = this.cell.slot.poll_take(cx);
-        if polled.is_pending() && !this.waiting {
-            let entry: Arc<dyn Expire> = this.cell.clone();
-            this.wheel.insert(this.timeout, entry);
-            this.waiting = true;
+        let cell = this.cell.entry();
+        match cell.slot.poll_take(cx) {
+            Poll::Ready(Ok(r)) => Poll::Ready(Ok(r)),
+            Poll::Ready(Err(Ended::Closed)) => {
+                Poll::Ready(Err(NoReply::Closed(cell.down.get().cloned())))
+            }
+            Poll::Ready(Err(Ended::TimedOut)) => Poll::Ready(Err(NoReply::TimedOut)),
+            Poll::Pending => {
+                this.cell.wait(this.timeout);
+                Poll::Pending
+            }
         }
-        polled
     }
 }
 
 impl<R: Send + 'static> Drop for Reply<'_, R> {
     fn drop(&mut self) {
-        if self.waiting {
-            self.wheel.remove(&**self.cell);
-        }
-        self.cell.slot.close(CLOSED);
+        // Before `cell` is dropped, which takes the slot out of the wheel.
+        self.cell.entry().slot.close(CLOSED);
     }
 }
 
@@ -298,8 +306,8 @@ where
             }),
         );
     }
-    let failed_early = |down: &OnceLock<NodeDown>| {
-        down.get().map(|why| match why {
+    let failed_early = |down: Option<&NodeDown>| {
+        down.map(|why| match why {
             NodeDown::Unreachable => AskError::Unreachable(target.path().address()),
             NodeDown::Refused(reason) => AskError::Refused {
                 node: format!("casty://{}", target.path().system_name()),
@@ -316,7 +324,8 @@ where
     let mut left = timeout;
     if target.lacks_room() {
         let deadline = tokio::time::Instant::now().checked_add(timeout);
-        target.room_until(deadline).await;
+        // Boxed: the wait holds a timer, which would otherwise make every ask's future larger.
+        Box::pin(target.room_until(deadline)).await;
         if let Some(deadline) = deadline {
             left = deadline.saturating_duration_since(tokio::time::Instant::now());
         }
@@ -324,22 +333,20 @@ where
     match target.deliver_checked(make(reply_ref)) {
         Ok(()) => {}
         Err(_) if cell.down.get().is_some() => {
-            return Err(failed_early(&cell.down).unwrap_or(AskError::NoReply))
+            return Err(failed_early(cell.down.get()).unwrap_or(AskError::NoReply))
         }
         Err(NotDelivered::Closed) => return Err(AskError::Terminated(target.path().to_string())),
         Err(NotDelivered::Full) => return Err(AskError::MailboxFull(target.path().to_string())),
         Err(NotDelivered::Route(e)) => return Err(e.ask_error(target.path())),
     }
     let reply = Reply {
-        cell: &cell,
-        wheel: &system.deadlines,
+        cell: Waiting::new(&system.deadlines, cell),
         timeout: left,
-        waiting: false,
     };
     match reply.await {
         Ok(r) => Ok(r),
-        Err(Ended::Closed) => Err(failed_early(&cell.down).unwrap_or(AskError::NoReply)),
-        Err(Ended::TimedOut) => Err(AskError::Timeout(timeout)),
+        Err(NoReply::Closed(down)) => Err(failed_early(down.as_ref()).unwrap_or(AskError::NoReply)),
+        Err(NoReply::TimedOut) => Err(AskError::Timeout(timeout)),
     }
 }
 

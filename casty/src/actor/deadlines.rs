@@ -14,12 +14,20 @@
 //! nothing is pending. An ask that completes takes its entry out again, wherever it is, so a
 //! finished ask leaves nothing behind.
 //!
+//! The wheel holds no reference count of its entries: an entry is put in through a [`Waiting`],
+//! which owns the entry's `Arc` and takes the entry out again when it is dropped, before it lets
+//! go of the `Arc`; the wheel keeps a pointer, and uses it only under its lock. This saves two
+//! atomic read-modify-writes per waiting ask, and is this module's only `unsafe` code.
+//!
 //! A deadline never fires early: an entry is stamped no sooner than its ask started, and a bucket
 //! is due only once the clock has reached its tick, at or after every deadline in it. It fires at
 //! most [`GRANULARITY`] late (one epoch of waiting to be stamped, one tick of rounding), plus
 //! scheduling.
 
+#![allow(unsafe_code)]
+
 use std::collections::BTreeMap;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -84,8 +92,26 @@ pub(crate) trait Expire: Send + Sync {
 
 /// An entry and its timeout (which counts from the moment it is stamped).
 struct Entry {
-    expire: Arc<dyn Expire>,
+    /// The [`Waiting`] that put the entry in owns an `Arc` of it and takes the entry out (under
+    /// the wheel's lock) before that `Arc` goes; a leaked `Waiting` leaks its `Arc` too. So
+    /// while the entry is in the wheel, and while the wheel's lock is held after taking it out,
+    /// the pointer is valid.
+    expire: NonNull<dyn Expire>,
     timeout: Duration,
+}
+
+// SAFETY: the pointee is `Send + Sync` (a bound of `Expire`); the pointer is only dereferenced
+// under the wheel's lock, while it is valid (see `Entry::expire`).
+unsafe impl Send for Entry {}
+
+impl Entry {
+    /// The entry. Call only with the wheel's lock held, on an entry that is in the wheel or was
+    /// taken out under the same hold of the lock.
+    fn get(&self) -> &dyn Expire {
+        // SAFETY: see `Entry::expire`: the lock is held and the entry was in the wheel when it
+        // was taken, so the `Waiting` that owns it has not finished dropping.
+        unsafe { self.expire.as_ref() }
+    }
 }
 
 type Bucket = Vec<Entry>;
@@ -214,14 +240,18 @@ impl Deadlines {
     }
 
     /// Puts `entry` in the wheel, to expire `timeout` or up to [`GRANULARITY`] later from now.
-    /// Reads no clock. A timeout too long to be a point in time never fires.
-    pub(crate) fn insert(self: &Arc<Self>, timeout: Duration, entry: Arc<dyn Expire>) {
+    /// Reads no clock. A timeout too long to be a point in time never fires. Only
+    /// [`Waiting::wait`] calls this, which guarantees that `entry` stays valid until it is taken
+    /// out.
+    fn insert(self: &Arc<Self>, timeout: Duration, entry: NonNull<dyn Expire>) {
         let mut wheel = self.wheel();
-        entry.place().set(YOUNG, wheel.young.len());
-        wheel.young.push(Entry {
+        let place = wheel.young.len();
+        let entry = Entry {
             expire: entry,
             timeout,
-        });
+        };
+        entry.get().place().set(YOUNG, place);
+        wheel.young.push(entry);
         wheel.pending += 1;
         if wheel.stamp_at.is_some() {
             return;
@@ -241,7 +271,7 @@ impl Deadlines {
     }
 
     /// Takes `entry` out of the wheel if it is still there (it is not once it has expired).
-    pub(crate) fn remove(&self, entry: &dyn Expire) {
+    fn remove(&self, entry: &dyn Expire) {
         let mut wheel = self.wheel();
         let place = entry.place();
         let (tick, at) = (
@@ -256,18 +286,16 @@ impl Deadlines {
         };
         let ours = list
             .get(at)
-            .is_some_and(|e| std::ptr::addr_eq(Arc::as_ptr(&e.expire), entry as *const dyn Expire));
+            .is_some_and(|e| std::ptr::addr_eq(e.expire.as_ptr(), entry as *const dyn Expire));
         if !ours {
             return;
         }
         let removed = list.swap_remove(at);
         if let Some(moved) = list.get(at) {
-            moved.expire.place().set(tick, at);
+            moved.get().place().set(tick, at);
         }
-        removed.expire.place().set(YOUNG, NOWHERE);
+        removed.get().place().set(YOUNG, NOWHERE);
         wheel.pending -= 1;
-        drop(wheel);
-        drop(removed);
     }
 
     /// How many entries are in the wheel.
@@ -292,12 +320,12 @@ impl Deadlines {
             match tick {
                 Some(tick) => {
                     let bucket = wheel.bucket_for(tick);
-                    entry.expire.place().set(tick, bucket.len());
+                    entry.get().place().set(tick, bucket.len());
                     bucket.push(entry);
                 }
                 // A deadline too far away to ever come.
                 None => {
-                    entry.expire.place().set(YOUNG, NOWHERE);
+                    entry.get().place().set(YOUNG, NOWHERE);
                     wheel.pending -= 1;
                 }
             }
@@ -308,7 +336,7 @@ impl Deadlines {
     /// bucket, and ends when the wheel is empty.
     async fn reap(self: Arc<Self>) {
         loop {
-            let (due, wake_at, end) = {
+            let (wake_at, end) = {
                 let mut wheel = self.wheel();
                 // Read under the lock: every young entry was put in before it.
                 let now = Instant::now();
@@ -317,10 +345,13 @@ impl Deadlines {
                     wheel.stamp_at = None;
                 }
                 let due = wheel.take_due(self.tick_at_or_before(now));
-                for e in &due {
-                    e.expire.place().set(YOUNG, NOWHERE);
-                }
                 wheel.pending -= due.len();
+                // Expired under the lock, which keeps each entry valid (see `Entry::expire`).
+                // Expiring wakes an asker and takes no lock of the wheel.
+                for e in &due {
+                    e.get().place().set(YOUNG, NOWHERE);
+                    e.get().expire();
+                }
                 let next = wheel.next_due().and_then(|t| self.instant_of(t));
                 let wake_at = match (next, wheel.stamp_at) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -333,11 +364,8 @@ impl Deadlines {
                     wheel.buckets.clear();
                     wheel.running = false;
                 }
-                (due, wake_at, end)
+                (wake_at, end)
             };
-            for e in due {
-                e.expire.expire();
-            }
             if end {
                 return;
             }
@@ -351,6 +379,49 @@ impl Deadlines {
                 }
                 None => young.await,
             }
+        }
+    }
+}
+
+/// An entry with a deadline, owned for as long as it may wait in the wheel: [`Waiting::wait`]
+/// puts it in, and dropping the `Waiting` takes it out before its `Arc` is released.
+pub(crate) struct Waiting<'a, T: Expire + 'static> {
+    wheel: &'a Arc<Deadlines>,
+    entry: Arc<T>,
+    /// Whether the entry was put in the wheel.
+    in_wheel: bool,
+}
+
+impl<'a, T: Expire + 'static> Waiting<'a, T> {
+    pub(crate) fn new(wheel: &'a Arc<Deadlines>, entry: Arc<T>) -> Self {
+        Waiting {
+            wheel,
+            entry,
+            in_wheel: false,
+        }
+    }
+
+    pub(crate) fn entry(&self) -> &Arc<T> {
+        &self.entry
+    }
+
+    /// Puts the entry in the wheel, to expire `timeout` (up to [`GRANULARITY`] more) from now,
+    /// unless it already is (or was).
+    pub(crate) fn wait(&mut self, timeout: Duration) {
+        if !self.in_wheel {
+            let entry: &(dyn Expire + 'static) = &*self.entry;
+            self.wheel.insert(timeout, NonNull::from(entry));
+            self.in_wheel = true;
+        }
+    }
+}
+
+impl<T: Expire + 'static> Drop for Waiting<'_, T> {
+    fn drop(&mut self) {
+        if self.in_wheel {
+            // Before `self.entry` is dropped, so the wheel's pointer stays valid while it holds
+            // it (see `Entry::expire`).
+            self.wheel.remove(&*self.entry);
         }
     }
 }
@@ -401,21 +472,27 @@ mod tests {
         .expect("the reaper never ended");
     }
 
+    /// Puts a new probe in `wheel` with `timeout`.
+    fn waiting(wheel: &Arc<Deadlines>, timeout: Duration) -> Waiting<'_, Probe> {
+        let mut w = Waiting::new(wheel, Probe::new());
+        w.wait(timeout);
+        w
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_deadline_fires_at_or_after_it_and_within_the_granularity() {
         let wheel = Deadlines::new(Handle::current());
         // Not on a tick boundary, so rounding has to go up.
         tokio::time::advance(Duration::from_millis(3)).await;
         let deadline = Instant::now() + Duration::from_millis(25);
-        let probe = Probe::new();
-        wheel.insert(Duration::from_millis(25), probe.clone());
+        let probe = waiting(&wheel, Duration::from_millis(25));
         assert_eq!(wheel.pending(), 1);
 
         tokio::time::sleep_until(deadline - Duration::from_millis(1)).await;
-        assert_eq!(probe.fired(), None, "fired before its deadline");
+        assert_eq!(probe.entry().fired(), None, "fired before its deadline");
 
         until_idle(&wheel).await;
-        let fired = probe.fired().expect("never fired");
+        let fired = probe.entry().fired().expect("never fired");
         assert!(fired >= deadline, "fired {:?} early", deadline - fired);
         assert!(
             fired <= deadline + GRANULARITY,
@@ -426,73 +503,91 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_removed_entry_never_fires_and_leaves_nothing_pending() {
+    async fn a_dropped_waiting_entry_is_taken_out_never_fires_and_is_freed() {
         let wheel = Deadlines::new(Handle::current());
-        // One removed while young, one after it was stamped into a bucket.
-        let young = Probe::new();
-        let stamped = Probe::new();
-        wheel.insert(Duration::from_millis(50), young.clone());
-        wheel.insert(Duration::from_millis(50), stamped.clone());
+        // One dropped while young, one after it was stamped into a bucket.
+        let young = waiting(&wheel, Duration::from_millis(50));
+        let stamped = waiting(&wheel, Duration::from_millis(50));
+        let (young_probe, stamped_probe) = (young.entry().clone(), stamped.entry().clone());
         assert!(wheel.reaper_running());
-        wheel.remove(&*young);
+        drop(young);
         assert_eq!(wheel.pending(), 1);
         tokio::time::sleep(EPOCH * 2).await;
-        assert_ne!(stamped.place.tick.load(Ordering::Relaxed), YOUNG);
-        wheel.remove(&*stamped);
+        assert_ne!(stamped_probe.place.tick.load(Ordering::Relaxed), YOUNG);
+        drop(stamped);
         assert_eq!(wheel.pending(), 0);
-        for p in [&young, &stamped] {
+        for p in [&young_probe, &stamped_probe] {
             assert_eq!(p.place.index.load(Ordering::Relaxed), NOWHERE);
-            // Removing again (as a finished ask's drop may) changes nothing.
-            wheel.remove(&**p);
         }
-        assert_eq!(wheel.pending(), 0);
-
         until_idle(&wheel).await;
-        assert_eq!(young.fired(), None);
-        assert_eq!(stamped.fired(), None);
-        // Only the probes themselves still hold them: the wheel kept no copy.
-        assert_eq!(Arc::strong_count(&young), 1);
-        assert_eq!(Arc::strong_count(&stamped), 1);
+        assert_eq!(young_probe.fired(), None);
+        assert_eq!(stamped_probe.fired(), None);
+        // The wheel kept no count of them: only these handles still hold them.
+        assert_eq!(Arc::strong_count(&young_probe), 1);
+        assert_eq!(Arc::strong_count(&stamped_probe), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_entry_dropped_after_it_fired_leaves_nothing_behind() {
+        let wheel = Deadlines::new(Handle::current());
+        let w = waiting(&wheel, Duration::from_millis(5));
+        until_idle(&wheel).await;
+        assert!(w.entry().fired().is_some());
+        let probe = w.entry().clone();
+        drop(w);
+        assert_eq!(wheel.pending(), 0);
+        assert_eq!(Arc::strong_count(&probe), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leaked_waiting_entry_stays_valid_and_still_fires() {
+        let wheel = Deadlines::new(Handle::current());
+        let w = waiting(&wheel, Duration::from_millis(20));
+        let probe = w.entry().clone();
+        // Leaking the handle leaks its count of the entry, so the wheel's pointer stays valid.
+        std::mem::forget(w);
+        until_idle(&wheel).await;
+        assert!(probe.fired().is_some());
+        assert_eq!(Arc::strong_count(&probe), 2);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_entry_put_in_while_the_reaper_sleeps_long_is_stamped_and_fires_in_time() {
         let wheel = Deadlines::new(Handle::current());
-        let late = Probe::new();
         let start = Instant::now();
-        wheel.insert(Duration::from_secs(60), late.clone());
+        let late = waiting(&wheel, Duration::from_secs(60));
         // The reaper has stamped the first entry and sleeps until its bucket, a minute away.
         tokio::time::sleep(EPOCH * 2).await;
-        let soon = Probe::new();
         let soon_start = Instant::now();
-        wheel.insert(Duration::from_millis(20), soon.clone());
+        let soon = waiting(&wheel, Duration::from_millis(20));
         tokio::time::sleep(Duration::from_millis(40)).await;
         let fired = soon
+            .entry()
             .fired()
             .expect("the sooner deadline waited for the later one");
         assert!(fired >= soon_start + Duration::from_millis(20));
         assert!(fired <= soon_start + Duration::from_millis(20) + GRANULARITY);
-        assert_eq!(late.fired(), None);
+        assert_eq!(late.entry().fired(), None);
         assert_eq!(wheel.pending(), 1);
         until_idle(&wheel).await;
-        assert!(late.fired().unwrap() >= start + Duration::from_secs(60));
+        assert!(late.entry().fired().unwrap() >= start + Duration::from_secs(60));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_timeout_too_long_to_be_a_point_in_time_never_fires_and_does_not_keep_the_reaper() {
         let wheel = Deadlines::new(Handle::current());
-        let never = Probe::new();
-        wheel.insert(Duration::MAX, never.clone());
+        let never = waiting(&wheel, Duration::MAX);
         until_idle(&wheel).await;
-        assert_eq!(never.fired(), None);
+        assert_eq!(never.entry().fired(), None);
         assert_eq!(wheel.pending(), 0);
-        // Removing it afterwards is harmless.
-        wheel.remove(&*never);
-        assert_eq!(Arc::strong_count(&never), 1);
+        // Dropping it afterwards is harmless.
+        let probe = never.entry().clone();
+        drop(never);
+        assert_eq!(Arc::strong_count(&probe), 1);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn many_entries_with_mixed_timeouts_fire_in_time_or_not_at_all_once_removed() {
+    async fn many_entries_with_mixed_timeouts_fire_in_time_or_not_at_all_once_dropped() {
         let wheel = Deadlines::new(Handle::current());
         let mut entries = Vec::new();
         for i in 0..500u64 {
@@ -502,36 +597,65 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(3)).await;
             }
             let timeout = Duration::from_millis((i * 389) % 998);
-            let probe = Probe::new();
-            wheel.insert(timeout, probe.clone());
-            entries.push((Instant::now() + timeout, probe));
+            entries.push((Instant::now() + timeout, Some(waiting(&wheel, timeout))));
         }
-        // Every third entry that has not fired yet completes and is taken out: most of them
-        // are in buckets by now, the last ones still young.
-        let removed: Vec<bool> = entries
+        let probes: Vec<Arc<Probe>> = entries
             .iter()
-            .enumerate()
-            .map(|(i, (_, probe))| {
-                let remove = i % 3 == 0 && probe.fired().is_none();
-                if remove {
-                    wheel.remove(&**probe);
-                }
-                remove
-            })
+            .map(|(_, w)| w.as_ref().unwrap().entry().clone())
             .collect();
+        // Every third entry that has not fired yet completes and is dropped: most of them are
+        // in buckets by now, the last ones still young.
+        let mut removed = vec![false; entries.len()];
+        for (i, (_, w)) in entries.iter_mut().enumerate() {
+            if i % 3 == 0 && probes[i].fired().is_none() {
+                *w = None;
+                removed[i] = true;
+            }
+        }
         assert!(removed.iter().filter(|r| **r).count() > 100);
         until_idle(&wheel).await;
         assert_eq!(wheel.pending(), 0);
-        for (i, (deadline, probe)) in entries.iter().enumerate() {
-            match probe.fired() {
+        for (i, (deadline, _)) in entries.iter().enumerate() {
+            match probes[i].fired() {
                 None => assert!(removed[i], "entry {i} never fired"),
                 Some(fired) => {
-                    assert!(!removed[i], "entry {i} fired after it was removed");
+                    assert!(!removed[i], "entry {i} fired after it was dropped");
                     assert!(fired >= *deadline, "entry {i} fired early");
                     assert!(fired <= *deadline + GRANULARITY, "entry {i} fired late");
                 }
             }
-            assert_eq!(Arc::strong_count(probe), 1, "the wheel kept entry {i}");
+        }
+        drop(entries);
+        for (i, p) in probes.iter().enumerate() {
+            assert_eq!(Arc::strong_count(p), 1, "entry {i} is still held");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_dropped_while_the_reaper_expires_them_are_each_expired_at_most_once() {
+        // On real time and two workers: tasks drop their entries around the moment the reaper
+        // expires them, so a drop often waits for the reaper's lock while it expires the very
+        // entry being dropped. Each entry fires at most once, and none is held afterwards.
+        let wheel = Deadlines::new(Handle::current());
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..400u64 {
+            let wheel = wheel.clone();
+            tasks.spawn(async move {
+                let w = waiting(&wheel, Duration::from_millis(i % 3));
+                let probe = w.entry().clone();
+                tokio::time::sleep(Duration::from_micros(9_000 + (i * 37) % 3_000)).await;
+                drop(w);
+                probe
+            });
+        }
+        let mut probes = Vec::new();
+        while let Some(p) = tasks.join_next().await {
+            probes.push(p.unwrap());
+        }
+        until_idle(&wheel).await;
+        assert_eq!(wheel.pending(), 0);
+        for p in &probes {
+            assert_eq!(Arc::strong_count(p), 1);
         }
     }
 }
