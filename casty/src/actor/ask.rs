@@ -1,13 +1,13 @@
 //! The ask pattern: a request whose reply is awaited.
 //!
-//! `ask` makes a one-shot reply slot ([`AskCell`]), wraps it in an `ActorRef<R>` (a [`Promise`]
-//! target), lets the caller build the request around it, and awaits the reply with a deadline
+//! `ask` makes a one-shot reply slot ([`AskCell`]), wraps it in an `ActorRef<R>` (the cell is
+//! the ref's target), lets the caller build the request around it, and awaits the reply with a deadline
 //! (L9). The ask fails at once, without waiting for the deadline, when the target is already
 //! stopped or when every copy of the reply ref has been dropped (the request was discarded, so no
 //! reply can come). A reply that arrives after the deadline becomes a dead letter addressed to the
 //! ask's temporary path (`/_temp/ask-<uid>`).
 //!
-//! What one ask costs: two small allocations (the slot, a lock-free one-shot channel, and the
+//! What one ask costs: one small allocation (the cell: a lock-free one-shot channel, and the
 //! reply ref's target) and, only if the reply is not there at the first look, an entry in the
 //! system's coarse deadline wheel (see [`crate::actor::deadlines`]) instead of a tokio timer: one
 //! short critical section to put it in and one to take it out, with no clock read and no
@@ -16,11 +16,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::actor::actor_ref::{ActorRef, NotDelivered, RefTarget, TellError};
+use crate::actor::actor_ref::{ActorRef, NotDelivered, RefCount, RefTarget, TellError};
 use crate::actor::deadlines::{Expire, Place, Waiting};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::path::{next_uid, ActorPath};
@@ -98,7 +99,10 @@ pub enum AskError {
     },
 }
 
-/// The reply slot of one ask, with what the deadline wheel and remoting need beside it.
+/// The reply slot of one ask, with what the deadline wheel and remoting need beside it. It is
+/// also the target of the ask's reply ref: one allocation per ask. It counts the refs to it
+/// apart from the asker's own `Arc`: when the last ref is dropped, the slot closes, no reply can
+/// come, and the asker fails at once with [`AskError::NoReply`].
 pub(crate) struct AskCell<R> {
     slot: ReplySlot<R>,
     /// Set, before the slot is closed, when the ask is failed early because the target's node
@@ -106,14 +110,23 @@ pub(crate) struct AskCell<R> {
     down: OnceLock<NodeDown>,
     /// The slot's place in the deadline wheel.
     place: Place,
+    /// How many refs to the cell (copies of the reply ref) are alive.
+    refs: AtomicUsize,
+    system: Arc<SystemInner>,
+    /// `/_temp/ask-<uid>`, made on first use.
+    path: OnceLock<ActorPath>,
 }
 
 impl<R> AskCell<R> {
-    pub(crate) fn new() -> Self {
+    /// A cell with one ref to it, which the caller makes with [`ActorRef::from_target`].
+    pub(crate) fn new(system: Arc<SystemInner>) -> Self {
         AskCell {
             slot: ReplySlot::new(),
             down: OnceLock::new(),
             place: Place::new(),
+            refs: AtomicUsize::new(1),
+            system,
+            path: OnceLock::new(),
         }
     }
 
@@ -133,22 +146,21 @@ impl<R: Send> Expire for AskCell<R> {
     }
 }
 
-/// The target of an ask's reply ref. When the last copy of the ref is dropped, the slot closes:
-/// no reply can come, and the asker fails at once with [`AskError::NoReply`].
-pub(crate) struct Promise<R> {
-    cell: Arc<AskCell<R>>,
-    system: Arc<SystemInner>,
-    /// `/_temp/ask-<uid>`, made on first use.
-    path: OnceLock<ActorPath>,
-}
+impl<R: Send> RefCount for AskCell<R> {
+    fn ref_cloned(&self) {
+        // A copy is made from a live ref, so the count is above zero and stays so.
+        self.refs.fetch_add(1, Ordering::Relaxed);
+    }
 
-impl<R> Drop for Promise<R> {
-    fn drop(&mut self) {
-        self.cell.slot.close(CLOSED);
+    fn ref_dropped(&self) {
+        // Acquire-release, so that whatever the other refs did happens before the close.
+        if self.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.slot.close(CLOSED);
+        }
     }
 }
 
-impl<R: Send + 'static> RefTarget<R> for Promise<R> {
+impl<R: Send + 'static> RefTarget<R> for AskCell<R> {
     fn path(&self) -> &ActorPath {
         self.path.get_or_init(|| {
             let uid = next_uid();
@@ -161,11 +173,11 @@ impl<R: Send + 'static> RefTarget<R> for Promise<R> {
     }
 
     fn is_closed(&self) -> bool {
-        !self.cell.is_open()
+        !self.is_open()
     }
 
     fn deliver(&self, msg: R) -> Result<(), TellError<R>> {
-        self.cell.slot.put(msg).map_err(|m| {
+        self.slot.put(msg).map_err(|m| {
             self.system
                 .dead_letter_typed::<R>(self.path(), DeadLetterReason::RecipientGone);
             TellError::Closed(m)
@@ -283,13 +295,10 @@ where
     M: Send + 'static,
     R: Send + 'static,
 {
-    let cell = Arc::new(AskCell::new());
-    // Only the reply ref keeps the promise: a request dropped without a reply fails at once (L9).
-    let reply_ref = ActorRef::from_target(Arc::new(Promise {
-        cell: cell.clone(),
-        system: system.clone(),
-        path: OnceLock::new(),
-    }));
+    let cell = Arc::new(AskCell::new(system.clone()));
+    // The reply ref is counted apart from `cell`: a request dropped without a reply fails at
+    // once (L9).
+    let reply_ref = ActorRef::from_target(cell.clone());
     if let (Some(node), Some(provider)) = (target.remote_node(), system.wire.get()) {
         let weak = Arc::downgrade(&cell);
         provider.on_node_down(
@@ -471,6 +480,39 @@ mod tests {
         let got = system.ask(&sink, |r| r, Duration::from_secs(60)).await;
         assert_eq!(got, Err(AskError::NoReply));
         assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(system.inner().deadlines.pending(), 0);
+        system.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ask_fails_with_no_reply_only_once_every_copy_of_its_reply_ref_is_dropped() {
+        let system = ActorSystem::new("asks");
+        let (refs_tx, mut refs) = tokio::sync::mpsc::unbounded_channel::<ActorRef<u64>>();
+        let keeper = system
+            .spawn(
+                Behaviors::receive_message(move |r: ActorRef<u64>| {
+                    // Keeps a copy and a narrowed view, and drops the original.
+                    let _ = refs_tx.send(r.clone());
+                    let _ = refs_tx.send(r.narrow::<u64>());
+                    Behaviors::same()
+                }),
+                "keeper",
+            )
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        let mut ask = {
+            let (system, keeper) = (system.clone(), keeper.clone());
+            tokio::spawn(async move { system.ask(&keeper, |r| r, Duration::from_secs(60)).await })
+        };
+        let copy = refs.recv().await.unwrap();
+        let view = refs.recv().await.unwrap();
+        drop(copy);
+        // The narrowed view still holds the reply ref: the ask goes on waiting.
+        let waited = tokio::time::timeout(Duration::from_secs(10), &mut ask).await;
+        assert!(waited.is_err(), "the ask ended while a copy was alive");
+        drop(view);
+        assert_eq!(ask.await.unwrap(), Err(AskError::NoReply));
+        assert!(start.elapsed() < Duration::from_secs(11));
         assert_eq!(system.inner().deadlines.pending(), 0);
         system.shutdown().await;
     }
