@@ -295,7 +295,7 @@ mod tests {
         let drops = Arc::new(AtomicUsize::new(0));
         let slot = ReplySlot::new();
         assert!(slot.put(Counted(drops.clone())).is_ok());
-        let back = slot.put(Counted(drops.clone())).err().expect("refused");
+        let back = slot.put(Counted(drops.clone())).expect_err("refused");
         assert_eq!(drops.load(Ordering::SeqCst), 0);
         drop(back);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
