@@ -18,14 +18,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::actor::actor_ref::{ActorRef, NotDelivered, RefCount, RefTarget, TellError};
 use crate::actor::deadlines::{Expire, Place, Waiting};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::path::{next_uid, ActorPath};
-use crate::actor::reply_slot::{Ended, ReplySlot, CLOSED, TIMED_OUT};
+use crate::actor::reply_slot::{Closed, Ended, ReplySlot, CLOSED, TIMED_OUT};
 use crate::actor::system::SystemInner;
 use crate::actor::wire::NodeDown;
 
@@ -137,8 +137,11 @@ impl<R> AskCell<R> {
 }
 
 impl<R: Send> Expire for AskCell<R> {
-    fn expire(&self) {
-        self.slot.close(TIMED_OUT);
+    fn expire(&self) -> Option<Waker> {
+        match self.slot.close_deferred(TIMED_OUT) {
+            Closed::Yes(waker) => waker,
+            Closed::No => None,
+        }
     }
 
     fn place(&self) -> &Place {

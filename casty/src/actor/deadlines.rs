@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -84,8 +85,9 @@ impl Place {
 
 /// Something with a deadline in the wheel (an ask's reply slot).
 pub(crate) trait Expire: Send + Sync {
-    /// The deadline has passed.
-    fn expire(&self);
+    /// The deadline has passed. Called under the wheel's lock, so it must not wake anything
+    /// there: it returns the waker to wake once the lock is released.
+    fn expire(&self) -> Option<Waker>;
     /// Where the entry is in the wheel.
     fn place(&self) -> &Place;
 }
@@ -336,6 +338,7 @@ impl Deadlines {
     /// bucket, and ends when the wheel is empty.
     async fn reap(self: Arc<Self>) {
         loop {
+            let mut wakers = Vec::new();
             let (wake_at, end) = {
                 let mut wheel = self.wheel();
                 // Read under the lock: every young entry was put in before it.
@@ -346,11 +349,11 @@ impl Deadlines {
                 }
                 let due = wheel.take_due(self.tick_at_or_before(now));
                 wheel.pending -= due.len();
-                // Expired under the lock, which keeps each entry valid (see `Entry::expire`).
-                // Expiring wakes an asker and takes no lock of the wheel.
+                // Expired under the lock, which keeps each entry valid (see `Entry::expire`); the
+                // askers are woken after it is released, so that no waker runs under it.
                 for e in &due {
                     e.get().place().set(YOUNG, NOWHERE);
-                    e.get().expire();
+                    wakers.extend(e.get().expire());
                 }
                 let next = wheel.next_due().and_then(|t| self.instant_of(t));
                 let wake_at = match (next, wheel.stamp_at) {
@@ -366,6 +369,9 @@ impl Deadlines {
                 }
                 (wake_at, end)
             };
+            for w in wakers {
+                w.wake();
+            }
             if end {
                 return;
             }
@@ -430,10 +436,11 @@ impl<T: Expire + 'static> Drop for Waiting<'_, T> {
 mod tests {
     use super::*;
 
-    /// An entry that records when it expired.
+    /// An entry that records when it expired, and hands back `waker` to be woken then.
     struct Probe {
         fired: Mutex<Option<Instant>>,
         place: Place,
+        waker: Mutex<Option<Waker>>,
     }
 
     impl Probe {
@@ -441,6 +448,7 @@ mod tests {
             Arc::new(Probe {
                 fired: Mutex::new(None),
                 place: Place::new(),
+                waker: Mutex::new(None),
             })
         }
 
@@ -450,10 +458,11 @@ mod tests {
     }
 
     impl Expire for Probe {
-        fn expire(&self) {
+        fn expire(&self) -> Option<Waker> {
             let mut f = self.fired.lock().unwrap();
             assert!(f.is_none(), "an entry expired twice");
             *f = Some(Instant::now());
+            self.waker.lock().unwrap().take()
         }
 
         fn place(&self) -> &Place {
@@ -657,5 +666,35 @@ mod tests {
         for p in &probes {
             assert_eq!(Arc::strong_count(p), 1);
         }
+    }
+
+    /// A waker that, when woken, looks into the wheel (takes its lock) and counts.
+    struct LooksIntoTheWheel {
+        wheel: Arc<Deadlines>,
+        woken: std::sync::atomic::AtomicUsize,
+    }
+
+    impl std::task::Wake for LooksIntoTheWheel {
+        fn wake(self: Arc<Self>) {
+            let _ = self.wheel.pending();
+            self.woken.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_entry_s_waker_runs_after_the_wheel_s_lock_is_released() {
+        // A waker that takes the wheel's lock would deadlock if it were woken under it.
+        let wheel = Deadlines::new(Handle::current());
+        let looks = Arc::new(LooksIntoTheWheel {
+            wheel: wheel.clone(),
+            woken: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let w = Waiting::new(&wheel, Probe::new());
+        *w.entry().waker.lock().unwrap() = Some(Waker::from(looks.clone()));
+        let mut w = w;
+        w.wait(Duration::from_millis(5));
+        until_idle(&wheel).await;
+        assert!(w.entry().fired().is_some());
+        assert_eq!(looks.woken.load(Ordering::SeqCst), 1);
     }
 }

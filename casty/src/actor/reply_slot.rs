@@ -47,6 +47,14 @@ fn phase(state: u8) -> u8 {
     state & !WAKER
 }
 
+/// Whether [`ReplySlot::close_deferred`] closed the slot, with the asker's waker to wake if so.
+pub(crate) enum Closed {
+    /// The slot had ended already, or a reply is on its way.
+    No,
+    /// Closed; the asker's waker, if it was waiting.
+    Yes(Option<Waker>),
+}
+
 /// How a slot ended without a reply for its asker.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Ended {
@@ -116,11 +124,25 @@ impl<R> ReplySlot<R> {
     /// Ends the slot without a reply (`why` is [`CLOSED`] or [`TIMED_OUT`]) unless it has a reply
     /// or one is on its way, and wakes the asker. Returns whether it did.
     pub(crate) fn close(&self, why: u8) -> bool {
+        match self.close_deferred(why) {
+            Closed::No => false,
+            Closed::Yes(waker) => {
+                if let Some(w) = waker {
+                    w.wake();
+                }
+                true
+            }
+        }
+    }
+
+    /// Like [`ReplySlot::close`], but hands back the asker's waker (if it was waiting) instead of
+    /// waking it, for a caller that must not run a waker where it is (under a lock).
+    pub(crate) fn close_deferred(&self, why: u8) -> Closed {
         debug_assert!(why == CLOSED || why == TIMED_OUT);
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             if phase(current) != OPEN {
-                return false;
+                return Closed::No;
             }
             match self.state.compare_exchange_weak(
                 current,
@@ -133,21 +155,27 @@ impl<R> ReplySlot<R> {
             }
         }
         if current & WAKER != 0 {
-            self.wake();
+            Closed::Yes(self.take_waker())
+        } else {
+            Closed::Yes(None)
         }
-        true
     }
 
     /// Wakes the asker. Called only by the party that ended the slot, after seeing `WAKER` in the
     /// state it replaced.
     fn wake(&self) {
+        if let Some(w) = self.take_waker() {
+            w.wake();
+        }
+    }
+
+    /// Takes the asker's waker out. Called only by the party that ended the slot, after seeing
+    /// `WAKER` in the state it replaced.
+    fn take_waker(&self) -> Option<Waker> {
         // SAFETY: the asker wrote its waker before setting `WAKER` (release), and the caller's
         // read-modify-write saw `WAKER` set (acquire). The asker touches the cell again only
         // after clearing `WAKER` and finding the slot still open, which it no longer is.
-        let waker = unsafe { (*self.waker.get()).take() };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        unsafe { (*self.waker.get()).take() }
     }
 
     /// Whether a reply can still come.
