@@ -124,11 +124,11 @@ impl<R> ReplySlot<R> {
     /// Ends the slot without a reply (`why` is [`CLOSED`] or [`TIMED_OUT`]) unless it has a reply
     /// or one is on its way, and wakes the asker. Returns whether it did.
     pub(crate) fn close(&self, why: u8) -> bool {
-        match self.close_deferred(why) {
-            Closed::No => false,
-            Closed::Yes(waker) => {
-                if let Some(w) = waker {
-                    w.wake();
+        match self.end(why) {
+            None => false,
+            Some(replaced) => {
+                if replaced & WAKER != 0 {
+                    self.wake();
                 }
                 true
             }
@@ -138,11 +138,21 @@ impl<R> ReplySlot<R> {
     /// Like [`ReplySlot::close`], but hands back the asker's waker (if it was waiting) instead of
     /// waking it, for a caller that must not run a waker where it is (under a lock).
     pub(crate) fn close_deferred(&self, why: u8) -> Closed {
+        match self.end(why) {
+            None => Closed::No,
+            Some(replaced) if replaced & WAKER != 0 => Closed::Yes(self.take_waker()),
+            Some(_) => Closed::Yes(None),
+        }
+    }
+
+    /// Moves the slot from open to `why`, if it is open; returns the state it replaced.
+    #[inline]
+    fn end(&self, why: u8) -> Option<u8> {
         debug_assert!(why == CLOSED || why == TIMED_OUT);
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             if phase(current) != OPEN {
-                return Closed::No;
+                return None;
             }
             match self.state.compare_exchange_weak(
                 current,
@@ -150,14 +160,9 @@ impl<R> ReplySlot<R> {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => break,
+                Ok(_) => return Some(current),
                 Err(actual) => current = actual,
             }
-        }
-        if current & WAKER != 0 {
-            Closed::Yes(self.take_waker())
-        } else {
-            Closed::Yes(None)
         }
     }
 
