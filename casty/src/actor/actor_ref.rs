@@ -22,7 +22,18 @@ use crate::actor::wire::RouteError;
 
 /// Something other than a local mailbox that a ref can point at (an ask's reply slot, a test
 /// probe, a remote actor).
-pub(crate) trait RefTarget<M>: Send + Sync + 'static {
+/// Told when a ref to a target is copied or dropped, so that a target can count the refs to it
+/// apart from other holders of its `Arc` (an ask's reply slot, which its asker also holds,
+/// closes when the last ref to it is dropped). A trait of its own, not generic over the message
+/// type, so that `ActorRef`'s `Clone` and `Drop` can reach it for any message type.
+pub(crate) trait RefCount: Send + Sync {
+    /// A ref to this target was copied.
+    fn ref_cloned(&self) {}
+    /// A ref to this target was dropped.
+    fn ref_dropped(&self) {}
+}
+
+pub(crate) trait RefTarget<M>: RefCount + Send + Sync + 'static {
     fn path(&self) -> &ActorPath;
     /// The system this target belongs to: where an ask through the ref keeps its reply slot
     /// and publishes its dead letters (for a remote target, the local system that reaches it).
@@ -270,26 +281,28 @@ impl<M: Send + 'static> ActorRef<M> {
         }
     }
 
-    /// Delivers for an `ask` whose deadline is `deadline`: a remote target whose node's
-    /// outbound queue is full is given until the deadline to make room (as `send().await`
-    /// waits), then the request is delivered or refused as [`ActorRef::deliver_checked`] does.
-    pub(crate) async fn deliver_for_ask(
-        &self,
-        msg: M,
-        deadline: Option<tokio::time::Instant>,
-    ) -> Result<(), NotDelivered> {
+    /// Whether a request sent now could be refused only because there is no room for it yet:
+    /// a remote target whose node's outbound queue is full. Local refs always have room.
+    #[inline]
+    pub(crate) fn lacks_room(&self) -> bool {
+        match &self.inner {
+            RefInner::Local(_) => false,
+            RefInner::Target(t) => !t.has_room(),
+        }
+    }
+
+    /// For an `ask` whose deadline is `deadline`, after [`ActorRef::lacks_room`]: waits until
+    /// there may be room (as `send().await` waits), or until the deadline.
+    pub(crate) async fn room_until(&self, deadline: Option<tokio::time::Instant>) {
         if let RefInner::Target(t) = &self.inner {
-            if !t.has_room() {
-                match deadline {
-                    Some(d) => {
-                        let _ = tokio::time::timeout_at(d, t.room()).await;
-                    }
-                    // A timeout too long to be a point in time: wait as long as it takes.
-                    None => t.room().await,
+            match deadline {
+                Some(d) => {
+                    let _ = tokio::time::timeout_at(d, t.room()).await;
                 }
+                // A timeout too long to be a point in time: wait as long as it takes.
+                None => t.room().await,
             }
         }
-        self.deliver_checked(msg)
     }
 
     /// Delivers for an `ask`: like `tell`, but reports why the request was not delivered.
@@ -429,9 +442,21 @@ impl<M> Clone for ActorRef<M> {
     fn clone(&self) -> Self {
         let inner = match &self.inner {
             RefInner::Local(s) => RefInner::Local(s.clone()),
-            RefInner::Target(t) => RefInner::Target(t.clone()),
+            RefInner::Target(t) => {
+                t.ref_cloned();
+                RefInner::Target(t.clone())
+            }
         };
         ActorRef { inner }
+    }
+}
+
+impl<M> Drop for ActorRef<M> {
+    #[inline]
+    fn drop(&mut self) {
+        if let RefInner::Target(t) = &self.inner {
+            t.ref_dropped();
+        }
     }
 }
 
@@ -465,6 +490,8 @@ struct Narrowed<M, U> {
     inner: ActorRef<M>,
     _u: std::marker::PhantomData<fn(U)>,
 }
+
+impl<M: Send + 'static, U: Send> RefCount for Narrowed<M, U> {}
 
 impl<M: Send + 'static, U: Into<M> + Send + 'static> RefTarget<U> for Narrowed<M, U> {
     fn path(&self) -> &ActorPath {

@@ -1,31 +1,31 @@
 //! The ask pattern: a request whose reply is awaited.
 //!
-//! `ask` makes a one-shot reply slot ([`AskCell`]), wraps it in an `ActorRef<R>` (a [`Promise`]
-//! target), lets the caller build the request around it, and awaits the reply with a deadline
+//! `ask` makes a one-shot reply slot ([`AskCell`]), wraps it in an `ActorRef<R>` (the cell is
+//! the ref's target), lets the caller build the request around it, and awaits the reply with a deadline
 //! (L9). The ask fails at once, without waiting for the deadline, when the target is already
 //! stopped or when every copy of the reply ref has been dropped (the request was discarded, so no
 //! reply can come). A reply that arrives after the deadline becomes a dead letter addressed to the
 //! ask's temporary path (`/_temp/ask-<uid>`).
 //!
-//! What one ask costs: two small allocations (the slot, whose lock is never waited on, and the
+//! What one ask costs: one small allocation (the cell: a lock-free one-shot channel, and the
 //! reply ref's target) and, only if the reply is not there at the first look, an entry in the
 //! system's coarse deadline wheel (see [`crate::actor::deadlines`]) instead of a tokio timer: one
-//! short critical section to put it in and one to take it out. The temporary path is built only
-//! when something needs it (a dead letter, `Debug`, the wire).
+//! short critical section to put it in and one to take it out, with no clock read and no
+//! reference count for the wheel. The temporary path is built only when something needs it (a
+//! dead letter, `Debug`, the wire).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use atomic_waker::AtomicWaker;
-
-use crate::actor::actor_ref::{ActorRef, NotDelivered, RefTarget, TellError};
-use crate::actor::deadlines::{Deadlines, Expire};
+use crate::actor::actor_ref::{ActorRef, NotDelivered, RefCount, RefTarget, TellError};
+use crate::actor::deadlines::{Expire, Place, Waiting};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::path::{next_uid, ActorPath};
+use crate::actor::reply_slot::{Closed, Ended, ReplySlot, CLOSED, TIMED_OUT};
 use crate::actor::system::SystemInner;
 use crate::actor::wire::NodeDown;
 
@@ -99,122 +99,71 @@ pub enum AskError {
     },
 }
 
-/// The slot is open: no reply yet, and one may still come.
-const EMPTY: u8 = 0;
-/// A reply is being written into the slot.
-const WRITING: u8 = 1;
-/// The reply is in the slot.
-const FULL: u8 = 2;
-/// The asker took the reply.
-const TAKEN: u8 = 3;
-/// No reply can come any more: every reply ref was dropped, the target's node went down, or the
-/// asker gave up (its future was dropped).
-const CLOSED: u8 = 4;
-/// The deadline passed before a reply came.
-const TIMED_OUT: u8 = 5;
-
-/// The reply slot of one ask: a one-shot channel in a single allocation, shared by the asker and
-/// the reply ref.
-///
-/// The state moves `EMPTY → WRITING → FULL → TAKEN` for a reply, or `EMPTY → CLOSED` /
-/// `EMPTY → TIMED_OUT` for an ask that ends without one. Only the party that wins the move out of
-/// `EMPTY` (to write) or out of `FULL` (to read) touches `value`, one after the other, so its lock
-/// is never waited on: it is there only so that no `unsafe` is needed.
+/// The reply slot of one ask, with what the deadline wheel and remoting need beside it. It is
+/// also the target of the ask's reply ref: one allocation per ask. It counts the refs to it
+/// apart from the asker's own `Arc`: when the last ref is dropped, the slot closes, no reply can
+/// come, and the asker fails at once with [`AskError::NoReply`].
 pub(crate) struct AskCell<R> {
-    state: AtomicU8,
-    value: Mutex<Option<R>>,
-    waker: AtomicWaker,
+    slot: ReplySlot<R>,
     /// Set, before the slot is closed, when the ask is failed early because the target's node
     /// is down.
     down: OnceLock<NodeDown>,
     /// The slot's place in the deadline wheel.
-    position: AtomicUsize,
-}
-
-impl<R> AskCell<R> {
-    pub(crate) fn new() -> Self {
-        AskCell {
-            state: AtomicU8::new(EMPTY),
-            value: Mutex::new(None),
-            waker: AtomicWaker::new(),
-            down: OnceLock::new(),
-            position: AtomicUsize::new(usize::MAX),
-        }
-    }
-
-    fn value(&self) -> std::sync::MutexGuard<'_, Option<R>> {
-        self.value.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Puts the reply in and wakes the asker; hands the reply back if the ask is over (or
-    /// already has its reply).
-    pub(crate) fn put(&self, reply: R) -> Result<(), R> {
-        if self
-            .state
-            .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return Err(reply);
-        }
-        *self.value() = Some(reply);
-        self.state.store(FULL, Ordering::Release);
-        self.waker.wake();
-        Ok(())
-    }
-
-    /// Takes the reply, if it is in.
-    pub(crate) fn take(&self) -> Option<R> {
-        self.state
-            .compare_exchange(FULL, TAKEN, Ordering::Acquire, Ordering::Relaxed)
-            .ok()?;
-        self.value().take()
-    }
-
-    /// Ends the ask without a reply (`why` is [`CLOSED`] or [`TIMED_OUT`]) unless a reply is in
-    /// or on its way. Returns whether it did.
-    fn close(&self, why: u8) -> bool {
-        let closed = self
-            .state
-            .compare_exchange(EMPTY, why, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if closed {
-            self.waker.wake();
-        }
-        closed
-    }
-
-    /// Whether a reply can still come.
-    pub(crate) fn is_open(&self) -> bool {
-        self.state.load(Ordering::Acquire) == EMPTY
-    }
-}
-
-impl<R: Send> Expire for AskCell<R> {
-    fn expire(&self) {
-        self.close(TIMED_OUT);
-    }
-
-    fn position(&self) -> &AtomicUsize {
-        &self.position
-    }
-}
-
-/// The target of an ask's reply ref. When the last copy of the ref is dropped, the slot closes:
-/// no reply can come, and the asker fails at once with [`AskError::NoReply`].
-pub(crate) struct Promise<R> {
-    cell: Arc<AskCell<R>>,
+    place: Place,
+    /// How many refs to the cell (copies of the reply ref) are alive.
+    refs: AtomicUsize,
     system: Arc<SystemInner>,
     /// `/_temp/ask-<uid>`, made on first use.
     path: OnceLock<ActorPath>,
 }
 
-impl<R> Drop for Promise<R> {
-    fn drop(&mut self) {
-        self.cell.close(CLOSED);
+impl<R> AskCell<R> {
+    /// A cell with one ref to it, which the caller makes with [`ActorRef::from_target`].
+    pub(crate) fn new(system: Arc<SystemInner>) -> Self {
+        AskCell {
+            slot: ReplySlot::new(),
+            down: OnceLock::new(),
+            place: Place::new(),
+            refs: AtomicUsize::new(1),
+            system,
+            path: OnceLock::new(),
+        }
+    }
+
+    /// Whether a reply can still come.
+    pub(crate) fn is_open(&self) -> bool {
+        self.slot.is_open()
     }
 }
 
-impl<R: Send + 'static> RefTarget<R> for Promise<R> {
+impl<R: Send> Expire for AskCell<R> {
+    fn expire(&self) -> Option<Waker> {
+        match self.slot.close_deferred(TIMED_OUT) {
+            Closed::Yes(waker) => waker,
+            Closed::No => None,
+        }
+    }
+
+    fn place(&self) -> &Place {
+        &self.place
+    }
+}
+
+impl<R: Send> RefCount for AskCell<R> {
+    fn ref_cloned(&self) {
+        // A copy is made from a live ref, so the count is above zero and stays so.
+        self.refs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn ref_dropped(&self) {
+        // Acquire-release, so that whatever the other refs did happens before the close.
+        if self.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.slot.close(CLOSED);
+        }
+    }
+}
+
+impl<R: Send + 'static> RefTarget<R> for AskCell<R> {
     fn path(&self) -> &ActorPath {
         self.path.get_or_init(|| {
             let uid = next_uid();
@@ -227,11 +176,11 @@ impl<R: Send + 'static> RefTarget<R> for Promise<R> {
     }
 
     fn is_closed(&self) -> bool {
-        !self.cell.is_open()
+        !self.is_open()
     }
 
     fn deliver(&self, msg: R) -> Result<(), TellError<R>> {
-        self.cell.put(msg).map_err(|m| {
+        self.slot.put(msg).map_err(|m| {
             self.system
                 .dead_letter_typed::<R>(self.path(), DeadLetterReason::RecipientGone);
             TellError::Closed(m)
@@ -239,23 +188,19 @@ impl<R: Send + 'static> RefTarget<R> for Promise<R> {
     }
 }
 
-/// How the wait for a reply ended without one.
-enum NoReply {
-    /// The slot closed (see [`CLOSED`]).
-    Closed,
-    TimedOut,
-}
-
 /// The asker's side of an ask: waits for the reply, putting the slot in the deadline wheel only
 /// if it has to wait. Dropping it takes the slot out of the wheel and closes it, so a reply that
 /// comes afterwards is a dead letter.
 struct Reply<'a, R: Send + 'static> {
-    cell: Arc<AskCell<R>>,
-    wheel: &'a Arc<Deadlines>,
-    /// `None` when the deadline is too far away to ever come.
-    deadline: Option<tokio::time::Instant>,
-    /// The wheel tick the slot waits in, once it does.
-    tick: Option<u64>,
+    cell: Waiting<'a, AskCell<R>>,
+    timeout: Duration,
+}
+
+/// How an ask ended without a reply.
+enum NoReply {
+    /// The slot was closed; with why, if the target's node went down.
+    Closed(Option<NodeDown>),
+    TimedOut,
 }
 
 impl<R: Send + 'static> Future for Reply<'_, R> {
@@ -263,25 +208,15 @@ impl<R: Send + 'static> Future for Reply<'_, R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(r) = this.cell.take() {
-            return Poll::Ready(Ok(r));
-        }
-        this.cell.waker.register(cx.waker());
-        match this.cell.state.load(Ordering::Acquire) {
-            FULL => match this.cell.take() {
-                Some(r) => Poll::Ready(Ok(r)),
-                None => Poll::Ready(Err(NoReply::Closed)),
-            },
-            CLOSED | TAKEN => Poll::Ready(Err(NoReply::Closed)),
-            TIMED_OUT => Poll::Ready(Err(NoReply::TimedOut)),
-            // EMPTY, or WRITING: the writer wakes us once the reply is in.
-            _ => {
-                if this.tick.is_none() {
-                    if let Some(deadline) = this.deadline {
-                        let entry: Arc<dyn Expire> = this.cell.clone();
-                        this.tick = this.wheel.insert(deadline, entry);
-                    }
-                }
+        let cell = this.cell.entry();
+        match cell.slot.poll_take(cx) {
+            Poll::Ready(Ok(r)) => Poll::Ready(Ok(r)),
+            Poll::Ready(Err(Ended::Closed)) => {
+                Poll::Ready(Err(NoReply::Closed(cell.down.get().cloned())))
+            }
+            Poll::Ready(Err(Ended::TimedOut)) => Poll::Ready(Err(NoReply::TimedOut)),
+            Poll::Pending => {
+                this.cell.wait(this.timeout);
                 Poll::Pending
             }
         }
@@ -290,10 +225,8 @@ impl<R: Send + 'static> Future for Reply<'_, R> {
 
 impl<R: Send + 'static> Drop for Reply<'_, R> {
     fn drop(&mut self) {
-        if let Some(tick) = self.tick.take() {
-            self.wheel.remove(tick, &*self.cell);
-        }
-        self.cell.close(CLOSED);
+        // Before `cell` is dropped, which takes the slot out of the wheel.
+        self.cell.entry().slot.close(CLOSED);
     }
 }
 
@@ -365,14 +298,10 @@ where
     M: Send + 'static,
     R: Send + 'static,
 {
-    let deadline = tokio::time::Instant::now().checked_add(timeout);
-    let cell = Arc::new(AskCell::new());
-    // Only the reply ref keeps the promise: a request dropped without a reply fails at once (L9).
-    let reply_ref = ActorRef::from_target(Arc::new(Promise {
-        cell: cell.clone(),
-        system: system.clone(),
-        path: OnceLock::new(),
-    }));
+    let cell = Arc::new(AskCell::new(system.clone()));
+    // The reply ref is counted apart from `cell`: a request dropped without a reply fails at
+    // once (L9).
+    let reply_ref = ActorRef::from_target(cell.clone());
     if let (Some(node), Some(provider)) = (target.remote_node(), system.wire.get()) {
         let weak = Arc::downgrade(&cell);
         provider.on_node_down(
@@ -383,14 +312,14 @@ where
                 };
                 if let Some(why) = why {
                     let _ = cell.down.set(why.clone());
-                    cell.close(CLOSED);
+                    cell.slot.close(CLOSED);
                 }
                 cell.is_open()
             }),
         );
     }
-    let failed_early = |down: &OnceLock<NodeDown>| {
-        down.get().map(|why| match why {
+    let failed_early = |down: Option<&NodeDown>| {
+        down.map(|why| match why {
             NodeDown::Unreachable => AskError::Unreachable(target.path().address()),
             NodeDown::Refused(reason) => AskError::Refused {
                 node: format!("casty://{}", target.path().system_name()),
@@ -401,25 +330,34 @@ where
             }
         })
     };
-    let msg = make(reply_ref);
-    match target.deliver_for_ask(msg, deadline).await {
+    // A remote target whose node's outbound queue is full is given until the deadline to make
+    // room. The request is built only then, so that it never waits inside this future.
+    // The time left for the reply: all of it, unless the request had to wait for room.
+    let mut left = timeout;
+    if target.lacks_room() {
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
+        // Boxed: the wait holds a timer, which would otherwise make every ask's future larger.
+        Box::pin(target.room_until(deadline)).await;
+        if let Some(deadline) = deadline {
+            left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        }
+    }
+    match target.deliver_checked(make(reply_ref)) {
         Ok(()) => {}
         Err(_) if cell.down.get().is_some() => {
-            return Err(failed_early(&cell.down).unwrap_or(AskError::NoReply))
+            return Err(failed_early(cell.down.get()).unwrap_or(AskError::NoReply))
         }
         Err(NotDelivered::Closed) => return Err(AskError::Terminated(target.path().to_string())),
         Err(NotDelivered::Full) => return Err(AskError::MailboxFull(target.path().to_string())),
         Err(NotDelivered::Route(e)) => return Err(e.ask_error(target.path())),
     }
     let reply = Reply {
-        cell: cell.clone(),
-        wheel: &system.deadlines,
-        deadline,
-        tick: None,
+        cell: Waiting::new(&system.deadlines, cell),
+        timeout: left,
     };
     match reply.await {
         Ok(r) => Ok(r),
-        Err(NoReply::Closed) => Err(failed_early(&cell.down).unwrap_or(AskError::NoReply)),
+        Err(NoReply::Closed(down)) => Err(failed_early(down.as_ref()).unwrap_or(AskError::NoReply)),
         Err(NoReply::TimedOut) => Err(AskError::Timeout(timeout)),
     }
 }
@@ -429,74 +367,7 @@ mod tests {
     use super::*;
     use crate::actor::deadlines::GRANULARITY;
     use crate::{ActorSystem, Behaviors, DeadLetter};
-    use std::sync::atomic::AtomicUsize;
-
-    /// Counts how many times values made with it were dropped.
-    struct Counted(Arc<AtomicUsize>);
-
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    #[test]
-    fn a_reply_put_and_never_taken_is_dropped_once_with_the_slot() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let cell = AskCell::new();
-        assert!(cell.put(Counted(drops.clone())).is_ok());
-        assert!(!cell.is_open());
-        assert_eq!(drops.load(Ordering::SeqCst), 0);
-        drop(cell);
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn a_taken_reply_belongs_to_the_taker_and_is_not_dropped_again() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let cell = AskCell::new();
-        assert!(cell.put(Counted(drops.clone())).is_ok());
-        let reply = cell.take().expect("the reply is in");
-        assert!(cell.take().is_none(), "a reply is taken only once");
-        drop(cell);
-        assert_eq!(drops.load(Ordering::SeqCst), 0);
-        drop(reply);
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn a_closed_or_answered_slot_hands_a_later_reply_back() {
-        let closed = AskCell::new();
-        assert!(closed.close(CLOSED));
-        assert!(!closed.close(TIMED_OUT), "a closed slot stays closed");
-        assert_eq!(closed.put(5u8), Err(5));
-        assert_eq!(closed.take(), None);
-
-        let answered = AskCell::new();
-        assert_eq!(answered.put(1u8), Ok(()));
-        assert_eq!(answered.put(2u8), Err(2), "only the first reply counts");
-        assert!(
-            !answered.close(TIMED_OUT),
-            "an answered ask does not time out"
-        );
-        assert_eq!(answered.take(), Some(1));
-    }
-
-    #[test]
-    fn zero_sized_and_over_aligned_replies_go_through() {
-        let unit = AskCell::new();
-        assert_eq!(unit.put(()), Ok(()));
-        assert_eq!(unit.take(), Some(()));
-
-        #[derive(Debug, PartialEq)]
-        #[repr(align(64))]
-        struct Wide([u8; 3]);
-        let wide = AskCell::new();
-        assert_eq!(wide.put(Wide([1, 2, 3])), Ok(()));
-        let back = wide.take().unwrap();
-        assert_eq!(back, Wide([1, 2, 3]));
-        assert_eq!(std::ptr::from_ref(&back) as usize % 64, 0);
-    }
+    use std::sync::Mutex;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_completed_ask_leaves_nothing_in_the_deadline_wheel() {
@@ -612,6 +483,39 @@ mod tests {
         let got = system.ask(&sink, |r| r, Duration::from_secs(60)).await;
         assert_eq!(got, Err(AskError::NoReply));
         assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(system.inner().deadlines.pending(), 0);
+        system.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ask_fails_with_no_reply_only_once_every_copy_of_its_reply_ref_is_dropped() {
+        let system = ActorSystem::new("asks");
+        let (refs_tx, mut refs) = tokio::sync::mpsc::unbounded_channel::<ActorRef<u64>>();
+        let keeper = system
+            .spawn(
+                Behaviors::receive_message(move |r: ActorRef<u64>| {
+                    // Keeps a copy and a narrowed view, and drops the original.
+                    let _ = refs_tx.send(r.clone());
+                    let _ = refs_tx.send(r.narrow::<u64>());
+                    Behaviors::same()
+                }),
+                "keeper",
+            )
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        let mut ask = {
+            let (system, keeper) = (system.clone(), keeper.clone());
+            tokio::spawn(async move { system.ask(&keeper, |r| r, Duration::from_secs(60)).await })
+        };
+        let copy = refs.recv().await.unwrap();
+        let view = refs.recv().await.unwrap();
+        drop(copy);
+        // The narrowed view still holds the reply ref: the ask goes on waiting.
+        let waited = tokio::time::timeout(Duration::from_secs(10), &mut ask).await;
+        assert!(waited.is_err(), "the ask ended while a copy was alive");
+        drop(view);
+        assert_eq!(ask.await.unwrap(), Err(AskError::NoReply));
+        assert!(start.elapsed() < Duration::from_secs(11));
         assert_eq!(system.inner().deadlines.pending(), 0);
         system.shutdown().await;
     }

@@ -19,8 +19,8 @@
 //! compare-and-swap on the unchanged index succeeds, and the block is stored before the index
 //! enters its lap.
 //!
-//! This module and `handler_box` are the crate's only `unsafe` code; each block says why it is
-//! sound, and the tests below exercise order, drops of what is left, zero-sized messages, many
+//! This module, `handler_box`, `reply_slot` and `deadlines` are the crate's only `unsafe` code;
+//! each block says why it is sound, and the tests below exercise order, drops of what is left, zero-sized messages, many
 //! producers, and consumers that come and go.
 
 #![allow(unsafe_code)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::actor::actor_ref::{ActorRef, RefTarget, TellError};
+use crate::actor::actor_ref::{ActorRef, RefCount, RefTarget, TellError};
 use crate::actor::path::ActorPath;
 use crate::actor::system::{ActorSystem, SystemInner};
 
@@ -116,6 +116,8 @@ impl DeadRef {
         DeadRef { path, system }
     }
 }
+
+impl RefCount for DeadRef {}
 
 impl<M: Send + 'static> RefTarget<M> for DeadRef {
     fn path(&self) -> &ActorPath {

@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::actor::actor_ref::{ActorRef, NotDelivered, Offer, RefInner, RefTarget, TellError};
+use crate::actor::actor_ref::{
+    ActorRef, NotDelivered, Offer, RefCount, RefInner, RefTarget, TellError,
+};
 use crate::actor::ask::AskError;
 use crate::actor::behavior::BoxFuture;
 use crate::actor::cell::{Watcher, WireError};
@@ -426,6 +428,8 @@ impl<M: Serialize + Send + 'static> RemoteRef<M> {
         }
     }
 }
+
+impl<M: Send> RefCount for RemoteRef<M> {}
 
 impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
     fn path(&self) -> &ActorPath {

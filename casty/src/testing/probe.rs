@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::actor::actor_ref::{ActorRef, RefTarget, TellError};
+use crate::actor::actor_ref::{ActorRef, RefCount, RefTarget, TellError};
 use crate::actor::cell::Watcher;
 use crate::actor::failure::Failure;
 use crate::actor::path::{next_uid, ActorPath};
@@ -16,6 +16,8 @@ struct ProbeTarget<M> {
     tx: mpsc::UnboundedSender<M>,
     system: Arc<SystemInner>,
 }
+
+impl<M: Send> RefCount for ProbeTarget<M> {}
 
 impl<M: Send + 'static> RefTarget<M> for ProbeTarget<M> {
     fn path(&self) -> &ActorPath {
