@@ -292,7 +292,7 @@ impl<M> MailboxQueue<M> {
     }
 
     /// `push` into a bounded mailbox.
-    #[inline(never)]
+    #[inline]
     fn push_bounded(&self, msg: M) -> Push<M> {
         let Queue::Bounded {
             q,

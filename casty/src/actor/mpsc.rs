@@ -135,6 +135,7 @@ impl<T> Queue<T> {
     #[inline(never)]
     fn push_slow(&self, value: T) {
         let mut spins = 0u32;
+        let mut contended = 0u32;
         let mut tail = self.tail_index.load(Ordering::Acquire);
         let mut block = self.tail_block.load(Ordering::Acquire);
         let mut next_block: Option<Box<Block<T>>> = None;
@@ -191,9 +192,14 @@ impl<T> Queue<T> {
                     return;
                 }
                 Err(now) => {
+                    // Contention: back off a little more each time, so that producers racing
+                    // for the tail do not keep stealing its cache line from each other.
+                    for _ in 0..(1u32 << contended.min(6)) {
+                        std::hint::spin_loop();
+                    }
+                    contended += 1;
                     tail = now;
                     block = self.tail_block.load(Ordering::Acquire);
-                    std::hint::spin_loop();
                 }
             }
         }
