@@ -35,7 +35,7 @@ use crate::actor::event_stream::{
 };
 use crate::actor::failure::{CatchUnwind, Failure};
 use crate::actor::handler_box::{HandlerBox, Step};
-use crate::actor::mailbox::{Mailbox, MailboxQueue, Push};
+use crate::actor::mailbox::{Batch, Mailbox, MailboxQueue, Push};
 use crate::actor::message::Message;
 use crate::actor::path::ActorPath;
 use crate::actor::supervision::{decide, Decision, RestartWindow, SupervisorStrategy};
@@ -370,6 +370,22 @@ struct StopReason {
     escalate: bool,
 }
 
+/// The mailbox's consumer as the run loop holds it. Letting go of it, when the loop ends or its
+/// task is dropped (an abort), drains a closed mailbox: a push that found the consumer taken after
+/// the close left its message for the holder.
+struct Held<'a, M: Message> {
+    batch: Option<Batch<'a, M>>,
+    shared: &'a Shared<M>,
+}
+
+impl<M: Message> Drop for Held<'_, M> {
+    fn drop(&mut self) {
+        if self.batch.take().is_some() {
+            self.shared.drain_if_closed();
+        }
+    }
+}
+
 /// What `Behaviors::supervise` and `Behaviors::with_lifecycle` wrappers leave in a cell.
 struct Wrappers<M> {
     initial_strategy: Option<Arc<SupervisorStrategy>>,
@@ -486,6 +502,14 @@ impl<M: Message> Cell<M> {
         // counter, a boxed future): the loop's state is part of every idle actor's task. Anything
         // that holds a handler result across an await is in `settle`, boxed where it is taken.
         let shared = &self.ctx.shared.clone();
+        // The mailbox's consumer, held for as long as this loop runs, across awaits too: taking
+        // and letting go of it per wake-up cost two fences per message to an actor that parks
+        // between messages. A mailbox that does not allow holding it (`DropOldest`) gives none,
+        // and each pop takes the consumer for itself.
+        let mut held = Held {
+            batch: shared.mailbox.batch(),
+            shared,
+        };
         'outer: loop {
             if self.stop.is_some() {
                 return;
@@ -494,11 +518,10 @@ impl<M: Message> Cell<M> {
                 Box::pin(self.run_system_messages()).await;
                 continue;
             }
+            if held.batch.is_none() {
+                held.batch = shared.mailbox.batch();
+            }
             let mut n = 0;
-            // The consumer is held for the run of messages that handlers finish synchronously,
-            // and let go before any await. A mailbox that does not allow that (`DropOldest`)
-            // gives none, and each pop takes the consumer for itself.
-            let mut batch = shared.mailbox.batch();
             loop {
                 // Handling a message that ends in `same()` or a new handler touches no large
                 // value here: anything else comes back through `other`, which this block consumes,
@@ -506,7 +529,7 @@ impl<M: Message> Cell<M> {
                 // across its await. The message goes from its slot to the handler directly.
                 let result = {
                     let mut other = None;
-                    let done = match &mut batch {
+                    let done = match &mut held.batch {
                         Some(b) => b.pop_with(|msg| self.handle_fast(msg, &mut other)),
                         None => shared
                             .mailbox
@@ -516,15 +539,11 @@ impl<M: Message> Cell<M> {
                     match done {
                         None => break,
                         Some(true) => None,
-                        Some(false) => {
-                            drop(batch.take());
-                            shared.drain_if_closed();
-                            match other {
-                                Some(Outcome::Ready(r)) => Some(r),
-                                Some(Outcome::Pending(fut)) => Some(Self::await_handler(fut).await),
-                                None => None,
-                            }
-                        }
+                        Some(false) => match other {
+                            Some(Outcome::Ready(r)) => Some(r),
+                            Some(Outcome::Pending(fut)) => Some(Self::await_handler(fut).await),
+                            None => None,
+                        },
                     }
                 };
                 if let Some(after) = result.and_then(|r| self.apply(r)) {
@@ -532,19 +551,18 @@ impl<M: Message> Cell<M> {
                 }
                 n += 1;
                 if self.stop.is_some() || shared.sys_flag() {
-                    drop(batch);
-                    shared.drain_if_closed();
                     continue 'outer;
                 }
                 if n >= BATCH {
-                    drop(batch);
-                    shared.drain_if_closed();
                     tokio::task::yield_now().await;
                     continue 'outer;
                 }
             }
-            drop(batch);
-            shared.drain_if_closed();
+            if held.batch.is_none() {
+                // Each pop let go of the consumer: a drain that found it taken meanwhile left
+                // its messages to this.
+                shared.drain_if_closed();
+            }
             shared.mailbox.park_until(|| shared.has_work()).await;
         }
     }
