@@ -369,7 +369,8 @@ impl<M> MailboxQueue<M> {
     /// The consumer for a run of pops, if no one else holds it and the mailbox allows holding
     /// it while user code runs: every kind but `DropOldest`, whose producers pop the oldest
     /// message themselves and must never wait for a handler. While it is held, others who must
-    /// pop wait (`pop`) or leave the popping to the holder (`try_drain`).
+    /// pop leave the popping to the holder (`drain`), which drains a closed mailbox when it lets
+    /// go.
     #[inline]
     pub(crate) fn batch(&self) -> Option<Batch<'_, M>> {
         let (q, bound) = match &self.queue {

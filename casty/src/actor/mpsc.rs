@@ -7,11 +7,12 @@
 //!
 //! The consumer is one thread at a time, which it proves by holding a [`Consumer`]: taking one is
 //! a swap on a flag, and while it is held, popping is a load of the block's ready bits, a read of
-//! the message and a plain store of the head index, with no other read-modify-write. The mailbox
-//! holds the consumer only for the length of one pop, never while user code runs, so whoever
-//! else must pop (a producer making room under `DropOldest`, dead letters after a stop) waits at
-//! most that long. Once the consumer has read the last slot of a block, every producer of that
-//! block has finished with it, so the consumer frees it.
+//! the message and a plain store of the head index, with no other read-modify-write. An actor's
+//! run loop takes the consumer once and keeps it while it runs (`MailboxQueue::batch`); whoever
+//! else must pop only tries, or, under `DropOldest`, where producers pop the oldest message
+//! themselves, every pop takes the consumer for its own length. Once the consumer has read the
+//! last slot of a block, every producer of that block has finished with it, so the consumer
+//! frees it.
 //!
 //! The index scheme is crossbeam's `SegQueue`'s (each block spans `LAP` index positions; the last
 //! position of a lap marks "the next block is being linked"), which makes a stale block pointer
@@ -20,8 +21,8 @@
 //! enters its lap.
 //!
 //! This module, `handler_box`, `reply_slot` and `deadlines` are the crate's only `unsafe` code;
-//! each block says why it is sound, and the tests below exercise order, drops of what is left, zero-sized messages, many
-//! producers, and consumers that come and go.
+//! each block says why it is sound, and the tests below exercise order, drops of what is left,
+//! zero-sized messages, many producers, and consumers that come and go.
 
 #![allow(unsafe_code)]
 
