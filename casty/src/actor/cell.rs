@@ -433,6 +433,9 @@ impl<M: Message> Cell<M> {
                     b = *inner;
                 }
                 Kind::Lifecycle(inner, h) => {
+                    // One wrapper is the usual case: room for exactly one, not the four a first
+                    // push makes room for (which `shrink_to_fit` would then give back).
+                    hooks.reserve_exact(1);
                     hooks.push(h);
                     b = *inner;
                 }
