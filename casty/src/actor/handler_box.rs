@@ -88,10 +88,85 @@ unsafe fn settle<'a, M: 'static>(
     }
 }
 
-/// The table for a handler `H` kept inline.
-struct Inline<M, H>(PhantomData<(M, H)>);
+/// Where a box's storage keeps its handler: the handler itself ([`Inline`]), a `Box` of it
+/// ([`Boxed`]), or a `Box<dyn Handler<M>>` ([`BoxedDyn`]). A [`Table`] of functions is made from
+/// a place alone, so the three kinds share every function of it.
+trait Place<M>: 'static {
+    /// What the storage holds.
+    type Stored;
+    /// The handler in it: a concrete type, so that calls to it are direct, except for `BoxedDyn`.
+    type Target: Handler<M> + ?Sized;
+    fn target(stored: &Self::Stored) -> &Self::Target;
+    fn target_mut(stored: &mut Self::Stored) -> &mut Self::Target;
+    fn as_dyn(stored: &Self::Stored) -> &(dyn Handler<M> + 'static);
+    fn as_dyn_mut(stored: &mut Self::Stored) -> &mut (dyn Handler<M> + 'static);
+}
 
-impl<M: 'static, H: Handler<M>> Inline<M, H> {
+/// A handler `H` kept inline.
+struct Inline<H>(PhantomData<H>);
+
+impl<M: 'static, H: Handler<M>> Place<M> for Inline<H> {
+    type Stored = H;
+    type Target = H;
+    fn target(stored: &H) -> &H {
+        stored
+    }
+    fn target_mut(stored: &mut H) -> &mut H {
+        stored
+    }
+    fn as_dyn(stored: &H) -> &(dyn Handler<M> + 'static) {
+        stored
+    }
+    fn as_dyn_mut(stored: &mut H) -> &mut (dyn Handler<M> + 'static) {
+        stored
+    }
+}
+
+/// A handler `H` kept in a `Box<H>`, the box being what is inline.
+struct Boxed<H>(PhantomData<H>);
+
+impl<M: 'static, H: Handler<M>> Place<M> for Boxed<H> {
+    type Stored = Box<H>;
+    type Target = H;
+    fn target(stored: &Box<H>) -> &H {
+        stored
+    }
+    fn target_mut(stored: &mut Box<H>) -> &mut H {
+        stored
+    }
+    fn as_dyn(stored: &Box<H>) -> &(dyn Handler<M> + 'static) {
+        &**stored
+    }
+    fn as_dyn_mut(stored: &mut Box<H>) -> &mut (dyn Handler<M> + 'static) {
+        &mut **stored
+    }
+}
+
+/// A handler already boxed as `Box<dyn Handler<M>>`.
+struct BoxedDyn;
+
+impl<M: 'static> Place<M> for BoxedDyn {
+    type Stored = Box<dyn Handler<M>>;
+    type Target = dyn Handler<M>;
+    fn target(stored: &Self::Stored) -> &Self::Target {
+        &**stored
+    }
+    fn target_mut(stored: &mut Self::Stored) -> &mut Self::Target {
+        &mut **stored
+    }
+    fn as_dyn(stored: &Self::Stored) -> &(dyn Handler<M> + 'static) {
+        &**stored
+    }
+    fn as_dyn_mut(stored: &mut Self::Stored) -> &mut (dyn Handler<M> + 'static) {
+        &mut **stored
+    }
+}
+
+/// The table of functions for a handler kept at place `P`. Each function takes a pointer to the
+/// storage of a live `HandlerBox` that holds a `P::Stored` (or to the box itself, for `step`).
+struct Table<M, P>(PhantomData<(M, P)>);
+
+impl<M: 'static, P: Place<M>> Table<M, P> {
     const VTABLE: VTable<M> = VTable {
         get: Self::get,
         get_mut: Self::get_mut,
@@ -101,7 +176,7 @@ impl<M: 'static, H: Handler<M>> Inline<M, H> {
     };
 
     /// # Safety
-    /// `this` is a live `HandlerBox` holding an `H` inline, to which the caller has exclusive
+    /// `this` is a live `HandlerBox` holding a `P::Stored`, to which the caller has exclusive
     /// access for `'a`.
     unsafe fn step<'a>(
         this: *mut HandlerBox<M>,
@@ -109,161 +184,44 @@ impl<M: 'static, H: Handler<M>> Inline<M, H> {
         msg: M,
         other: &mut Option<Outcome<'a, M>>,
     ) -> Step {
-        // SAFETY: the storage holds an initialized `H`; the caller's exclusive access lasts as
-        // long as the `Outcome` may borrow it, and `settle` writes over it only when it does not.
+        // SAFETY: the storage holds an initialized `P::Stored`; the caller's exclusive access
+        // lasts as long as the `Outcome` may borrow it, and `settle` writes over it only when it
+        // does not.
         unsafe {
-            let h: &'a mut H = &mut *(*this).storage.get().cast::<H>();
-            let outcome = h.receive(ctx, msg);
+            let stored: &'a mut P::Stored = &mut *(*this).storage.get().cast::<P::Stored>();
+            let outcome = P::target_mut(stored).receive(ctx, msg);
             settle(this, outcome, other)
         }
     }
 
     /// # Safety
-    /// As for `get`.
+    /// `p` points to the storage of a live `HandlerBox` that holds a `P::Stored`.
     unsafe fn has_start(p: *const u8) -> bool {
-        // SAFETY: the storage holds an initialized `H` (the caller's contract).
-        unsafe { (*p.cast::<H>()).has_start() }
+        // SAFETY: the caller's contract.
+        P::target(unsafe { &*p.cast::<P::Stored>() }).has_start()
     }
 
     /// # Safety
-    /// `p` points to the storage of a live `HandlerBox` that holds an `H` inline.
+    /// As for `has_start`.
     unsafe fn get(p: *const u8) -> *const dyn Handler<M> {
-        p.cast::<H>()
-    }
-
-    /// # Safety
-    /// As for `get`, and the caller has exclusive access to the box.
-    unsafe fn get_mut(p: *mut u8) -> *mut dyn Handler<M> {
-        p.cast::<H>()
-    }
-
-    /// # Safety
-    /// As for `get_mut`; the `H` is not used again.
-    unsafe fn drop(p: *mut u8) {
-        // SAFETY: the storage holds an initialized, suitably aligned `H` (the caller's contract).
-        unsafe { std::ptr::drop_in_place(p.cast::<H>()) }
-    }
-}
-
-/// The table for a handler `H` kept in a `Box<H>`, the box being what is inline.
-struct Boxed<M, H>(PhantomData<(M, H)>);
-
-impl<M: 'static, H: Handler<M>> Boxed<M, H> {
-    const VTABLE: VTable<M> = VTable {
-        get: Self::get,
-        get_mut: Self::get_mut,
-        drop: Self::drop,
-        step: Self::step,
-        has_start: Self::has_start,
-    };
-
-    /// # Safety
-    /// `this` is a live `HandlerBox` holding a `Box<H>`, to which the caller has exclusive
-    /// access for `'a`.
-    unsafe fn step<'a>(
-        this: *mut HandlerBox<M>,
-        ctx: &'a mut ActorContext<M>,
-        msg: M,
-        other: &mut Option<Outcome<'a, M>>,
-    ) -> Step {
-        // SAFETY: as in `Inline::step`, for the `Box<H>` the storage holds.
-        unsafe {
-            let b: &'a mut Box<H> = &mut *(*this).storage.get().cast::<Box<H>>();
-            let outcome = b.receive(ctx, msg);
-            settle(this, outcome, other)
-        }
-    }
-
-    /// # Safety
-    /// As for `get`.
-    unsafe fn has_start(p: *const u8) -> bool {
-        // SAFETY: the storage holds an initialized `Box<H>` (the caller's contract).
-        unsafe { (**p.cast::<Box<H>>()).has_start() }
-    }
-
-    /// # Safety
-    /// `p` points to the storage of a live `HandlerBox` that holds a `Box<H>`.
-    unsafe fn get(p: *const u8) -> *const dyn Handler<M> {
-        // SAFETY: the storage holds an initialized `Box<H>` (the caller's contract); only a shared
-        // reference to it is made, as the caller may share the box.
-        let h: &H = unsafe { &*p.cast::<Box<H>>() };
-        h as *const H
+        // SAFETY: the caller's contract; only a shared reference is made, as the caller may
+        // share the box.
+        P::as_dyn(unsafe { &*p.cast::<P::Stored>() })
     }
 
     /// # Safety
     /// As for `get`, and the caller has exclusive access to the box.
     unsafe fn get_mut(p: *mut u8) -> *mut dyn Handler<M> {
         // SAFETY: as in `get`; the caller's exclusive access makes the `&mut` unique.
-        let b: &mut Box<H> = unsafe { &mut *p.cast::<Box<H>>() };
-        &mut **b as *mut H
+        P::as_dyn_mut(unsafe { &mut *p.cast::<P::Stored>() })
     }
 
     /// # Safety
-    /// As for `get_mut`; the box is not used again.
+    /// As for `get_mut`; what the storage holds is not used again.
     unsafe fn drop(p: *mut u8) {
-        // SAFETY: the storage holds an initialized `Box<H>` (the caller's contract).
-        unsafe { std::ptr::drop_in_place(p.cast::<Box<H>>()) }
-    }
-}
-
-/// The table for a handler already boxed as `Box<dyn Handler<M>>`.
-struct BoxedDyn<M>(PhantomData<M>);
-
-impl<M: 'static> BoxedDyn<M> {
-    const VTABLE: VTable<M> = VTable {
-        get: Self::get,
-        get_mut: Self::get_mut,
-        drop: Self::drop,
-        step: Self::step,
-        has_start: Self::has_start,
-    };
-
-    /// # Safety
-    /// `this` is a live `HandlerBox` holding a `Box<dyn Handler<M>>`, to which the caller has
-    /// exclusive access for `'a`.
-    unsafe fn step<'a>(
-        this: *mut HandlerBox<M>,
-        ctx: &'a mut ActorContext<M>,
-        msg: M,
-        other: &mut Option<Outcome<'a, M>>,
-    ) -> Step {
-        // SAFETY: as in `Inline::step`, for the `Box<dyn Handler<M>>` the storage holds.
-        unsafe {
-            let b: &'a mut Box<dyn Handler<M>> =
-                &mut *(*this).storage.get().cast::<Box<dyn Handler<M>>>();
-            let outcome = b.receive(ctx, msg);
-            settle(this, outcome, other)
-        }
-    }
-
-    /// # Safety
-    /// As for `get`.
-    unsafe fn has_start(p: *const u8) -> bool {
-        // SAFETY: the storage holds an initialized `Box<dyn Handler<M>>` (the caller's contract).
-        unsafe { (**p.cast::<Box<dyn Handler<M>>>()).has_start() }
-    }
-
-    /// # Safety
-    /// `p` points to the storage of a live `HandlerBox` that holds a `Box<dyn Handler<M>>`.
-    unsafe fn get(p: *const u8) -> *const dyn Handler<M> {
-        // SAFETY: the storage holds an initialized `Box<dyn Handler<M>>` (the caller's contract).
-        let h: &dyn Handler<M> = unsafe { &**p.cast::<Box<dyn Handler<M>>>() };
-        h as *const dyn Handler<M>
-    }
-
-    /// # Safety
-    /// As for `get`, and the caller has exclusive access to the box.
-    unsafe fn get_mut(p: *mut u8) -> *mut dyn Handler<M> {
-        // SAFETY: as in `get`; the caller's exclusive access makes the `&mut` unique.
-        let b: &mut Box<dyn Handler<M>> = unsafe { &mut *p.cast::<Box<dyn Handler<M>>>() };
-        &mut **b as *mut dyn Handler<M>
-    }
-
-    /// # Safety
-    /// As for `get_mut`; the box is not used again.
-    unsafe fn drop(p: *mut u8) {
-        // SAFETY: the storage holds an initialized `Box<dyn Handler<M>>` (the caller's contract).
-        unsafe { std::ptr::drop_in_place(p.cast::<Box<dyn Handler<M>>>()) }
+        // SAFETY: the storage holds an initialized, suitably aligned `P::Stored` (the caller's
+        // contract).
+        unsafe { std::ptr::drop_in_place(p.cast::<P::Stored>()) }
     }
 }
 
@@ -309,10 +267,10 @@ impl<M: 'static> HandlerBox<M> {
     pub(crate) fn new<H: Handler<M>>(h: H) -> Self {
         if Self::fits::<H>() {
             // SAFETY: `H` fits the storage, in size and alignment; the table is `H`'s.
-            unsafe { Self::store(h, &Inline::<M, H>::VTABLE) }
+            unsafe { Self::store(h, &Table::<M, Inline<H>>::VTABLE) }
         } else {
             // SAFETY: a `Box<H>` is one word, aligned like `usize`; the table is `Box<H>`'s.
-            unsafe { Self::store(Box::new(h), &Boxed::<M, H>::VTABLE) }
+            unsafe { Self::store(Box::new(h), &Table::<M, Boxed<H>>::VTABLE) }
         }
     }
 
@@ -323,7 +281,7 @@ impl<M: 'static> HandlerBox<M> {
         }
         // SAFETY: a `Box<dyn Handler<M>>` is two words, aligned like `usize` (checked above); the
         // table is its own.
-        unsafe { Self::store(h, &BoxedDyn::<M>::VTABLE) }
+        unsafe { Self::store(h, &Table::<M, BoxedDyn>::VTABLE) }
     }
 
     /// # Safety
