@@ -12,10 +12,10 @@ mod common;
 
 use std::sync::Arc;
 
-use casty::{behavior, ActorContext, ActorRef, Behavior, Behaviors};
+use casty::{behavior, ActorContext, Behavior, Behaviors};
 use common::{
-    bounce_casty, bounce_tokio, env_usize, hand_player, hand_sink, median, runtime, w1_casty,
-    w1_tokio, wanted, Ball, Done, W1_N,
+    bounce_casty, bounce_tokio, env_usize, hand_player, hand_sink, macro_player, median, runtime,
+    w1_casty, w1_tokio, wanted, W1_N,
 };
 use tokio::sync::Notify;
 
@@ -47,31 +47,6 @@ fn macro_counter(
 // ---------------------------------------------------------------- W3: a bouncing pair
 
 const W3_HITS: u32 = 1_000_000;
-
-#[behavior]
-fn macro_player(_ctx: &mut ActorContext<Ball>, msg: Ball, done: Arc<Done>) -> Behavior<Ball> {
-    match msg {
-        Ball::Peer(peer) => macro_playing(peer, done.clone()),
-        Ball::Hit(_) => Behaviors::same(),
-    }
-}
-
-#[behavior]
-fn macro_playing(
-    _ctx: &mut ActorContext<Ball>,
-    msg: Ball,
-    peer: ActorRef<Ball>,
-    done: Arc<Done>,
-) -> Behavior<Ball> {
-    if let Ball::Hit(n) = msg {
-        if n == 0 {
-            done.finish_one();
-        } else {
-            peer.tell(Ball::Hit(n - 1));
-        }
-    }
-    Behaviors::same()
-}
 
 fn line(name: &str, tokio: f64, hand: f64, mac: f64) {
     println!(

@@ -207,6 +207,38 @@ fn hand_playing(peer: ActorRef<Ball>, done: Arc<Done>) -> Behavior<Ball> {
     })
 }
 
+/// The same player written with `#[behavior]`, as the "Macros" chapter writes it.
+#[cfg(feature = "macros")]
+#[casty::behavior]
+pub(crate) fn macro_player(
+    _ctx: &mut casty::ActorContext<Ball>,
+    msg: Ball,
+    done: Arc<Done>,
+) -> Behavior<Ball> {
+    match msg {
+        Ball::Peer(peer) => macro_playing(peer, done.clone()),
+        Ball::Hit(_) => Behaviors::same(),
+    }
+}
+
+#[cfg(feature = "macros")]
+#[casty::behavior]
+fn macro_playing(
+    _ctx: &mut casty::ActorContext<Ball>,
+    msg: Ball,
+    peer: ActorRef<Ball>,
+    done: Arc<Done>,
+) -> Behavior<Ball> {
+    if let Ball::Hit(n) = msg {
+        if n == 0 {
+            done.finish_one();
+        } else {
+            peer.tell(Ball::Hit(n - 1));
+        }
+    }
+    Behaviors::same()
+}
+
 /// W3/W6 in casty: `pairs` pairs of players made by `make` each bounce a ball `hits` times;
 /// returns total messages per second (millions).
 pub(crate) fn bounce_casty(

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use casty::{behavior, ActorContext, ActorRef, Behavior, Behaviors};
+use casty::{behavior, ActorContext, Behavior, Behaviors};
 
-use crate::common::{Ball, Done};
+use crate::common::Done;
 use crate::guide::{CounterMsg, EchoMsg, Hello};
 
 /// The counter of W1 and W5.
@@ -44,31 +44,5 @@ pub(crate) fn greeted(
     handled: Arc<Done>,
 ) -> Behavior<Hello> {
     handled.finish_one();
-    Behaviors::same()
-}
-
-/// A player of W3 and W6: waits for its peer, then bounces the count down to zero.
-#[behavior]
-pub(crate) fn player(_ctx: &mut ActorContext<Ball>, msg: Ball, done: Arc<Done>) -> Behavior<Ball> {
-    match msg {
-        Ball::Peer(peer) => playing(peer, done.clone()),
-        Ball::Hit(_) => Behaviors::same(),
-    }
-}
-
-#[behavior]
-fn playing(
-    _ctx: &mut ActorContext<Ball>,
-    msg: Ball,
-    peer: ActorRef<Ball>,
-    done: Arc<Done>,
-) -> Behavior<Ball> {
-    if let Ball::Hit(n) = msg {
-        if n == 0 {
-            done.finish_one();
-        } else {
-            peer.tell(Ball::Hit(n - 1));
-        }
-    }
     Behaviors::same()
 }
