@@ -26,7 +26,8 @@
 //! - **casty, `Behaviors::receive`**: the guide's functional state (`guide.rs`): the counter's
 //!   `Add` returns `counter(count + x)`, asks go through `system.ask(&r, |reply_to| .., timeout)`;
 //!   a player of W3 and W6 returns `playing(peer)` once it learns its peer (`common::hand_player`).
-//! - **casty, `#[behavior]`**: the same actors written with the macro (`macro_form.rs`; the W3/W6 player is `common::macro_player`, shared with the macros bench).
+//! - **casty, `#[behavior]`**: the same actors written with the macro (`macro_form.rs`; the
+//!   W3/W6 player is `common::macro_player`, shared with the macros bench).
 //! - **raw tokio**: tasks, unbounded `mpsc` channels and `oneshot` replies, no framework
 //!   (`raw.rs`); W2 is a plain `oneshot` round trip, with no timeout.
 //! - **actix**: written as actix's documentation writes it (`actix_side.rs`), on as many arbiters
