@@ -391,7 +391,7 @@ impl<M: Send + 'static> ActorRef<M> {
     /// The system this ref belongs to (see [`RefTarget::system`]).
     pub(crate) fn system_inner(&self) -> &Arc<SystemInner> {
         match &self.inner {
-            RefInner::Local(s) => &s.system,
+            RefInner::Local(s) => s.system.inner(),
             RefInner::Target(t) => t.system(),
         }
     }

@@ -110,7 +110,7 @@ pub(crate) enum Kind<M> {
     Receive(HandlerBox<M>),
     Setup(Arc<SetupFn<M>>),
     Supervise(Box<Behavior<M>>, Arc<SupervisorStrategy>),
-    Lifecycle(Box<Behavior<M>>, Arc<Hooks<M>>),
+    Lifecycle(Box<Behavior<M>>, Hooks<M>),
     /// An opaque value for a wrapping handler to interpret (persistence effects). The cell itself
     /// treats it as a failure: it has no meaning outside its handler.
     Effect(EffectSlot),
@@ -344,12 +344,65 @@ where
     }
 }
 
-/// Lifecycle hooks attached by [`Behaviors::with_lifecycle`].
-pub(crate) struct Hooks<M> {
-    pub(crate) pre_start: Option<Arc<HookFn<M>>>,
-    pub(crate) post_stop: Option<Arc<HookFn<M>>>,
-    pub(crate) pre_restart: Option<Arc<RestartHookFn<M>>>,
-    pub(crate) post_restart: Option<Arc<HookFn<M>>>,
+/// One lifecycle hook attached by [`Behaviors::with_lifecycle`].
+pub(crate) enum Hook<M> {
+    PreStart(Box<HookFn<M>>),
+    PostStop(Box<HookFn<M>>),
+    PreRestart(Box<RestartHookFn<M>>),
+    PostRestart(Box<HookFn<M>>),
+}
+
+impl<M> Hook<M> {
+    fn kind(&self) -> u8 {
+        match self {
+            Hook::PreStart(_) => 0,
+            Hook::PostStop(_) => 1,
+            Hook::PreRestart(_) => 2,
+            Hook::PostRestart(_) => 3,
+        }
+    }
+}
+
+/// The hooks of one [`Behaviors::with_lifecycle`] wrapper, shared by the clones of its behavior.
+/// Only the hooks given take room: one hook costs one small allocation beside its closure.
+pub(crate) type Hooks<M> = Arc<[Hook<M>]>;
+
+/// Finds each kind of hook among the hooks of one wrapper.
+pub(crate) trait HookSet<M> {
+    fn pre_start(&self) -> Option<&HookFn<M>>;
+    fn post_stop(&self) -> Option<&HookFn<M>>;
+    fn pre_restart(&self) -> Option<&RestartHookFn<M>>;
+    fn post_restart(&self) -> Option<&HookFn<M>>;
+}
+
+impl<M> HookSet<M> for [Hook<M>] {
+    fn pre_start(&self) -> Option<&HookFn<M>> {
+        self.iter().find_map(|h| match h {
+            Hook::PreStart(f) => Some(&**f),
+            _ => None,
+        })
+    }
+
+    fn post_stop(&self) -> Option<&HookFn<M>> {
+        self.iter().find_map(|h| match h {
+            Hook::PostStop(f) => Some(&**f),
+            _ => None,
+        })
+    }
+
+    fn pre_restart(&self) -> Option<&RestartHookFn<M>> {
+        self.iter().find_map(|h| match h {
+            Hook::PreRestart(f) => Some(&**f),
+            _ => None,
+        })
+    }
+
+    fn post_restart(&self) -> Option<&HookFn<M>> {
+        self.iter().find_map(|h| match h {
+            Hook::PostRestart(f) => Some(&**f),
+            _ => None,
+        })
+    }
 }
 
 /// A behavior with lifecycle hooks, built by [`Behaviors::with_lifecycle`]. Converts into a
@@ -374,45 +427,45 @@ pub(crate) struct Hooks<M> {
 /// ```
 pub struct Lifecycle<M> {
     inner: Behavior<M>,
-    hooks: Hooks<M>,
+    hooks: Vec<Hook<M>>,
 }
 
 impl<M> Lifecycle<M> {
-    /// Runs `f` before the first message of every incarnation.
-    pub fn pre_start(mut self, f: impl Fn(&mut ActorContext<M>) + Send + Sync + 'static) -> Self {
-        self.hooks.pre_start = Some(Arc::new(f));
+    /// Sets `hook`, replacing a hook of the same kind given before.
+    fn set(mut self, hook: Hook<M>) -> Self {
+        self.hooks.retain(|h| h.kind() != hook.kind());
+        self.hooks.push(hook);
         self
     }
 
+    /// Runs `f` before the first message of every incarnation.
+    pub fn pre_start(self, f: impl Fn(&mut ActorContext<M>) + Send + Sync + 'static) -> Self {
+        self.set(Hook::PreStart(Box::new(f)))
+    }
+
     /// Runs `f` once the actor has stopped (not on a restart).
-    pub fn post_stop(mut self, f: impl Fn(&mut ActorContext<M>) + Send + Sync + 'static) -> Self {
-        self.hooks.post_stop = Some(Arc::new(f));
-        self
+    pub fn post_stop(self, f: impl Fn(&mut ActorContext<M>) + Send + Sync + 'static) -> Self {
+        self.set(Hook::PostStop(Box::new(f)))
     }
 
     /// Runs `f` on the failing incarnation, with the failure, before a restart.
     pub fn pre_restart(
-        mut self,
+        self,
         f: impl Fn(&mut ActorContext<M>, &Failure) + Send + Sync + 'static,
     ) -> Self {
-        self.hooks.pre_restart = Some(Arc::new(f));
-        self
+        self.set(Hook::PreRestart(Box::new(f)))
     }
 
     /// Runs `f` on the new incarnation after a restart, before its first message.
-    pub fn post_restart(
-        mut self,
-        f: impl Fn(&mut ActorContext<M>) + Send + Sync + 'static,
-    ) -> Self {
-        self.hooks.post_restart = Some(Arc::new(f));
-        self
+    pub fn post_restart(self, f: impl Fn(&mut ActorContext<M>) + Send + Sync + 'static) -> Self {
+        self.set(Hook::PostRestart(Box::new(f)))
     }
 }
 
 impl<M> From<Lifecycle<M>> for Behavior<M> {
     fn from(l: Lifecycle<M>) -> Self {
         Behavior {
-            kind: Kind::Lifecycle(Box::new(l.inner), Arc::new(l.hooks)),
+            kind: Kind::Lifecycle(Box::new(l.inner), Arc::from(l.hooks)),
         }
     }
 }
@@ -421,10 +474,10 @@ impl<M> fmt::Debug for Lifecycle<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lifecycle")
             .field("inner", &self.inner)
-            .field("pre_start", &self.hooks.pre_start.is_some())
-            .field("post_stop", &self.hooks.post_stop.is_some())
-            .field("pre_restart", &self.hooks.pre_restart.is_some())
-            .field("post_restart", &self.hooks.post_restart.is_some())
+            .field("pre_start", &self.hooks.pre_start().is_some())
+            .field("post_stop", &self.hooks.post_stop().is_some())
+            .field("pre_restart", &self.hooks.pre_restart().is_some())
+            .field("post_restart", &self.hooks.post_restart().is_some())
             .finish()
     }
 }
@@ -681,12 +734,7 @@ impl Behaviors {
     pub fn with_lifecycle<M>(behavior: impl Into<Behavior<M>>) -> Lifecycle<M> {
         Lifecycle {
             inner: behavior.into(),
-            hooks: Hooks {
-                pre_start: None,
-                post_stop: None,
-                pre_restart: None,
-                post_restart: None,
-            },
+            hooks: Vec::new(),
         }
     }
 }

@@ -129,8 +129,6 @@ impl<M> Default for Ext<M> {
 pub struct ActorContext<M> {
     pub(crate) shared: Arc<Shared<M>>,
     self_ref: ActorRef<M>,
-    system: ActorSystem,
-    parent: Option<Arc<dyn AnyCell>>,
     ext: Option<Box<Ext<M>>>,
 }
 
@@ -143,14 +141,11 @@ impl<M> fmt::Debug for ActorContext<M> {
 }
 
 impl<M: Message> ActorContext<M> {
-    pub(crate) fn new(shared: Arc<Shared<M>>, parent: Option<Arc<dyn AnyCell>>) -> Self {
-        let system = ActorSystem::from_inner(shared.system.clone());
+    pub(crate) fn new(shared: Arc<Shared<M>>) -> Self {
         let self_ref = ActorRef::local(shared.clone());
         ActorContext {
             shared,
             self_ref,
-            system,
-            parent,
             ext: None,
         }
     }
@@ -171,7 +166,7 @@ impl<M: Message> ActorContext<M> {
 
     /// The actor system.
     pub fn system(&self) -> &ActorSystem {
-        &self.system
+        &self.shared.system
     }
 
     /// A tracing span carrying the actor's path, for structured logs:
@@ -241,19 +236,24 @@ impl<M: Message> ActorContext<M> {
                 self.path_prefix()
             )));
         }
-        let system = self.shared.system.clone();
+        let system = self.shared.system.inner().clone();
         let (behavior, mailbox) = system.configure(name, behavior, options.mailbox);
         let path = self.shared.path.child(name, next_uid());
-        let shared = Arc::new(Shared::<C>::new(path, mailbox, system.clone()));
-        system.register(shared.clone())?;
         let parent: Arc<dyn AnyCell> = self.shared.clone();
+        let shared = Arc::new(Shared::<C>::new(
+            path,
+            mailbox,
+            system.clone(),
+            Some(parent),
+        ));
+        system.register(shared.clone())?;
         self.ext().children.insert(
             name.into(),
             Child {
                 cell: shared.clone(),
             },
         );
-        Ok(start_actor(shared, Some(parent), behavior))
+        Ok(start_actor(shared, behavior))
     }
 
     fn path_prefix(&self) -> &str {
@@ -345,7 +345,7 @@ impl<M: Message> ActorContext<M> {
         let gen = self.next_timer_gen();
         let weak = Arc::downgrade(&self.shared);
         let k = key.clone();
-        let abort = self.system.spawn_task(async move {
+        let abort = self.shared.system.spawn_task(async move {
             tokio::time::sleep(delay).await;
             if let Some(s) = weak.upgrade() {
                 s.send_sys(SysMsg::Timer { key: k, gen });
@@ -374,7 +374,7 @@ impl<M: Message> ActorContext<M> {
         let p = pending.clone();
         let k = key.clone();
         let interval = interval.max(Duration::from_millis(1));
-        let abort = self.system.spawn_task(async move {
+        let abort = self.shared.system.spawn_task(async move {
             let mut tick =
                 tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -434,7 +434,7 @@ impl<M: Message> ActorContext<M> {
         T: Send + 'static,
     {
         let me = self.self_ref.clone();
-        self.system.spawn_task(async move {
+        self.shared.system.spawn_task(async move {
             let v = fut.await;
             me.tell(map(v));
         });
@@ -453,7 +453,7 @@ impl<M: Message> ActorContext<M> {
         R: Send + 'static,
         Q: Into<T>,
     {
-        let system = self.system.clone();
+        let system = self.shared.system.clone();
         let target = target.clone();
         self.pipe_to_self(async move { system.ask(&target, make, timeout).await }, map);
     }
@@ -462,7 +462,7 @@ impl<M: Message> ActorContext<M> {
 /// Bookkeeping used by the cell.
 impl<M: Message> ActorContext<M> {
     pub(crate) fn parent(&self) -> Option<&Arc<dyn AnyCell>> {
-        self.parent.as_ref()
+        self.shared.parent.as_ref()
     }
 
     pub(crate) fn children_cells(&self) -> Vec<Arc<dyn AnyCell>> {

@@ -6,8 +6,11 @@
 //! Paths are cheap to clone (one `Arc`).
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use triomphe::ThinArc;
 
 /// Incarnation uids start at a random point in each process, as Akka's do, so that an actor in a
 /// restarted process never reuses the uid of its predecessor under the same path (R1). 0 is never
@@ -19,10 +22,10 @@ pub(crate) fn next_uid() -> u64 {
     NEXT_UID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// What a path holds besides its text.
 #[derive(PartialEq, Eq, Hash)]
-struct PathData {
+struct PathHead {
     system: Arc<str>,
-    path: Box<str>,
     uid: u64,
 }
 
@@ -30,6 +33,9 @@ struct PathData {
 ///
 /// `Display` prints the path (`/team/worker-2`); [`ActorPath::address`] prints the full address
 /// with the system name (`casty://sys/team/worker-2`).
+///
+/// A path is one pointer to one allocation holding the system's name, the uid and the path's
+/// text: every live actor has one.
 ///
 /// # Examples
 ///
@@ -43,44 +49,66 @@ struct PathData {
 /// assert_eq!(r.path().address(), "casty://demo/greeter");
 /// # system.shutdown().await; }
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ActorPath(Arc<PathData>);
+#[derive(Clone)]
+pub struct ActorPath(ThinArc<PathHead, u8>);
+
+impl PartialEq for ActorPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.head() == other.head() && self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ActorPath {}
+
+impl Hash for ActorPath {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.head().hash(state);
+        self.as_str().hash(state);
+    }
+}
 
 impl ActorPath {
     pub(crate) fn new(system: Arc<str>, path: String, uid: u64) -> Self {
-        ActorPath(Arc::new(PathData {
-            system,
-            path: path.into_boxed_str(),
-            uid,
-        }))
+        Self::from_parts(system, &path, uid)
+    }
+
+    fn from_parts(system: Arc<str>, path: &str, uid: u64) -> Self {
+        ActorPath(ThinArc::from_header_and_slice(
+            PathHead { system, uid },
+            path.as_bytes(),
+        ))
+    }
+
+    fn head(&self) -> &PathHead {
+        &self.0.header.header
     }
 
     pub(crate) fn child(&self, name: &str, uid: u64) -> Self {
-        let base = if &*self.0.path == "/" {
-            ""
-        } else {
-            &self.0.path
+        let base = match self.as_str() {
+            "/" => "",
+            p => p,
         };
         let mut path = String::with_capacity(base.len() + 1 + name.len());
         path.push_str(base);
         path.push('/');
         path.push_str(name);
-        ActorPath::new(self.0.system.clone(), path, uid)
+        Self::from_parts(self.head().system.clone(), &path, uid)
     }
 
     /// The path as a string, e.g. `/team/worker-2`.
     pub fn as_str(&self) -> &str {
-        &self.0.path
+        // The bytes were copied from a `&str` and are never written again, so this cannot fail.
+        std::str::from_utf8(&self.0.slice).unwrap_or_default()
     }
 
     /// The last element of the path: the actor's name.
     pub fn name(&self) -> &str {
-        self.0.path.rsplit('/').next().unwrap_or("")
+        self.as_str().rsplit('/').next().unwrap_or("")
     }
 
     /// The path of the parent (`/team` for `/team/worker-2`), or `None` for the root.
     pub fn parent_str(&self) -> Option<&str> {
-        let p = &*self.0.path;
+        let p = self.as_str();
         if p == "/" {
             return None;
         }
@@ -93,29 +121,29 @@ impl ActorPath {
 
     /// The unique id of this incarnation.
     pub fn uid(&self) -> u64 {
-        self.0.uid
+        self.head().uid
     }
 
     /// The name of the actor system this actor lives in.
     pub fn system_name(&self) -> &str {
-        &self.0.system
+        &self.head().system
     }
 
     /// The full address: `casty://system/path`.
     pub fn address(&self) -> String {
-        format!("casty://{}{}", self.0.system, self.0.path)
+        format!("casty://{}{}", self.head().system, self.as_str())
     }
 }
 
 impl fmt::Display for ActorPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.path)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for ActorPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.0.path, self.0.uid)
+        write!(f, "{}#{}", self.as_str(), self.uid())
     }
 }
 

@@ -532,9 +532,9 @@ impl ActorSystem {
     ) -> Result<ActorRef<M>, SpawnError> {
         let (behavior, mailbox) = self.inner.configure(name, behavior, options.mailbox);
         let path = self.inner.root.child(name, next_uid());
-        let shared = Arc::new(Shared::<M>::new(path, mailbox, self.inner.clone()));
+        let shared = Arc::new(Shared::<M>::new(path, mailbox, self.inner.clone(), None));
         self.inner.register(shared.clone())?;
-        Ok(start_actor(shared, None, behavior))
+        Ok(start_actor(shared, behavior))
     }
 
     /// Sends a request built around a fresh reply ref and waits for the reply (L9).
