@@ -1352,8 +1352,7 @@ mod tests {
     // outermost first, then those of a behavior installed later. Giving a wrapper a second hook of
     // one kind replaces the first.
     #[tokio::test]
-    async fn every_wrapper_s_post_stop_runs_once_and_a_second_hook_of_a_kind_replaces_the_first()
-    {
+    async fn every_wrapper_s_post_stop_runs_once_and_a_second_hook_of_a_kind_replaces_the_first() {
         let system = ActorSystem::new("hooks");
         let (tx, mut rx) = mpsc::unbounded_channel();
         let (t1, t2, t3) = (tx.clone(), tx.clone(), tx.clone());
@@ -1370,7 +1369,10 @@ mod tests {
             });
         let a = system.spawn(outer, "a").unwrap();
         a.tell(Cmd::Wrap);
-        system.ask(&a, Cmd::Ping, Duration::from_secs(5)).await.unwrap();
+        system
+            .ask(&a, Cmd::Ping, Duration::from_secs(5))
+            .await
+            .unwrap();
         system.stop(&a);
         system.shutdown().await;
         drop(tx);

@@ -17,6 +17,7 @@ pub(crate) mod message;
 pub(crate) mod mpsc;
 pub(crate) mod otp;
 pub(crate) mod path;
+pub(crate) mod registry;
 pub(crate) mod reply_slot;
 pub(crate) mod scheduler;
 pub(crate) mod serde_refs;

@@ -23,7 +23,7 @@ pub(crate) fn next_uid() -> u64 {
 }
 
 /// What a path holds besides its text.
-#[derive(PartialEq, Eq, Hash)]
+#[derive(Hash)]
 struct PathHead {
     system: Arc<str>,
     uid: u64,
@@ -54,7 +54,11 @@ pub struct ActorPath(ThinArc<PathHead, u8>);
 
 impl PartialEq for ActorPath {
     fn eq(&self, other: &Self) -> bool {
-        self.head() == other.head() && self.as_str() == other.as_str()
+        // The same allocation, or else the cheapest difference first: the incarnation.
+        self.0.ptr() == other.0.ptr()
+            || (self.uid() == other.uid()
+                && self.as_str() == other.as_str()
+                && self.head().system == other.head().system)
     }
 }
 

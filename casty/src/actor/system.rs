@@ -7,11 +7,10 @@
 //! Top-level actors live directly under the root (`/greeter`), as in Casty (Python). Names starting
 //! with `_` are reserved for internal actors and `$` for anonymous ones.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -27,6 +26,7 @@ use crate::actor::failure::Failure;
 use crate::actor::mailbox::Mailbox;
 use crate::actor::message::Message;
 use crate::actor::path::{next_uid, validate_name, ActorPath};
+use crate::actor::registry::{Refused, Registry};
 use crate::actor::scheduler::Scheduler;
 
 /// Options for spawning an actor.
@@ -86,37 +86,11 @@ pub enum SpawnError {
     SystemTerminated,
 }
 
-/// A registry key: an actor path compared by its string only, so lookups by `&str` work without
-/// storing a second copy of the path.
-struct PathKey(ActorPath);
-
-impl PartialEq for PathKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_str() == other.0.as_str()
-    }
-}
-
-impl Eq for PathKey {}
-
-impl std::hash::Hash for PathKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.as_str().hash(state)
-    }
-}
-
-impl std::borrow::Borrow<str> for PathKey {
-    fn borrow(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
 pub(crate) struct SystemInner {
     pub(crate) name: Arc<str>,
     root: ActorPath,
     handle: Handle,
-    /// Hashed with foldhash, seeded per process: several times faster than the standard
-    /// SipHash on short paths, and still not predictable from outside.
-    registry: RwLock<HashMap<PathKey, Arc<dyn AnyCell>, foldhash::fast::RandomState>>,
+    registry: Registry,
     pub(crate) events: EventStream,
     scheduler: Scheduler,
     live: AtomicUsize,
@@ -142,31 +116,26 @@ impl SystemInner {
     }
 
     pub(crate) fn register(&self, cell: Arc<dyn AnyCell>) -> Result<(), SpawnError> {
-        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
-        if self.terminating.load(Ordering::SeqCst) {
-            return Err(SpawnError::SystemTerminated);
-        }
-        match reg.entry(PathKey(cell.path().clone())) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                Err(SpawnError::DuplicateName(e.key().0.as_str().into()))
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(cell);
+        let path = cell.path().clone();
+        // The check runs under the registry's lock: a shutdown that has collected the actors
+        // to stop has seen every registration made before it set `terminating`.
+        let terminating = || match self.terminating.load(Ordering::SeqCst) {
+            true => Err(SpawnError::SystemTerminated),
+            false => Ok(()),
+        };
+        match self.registry.insert(cell, terminating) {
+            Ok(()) => {
                 self.live.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             }
+            Err(Refused::Taken) => Err(SpawnError::DuplicateName(path.as_str().into())),
+            Err(Refused::Check(e)) => Err(e),
         }
     }
 
+    /// Unregisters one incarnation; a later one under the same path stays registered.
     pub(crate) fn unregister(&self, path: &ActorPath) {
-        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
-        // One lookup in the usual case; a later incarnation under the same path (registered
-        // after this one left) is put back.
-        if let Some((key, cell)) = reg.remove_entry(path.as_str()) {
-            if cell.path() != path {
-                reg.insert(key, cell);
-            }
-        }
+        self.registry.remove(path);
     }
 
     /// Returns once no actor is alive.
@@ -253,11 +222,7 @@ impl SystemInner {
     }
 
     pub(crate) fn lookup_cell(&self, path: &str) -> Option<Arc<dyn AnyCell>> {
-        self.registry
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(path)
-            .cloned()
+        self.registry.get(path)
     }
 }
 
@@ -456,7 +421,7 @@ impl ActorSystemBuilder {
                 scheduler: Scheduler::new(handle.clone()),
                 deadlines: crate::actor::deadlines::Deadlines::new(handle.clone()),
                 handle,
-                registry: RwLock::new(HashMap::default()),
+                registry: Registry::default(),
                 wire: std::sync::OnceLock::new(),
                 exports: Default::default(),
                 live: AtomicUsize::new(0),
@@ -721,17 +686,8 @@ impl ActorSystem {
     pub async fn shutdown_timeout(&self, timeout: Duration) -> ShutdownOutcome {
         self.inner.terminating.store(true, Ordering::SeqCst);
         self.inner.scheduler.cancel_all();
-        let tops: Vec<Arc<dyn AnyCell>> = {
-            let reg = self
-                .inner
-                .registry
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            reg.values()
-                .filter(|c| c.path().parent_str() == Some("/"))
-                .cloned()
-                .collect()
-        };
+        let mut tops = self.inner.registry.cells();
+        tops.retain(|c| c.path().parent_str() == Some("/"));
         for c in tops {
             c.send_sys(SysMsg::Stop);
         }
@@ -740,14 +696,7 @@ impl ActorSystem {
             .await
             .is_err()
         {
-            let left: Vec<Arc<dyn AnyCell>> = self
-                .inner
-                .registry
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .cloned()
-                .collect();
+            let left = self.inner.registry.cells();
             for c in &left {
                 c.abort();
             }
