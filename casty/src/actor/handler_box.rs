@@ -19,6 +19,7 @@
 
 #![allow(unsafe_code)]
 
+use std::any::TypeId;
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of, MaybeUninit};
@@ -56,6 +57,8 @@ struct VTable<M> {
     step: StepFn<M>,
     /// `Handler::has_start` on the handler, in one indirect call.
     has_start: unsafe fn(*const u8) -> bool,
+    /// The type the storage holds, so that `step` can tell a returned handler of its own type.
+    stored: TypeId,
 }
 
 /// Settles a handler's outcome for [`HandlerBox::step`]: `same()` leaves the handler, a new
@@ -173,6 +176,7 @@ impl<M: 'static, P: Place<M>> Table<M, P> {
         drop: Self::drop,
         step: Self::step,
         has_start: Self::has_start,
+        stored: TypeId::of::<P::Stored>(),
     };
 
     /// # Safety
@@ -188,8 +192,30 @@ impl<M: 'static, P: Place<M>> Table<M, P> {
         // lasts as long as the `Outcome` may borrow it, and `settle` writes over it only when it
         // does not.
         unsafe {
-            let stored: &'a mut P::Stored = &mut *(*this).storage.get().cast::<P::Stored>();
-            let outcome = P::target_mut(stored).receive(ctx, msg);
+            let sp = (*this).storage.get().cast::<P::Stored>();
+            let outcome = P::target_mut(&mut *sp).receive(ctx, msg);
+            // The functional style returns a handler of the handler's own type (`counter(n + 1)`
+            // from `counter`'s closure): then its start work, the drop of the old one and the move
+            // are calls this function knows, not calls through the table.
+            if let Outcome::Ready(Ok(Behavior {
+                kind: Kind::Receive(next),
+            })) = &outcome
+            {
+                if (*next.vtable).stored == TypeId::of::<P::Stored>() {
+                    let np = next.storage.get().cast::<P::Stored>();
+                    if !P::target(&*np).has_start() {
+                        let value = std::ptr::read(np);
+                        // The outcome holds nothing else: forgetting it leaves the moved handler
+                        // to `value` alone.
+                        std::mem::forget(outcome);
+                        // A ready outcome borrows nothing, so nothing refers to the old handler
+                        // any more. An assignment writes the new handler even if dropping the old
+                        // one panics.
+                        *sp = value;
+                        return Step::Replaced;
+                    }
+                }
+            }
             settle(this, outcome, other)
         }
     }
@@ -519,7 +545,8 @@ mod tests {
     }
 
     /// A handler whose message says what to return: 1 `same()`, 2 a new `Stepper` with no start
-    /// work, 3 a new one with start work, 4 `stopped()`, 5 a pending future.
+    /// work, 3 a new one with start work, 4 `stopped()`, 5 a pending future, 6 a handler of
+    /// another type, `Counted`.
     struct Stepper {
         id: u64,
         start: bool,
@@ -550,6 +577,7 @@ mod tests {
                 2 => Outcome::Ready(Ok(next(false))),
                 3 => Outcome::Ready(Ok(next(true))),
                 4 => Outcome::Ready(Ok(Behaviors::stopped())),
+                6 => Outcome::Ready(Ok(Behavior::handler(Counted(self.drops.clone())))),
                 _ => Outcome::Pending(Box::pin(async { Ok(Behaviors::same()) })),
             }
         }
@@ -625,6 +653,57 @@ mod tests {
                 Some(Outcome::Pending(fut)) => assert!(fut.await.is_ok()),
                 _ => panic!("expected the pending future back"),
             }
+        }
+        drop(b);
+        assert_eq!(drops.load(Ordering::SeqCst), 3);
+        drop(ctx);
+        system.shutdown().await;
+    }
+
+    /// Counts its drops in the same counter as `Stepper`; answers `same()`.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Handler<u64> for Counted {
+        fn receive<'a>(
+            &'a mut self,
+            _ctx: &'a mut ActorContext<u64>,
+            _msg: u64,
+        ) -> Outcome<'a, u64> {
+            Outcome::Ready(Ok(Behaviors::same()))
+        }
+
+        fn clone_box(&self) -> Box<dyn Handler<u64>> {
+            unreachable!("not cloned here")
+        }
+    }
+
+    // A returned handler of another type than the running one is installed in place as well:
+    // the old one is dropped once, the new one answers the next message, and is dropped once.
+    #[tokio::test]
+    async fn a_new_handler_of_another_type_replaces_the_old_one_in_place() {
+        use crate::actor::cell::test_context;
+        let (system, mut ctx) = test_context::<u64>();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut b = HandlerBox::new(Stepper {
+            id: 0,
+            start: false,
+            drops: drops.clone(),
+        });
+        for (msg, step, dropped) in [
+            (2, Step::Replaced, 1),
+            (6, Step::Replaced, 2),
+            (6, Step::Same, 2),
+        ] {
+            let mut other = None;
+            assert_eq!(b.step(&mut ctx, msg, &mut other), step);
+            assert!(other.is_none());
+            assert_eq!(drops.load(Ordering::SeqCst), dropped);
         }
         drop(b);
         assert_eq!(drops.load(Ordering::SeqCst), 3);
