@@ -639,7 +639,7 @@ impl<M: Message> Cell<M> {
                     // so nothing borrowed from `self` outlives it, and only the awaited future lives
                     // across its await. The message goes from its slot to the handler directly.
                     let result = {
-                        let (ready, pending) = {
+                        let (installed, ready, pending) = {
                             let mut other = None;
                             let done = match &mut held.batch {
                                 Some(b) => b.pop_with(|msg| self.handle_fast(msg, &mut other)),
@@ -650,10 +650,22 @@ impl<M: Message> Cell<M> {
                             };
                             match done {
                                 None => break,
-                                Some(true) => (None, None),
-                                Some(false) => split(other),
+                                Some(true) => (true, None, None),
+                                Some(false) => {
+                                    let (ready, pending) = split(other);
+                                    (false, ready, pending)
+                                }
                             }
                         };
+                        n += 1;
+                        // `same()`, or a new handler installed: nothing is left to do unless the
+                        // batch is over or a system message came. (Neither changes whether the
+                        // actor is stopping: it was not, or this loop would have ended.) Going
+                        // straight to the next message keeps the empty result from being copied
+                        // through the tail below.
+                        if installed && n < BATCH && !shared.sys_flag() {
+                            continue;
+                        }
                         // `other` was lent to the handler, and a lent local takes room in this future
                         // for as long as it is in scope: it ends before the await, and `ready` is moved
                         // away before it, so that only the boxed future lives across it.
@@ -670,7 +682,6 @@ impl<M: Message> Cell<M> {
                     if let Some(slow) = after.map(|a| Box::pin(self.after(a))) {
                         slow.await;
                     }
-                    n += 1;
                     if self.status.stopping || shared.sys_flag() {
                         continue 'outer;
                     }
