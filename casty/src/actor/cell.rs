@@ -495,6 +495,9 @@ impl<M: Message> Cell<M> {
             }
             self.main_loop().await;
             self.finish().await;
+            // This task parks no more: the mailbox, which lives as long as any reference to the
+            // actor, need not keep it allocated through its waker.
+            self.ctx.shared.mailbox.forget_waker();
             drop(self);
             drop(live);
         }
