@@ -435,6 +435,12 @@ impl<M> MailboxQueue<M> {
         self.park.forget_waker();
     }
 
+    /// Whether the park slot holds a waker (see `Park::holds_waker`), for tests.
+    #[cfg(test)]
+    pub(crate) fn holds_waker(&self) -> Option<bool> {
+        self.park.holds_waker()
+    }
+
     /// Marks the mailbox closed. Later pushes are refused; the caller drains what is left.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);

@@ -196,6 +196,23 @@ impl Park {
         // A producer is waking the task, which is finishing anyway: the waker stays in the slot
         // until the mailbox is dropped.
     }
+
+    /// Whether the slot holds a waker, for tests; `None` if someone else owns the slot now.
+    #[cfg(test)]
+    pub(crate) fn holds_waker(&self) -> Option<bool> {
+        let current = self.state.load(Ordering::Acquire);
+        if current != IDLE && current != PARKED {
+            return None;
+        }
+        self.state
+            .compare_exchange(current, REGISTERING, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        // SAFETY: moving the state to `REGISTERING` gave this call the slot, as in `poll_park`;
+        // it is given back in the state it was found in.
+        let holds = unsafe { (*self.waker.get()).is_some() };
+        self.state.store(current, Ordering::Release);
+        Some(holds)
+    }
 }
 
 #[cfg(test)]
@@ -377,7 +394,9 @@ mod tests {
             park.poll_park(&mut Context::from_waker(&waker), || false),
             Poll::Pending
         );
+        assert_eq!(park.holds_waker(), Some(true));
         park.forget_waker();
+        assert_eq!(park.holds_waker(), Some(false));
         assert_eq!(Arc::strong_count(&count), 2);
         assert_eq!(park.state.load(Ordering::SeqCst), IDLE);
         park.wake();
@@ -414,6 +433,63 @@ mod tests {
         assert_eq!(wakes(&count), 1);
     }
 
+    /// Runs a task that handles the messages counted in `pushed` (recording how many in
+    /// `handled`) until it has handled `total`, parking whenever it finds none.
+    fn consumer(
+        park: Arc<Park>,
+        pushed: Arc<AtomicUsize>,
+        handled: Arc<AtomicUsize>,
+        total: usize,
+    ) -> tokio::task::JoinHandle<usize> {
+        tokio::spawn(async move {
+            let mut seen = 0;
+            while seen < total {
+                let now = pushed.load(Ordering::SeqCst);
+                if now > seen {
+                    seen = now;
+                    handled.store(seen, Ordering::SeqCst);
+                    continue;
+                }
+                poll_fn(|cx| park.poll_park(cx, || pushed.load(Ordering::SeqCst) > seen)).await;
+            }
+            seen
+        })
+    }
+
+    /// One producer pushes a message, waits until it is handled, and pushes the next: every
+    /// push races with the task going back to park, and a lost wake-up leaves the task parked
+    /// with the message unhandled for good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_push_racing_with_the_task_parking_always_wakes_it() {
+        const MESSAGES: usize = 5_000;
+        let park = Arc::new(Park::new());
+        let (pushed, handled) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let task = consumer(park.clone(), pushed.clone(), handled.clone(), MESSAGES);
+        let producer = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            for i in 1..=MESSAGES {
+                pushed.fetch_add(1, Ordering::SeqCst);
+                park.wake();
+                while handled.load(Ordering::SeqCst) < i {
+                    if std::time::Instant::now() > deadline {
+                        return Err(i);
+                    }
+                    std::thread::yield_now();
+                }
+            }
+            Ok(())
+        });
+        let sent = tokio::task::spawn_blocking(move || producer.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            sent,
+            Ok(()),
+            "the message left unhandled with the task parked"
+        );
+        assert_eq!(task.await.unwrap(), MESSAGES);
+    }
+
     /// Many producers push (count a message) and wake; one task handles every message and parks
     /// whenever it finds none. A lost wake-up leaves the task parked with messages unhandled, and
     /// the timeout fails the test. Repeated to try many interleavings.
@@ -421,30 +497,12 @@ mod tests {
     async fn no_message_is_left_unhandled_while_the_task_is_parked() {
         const PRODUCERS: usize = 3;
         const EACH: usize = 2_000;
-        const ROUNDS: usize = 40;
+        const ROUNDS: usize = 20;
         for round in 0..ROUNDS {
             let park = Arc::new(Park::new());
             let pushed = Arc::new(AtomicUsize::new(0));
-            let consumer = {
-                let (park, pushed) = (park.clone(), pushed.clone());
-                tokio::spawn(async move {
-                    let mut handled = 0;
-                    let mut parks = 0;
-                    while handled < PRODUCERS * EACH {
-                        let now = pushed.load(Ordering::SeqCst);
-                        if now > handled {
-                            handled = now;
-                            continue;
-                        }
-                        parks += 1;
-                        poll_fn(|cx| {
-                            park.poll_park(cx, || pushed.load(Ordering::SeqCst) > handled)
-                        })
-                        .await;
-                    }
-                    (handled, parks)
-                })
-            };
+            let handled = Arc::new(AtomicUsize::new(0));
+            let task = consumer(park.clone(), pushed.clone(), handled, PRODUCERS * EACH);
             let producers: Vec<_> = (0..PRODUCERS)
                 .map(|_| {
                     let (park, pushed) = (park.clone(), pushed.clone());
@@ -462,11 +520,10 @@ mod tests {
             for p in producers {
                 p.join().unwrap();
             }
-            let (handled, _parks) =
-                tokio::time::timeout(std::time::Duration::from_secs(10), consumer)
-                    .await
-                    .unwrap_or_else(|_| panic!("round {round}: a wake-up was lost"))
-                    .unwrap();
+            let handled = tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: a wake-up was lost"))
+                .unwrap();
             assert_eq!(handled, PRODUCERS * EACH);
         }
     }
