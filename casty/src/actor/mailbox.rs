@@ -18,9 +18,9 @@
 //! The park/wake protocol is Dekker-style (`actor::park`): the consumer registers its waker,
 //! publishes that it is parked, and re-checks for work; a producer pushes and then checks whether
 //! the consumer is parked. Both sides use `SeqCst`, so at least one of them sees the other and no
-//! wake-up is lost. `send().await` on a full `Reject`
-//! mailbox waits the same way: it counts itself in `waiters` and then reads `given`, while the
-//! consumer adds to `given` and then reads `waiters`.
+//! wake-up is lost. `send().await` on a full `Reject` mailbox waits the same way: it counts itself
+//! in `waiters` and then reads `given`, while the consumer adds to `given` and then reads
+//! `waiters`.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -197,7 +197,8 @@ impl Park {
         // until the mailbox is dropped.
     }
 
-    /// Whether the slot holds a waker, for tests; `None` if someone else owns the slot now.
+    /// Whether the slot holds a waker, for tests; `None` if someone else owns the slot now. While
+    /// it looks, a parked task is not woken: only for tests that push nothing meanwhile.
     #[cfg(test)]
     pub(crate) fn holds_waker(&self) -> Option<bool> {
         let current = self.state.load(Ordering::Acquire);
