@@ -601,6 +601,9 @@ impl<M: Message> Cell<M> {
             }
             self.main_loop().await;
             self.finish().await;
+            // This task parks no more: the mailbox, which lives as long as any reference to the
+            // actor, need not keep it allocated through its waker.
+            self.ctx.shared.mailbox.forget_waker();
         }
     }
 
@@ -1295,6 +1298,45 @@ mod tests {
             SysMsg::Unwatch(uid) => Some(*uid),
             _ => None,
         }
+    }
+
+    // The mailbox lives as long as any reference to the actor, so the waker of the actor's task
+    // must not stay in it once the task has finished: it would keep the whole task allocated.
+    #[tokio::test]
+    async fn a_finished_actor_s_mailbox_lets_go_of_its_task_s_waker() {
+        let system = ActorSystem::new("waker");
+        let inner = system.inner().clone();
+        let path = ActorPath::new(inner.name.clone(), "/parks".into(), next_uid());
+        let shared = Arc::new(Shared::<u64>::new(
+            path,
+            Mailbox::default(),
+            inner.clone(),
+            None,
+        ));
+        inner.register(shared.clone()).unwrap();
+        let cell = Cell::new(
+            ActorContext::new(shared.clone()),
+            Behaviors::receive(|_ctx, _n: u64| Behaviors::same()),
+            Live(inner.clone()),
+        );
+        let task = tokio::spawn(cell.run());
+        shared.tell(1);
+        // Idle, the actor parks with its waker in the mailbox.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !(shared.mailbox.is_empty() && shared.mailbox.holds_waker() == Some(true)) {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the actor parks");
+        shared.send_sys(SysMsg::Stop);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the actor stops")
+            .unwrap();
+        assert_eq!(shared.mailbox.holds_waker(), Some(false));
+        assert!(shared.mailbox.is_closed());
+        system.shutdown().await;
     }
 
     // The first queued control message is kept inline and the rest behind it: either way they

@@ -13,9 +13,9 @@
 //! original and its clones share. Behaviors returned from handlers are never cloned, so they never
 //! allocate.
 //!
-//! This module, `mpsc`, `reply_slot` and `deadlines` are the modules of the crate with `unsafe`
-//! code; each block says why it is sound, and the tests below exercise drops, panics, clones, and
-//! large, over-aligned and zero-sized handlers.
+//! This module, `mpsc`, `reply_slot`, `deadlines` and `park` are the modules of the crate with
+//! `unsafe` code; each block says why it is sound, and the tests below exercise drops, panics,
+//! clones, and large, over-aligned and zero-sized handlers.
 
 #![allow(unsafe_code)]
 

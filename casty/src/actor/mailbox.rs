@@ -15,19 +15,18 @@
 //! messages queued and never above the bound. The two counts sit on separate cache lines, and a
 //! producer reads `given` only when the last value it saw says the mailbox is full.
 //!
-//! The park/wake protocol is Dekker-style: the consumer registers its waker, sets `parked`, and
-//! re-checks for work; a producer pushes and then checks `parked`. Both sides use `SeqCst`, so at
-//! least one of them sees the other and no wake-up is lost. `send().await` on a full `Reject`
-//! mailbox waits the same way: it counts itself in `waiters` and then reads `given`, while the
-//! consumer adds to `given` and then reads `waiters`.
+//! The park/wake protocol is Dekker-style (`actor::park`): the consumer registers its waker,
+//! publishes that it is parked, and re-checks for work; a producer pushes and then checks whether
+//! the consumer is parked. Both sides use `SeqCst`, so at least one of them sees the other and no
+//! wake-up is lost. `send().await` on a full `Reject` mailbox waits the same way: it counts itself
+//! in `waiters` and then reads `given`, while the consumer adds to `given` and then reads
+//! `waiters`.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::Poll;
-
-use atomic_waker::AtomicWaker;
 
 use crate::actor::mpsc::Queue as Mpsc;
+use crate::actor::park::Park;
 use tokio::sync::Notify;
 
 /// What a bounded mailbox does when it is full (L10). Every drop publishes a `DeadLetter`.
@@ -243,8 +242,7 @@ impl Bound {
 pub(crate) struct MailboxQueue<M> {
     queue: Queue<M>,
     closed: AtomicBool,
-    parked: AtomicBool,
-    waker: AtomicWaker,
+    park: Park,
 }
 
 impl<M> MailboxQueue<M> {
@@ -269,8 +267,7 @@ impl<M> MailboxQueue<M> {
         MailboxQueue {
             queue,
             closed: AtomicBool::new(false),
-            parked: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
+            park: Park::new(),
         }
     }
 
@@ -346,9 +343,7 @@ impl<M> MailboxQueue<M> {
     /// Wakes the consumer if it is parked. Costs one load while it is busy.
     #[inline]
     pub(crate) fn wake(&self) {
-        if self.parked.load(Ordering::SeqCst) && self.parked.swap(false, Ordering::SeqCst) {
-            self.waker.wake();
-        }
+        self.park.wake();
     }
 
     /// Pops the next message.
@@ -428,22 +423,22 @@ impl<M> MailboxQueue<M> {
         &'a self,
         has_work: impl Fn() -> bool + 'a,
     ) -> impl std::future::Future<Output = ()> + 'a {
-        poll_fn(move |cx| {
-            if has_work() {
-                return Poll::Ready(());
-            }
-            self.waker.register(cx.waker());
-            // A SeqCst store followed by the SeqCst loads in `has_work` cannot be reordered, and the
-            // producer's push is a SeqCst read-modify-write followed by a SeqCst load of `parked`:
-            // in the single total order one side sees the other.
-            self.parked.store(true, Ordering::SeqCst);
-            if has_work() {
-                self.parked.store(false, Ordering::Relaxed);
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
+        // The push is a SeqCst read-modify-write followed by the producer's SeqCst load of the park
+        // state, and `has_work` reads the queue with SeqCst loads (see `actor::park`).
+        poll_fn(move |cx| self.park.poll_park(cx, &has_work))
+    }
+
+    /// Lets go of the waker of the task that consumed this mailbox, once that task has finished,
+    /// so that the mailbox (which lives as long as any reference to the actor) does not keep the
+    /// finished task allocated.
+    pub(crate) fn forget_waker(&self) {
+        self.park.forget_waker();
+    }
+
+    /// Whether the park slot holds a waker (see `Park::holds_waker`), for tests.
+    #[cfg(test)]
+    pub(crate) fn holds_waker(&self) -> Option<bool> {
+        self.park.holds_waker()
     }
 
     /// Marks the mailbox closed. Later pushes are refused; the caller drains what is left.

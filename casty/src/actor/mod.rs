@@ -16,6 +16,7 @@ pub(crate) mod mailbox;
 pub(crate) mod message;
 pub(crate) mod mpsc;
 pub(crate) mod otp;
+pub(crate) mod park;
 pub(crate) mod path;
 pub(crate) mod registry;
 pub(crate) mod reply_slot;

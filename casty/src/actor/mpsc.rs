@@ -20,9 +20,9 @@
 //! compare-and-swap on the unchanged index succeeds, and the block is stored before the index
 //! enters its lap.
 //!
-//! This module, `handler_box`, `reply_slot` and `deadlines` are the crate's only `unsafe` code;
-//! each block says why it is sound, and the tests below exercise order, drops of what is left,
-//! zero-sized messages, many producers, and consumers that come and go.
+//! This module, `handler_box`, `reply_slot`, `deadlines` and `park` are the crate's only `unsafe`
+//! code; each block says why it is sound, and the tests below exercise order, drops of what is
+//! left, zero-sized messages, many producers, and consumers that come and go.
 
 #![allow(unsafe_code)]
 

@@ -16,9 +16,9 @@
 //! clears `WAKER`; if the state it replaced had already ended, the ending party may be reading the
 //! waker, and the asker leaves it alone.
 //!
-//! This module, `handler_box` and `deadlines` are the modules of the crate with `unsafe` code;
-//! each block says why it is sound, and the tests below exercise drops, races between writers,
-//! closers and the reader, and zero-sized and over-aligned replies.
+//! This module, `mpsc`, `handler_box`, `deadlines` and `park` are the modules of the crate with
+//! `unsafe` code; each block says why it is sound, and the tests below exercise drops, races
+//! between writers, closers and the reader, and zero-sized and over-aligned replies.
 
 #![allow(unsafe_code)]
 
