@@ -98,7 +98,7 @@ async fn returning_a_new_behavior_from_a_handler_allocates_nothing() {
     static DONE: AtomicUsize = AtomicUsize::new(0);
     fn counting(n: u64) -> Behavior<u64> {
         Behaviors::receive(move |_ctx, x: u64| {
-            if (n + x) % N == 0 {
+            if (n + x).is_multiple_of(N) {
                 DONE.fetch_add(1, Ordering::SeqCst);
             }
             counting(n + x)

@@ -429,7 +429,7 @@ mod tests {
                     outcome = Some(r);
                 }
                 polls += 1;
-                if polls % 64 == 0 {
+                if polls.is_multiple_of(64) {
                     std::thread::yield_now();
                 }
             }

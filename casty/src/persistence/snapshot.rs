@@ -82,7 +82,7 @@ impl<S, E> SnapshotPolicy<S, E> {
     pub fn triggers(&self, state: &S, event: &E, seq: u64) -> bool {
         match &self.rule {
             Rule::Never => false,
-            Rule::Every(n) => seq % n == 0,
+            Rule::Every(n) => seq.is_multiple_of(*n),
             Rule::Predicate(f) => f(state, event, seq),
         }
     }
