@@ -23,7 +23,7 @@ use std::any::TypeId;
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of, MaybeUninit};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::actor::behavior::{Behavior, Handler, Kind, Outcome};
@@ -87,6 +87,28 @@ unsafe fn settle<'a, M: 'static>(
         outcome => {
             *other = Some(outcome);
             Step::Other
+        }
+    }
+}
+
+/// Copies `n` words from `from` to `to` when dropped, with one word-sized read each.
+struct MoveWords {
+    from: *const MaybeUninit<usize>,
+    to: *mut MaybeUninit<usize>,
+    n: usize,
+}
+
+impl Drop for MoveWords {
+    #[inline(always)]
+    fn drop(&mut self) {
+        for i in 0..self.n {
+            // SAFETY: the creator's contract: `from` and `to` are the word-aligned storages of two
+            // handler boxes, each at least `n` words, and `to`'s old value has been dropped.
+            // Volatile, so that the reads stay one word wide.
+            unsafe {
+                let w = std::ptr::read_volatile(self.from.add(i));
+                self.to.add(i).write(w);
+            }
         }
     }
 }
@@ -204,14 +226,21 @@ impl<M: 'static, P: Place<M>> Table<M, P> {
                 if (*next.vtable).stored == TypeId::of::<P::Stored>() {
                     let np = next.storage.get().cast::<P::Stored>();
                     if !P::target(&*np).has_start() {
-                        let value = std::ptr::read(np);
-                        // The outcome holds nothing else: forgetting it leaves the moved handler
-                        // to `value` alone.
-                        std::mem::forget(outcome);
                         // A ready outcome borrows nothing, so nothing refers to the old handler
-                        // any more. An assignment writes the new handler even if dropping the old
-                        // one panics.
-                        *sp = value;
+                        // any more. The new one is moved word by word: the closure that built it
+                        // has just written it a word at a time, and wider reads of words just
+                        // written wait for the writes to land (a store-forwarding stall). The
+                        // words are copied even if dropping the old handler panics.
+                        let words = MoveWords {
+                            from: np.cast::<MaybeUninit<usize>>(),
+                            to: sp.cast::<MaybeUninit<usize>>(),
+                            n: size_of::<P::Stored>().div_ceil(size_of::<usize>()),
+                        };
+                        std::ptr::drop_in_place(sp);
+                        drop(words);
+                        // The outcome holds nothing else: forgetting it leaves the moved handler
+                        // to the box alone.
+                        std::mem::forget(outcome);
                         return Step::Replaced;
                     }
                 }
@@ -390,7 +419,9 @@ impl<M: 'static> Clone for HandlerBox<M> {
 /// A closure held by value until the first time it is shared (see the module's note).
 pub(crate) struct SharedFn<F> {
     /// `OWNED`, `SHARING` or `SHARED`: what `slot` holds and who may touch it.
-    state: AtomicU8,
+    /// A whole word, not a byte: a handler built in a closure's return value is read back word
+    /// by word (see `Table::step`), and a word read of a byte just written stalls.
+    state: AtomicUsize,
     /// `Owned` while `state` is `OWNED` or `SHARING`, `Shared` once it is `SHARED`.
     slot: UnsafeCell<Slot<F>>,
 }
@@ -401,11 +432,11 @@ enum Slot<F> {
 }
 
 /// `slot` holds the closure by value; anyone holding `&self` may start sharing it.
-const OWNED: u8 = 0;
+const OWNED: usize = 0;
 /// One `&self` holder is moving the closure into an `Arc`; others wait for `SHARED`.
-const SHARING: u8 = 1;
+const SHARING: usize = 1;
 /// `slot` holds the `Arc`, and is never written again while `&self` is held.
-const SHARED: u8 = 2;
+const SHARED: usize = 2;
 
 // SAFETY: `&SharedFn<F>` gives access to the `F` (by `&F`, in clones of the `Arc`) and, through
 // `state`, lets exactly one thread at a time move it from `Owned` to `Shared`; that needs `F` to
@@ -417,7 +448,7 @@ impl<F> SharedFn<F> {
     #[inline]
     pub(crate) fn new(f: F) -> Self {
         SharedFn {
-            state: AtomicU8::new(OWNED),
+            state: AtomicUsize::new(OWNED),
             slot: UnsafeCell::new(Slot::Owned(f)),
         }
     }
@@ -472,7 +503,7 @@ impl<F> SharedFn<F> {
             }
         };
         SharedFn {
-            state: AtomicU8::new(SHARED),
+            state: AtomicUsize::new(SHARED),
             slot: UnsafeCell::new(Slot::Shared(f)),
         }
     }
