@@ -22,7 +22,7 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::time::Instant;
 
@@ -174,8 +174,10 @@ pub(crate) struct Shared<M> {
     sys_pending: AtomicBool,
     /// The system, as handlers see it (`ctx.system()` lends this one).
     pub(crate) system: ActorSystem,
-    /// The parent, told when this actor terminates; none for a top-level actor.
-    pub(crate) parent: Option<Arc<dyn AnyCell>>,
+    /// The parent, told when this actor terminates; none for a top-level actor. Weak: a ref kept
+    /// to a stopped actor must not keep its ancestors' shared parts allocated. A parent outlives
+    /// its children's stop sequences, so it is there whenever it is needed.
+    pub(crate) parent: Option<Weak<dyn AnyCell>>,
     describe: fn(&M) -> String,
     /// The actor's task, for [`AnyCell::abort`].
     task: std::sync::OnceLock<tokio::task::AbortHandle>,
@@ -277,7 +279,7 @@ impl<M: Message> Shared<M> {
         path: ActorPath,
         mailbox: Mailbox,
         system: Arc<SystemInner>,
-        parent: Option<Arc<dyn AnyCell>>,
+        parent: Option<Weak<dyn AnyCell>>,
     ) -> Self {
         Shared {
             path,
@@ -1205,7 +1207,7 @@ impl<M: Message> Cell<M> {
         for w in self.ctx.take_watchers() {
             w.notify_death(shared.path.clone(), failure.clone());
         }
-        match self.ctx.parent() {
+        match self.ctx.parent().as_ref() {
             Some(p) => p.send_sys(SysMsg::ChildTerminated {
                 path: shared.path.clone(),
                 failure,
@@ -1268,14 +1270,10 @@ mod tests {
     use std::time::Duration;
     use tokio::sync::mpsc;
 
-    // What every live actor costs beyond its queued messages: its `Shared` (one allocation, with
-    // the queue's five words inline and no cache-line padding) and its task's future, which holds
-    // the cell once, without a nested future per system message or a second copy of the cell.
-    #[tokio::test]
-    async fn an_idle_actor_s_shared_part_and_task_stay_small() {
-        let system = ActorSystem::new("sizes");
+    /// A registered actor of `u64` at `path` whose handler answers `same()`, not yet started.
+    fn unstarted(system: &ActorSystem, path: &str) -> (Arc<Shared<u64>>, Cell<u64>) {
         let inner = system.inner().clone();
-        let path = ActorPath::new(inner.name.clone(), "/sized".into(), next_uid());
+        let path = ActorPath::new(inner.name.clone(), path.into(), next_uid());
         let shared = Arc::new(Shared::<u64>::new(
             path,
             Mailbox::default(),
@@ -1286,8 +1284,19 @@ mod tests {
         let cell = Cell::new(
             ActorContext::new(shared.clone()),
             Behaviors::receive(|_ctx, _n: u64| Behaviors::same()),
-            Live(inner.clone()),
+            Live(inner),
         );
+        (shared, cell)
+    }
+
+    // What every live actor costs beyond its queued messages: its `Shared` (one allocation, with
+    // the queue's five words inline and no cache-line padding) and its task's future, which holds
+    // the cell once, without a nested future per system message or a second copy of the cell.
+    #[tokio::test]
+    async fn an_idle_actor_s_shared_part_and_task_stay_small() {
+        let system = ActorSystem::new("sizes");
+        let inner = system.inner().clone();
+        let (shared, cell) = unstarted(&system, "/sized");
         let cell_size = std::mem::size_of_val(&cell);
         let task = cell.run();
         let task_size = std::mem::size_of_val(&task);
@@ -1323,20 +1332,7 @@ mod tests {
     #[tokio::test]
     async fn a_finished_actor_s_mailbox_lets_go_of_its_task_s_waker() {
         let system = ActorSystem::new("waker");
-        let inner = system.inner().clone();
-        let path = ActorPath::new(inner.name.clone(), "/parks".into(), next_uid());
-        let shared = Arc::new(Shared::<u64>::new(
-            path,
-            Mailbox::default(),
-            inner.clone(),
-            None,
-        ));
-        inner.register(shared.clone()).unwrap();
-        let cell = Cell::new(
-            ActorContext::new(shared.clone()),
-            Behaviors::receive(|_ctx, _n: u64| Behaviors::same()),
-            Live(inner.clone()),
-        );
+        let (shared, cell) = unstarted(&system, "/parks");
         let task = tokio::spawn(cell.run());
         shared.tell(1);
         // Idle, the actor parks with its waker in the mailbox.
@@ -1389,6 +1385,19 @@ mod tests {
             .collect();
         assert_eq!(all, vec![5, 6]);
         assert!(q.is_empty());
+    }
+
+    /// Everything sent on the channel, once `tx`, the test's own sender, is dropped too.
+    async fn all_sent(
+        tx: mpsc::UnboundedSender<&'static str>,
+        mut rx: mpsc::UnboundedReceiver<&'static str>,
+    ) -> Vec<&'static str> {
+        drop(tx);
+        let mut seen = Vec::new();
+        while let Some(s) = rx.recv().await {
+            seen.push(s);
+        }
+        seen
     }
 
     /// A handler whose `Wrap` returns itself wrapped in one more lifecycle, whose `post_stop`
@@ -1471,13 +1480,47 @@ mod tests {
         system.shutdown().await;
     }
 
+    // A ref kept to a stopped child does not keep its parent's shared part allocated: the child
+    // knows its parent only weakly.
+    #[tokio::test]
+    async fn a_ref_to_a_stopped_child_does_not_keep_its_parent_allocated() {
+        let system = ActorSystem::new("retain");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let parent = system
+            .spawn(
+                Behaviors::setup(move |ctx| {
+                    let child = ctx.spawn(Behaviors::ignore::<u8>(), "child").unwrap();
+                    let _ = tx.send(child);
+                    Behaviors::ignore::<u8>()
+                }),
+                "parent",
+            )
+            .unwrap();
+        let child = rx.recv().await.expect("the child's ref");
+        let weak = match &parent.inner {
+            crate::actor::actor_ref::RefInner::Local(s) => Arc::downgrade(s),
+            crate::actor::actor_ref::RefInner::Target(_) => panic!("a local actor"),
+        };
+        system.stop(&parent);
+        drop(parent);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while weak.upgrade().is_some() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the parent's shared part is freed while its child's ref is kept");
+        drop(child);
+        system.shutdown().await;
+    }
+
     // Every lifecycle wrapper's `post_stop` runs once at the stop: the spawned behavior's own,
     // outermost first, then those of a behavior installed later. Giving a wrapper a second hook of
     // one kind replaces the first.
     #[tokio::test]
     async fn every_wrapper_s_post_stop_runs_once_and_a_second_hook_of_a_kind_replaces_the_first() {
         let system = ActorSystem::new("hooks");
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::unbounded_channel();
         let (t1, t2, t3) = (tx.clone(), tx.clone(), tx.clone());
         let inner = Behaviors::with_lifecycle(wrapping(tx.clone())).post_stop(move |_| {
             let _ = t1.send("inner");
@@ -1498,11 +1541,7 @@ mod tests {
             .unwrap();
         system.stop(&a);
         system.shutdown().await;
-        drop(tx);
-        let mut seen = Vec::new();
-        while let Some(s) = rx.recv().await {
-            seen.push(s);
-        }
+        let seen = all_sent(tx, rx).await;
         assert_eq!(seen, vec!["outer", "inner", "later"]);
     }
 
@@ -1511,7 +1550,7 @@ mod tests {
     #[tokio::test]
     async fn a_restart_drops_the_hooks_a_later_behavior_added() {
         let system = ActorSystem::new("hooks");
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::unbounded_channel();
         let t = tx.clone();
         let behavior = Behaviors::supervise(
             Behaviors::with_lifecycle(wrapping(tx.clone())).post_stop(move |_| {
@@ -1532,11 +1571,7 @@ mod tests {
         ping(a.clone()).await.unwrap();
         system.stop(&a);
         system.shutdown().await;
-        drop(tx);
-        let mut seen = Vec::new();
-        while let Some(s) = rx.recv().await {
-            seen.push(s);
-        }
+        let seen = all_sent(tx, rx).await;
         assert_eq!(seen, vec!["initial"]);
     }
 }

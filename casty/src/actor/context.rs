@@ -240,6 +240,7 @@ impl<M: Message> ActorContext<M> {
         let (behavior, mailbox) = system.configure(name, behavior, options.mailbox);
         let path = self.shared.path.child(name, next_uid());
         let parent: Arc<dyn AnyCell> = self.shared.clone();
+        let parent = Arc::downgrade(&parent);
         let shared = Arc::new(Shared::<C>::new(
             path,
             mailbox,
@@ -461,8 +462,8 @@ impl<M: Message> ActorContext<M> {
 
 /// Bookkeeping used by the cell.
 impl<M: Message> ActorContext<M> {
-    pub(crate) fn parent(&self) -> Option<&Arc<dyn AnyCell>> {
-        self.shared.parent.as_ref()
+    pub(crate) fn parent(&self) -> Option<Arc<dyn AnyCell>> {
+        self.shared.parent.as_ref()?.upgrade()
     }
 
     pub(crate) fn children_cells(&self) -> Vec<Arc<dyn AnyCell>> {

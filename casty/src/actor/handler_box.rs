@@ -22,7 +22,7 @@
 use std::any::TypeId;
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
-use std::mem::{align_of, size_of, MaybeUninit};
+use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -215,13 +215,15 @@ impl<M: 'static, P: Place<M>> Table<M, P> {
         // does not.
         unsafe {
             let sp = (*this).storage.get().cast::<P::Stored>();
-            let outcome = P::target_mut(&mut *sp).receive(ctx, msg);
+            // Held without a destructor from here on: once the new handler's words may be in the
+            // box, only the box may drop it, even if dropping the old handler panics.
+            let outcome = ManuallyDrop::new(P::target_mut(&mut *sp).receive(ctx, msg));
             // The functional style returns a handler of the handler's own type (`counter(n + 1)`
             // from `counter`'s closure): then its start work, the drop of the old one and the move
             // are calls this function knows, not calls through the table.
             if let Outcome::Ready(Ok(Behavior {
                 kind: Kind::Receive(next),
-            })) = &outcome
+            })) = &*outcome
             {
                 if (*next.vtable).stored == TypeId::of::<P::Stored>() {
                     let np = next.storage.get().cast::<P::Stored>();
@@ -238,14 +240,13 @@ impl<M: 'static, P: Place<M>> Table<M, P> {
                         };
                         std::ptr::drop_in_place(sp);
                         drop(words);
-                        // The outcome holds nothing else: forgetting it leaves the moved handler
-                        // to the box alone.
-                        std::mem::forget(outcome);
+                        // The outcome, never dropped, held nothing else: the moved handler is the
+                        // box's alone.
                         return Step::Replaced;
                     }
                 }
             }
-            settle(this, outcome, other)
+            settle(this, ManuallyDrop::into_inner(outcome), other)
         }
     }
 
@@ -622,29 +623,34 @@ mod tests {
         }
     }
 
+    /// A `Stepper` with no start work in a box, counting drops in `drops`.
+    fn stepper(drops: &Arc<AtomicUsize>) -> HandlerBox<u64> {
+        HandlerBox::new(Stepper {
+            id: 0,
+            start: false,
+            drops: drops.clone(),
+        })
+    }
+
+    /// Steps `b` with `msg` where the result is settled in place: nothing is handed back.
+    fn step_in_place(b: &mut HandlerBox<u64>, ctx: &mut ActorContext<u64>, msg: u64) -> Step {
+        let mut other = None;
+        let step = b.step(ctx, msg, &mut other);
+        assert!(other.is_none());
+        step
+    }
+
     #[tokio::test]
     async fn step_settles_same_and_a_new_handler_in_place_and_hands_back_the_rest() {
         use crate::actor::cell::test_context;
         let (system, mut ctx) = test_context::<u64>();
         let drops = Arc::new(AtomicUsize::new(0));
-        let mut b = HandlerBox::new(Stepper {
-            id: 0,
-            start: false,
-            drops: drops.clone(),
-        });
-        {
-            let mut other = None;
-            assert_eq!(b.step(&mut ctx, 1, &mut other), Step::Same);
-            assert!(other.is_none());
-        }
+        let mut b = stepper(&drops);
+        assert_eq!(step_in_place(&mut b, &mut ctx, 1), Step::Same);
         assert_eq!(drops.load(Ordering::SeqCst), 0);
 
         // The functional transition: the old handler is dropped once, the new one runs in place.
-        {
-            let mut other = None;
-            assert_eq!(b.step(&mut ctx, 2, &mut other), Step::Replaced);
-            assert!(other.is_none());
-        }
+        assert_eq!(step_in_place(&mut b, &mut ctx, 2), Step::Replaced);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         assert!(!b.get().has_start());
 
@@ -714,6 +720,64 @@ mod tests {
         }
     }
 
+    /// Counts its drops in `drops`; the first one to be dropped with `panics` set panics there.
+    /// Each message returns a new one that does not panic.
+    struct PanicsOnDrop {
+        panics: bool,
+        drops: Arc<AtomicUsize>,
+    }
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+            if self.panics {
+                panic!("dropping the old handler");
+            }
+        }
+    }
+
+    impl Handler<u64> for PanicsOnDrop {
+        fn receive<'a>(
+            &'a mut self,
+            _ctx: &'a mut ActorContext<u64>,
+            _msg: u64,
+        ) -> Outcome<'a, u64> {
+            Outcome::Ready(Ok(Behavior::handler(PanicsOnDrop {
+                panics: false,
+                drops: self.drops.clone(),
+            })))
+        }
+
+        fn clone_box(&self) -> Box<dyn Handler<u64>> {
+            unreachable!("not cloned here")
+        }
+    }
+
+    // The old handler's drop panics while a new one of its type replaces it: the panic reaches
+    // the caller, the new handler is in the box and works, and each handler is dropped once.
+    #[tokio::test]
+    async fn a_panic_dropping_the_old_handler_leaves_the_new_one_installed_and_dropped_once() {
+        use crate::actor::cell::test_context;
+        let (system, mut ctx) = test_context::<u64>();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut b = HandlerBox::new(PanicsOnDrop {
+            panics: true,
+            drops: drops.clone(),
+        });
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut other = None;
+            b.step(&mut ctx, 1, &mut other)
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "the old handler only");
+        assert_eq!(step_in_place(&mut b, &mut ctx, 2), Step::Replaced);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+        drop(b);
+        assert_eq!(drops.load(Ordering::SeqCst), 3, "each handler once");
+        drop(ctx);
+        system.shutdown().await;
+    }
+
     // A returned handler of another type than the running one is installed in place as well:
     // the old one is dropped once, the new one answers the next message, and is dropped once.
     #[tokio::test]
@@ -721,19 +785,13 @@ mod tests {
         use crate::actor::cell::test_context;
         let (system, mut ctx) = test_context::<u64>();
         let drops = Arc::new(AtomicUsize::new(0));
-        let mut b = HandlerBox::new(Stepper {
-            id: 0,
-            start: false,
-            drops: drops.clone(),
-        });
+        let mut b = stepper(&drops);
         for (msg, step, dropped) in [
             (2, Step::Replaced, 1),
             (6, Step::Replaced, 2),
             (6, Step::Same, 2),
         ] {
-            let mut other = None;
-            assert_eq!(b.step(&mut ctx, msg, &mut other), step);
-            assert!(other.is_none());
+            assert_eq!(step_in_place(&mut b, &mut ctx, msg), step);
             assert_eq!(drops.load(Ordering::SeqCst), dropped);
         }
         drop(b);

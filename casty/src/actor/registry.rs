@@ -59,12 +59,14 @@ impl Registry {
         &self.shards[(hash >> 32) as usize % SHARDS]
     }
 
-    /// Registers `cell` under its path, unless a live actor has that path or `check` (run under
-    /// the shard's lock, so that it orders with [`Registry::cells`]) fails.
+    /// Registers `cell` under its path, unless `check` fails or a live actor has that path.
+    /// `check` and then `inserted` (once the cell is in) run under the shard's lock, so that they
+    /// order with [`Registry::cells`]: a snapshot that sees the cell sees what `inserted` did.
     pub(crate) fn insert<E>(
         &self,
         cell: Arc<dyn AnyCell>,
         check: impl FnOnce() -> Result<(), E>,
+        inserted: impl FnOnce(),
     ) -> Result<(), Refused<E>> {
         let path = cell.path().as_str();
         let hash = self.hash(path);
@@ -78,6 +80,7 @@ impl Registry {
             Slot::Occupied(_) => Err(Refused::Taken),
             Slot::Vacant(v) => {
                 v.insert(Entry { hash, cell });
+                inserted();
                 Ok(())
             }
         }
@@ -134,7 +137,7 @@ mod tests {
         let reg = Registry::default();
         let ok = || Ok::<(), ()>(());
         for i in 0..1_000u64 {
-            reg.insert(cell(&system, &format!("/a{i}"), i + 1), ok)
+            reg.insert(cell(&system, &format!("/a{i}"), i + 1), ok, || {})
                 .unwrap();
         }
         for i in 0..1_000u64 {
@@ -143,11 +146,11 @@ mod tests {
         }
         assert!(reg.get("/a1000").is_none());
         assert_eq!(
-            reg.insert(cell(&system, "/a7", 5_000), ok),
+            reg.insert(cell(&system, "/a7", 5_000), ok, || {}),
             Err(Refused::Taken)
         );
         assert_eq!(
-            reg.insert(cell(&system, "/b", 5_001), || Err("closed")),
+            reg.insert(cell(&system, "/b", 5_001), || Err("closed"), || {}),
             Err(Refused::Check("closed"))
         );
         assert!(reg.get("/b").is_none());
@@ -163,7 +166,7 @@ mod tests {
         let system = ActorSystem::new("registry");
         let reg = Registry::default();
         let new = cell(&system, "/a", 2);
-        reg.insert(new.clone(), || Ok::<(), ()>(())).unwrap();
+        reg.insert(new.clone(), || Ok::<(), ()>(()), || {}).unwrap();
         let old = ActorPath::new(system.inner().name.clone(), "/a".into(), 1);
         reg.remove(&old);
         assert_eq!(reg.get("/a").map(|c| c.path().uid()), Some(2));

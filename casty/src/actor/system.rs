@@ -123,11 +123,13 @@ impl SystemInner {
             true => Err(SpawnError::SystemTerminated),
             false => Ok(()),
         };
-        match self.registry.insert(cell, terminating) {
-            Ok(()) => {
-                self.live.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            }
+        // Counted live under the lock as well: a shutdown whose snapshot has this actor waits
+        // for it.
+        let counted = || {
+            self.live.fetch_add(1, Ordering::SeqCst);
+        };
+        match self.registry.insert(cell, terminating, counted) {
+            Ok(()) => Ok(()),
             Err(Refused::Taken) => Err(SpawnError::DuplicateName(path.as_str().into())),
             Err(Refused::Check(e)) => Err(e),
         }
@@ -727,6 +729,38 @@ impl ActorSystem {
 mod tests {
     use super::*;
     use crate::Behaviors;
+
+    // An actor spawned while the system shuts down is either refused or stopped, its post_stop
+    // run, before the shutdown returns: it is counted live under the same lock as it is
+    // registered, so a shutdown that sees it waits for it.
+    #[test]
+    fn an_actor_spawned_during_a_shutdown_is_refused_or_stopped_before_the_shutdown_returns() {
+        use std::sync::atomic::AtomicBool;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        for _ in 0..100 {
+            rt.block_on(async {
+                let system = ActorSystem::new("race");
+                let stopped = Arc::new(AtomicBool::new(false));
+                let (s, st) = (system.clone(), stopped.clone());
+                let spawner = tokio::spawn(async move {
+                    let b = Behaviors::with_lifecycle(Behaviors::ignore::<u8>())
+                        .post_stop(move |_| st.store(true, Ordering::SeqCst));
+                    s.spawn(b, "late").is_ok()
+                });
+                system.shutdown().await;
+                let spawned = spawner.await.unwrap();
+                let done = stopped.load(Ordering::SeqCst);
+                assert!(
+                    !spawned || done,
+                    "spawned, yet not stopped when the shutdown returned"
+                );
+            });
+        }
+    }
 
     // The registry holds one incarnation per path: an older incarnation leaving (its stop
     // sequence runs late, or an abort) never takes the newer one's entry with it.
