@@ -218,6 +218,10 @@ impl<M: 'static, P: Place<M>> Table<M, P> {
             // Held without a destructor from here on: once the new handler's words may be in the
             // box, only the box may drop it, even if dropping the old handler panics.
             let outcome = ManuallyDrop::new(P::target_mut(&mut *sp).receive(ctx, msg));
+            // `same()` holds nothing: answered here, without moving the outcome anywhere.
+            if let Outcome::Ready(Ok(Behavior { kind: Kind::Same })) = &*outcome {
+                return Step::Same;
+            }
             // The functional style returns a handler of the handler's own type (`counter(n + 1)`
             // from `counter`'s closure): then its start work, the drop of the old one and the move
             // are calls this function knows, not calls through the table.
