@@ -633,8 +633,8 @@ impl<M: Message> Cell<M> {
     fn main_loop(&mut self) -> impl std::future::Future<Output = ()> + Send + '_ {
         async move {
             // Only small values live across this loop's awaits (the mailbox's park future, a
-            // counter, a boxed future): the loop's state is part of every idle actor's task. Anything
-            // that holds a handler result across an await is in `settle`, boxed where it is taken.
+            // counter, a boxed future): the loop's state is part of every idle actor's task. A
+            // handler's result never does; the slow paths it may lead to are boxed.
             let shared = self.ctx.shared.clone();
             // The mailbox's consumer, held for as long as this loop runs, across awaits too: taking
             // and letting go of it per wake-up cost two fences per message to an actor that parks
@@ -657,10 +657,11 @@ impl<M: Message> Cell<M> {
                 }
                 let mut n = 0;
                 loop {
-                    // Handling a message that ends in `same()` or a new handler touches no large
-                    // value here: anything else comes back through `other`, which this block consumes,
-                    // so nothing borrowed from `self` outlives it, and only the awaited future lives
-                    // across its await. The message goes from its slot to the handler directly.
+                    // Handling a message that ends in `same()` or a new handler touches no
+                    // large value here: anything else comes back through `other`, which this
+                    // block consumes, so nothing borrowed from `self` outlives it, and only the
+                    // awaited future lives across its await. The message goes from its slot to
+                    // the handler directly.
                     let result = {
                         let (installed, ready, pending) = {
                             let mut other = None;
@@ -689,9 +690,10 @@ impl<M: Message> Cell<M> {
                         if installed && n < BATCH && !shared.sys_flag() {
                             continue;
                         }
-                        // `other` was lent to the handler, and a lent local takes room in this future
-                        // for as long as it is in scope: it ends before the await, and `ready` is moved
-                        // away before it, so that only the boxed future lives across it.
+                        // `other` was lent to the handler, and a lent local takes room in this
+                        // future for as long as it is in scope: it ends before the await, and
+                        // `ready` is moved away before it, so that only the boxed future lives
+                        // across it.
                         match pending {
                             None => ready,
                             fut @ Some(_) => {
