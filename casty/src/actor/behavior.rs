@@ -352,17 +352,6 @@ pub(crate) enum Hook<M> {
     PostRestart(Box<HookFn<M>>),
 }
 
-impl<M> Hook<M> {
-    fn kind(&self) -> u8 {
-        match self {
-            Hook::PreStart(_) => 0,
-            Hook::PostStop(_) => 1,
-            Hook::PreRestart(_) => 2,
-            Hook::PostRestart(_) => 3,
-        }
-    }
-}
-
 /// The hooks of one [`Behaviors::with_lifecycle`] wrapper, shared by the clones of its behavior.
 /// Only the hooks given take room: one hook costs one small allocation beside its closure.
 pub(crate) type Hooks<M> = Arc<[Hook<M>]>;
@@ -433,7 +422,8 @@ pub struct Lifecycle<M> {
 impl<M> Lifecycle<M> {
     /// Sets `hook`, replacing a hook of the same kind given before.
     fn set(mut self, hook: Hook<M>) -> Self {
-        self.hooks.retain(|h| h.kind() != hook.kind());
+        self.hooks
+            .retain(|h| std::mem::discriminant(h) != std::mem::discriminant(&hook));
         self.hooks.push(hook);
         self
     }

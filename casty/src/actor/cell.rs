@@ -511,7 +511,8 @@ impl<M> HookList<M> {
     }
 
     fn contains(&self, h: &Hooks<M>) -> bool {
-        (0..self.len()).any(|i| self.get(i).is_some_and(|x| Arc::ptr_eq(x, h)))
+        let rest = self.rest.iter().flat_map(|r| r.iter());
+        self.first.iter().chain(rest).any(|x| Arc::ptr_eq(x, h))
     }
 
     fn push(&mut self, h: Hooks<M>) {

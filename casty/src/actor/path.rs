@@ -73,13 +73,14 @@ impl Hash for ActorPath {
 
 impl ActorPath {
     pub(crate) fn new(system: Arc<str>, path: String, uid: u64) -> Self {
-        Self::from_parts(system, &path, uid)
+        Self::from_bytes(system, path.as_bytes(), uid)
     }
 
-    fn from_parts(system: Arc<str>, path: &str, uid: u64) -> Self {
+    /// `path` is the UTF-8 of the path's text.
+    fn from_bytes(system: Arc<str>, path: &[u8], uid: u64) -> Self {
         ActorPath(ThinArc::from_header_and_slice(
             PathHead { system, uid },
-            path.as_bytes(),
+            path,
         ))
     }
 
@@ -92,11 +93,21 @@ impl ActorPath {
             "/" => "",
             p => p,
         };
-        let mut path = String::with_capacity(base.len() + 1 + name.len());
-        path.push_str(base);
-        path.push('/');
-        path.push_str(name);
-        Self::from_parts(self.head().system.clone(), &path, uid)
+        let system = self.head().system.clone();
+        let len = base.len() + 1 + name.len();
+        // Most paths are short: they are joined on the stack, not in a string allocated only to
+        // be copied into the path's own allocation.
+        let mut short = [0u8; 64];
+        match short.get_mut(..len) {
+            Some(joined) => {
+                let (b, rest) = joined.split_at_mut(base.len());
+                b.copy_from_slice(base.as_bytes());
+                rest[0] = b'/';
+                rest[1..].copy_from_slice(name.as_bytes());
+                Self::from_bytes(system, joined, uid)
+            }
+            None => Self::from_bytes(system, format!("{base}/{name}").as_bytes(), uid),
+        }
     }
 
     /// The path as a string, e.g. `/team/worker-2`.
@@ -186,6 +197,22 @@ mod tests {
         assert_eq!(w.parent_str(), Some("/team"));
         assert_eq!(team.parent_str(), Some("/"));
         assert_eq!(w.address(), "casty://s/team/worker-2");
+    }
+
+    // A child's path is the same whether it is joined on the stack (short) or not (long).
+    #[test]
+    fn long_child_paths_are_joined_like_short_ones() {
+        let root = ActorPath::new("s".into(), "/".into(), 0);
+        let long = "n".repeat(100);
+        let parent = root.child(&long, 1);
+        let child = parent.child("c", 2);
+        assert_eq!(parent.as_str(), format!("/{long}"));
+        assert_eq!(child.as_str(), format!("/{long}/c"));
+        assert_eq!(child.name(), "c");
+        assert_eq!(child.parent_str(), Some(parent.as_str()));
+        let edge = root.child(&"e".repeat(63), 3);
+        assert_eq!(edge.as_str().len(), 64);
+        assert_eq!(edge.name(), "e".repeat(63));
     }
 
     #[test]

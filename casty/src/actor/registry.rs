@@ -25,8 +25,8 @@ struct Entry {
 /// Why [`Registry::insert`] refused a cell.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused<E> {
-    /// Another live actor has the path.
-    Taken,
+    /// Another live actor has the path; its path (with its uid) comes back.
+    Taken(ActorPath),
     /// The check run under the shard's lock failed.
     Check(E),
 }
@@ -77,7 +77,7 @@ impl Registry {
             |e| e.hash == hash && e.cell.path().as_str() == path,
             |e| e.hash,
         ) {
-            Slot::Occupied(_) => Err(Refused::Taken),
+            Slot::Occupied(e) => Err(Refused::Taken(e.get().cell.path().clone())),
             Slot::Vacant(v) => {
                 v.insert(Entry { hash, cell });
                 inserted();
@@ -147,7 +147,9 @@ mod tests {
         assert!(reg.get("/a1000").is_none());
         assert_eq!(
             reg.insert(cell(&system, "/a7", 5_000), ok, || {}),
-            Err(Refused::Taken)
+            Err(Refused::Taken(
+                reg.get("/a7").expect("registered").path().clone()
+            ))
         );
         assert_eq!(
             reg.insert(cell(&system, "/b", 5_001), || Err("closed"), || {}),

@@ -116,7 +116,6 @@ impl SystemInner {
     }
 
     pub(crate) fn register(&self, cell: Arc<dyn AnyCell>) -> Result<(), SpawnError> {
-        let path = cell.path().clone();
         // The check runs under the registry's lock: a shutdown that has collected the actors
         // to stop has seen every registration made before it set `terminating`.
         let terminating = || match self.terminating.load(Ordering::SeqCst) {
@@ -130,7 +129,7 @@ impl SystemInner {
         };
         match self.registry.insert(cell, terminating, counted) {
             Ok(()) => Ok(()),
-            Err(Refused::Taken) => Err(SpawnError::DuplicateName(path.as_str().into())),
+            Err(Refused::Taken(path)) => Err(SpawnError::DuplicateName(path.as_str().into())),
             Err(Refused::Check(e)) => Err(e),
         }
     }
