@@ -39,6 +39,7 @@ use crate::actor::failure::{CatchUnwind, Failure};
 use crate::actor::handler_box::{HandlerBox, Step};
 use crate::actor::mailbox::{Batch, Mailbox, MailboxQueue, Push};
 use crate::actor::message::Message;
+use crate::actor::mpsc::{in_place, InPlace};
 use crate::actor::path::ActorPath;
 use crate::actor::supervision::{decide, Decision, RestartWindow, SupervisorStrategy};
 use crate::actor::system::{ActorSystem, SystemInner};
@@ -667,11 +668,10 @@ impl<M: Message> Cell<M> {
                         let (installed, ready, pending) = {
                             let mut other = None;
                             let done = match &mut held.batch {
-                                Some(b) => b.pop_with(|msg| self.handle_fast(msg, &mut other)),
-                                None => shared
-                                    .mailbox
-                                    .pop()
-                                    .map(|msg| self.handle_fast(msg, &mut other)),
+                                Some(b) => b.pop_in_place(|msg| self.handle_fast(msg, &mut other)),
+                                None => shared.mailbox.pop().map(|msg| {
+                                    in_place(msg, |msg| self.handle_fast(msg, &mut other))
+                                }),
                             };
                             match done {
                                 None => break,
@@ -756,7 +756,7 @@ impl<M: Message> Cell<M> {
     /// Starts what a system message asks for, as far as it goes synchronously; see `handle_fast`.
     fn act<'a>(&'a mut self, action: Action<M>, other: &mut Option<Outcome<'a, M>>) -> bool {
         match action {
-            Action::Deliver(m) => self.handle_fast(m, other),
+            Action::Deliver(m) => in_place(m, |m| self.handle_fast(m, other)),
             Action::Apply(r) => {
                 *other = Some(Outcome::Ready(r));
                 false
@@ -773,9 +773,14 @@ impl<M: Message> Cell<M> {
     /// is all (the handler returned `same()`, or a new handler now installed); otherwise the
     /// result or the future to await is in `other`.
     #[inline(always)]
-    fn handle_fast<'a>(&'a mut self, msg: M, other: &mut Option<Outcome<'a, M>>) -> bool {
+    fn handle_fast<'a>(
+        &'a mut self,
+        msg: InPlace<'_, M>,
+        other: &mut Option<Outcome<'a, M>>,
+    ) -> bool {
         if let Current::Empty = self.current {
-            let text = (self.ctx.shared.describe)(&msg);
+            let text = (self.ctx.shared.describe)(msg.get());
+            drop(msg);
             self.publish_unhandled(text);
             return true;
         }

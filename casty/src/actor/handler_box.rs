@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use crate::actor::behavior::{Behavior, Handler, Kind, Outcome};
 use crate::actor::context::ActorContext;
+use crate::actor::mpsc::InPlace;
 
 /// How many machine words a handler may take to be kept inline.
 const INLINE_WORDS: usize = 6;
@@ -39,7 +40,7 @@ pub(crate) const INLINE_BYTES: usize = INLINE_WORDS * size_of::<usize>();
 type StepFn<M> = for<'a> unsafe fn(
     *mut HandlerBox<M>,
     &'a mut ActorContext<M>,
-    M,
+    InPlace<'_, M>,
     &mut Option<Outcome<'a, M>>,
 ) -> Step;
 
@@ -207,7 +208,7 @@ impl<M: 'static, P: Place<M>> Table<M, P> {
     unsafe fn step<'a>(
         this: *mut HandlerBox<M>,
         ctx: &'a mut ActorContext<M>,
-        msg: M,
+        msg: InPlace<'_, M>,
         other: &mut Option<Outcome<'a, M>>,
     ) -> Step {
         // SAFETY: the storage holds an initialized `P::Stored`; the caller's exclusive access
@@ -217,7 +218,7 @@ impl<M: 'static, P: Place<M>> Table<M, P> {
             let sp = (*this).storage.get().cast::<P::Stored>();
             // Held without a destructor from here on: once the new handler's words may be in the
             // box, only the box may drop it, even if dropping the old handler panics.
-            let outcome = ManuallyDrop::new(P::target_mut(&mut *sp).receive(ctx, msg));
+            let outcome = ManuallyDrop::new(P::target_mut(&mut *sp).receive(ctx, msg.take()));
             // `same()` holds nothing: answered here, without moving the outcome anywhere.
             if let Outcome::Ready(Ok(Behavior { kind: Kind::Same })) = &*outcome {
                 return Step::Same;
@@ -383,7 +384,7 @@ impl<M: 'static> HandlerBox<M> {
     pub(crate) fn step<'a>(
         &'a mut self,
         ctx: &'a mut ActorContext<M>,
-        msg: M,
+        msg: InPlace<'_, M>,
         other: &mut Option<Outcome<'a, M>>,
     ) -> Step {
         let this: *mut Self = self;
@@ -639,7 +640,7 @@ mod tests {
     /// Steps `b` with `msg` where the result is settled in place: nothing is handed back.
     fn step_in_place(b: &mut HandlerBox<u64>, ctx: &mut ActorContext<u64>, msg: u64) -> Step {
         let mut other = None;
-        let step = b.step(ctx, msg, &mut other);
+        let step = crate::actor::mpsc::in_place(msg, |m| b.step(ctx, m, &mut other));
         assert!(other.is_none());
         step
     }
@@ -661,7 +662,10 @@ mod tests {
         // A new handler with start work is not installed here: the cell must run its start.
         {
             let mut other = None;
-            assert_eq!(b.step(&mut ctx, 3, &mut other), Step::Other);
+            assert_eq!(
+                crate::actor::mpsc::in_place(3, |m| b.step(&mut ctx, m, &mut other)),
+                Step::Other
+            );
             match other.take() {
                 Some(Outcome::Ready(Ok(Behavior {
                     kind: Kind::Receive(next),
@@ -679,7 +683,10 @@ mod tests {
         );
         {
             let mut other = None;
-            assert_eq!(b.step(&mut ctx, 4, &mut other), Step::Other);
+            assert_eq!(
+                crate::actor::mpsc::in_place(4, |m| b.step(&mut ctx, m, &mut other)),
+                Step::Other
+            );
             assert!(matches!(
                 other,
                 Some(Outcome::Ready(Ok(Behavior {
@@ -689,7 +696,10 @@ mod tests {
         }
         {
             let mut other = None;
-            assert_eq!(b.step(&mut ctx, 5, &mut other), Step::Other);
+            assert_eq!(
+                crate::actor::mpsc::in_place(5, |m| b.step(&mut ctx, m, &mut other)),
+                Step::Other
+            );
             match other {
                 Some(Outcome::Pending(fut)) => assert!(fut.await.is_ok()),
                 _ => panic!("expected the pending future back"),
@@ -770,7 +780,7 @@ mod tests {
         });
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut other = None;
-            b.step(&mut ctx, 1, &mut other)
+            crate::actor::mpsc::in_place(1, |m| b.step(&mut ctx, m, &mut other))
         }));
         assert!(panicked.is_err());
         assert_eq!(drops.load(Ordering::SeqCst), 1, "the old handler only");

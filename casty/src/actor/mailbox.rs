@@ -25,7 +25,7 @@
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::actor::mpsc::Queue as Mpsc;
+use crate::actor::mpsc::{InPlace, Queue as Mpsc};
 use crate::actor::park::Park;
 use tokio::sync::Notify;
 
@@ -494,14 +494,14 @@ impl<M> Batch<'_, M> {
     /// Pops the next message, if one is ready.
     #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<M> {
-        self.pop_with(|m| m)
+        self.pop_in_place(|m| m.take())
     }
 
-    /// Pops the next message into `f` (see `Consumer::pop_with`).
+    /// Pops the next message into `f`, lent where it lies (see `Consumer::pop_in_place`).
     #[inline(always)]
-    pub(crate) fn pop_with<R>(&mut self, f: impl FnOnce(M) -> R) -> Option<R> {
+    pub(crate) fn pop_in_place<R>(&mut self, f: impl FnOnce(InPlace<'_, M>) -> R) -> Option<R> {
         let bound = self.bound;
-        self.c.pop_with(|m| {
+        self.c.pop_in_place(|m| {
             if let Some(bound) = bound {
                 bound.give_back();
             }

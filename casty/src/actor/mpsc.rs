@@ -27,7 +27,7 @@
 #![allow(unsafe_code)]
 
 use std::cell::UnsafeCell;
-use std::mem::MaybeUninit;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
@@ -242,13 +242,15 @@ impl<T> Consumer<'_, T> {
     /// The next message, or `None` if there is none (or the next one is still being written).
     #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<T> {
-        self.pop_with(|value| value)
+        self.pop_in_place(|m| m.take())
     }
 
-    /// Pops the next message into `f`, which gets it straight from its slot: no `Option` of it is
-    /// built, so it is not copied on its way to `f`.
+    /// Pops the next message into `f`, which gets it where it lies in its slot: it is not copied
+    /// on its way to `f`, and `f` takes it out (or drops it there) as late as it likes. An actor's
+    /// run loop hands it this way through the handler's table straight to the handler, so that a
+    /// message is copied once from its slot, not once per call on its way.
     #[inline(always)]
-    pub(crate) fn pop_with<R>(&mut self, f: impl FnOnce(T) -> R) -> Option<R> {
+    pub(crate) fn pop_in_place<R>(&mut self, f: impl FnOnce(InPlace<'_, T>) -> R) -> Option<R> {
         let q = self.queue;
         let head = q.head_index.load(Ordering::Relaxed);
         let block = q.head_block.load(Ordering::Acquire);
@@ -259,35 +261,83 @@ impl<T> Consumer<'_, T> {
         // SAFETY: `block` is the head block, which only this consumer frees; `offset` is below
         // BLOCK_CAP because the head skips the last position of each lap. A ready slot was fully
         // written by its producer (the fetch-or that marked it released the write), and is read
-        // once: the head moves past it before anyone can pop again.
-        let value = unsafe {
+        // once: the head moves past it before anyone can pop again, and `&mut self` keeps this
+        // consumer from popping until `f` is done with it. The block outlives `f`: when this is
+        // its last slot, the head moves on now but the block is freed after `f` (by `_free`, also
+        // if `f` unwinds); producers never touch a claimed slot, and no one else frees a block.
+        unsafe {
             if !(*block).is_ready(offset) {
                 return None;
             }
-            let value = (*block)
-                .slots
-                .get_unchecked(offset)
-                .get()
-                .read()
-                .assume_init();
-            if offset + 1 == BLOCK_CAP {
+            let slot = (*block).slots.get_unchecked(offset).get();
+            let _free = if offset + 1 == BLOCK_CAP {
                 // The producer of the last slot linked the next block before marking its slot
-                // ready, and every slot of this block has been read: no one touches it again.
+                // ready, and every slot of this block has now been read: no one touches it again.
                 let next = (*block).next.load(Ordering::Acquire);
                 q.head_block.store(next, Ordering::Release);
                 q.head_index.store(head + 2, Ordering::Release);
-                drop(Box::from_raw(block));
+                Some(FreeBlock(block))
             } else {
                 // Release, not a fence: the next holder of the consumer reads the head after
                 // taking the consumer, which orders it after this. A reader without the consumer
                 // (`maybe_nonempty`) may see an older head and take the queue for non-empty,
                 // which costs it one empty pop, never a missed message.
                 q.head_index.store(head + 1, Ordering::Release);
-            }
-            value
-        };
-        Some(f(value))
+                None
+            };
+            // `MaybeUninit<T>` and `ManuallyDrop<T>` both have the layout of `T`, and the slot is
+            // initialized; it is this call's alone.
+            Some(f(InPlace(&mut *slot.cast::<ManuallyDrop<T>>())))
+        }
     }
+}
+
+/// Frees a block that the consumer has read to its end, once what was lent from it is returned.
+struct FreeBlock<T>(*mut Block<T>);
+
+impl<T> Drop for FreeBlock<T> {
+    fn drop(&mut self) {
+        // SAFETY: the block came from `Box::into_raw`; every slot of it has been read, the head
+        // has moved past it, and only the consumer that read its last slot holds this.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
+}
+
+/// A value owned where it lies: whoever holds this owns the value without having moved it. It is
+/// taken out with [`InPlace::take`], or dropped in place with this. One pointer wide, so passing it
+/// on costs a word whatever the size of the value.
+pub(crate) struct InPlace<'a, T>(&'a mut ManuallyDrop<T>);
+
+impl<T> InPlace<'_, T> {
+    /// Moves the value out.
+    #[inline(always)]
+    pub(crate) fn take(self) -> T {
+        let this = ManuallyDrop::new(self);
+        let value: *const ManuallyDrop<T> = &*this.0;
+        // SAFETY: `InPlace` owns an initialized value (`ManuallyDrop<T>` has the layout of `T`),
+        // and `this`, never dropped, will not drop it again.
+        unsafe { value.cast::<T>().read() }
+    }
+
+    /// The value, to look at.
+    #[inline(always)]
+    pub(crate) fn get(&self) -> &T {
+        self.0
+    }
+}
+
+impl<T> Drop for InPlace<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: `InPlace` owns an initialized value, which nothing reads after this.
+        unsafe { ManuallyDrop::drop(self.0) }
+    }
+}
+
+/// Lends `value` to `f` in place, as a popped message is lent (see [`Consumer::pop_in_place`]).
+#[inline(always)]
+pub(crate) fn in_place<T, R>(value: T, f: impl FnOnce(InPlace<'_, T>) -> R) -> R {
+    let mut value = ManuallyDrop::new(value);
+    f(InPlace(&mut value))
 }
 
 impl<T> Drop for Consumer<'_, T> {
@@ -427,6 +477,57 @@ mod tests {
                 "{pushed} pushed, {popped} popped"
             );
         }
+    }
+
+    #[test]
+    fn a_message_lent_in_place_is_dropped_once_whether_taken_left_or_unwound_through() {
+        // Three ways to end a lend, across two block ends (slots 30 and 61 are the last of their
+        // blocks, which are freed only once their last message is done with).
+        let drops = Arc::new(AtomicUsize::new(0));
+        let q = Queue::new();
+        for _ in 0..(2 * BLOCK_CAP + 5) {
+            q.push(Counted(drops.clone()));
+        }
+        let mut c = q.consumer().unwrap();
+        for i in 0..(2 * BLOCK_CAP + 5) {
+            let before = drops.load(Ordering::SeqCst);
+            match i % 3 {
+                // Taken out: dropped when the taker drops it.
+                0 => {
+                    let m = c.pop_in_place(|m| m.take()).unwrap();
+                    assert_eq!(drops.load(Ordering::SeqCst), before);
+                    drop(m);
+                }
+                // Left in place: dropped there when the lend ends.
+                1 => assert_eq!(
+                    c.pop_in_place(|m| Arc::strong_count(&m.get().0) > 1),
+                    Some(true)
+                ),
+                // The borrower panics holding it: dropped while unwinding.
+                _ => {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        c.pop_in_place(|_m| panic!("handler failed"))
+                    }));
+                    assert!(r.is_err());
+                }
+            }
+            assert_eq!(drops.load(Ordering::SeqCst), before + 1, "message {i}");
+        }
+        assert!(c.pop().is_none());
+        drop(c);
+        drop(q);
+        assert_eq!(drops.load(Ordering::SeqCst), 2 * BLOCK_CAP + 5);
+    }
+
+    #[test]
+    fn a_value_lent_with_in_place_is_dropped_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        in_place(Counted(drops.clone()), |m| drop(m));
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        let kept = in_place(Counted(drops.clone()), |m| m.take());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        drop(kept);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
     }
 
     #[test]
