@@ -35,6 +35,8 @@
 extern crate self as casty;
 
 mod actor;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 mod persistence;
 #[cfg(feature = "remote")]

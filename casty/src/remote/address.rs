@@ -150,6 +150,20 @@ impl fmt::Display for NodeAddress {
     }
 }
 
+/// A node address travels as its text, `casty://system@host:port`.
+impl serde::Serialize for NodeAddress {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NodeAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for NodeAddress {
     type Err = AddressError;
 
