@@ -3,11 +3,11 @@
 //! The protocol is built from pure parts that take input and time and return what to do, with
 //! no clock read, socket or random number inside, so that each is tested without I/O and a whole
 //! cluster can run in simulated time:
-//! - [`member`]: incarnations, statuses and their precedence;
-//! - [`vclock`]: vector clocks over incarnations.
+//! - `member`: incarnations ([`UniqueAddress`]), statuses ([`MemberStatus`]) and their precedence;
+//! - `vclock`: vector clocks ([`VectorClock`]) over incarnations.
 
-pub mod member;
-pub mod vclock;
+mod member;
+mod vclock;
 
 pub use member::{Member, MemberStatus, UniqueAddress, NOT_UP};
 pub use vclock::{Causal, VectorClock};
