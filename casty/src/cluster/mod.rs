@@ -4,10 +4,17 @@
 //! no clock read, socket or random number inside, so that each is tested without I/O and a whole
 //! cluster can run in simulated time:
 //! - `member`: incarnations ([`UniqueAddress`]), statuses ([`MemberStatus`]) and their precedence;
-//! - `vclock`: vector clocks ([`VectorClock`]) over incarnations.
+//! - `vclock`: vector clocks ([`VectorClock`]) over incarnations;
+//! - `reachability`: each observer's verdicts on the members it watches ([`Reachability`]);
+//! - `gossip`: the view gossip spreads ([`Gossip`]), its merge, convergence, leader and the
+//!   leader's moves.
 
+mod gossip;
 mod member;
+mod reachability;
 mod vclock;
 
+pub use gossip::{Gossip, Received};
 pub use member::{Member, MemberStatus, UniqueAddress, NOT_UP};
+pub use reachability::{Reach, Reachability};
 pub use vclock::{Causal, VectorClock};
