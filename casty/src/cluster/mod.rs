@@ -7,14 +7,22 @@
 //! - `vclock`: vector clocks ([`VectorClock`]) over incarnations;
 //! - `reachability`: each observer's verdicts on the members it watches ([`Reachability`]);
 //! - `gossip`: the view gossip spreads ([`Gossip`]), its merge, convergence, leader and the
-//!   leader's moves.
+//!   leader's moves;
+//! - `events`: membership events ([`ClusterEvent`]) as the difference of two views;
+//! - `membership`: one node's protocol ([`Membership`]): joining, gossip, leading, stopping.
 
+mod events;
 mod gossip;
 mod member;
+mod membership;
 mod reachability;
 mod vclock;
 
+pub use events::{diff, ClusterEvent};
 pub use gossip::{Gossip, Received};
 pub use member::{Member, MemberStatus, UniqueAddress, NOT_UP};
+pub use membership::{
+    ClusterMsg, Command, Input, JoinRefusal, Membership, MembershipSettings, StopReason,
+};
 pub use reachability::{Reach, Reachability};
 pub use vclock::{Causal, VectorClock};
