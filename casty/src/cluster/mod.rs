@@ -9,20 +9,29 @@
 //! - `gossip`: the view gossip spreads ([`Gossip`]), its merge, convergence, leader and the
 //!   leader's moves;
 //! - `events`: membership events ([`ClusterEvent`]) as the difference of two views;
-//! - `membership`: one node's protocol ([`Membership`]): joining, gossip, leading, stopping.
+//! - `membership`: one node's protocol ([`Membership`]): joining, gossip, leading, stopping;
+//! - `phi`: a phi-accrual failure detector ([`PhiAccrual`]) for one monitored node;
+//! - `ring`: the ring ([`HeartbeatRing`]) that says which members each node heartbeats;
+//! - `heartbeat`: the heartbeat sender's state ([`Heartbeats`]): receivers and their detectors.
 
 mod events;
 mod gossip;
+mod heartbeat;
 mod member;
 mod membership;
+mod phi;
 mod reachability;
+mod ring;
 mod vclock;
 
 pub use events::{diff, ClusterEvent};
 pub use gossip::{Gossip, Received};
+pub use heartbeat::Heartbeats;
 pub use member::{Member, MemberStatus, UniqueAddress, NOT_UP};
 pub use membership::{
     ClusterMsg, Command, Input, JoinRefusal, Membership, MembershipSettings, StopReason,
 };
+pub use phi::{PhiAccrual, MAX_RECORDED_INTERVAL};
 pub use reachability::{Reach, Reachability};
+pub use ring::HeartbeatRing;
 pub use vclock::{Causal, VectorClock};
