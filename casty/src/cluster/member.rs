@@ -112,15 +112,15 @@ impl MemberStatus {
     /// Whether a member may move from `self` to `next`.
     pub fn can_become(self, next: MemberStatus) -> bool {
         use MemberStatus::*;
-        match (self, next) {
-            (Joining, WeaklyUp | Up | Leaving | Down | Removed) => true,
-            (WeaklyUp, Up | Leaving | Down | Removed) => true,
-            (Up, Leaving | Down | Removed) => true,
-            (Leaving, Exiting | Down | Removed) => true,
-            (Exiting, Down | Removed) => true,
-            (Down, Removed) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Joining, WeaklyUp | Up | Leaving | Down | Removed)
+                | (WeaklyUp, Up | Leaving | Down | Removed)
+                | (Up, Leaving | Down | Removed)
+                | (Leaving, Exiting | Down | Removed)
+                | (Exiting, Down | Removed)
+                | (Down, Removed)
+        )
     }
 
     /// Up or Leaving: a member that counts (for the leader, for quorums, for convergence).
@@ -163,7 +163,10 @@ pub struct Member {
 
 impl Member {
     /// A member that has just asked to join.
-    pub fn joining<R: Into<String>>(node: UniqueAddress, roles: impl IntoIterator<Item = R>) -> Self {
+    pub fn joining<R: Into<String>>(
+        node: UniqueAddress,
+        roles: impl IntoIterator<Item = R>,
+    ) -> Self {
         Member {
             node,
             status: MemberStatus::Joining,
