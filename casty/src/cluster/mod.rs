@@ -12,8 +12,15 @@
 //! - `membership`: one node's protocol ([`Membership`]): joining, gossip, leading, stopping;
 //! - `phi`: a phi-accrual failure detector ([`PhiAccrual`]) for one monitored node;
 //! - `ring`: the ring ([`HeartbeatRing`]) that says which members each node heartbeats;
-//! - `heartbeat`: the heartbeat sender's state ([`Heartbeats`]): receivers and their detectors.
+//! - `heartbeat`: the heartbeat sender's state ([`Heartbeats`]): receivers and their detectors;
+//! - `downing`: the split-brain extension point ([`Downing`]), what a strategy sees
+//!   ([`DowningView`], [`UnreachableRecord`]) and what it decides ([`Decision`]);
+//! - `strategies`: the strategies shipped: [`KeepMajority`] (the default), [`StaticQuorum`],
+//!   [`ManualDowning`];
+//! - `sbr`: [`SplitBrainResolver`], when to ask the strategy: after `stable_after` without a
+//!   [`StabilityChange`], on the leader only, and everything downed if reachability never settles.
 
+mod downing;
 mod events;
 mod gossip;
 mod heartbeat;
@@ -22,8 +29,11 @@ mod membership;
 mod phi;
 mod reachability;
 mod ring;
+mod sbr;
+mod strategies;
 mod vclock;
 
+pub use downing::{Decision, Downing, DowningView, UnreachableRecord};
 pub use events::{diff, ClusterEvent};
 pub use gossip::{Gossip, Received};
 pub use heartbeat::Heartbeats;
@@ -34,4 +44,6 @@ pub use membership::{
 pub use phi::{PhiAccrual, MAX_RECORDED_INTERVAL};
 pub use reachability::{Reach, Reachability};
 pub use ring::HeartbeatRing;
+pub use sbr::{SplitBrainResolver, StabilityChange};
+pub use strategies::{KeepMajority, ManualDowning, StaticQuorum};
 pub use vclock::{Causal, VectorClock};
