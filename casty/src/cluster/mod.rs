@@ -18,7 +18,8 @@
 //! - `strategies`: the strategies shipped: [`KeepMajority`] (the default), [`StaticQuorum`],
 //!   [`ManualDowning`];
 //! - `sbr`: [`SplitBrainResolver`], when to ask the strategy: after `stable_after` without a
-//!   [`StabilityChange`], on the leader only, and everything downed if reachability never settles.
+//!   [`StabilityChange`], on the leader only, and everything downed if reachability never settles;
+//! - `wire`: what nodes send each other ([`ClusterWire`]), read from CBOR.
 
 mod downing;
 mod events;
@@ -32,6 +33,7 @@ mod ring;
 mod sbr;
 mod strategies;
 mod vclock;
+mod wire;
 
 pub use downing::{Decision, Downing, DowningView, UnreachableRecord};
 pub use events::{diff, ClusterEvent};
@@ -47,3 +49,4 @@ pub use ring::HeartbeatRing;
 pub use sbr::{SplitBrainResolver, StabilityChange};
 pub use strategies::{KeepMajority, ManualDowning, StaticQuorum};
 pub use vclock::{Causal, VectorClock};
+pub use wire::ClusterWire;
