@@ -490,6 +490,17 @@ impl ActorSystem {
         self.spawn_top(behavior.into(), name, options)
     }
 
+    /// Spawns a top-level actor of the runtime's own, under a reserved name (`_name`).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn spawn_internal<M: Message>(
+        &self,
+        behavior: Behavior<M>,
+        name: &str,
+    ) -> Result<ActorRef<M>, SpawnError> {
+        debug_assert!(validate_name(name, true).is_ok() && name.starts_with('_'));
+        self.spawn_top(behavior, name, SpawnOptions::default())
+    }
+
     fn spawn_top<M: Message>(
         &self,
         behavior: Behavior<M>,

@@ -79,7 +79,7 @@ use super::member::{Member, MemberStatus, UniqueAddress};
 /// let decision = DownTheOthers.decide(&view);
 /// assert_eq!(decision.nodes_to_down(&view), BTreeSet::from([b]));
 /// ```
-pub trait Downing: Send + std::fmt::Debug + 'static {
+pub trait Downing: Send + Sync + std::fmt::Debug + 'static {
     /// Which side of the view to declare Down.
     fn decide(&self, view: &DowningView<'_>) -> Decision;
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gossip::Gossip;
 use super::member::{Member, MemberStatus, UniqueAddress};
+use super::membership::JoinRefusal;
 
 /// A change in the cluster, as one node saw it.
 ///
@@ -52,6 +53,13 @@ pub enum ClusterEvent {
     ReachableMember(Member),
     /// The leader changed (`None`: no member can lead).
     LeaderChanged(Option<UniqueAddress>),
+    /// A member refused to let this node join.
+    JoinRefused {
+        /// The member that refused.
+        by: UniqueAddress,
+        /// Why.
+        reason: JoinRefusal,
+    },
 }
 
 impl ClusterEvent {
@@ -67,7 +75,7 @@ impl ClusterEvent {
             | ClusterEvent::MemberRemoved { member: m, .. }
             | ClusterEvent::UnreachableMember(m)
             | ClusterEvent::ReachableMember(m) => Some(m),
-            ClusterEvent::LeaderChanged(_) => None,
+            ClusterEvent::LeaderChanged(_) | ClusterEvent::JoinRefused { .. } => None,
         }
     }
 }
@@ -138,6 +146,7 @@ mod tests {
         events
             .iter()
             .map(|e| match e {
+                ClusterEvent::JoinRefused { .. } => "refused".into(),
                 ClusterEvent::LeaderChanged(l) => {
                     format!("leader {}", l.as_ref().map_or(0, |n| n.address.port()))
                 }

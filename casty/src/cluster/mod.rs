@@ -20,8 +20,11 @@
 //! - `sbr`: [`SplitBrainResolver`], when to ask the strategy: after `stable_after` without a
 //!   [`StabilityChange`], on the leader only, and everything downed if reachability never settles;
 //! - `wire`: what nodes send each other ([`ClusterWire`]), read from CBOR.
+//!
+//! The `driver` actor runs these for a node, and [`ClusteredActorSystem`] starts it.
 
 mod downing;
+mod driver;
 mod events;
 mod gossip;
 mod heartbeat;
@@ -32,6 +35,7 @@ mod reachability;
 mod ring;
 mod sbr;
 mod strategies;
+mod system;
 mod vclock;
 mod wire;
 
@@ -48,5 +52,6 @@ pub use reachability::{Reach, Reachability};
 pub use ring::HeartbeatRing;
 pub use sbr::{SplitBrainResolver, StabilityChange};
 pub use strategies::{KeepMajority, ManualDowning, StaticQuorum};
+pub use system::{Cluster, ClusterError, ClusteredActorSystem, ClusteredActorSystemBuilder};
 pub use vclock::{Causal, VectorClock};
 pub use wire::ClusterWire;

@@ -501,6 +501,14 @@ impl ActorSystem {
         Ok(wire::remote_ref(inner, &node, path, 0))
     }
 
+    /// This incarnation's uid, once remoting is started.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn remote_uid(&self) -> Option<u64> {
+        let provider = self.inner().wire.get()?;
+        let any: &dyn std::any::Any = provider.as_any();
+        any.downcast_ref::<Provider>().map(|p| p.endpoint.uid())
+    }
+
     /// The remoting counters (frames, bytes, drops, reconnects), once remoting is started.
     pub fn remote_counters(&self) -> Option<RemoteCounters> {
         let provider = self.inner().wire.get()?;

@@ -161,6 +161,7 @@ impl Net {
                 ClusterEvent::UnreachableMember(_) => "unreachable",
                 ClusterEvent::ReachableMember(_) => "reachable",
                 ClusterEvent::LeaderChanged(_) => "leader",
+                ClusterEvent::JoinRefused { .. } => "refused",
             })
             .collect()
     }

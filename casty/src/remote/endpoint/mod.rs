@@ -198,7 +198,7 @@ impl Endpoint {
     }
 
     /// This node's incarnation uid.
-    #[cfg(test)]
+    #[cfg_attr(not(any(test, feature = "cluster")), allow(dead_code))]
     pub(crate) fn uid(&self) -> u64 {
         self.shared.local.uid
     }
