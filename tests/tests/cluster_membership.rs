@@ -188,3 +188,175 @@ async fn required_quorum_times_out_with_who_was_seen() {
     assert!(err.contains(&a.address().to_string()), "{err}");
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_split_two_three_the_three_remove_the_two_and_the_two_stop() {
+    use casty::testing::{Direction, FaultyTransport};
+    let mut nodes = Vec::new();
+    let mut links = Vec::new();
+    for i in 0..5 {
+        let t = FaultyTransport::tcp();
+        let mut b = node().transport(Arc::new(t.clone()));
+        if i > 0 {
+            b = b.seed_nodes([nodes
+                .iter()
+                .map(|n: &ClusteredActorSystem| n.address().to_string())
+                .next()
+                .unwrap()]);
+        }
+        let n = b.start().await.unwrap();
+        if i == 0 {
+            n.cluster().join(n.address().clone());
+        }
+        nodes.push(n);
+        links.push(t);
+    }
+    for n in &nodes {
+        n.cluster().wait_for_up(5, WAIT).await.unwrap();
+    }
+    // Cut {0, 1, 2} from {3, 4}, both ways, on both sides.
+    let (big, small) = ([0usize, 1, 2], [3usize, 4]);
+    for &i in &big {
+        for &j in &small {
+            links[i].blackhole(nodes[j].address(), Direction::Both);
+            links[j].blackhole(nodes[i].address(), Direction::Both);
+        }
+    }
+    for &j in &small {
+        let mut stopped = false;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !stopped {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {j} did not stop"
+            );
+            stopped = nodes[j].cluster().stopped() == Some(casty::cluster::StopReason::Downed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let small_ports: Vec<u16> = small.iter().map(|&j| nodes[j].address().port()).collect();
+    eventually("the three remove the two", || {
+        big.iter().all(|&i| {
+            let ms = nodes[i].cluster().members();
+            ms.len() == 3
+                && ms
+                    .iter()
+                    .all(|m| !small_ports.contains(&m.node.address.port()))
+        })
+    })
+    .await;
+    for &i in &big {
+        assert!(nodes[i].cluster().stopped().is_none());
+    }
+    for n in nodes.into_iter().rev() {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_on_its_address_joins_as_a_new_incarnation() {
+    let [a, b, c] = three().await;
+    let at_a = record(&a);
+    let (c_port, old_uid) = (c.address().port(), c.cluster().self_node().uid);
+    c.system().shutdown().await;
+    drop(c);
+    let c2 = node()
+        .port(c_port)
+        .seed_nodes([a.address().to_string()])
+        .required_quorum(3, WAIT)
+        .start()
+        .await
+        .unwrap();
+    let new_uid = c2.cluster().self_node().uid;
+    assert_ne!(new_uid, old_uid);
+    eventually("the old incarnation removed on a and b", || {
+        [&a, &b].iter().all(|n| {
+            let ms = n.cluster().members();
+            ms.len() == 3
+                && ms
+                    .iter()
+                    .any(|m| m.node.uid == new_uid && m.status == MemberStatus::Up)
+                && ms.iter().all(|m| m.node.uid != old_uid)
+        })
+    })
+    .await;
+    // The old incarnation goes down and out, then the new one joins: never both Up.
+    let events = about(&at_a, c_port);
+    assert_eq!(events.last(), Some(&"up"), "{events:?}");
+    assert!(events.contains(&"removed"), "{events:?}");
+    for n in [c2, b, a] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seven_nodes_joining_one_seed_at_once_all_see_eight_up() {
+    let seed = node().start().await.unwrap();
+    seed.cluster().join(seed.address().clone());
+    seed.cluster().wait_for_up(1, WAIT).await.unwrap();
+    let address = seed.address().to_string();
+    let joining = (0..7).map(|_| {
+        node()
+            .seed_nodes([address.clone()])
+            .required_quorum(8, Duration::from_secs(20))
+            .start()
+    });
+    let others: Vec<ClusteredActorSystem> = futures_join_all(joining).await;
+    let first = seed.cluster().state();
+    for n in &others {
+        n.cluster().wait_for_up(8, WAIT).await.unwrap();
+    }
+    eventually("one view everywhere", || {
+        let v = seed.cluster().state();
+        others.iter().all(|n| n.cluster().state().same_state(&v))
+    })
+    .await;
+    assert!(first.members().count() <= 8);
+    assert_eq!(seed.cluster().members().len(), 8);
+    for n in others.into_iter().rev() {
+        n.shutdown().await;
+    }
+    seed.shutdown().await;
+}
+
+/// Starts every future at once and waits for all (each must succeed).
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<ClusteredActorSystem>
+where
+    F: std::future::Future<Output = Result<ClusteredActorSystem, casty::cluster::ClusterError>>
+        + Send
+        + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap().unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_the_wrong_secret_is_refused_and_the_refusal_is_an_event() {
+    use casty::remote::HandshakeRefused;
+    let a = node().secret("right").start().await.unwrap();
+    a.cluster().join(a.address().clone());
+    a.cluster().wait_for_up(1, WAIT).await.unwrap();
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let r = refused.clone();
+    let _sub = a
+        .event_stream()
+        .subscribe(move |e: &HandshakeRefused| r.lock().unwrap().push(e.reason.clone()));
+    let err = node()
+        .secret("wrong")
+        .seed_nodes([a.address().to_string()])
+        .required_quorum(2, Duration::from_millis(800))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("were not Up"), "{err}");
+    eventually("a refusal on the seed", || {
+        !refused.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(a.cluster().members().len(), 1);
+    a.shutdown().await;
+}

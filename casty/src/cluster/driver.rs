@@ -215,8 +215,16 @@ impl Driver {
                     self.publish(system, ClusterEvent::JoinRefused { by, reason }, now);
                 }
                 Command::Stop(reason) => {
-                    tracing::info!(?reason, node = %self.me(), "leaving the cluster");
+                    tracing::info!(?reason, node = %self.me(), "out of the cluster: stopping");
                     self.published.stopped.send_replace(Some(reason));
+                    // A node out of the cluster stops its actor system, once its farewell
+                    // messages have had a gossip interval to go out.
+                    let system = system.clone();
+                    let wait = self.settings.gossip_interval;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        system.shutdown().await;
+                    });
                 }
             }
         }
