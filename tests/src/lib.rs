@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 pub mod bank;
+pub mod cluster_kit;
 pub mod remote_kit;
 pub mod remote_proto;
 

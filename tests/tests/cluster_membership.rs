@@ -4,38 +4,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use casty::cluster::{
-    ClusterEvent, ClusteredActorSystem, ClusteredActorSystemBuilder, KeepMajority, MemberStatus,
-    MembershipSettings,
-};
-use casty::config::FailureDetectorConfig;
+use casty::cluster::{ClusteredActorSystem, ClusteredActorSystemBuilder, MemberStatus};
+use casty_tests::cluster_kit::{event_line, fast_node};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A node with test timings: gossip every 100 ms, heartbeats every 50 ms, a node silent for
-/// about 300 ms suspected, keep-majority acting after 400 ms of stable reachability.
 fn node() -> ClusteredActorSystemBuilder {
-    ClusteredActorSystem::builder("shop")
-        .host("127.0.0.1")
-        .port(0)
-        .gossip_interval(Duration::from_millis(100))
-        .heartbeat_interval(Duration::from_millis(50))
-        .failure_detector(FailureDetectorConfig {
-            threshold: 8.0,
-            max_sample_size: 200,
-            min_std_deviation: Duration::from_millis(10),
-            acceptable_heartbeat_pause: Duration::from_millis(200),
-            first_heartbeat_estimate: Duration::from_millis(50),
-        })
-        .membership(
-            MembershipSettings::default()
-                .retry_interval(Duration::from_millis(100))
-                .seed_node_timeout(Duration::from_millis(500))
-                .retry_join_after(Duration::from_secs(2))
-                .weakly_up_after(None),
-        )
-        .downing(KeepMajority::default(), Duration::from_millis(400))
-        .leave_timeout(Duration::from_secs(5))
+    fast_node()
 }
 
 /// Records the events a node sees about members, as (member port, kind).
@@ -43,20 +18,9 @@ fn record(node: &ClusteredActorSystem) -> Arc<Mutex<Vec<(u16, &'static str)>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     node.cluster().subscribe(move |e| {
-        let kind = match e {
-            ClusterEvent::MemberJoined(_) => "joined",
-            ClusterEvent::MemberWeaklyUp(_) => "weakly up",
-            ClusterEvent::MemberUp(_) => "up",
-            ClusterEvent::MemberLeft(_) => "left",
-            ClusterEvent::MemberExited(_) => "exited",
-            ClusterEvent::MemberDowned(_) => "downed",
-            ClusterEvent::MemberRemoved { .. } => "removed",
-            ClusterEvent::UnreachableMember(_) => "unreachable",
-            ClusterEvent::ReachableMember(_) => "reachable",
-            _ => return,
-        };
-        let port = e.member().map_or(0, |m| m.node.address.port());
-        s.lock().unwrap().push((port, kind));
+        if let Some((kind, port, _)) = event_line(e) {
+            s.lock().unwrap().push((port, kind));
+        }
     });
     seen
 }
