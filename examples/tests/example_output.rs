@@ -82,4 +82,4 @@ macro_rules! single_examples {
     };
 }
 
-single_examples!(coming_from, blocking_work, shutdown, observability);
+single_examples!(coming_from, blocking_work, shutdown, observability, cluster_formation);

@@ -206,6 +206,10 @@ impl Driver {
     fn input(&mut self, system: &ActorSystem, input: Input, now: Instant) {
         let before = self.membership.gossip().version().clone();
         let commands = self.membership.handle(input, now, wall_ms());
+        // Readers see the new view before any event about it arrives.
+        if self.membership.gossip().version() != &before || !self.membership.is_member() {
+            self.view_changed();
+        }
         for c in commands {
             match c {
                 Command::Send { to, msg } => self.send(system, &to, ClusterWire::Membership(msg)),
@@ -227,9 +231,6 @@ impl Driver {
                     });
                 }
             }
-        }
-        if self.membership.gossip().version() != &before || !self.membership.is_member() {
-            self.view_changed();
         }
     }
 
