@@ -101,6 +101,8 @@ struct Sim {
     tolerated: Vec<&'static str>,
     /// The known break that ended the run.
     halted: Option<String>,
+    /// Known breaks (a part of their message) that neither fail nor end a run.
+    overlooked: Vec<&'static str>,
 }
 
 impl Sim {
@@ -126,6 +128,7 @@ impl Sim {
             log: Vec::new(),
             tolerated: Vec::new(),
             halted: None,
+            overlooked: Vec::new(),
         }
     }
 
@@ -133,6 +136,9 @@ impl Sim {
     /// tolerates, which ends the run quietly instead (each has an ignored test below).
     fn fail(&mut self, what: String) {
         if self.halted.is_some() {
+            return;
+        }
+        if self.overlooked.iter().any(|k| what.contains(k)) {
             return;
         }
         if self.tolerated.iter().any(|k| what.contains(k)) {
@@ -904,13 +910,23 @@ impl Sim {
 
 /// The breaks the random schedules are known to find, each written out as an ignored test below:
 /// a run that hits one ends there, so that the search goes on for others.
-const KNOWN_BREAKS: [&str; 1] = [
-    // two_incarnations_of_one_address_joining_at_two_members_both_become_members
+const KNOWN_BREAKS: [&str; 2] = [
+    // two_incarnations_of_one_address_joining_at_two_members_never_share_a_view
     "share an address",
+    // pruning_old_tombstones_never_moves_the_clock_back
+    "went back",
 ];
 
 fn run(ops: &[Op], restart_first_seed: bool) -> Sim {
-    let mut sim = Sim::new(settings(&[1, 2, 3]));
+    run_with(settings(&[1, 2, 3]), ops, restart_first_seed)
+}
+
+fn run_with(settings: MembershipSettings, ops: &[Op], restart_first_seed: bool) -> Sim {
+    let mut sim = Sim::new(settings.clone());
+    if settings.tombstone_ttl < Duration::from_secs(60) {
+        // Early pruning: the clock going back is known; look past it for what follows.
+        sim.overlooked = vec!["went back"];
+    }
     sim.tolerated = KNOWN_BREAKS.to_vec();
     sim.check_one_cluster = !restart_first_seed;
     for op in ops {
@@ -973,6 +989,14 @@ proptest! {
     #[test]
     fn no_schedule_of_faults_breaks_a_safety_rule(ops in ops(ALL_FAULTS, 300)) {
         run(&ops, false);
+    }
+
+    /// As above, with restarts of the first seed at any time: a restart whose questions all go
+    /// unanswered may form a second cluster (by design, see the ignored test), so the check of one
+    /// cluster is off; every other rule holds.
+    #[test]
+    fn restarts_of_the_first_seed_break_no_other_safety_rule(ops in ops(ALL_FAULTS, 300)) {
+        run(&ops, true);
     }
 
     /// After random faults, links heal, detectors tell the truth and crashed nodes are downed:
@@ -1409,4 +1433,85 @@ fn a_malformed_view_from_a_peer_is_never_adopted() {
             gossip: Box::new(bad),
         }),
     );
+}
+
+#[test]
+#[ignore = "fails: a Join from another incarnation of a member's address is taken as a restart, even when it is an older, stale one"]
+fn a_stale_join_from_an_earlier_incarnation_never_downs_the_member_that_runs_now() {
+    let mut sim = Sim::cluster(&[1, 2, 3], &[1, 2, 3]);
+    let three = sim.me(3);
+    // An earlier incarnation of node 3 asked node 1 to join and crashed before it was taken in;
+    // its Join, long delayed, arrives now. Node 1 takes it for a restart of node 3, and downs the
+    // incarnation that runs.
+    let earlier = UniqueAddress::new(addr(3), 1);
+    sim.input(
+        1,
+        Input::Received(ClusterMsg::Join {
+            node: earlier,
+            roles: BTreeSet::new(),
+        }),
+    );
+    let mut rand = 29;
+    for _ in 0..5 {
+        sim.round(&mut rand);
+    }
+    assert_eq!(
+        sim.status_at(1, &three),
+        Some(MemberStatus::Up),
+        "{}",
+        sim.describe_all()
+    );
+    assert!(sim.running(3));
+}
+
+#[test]
+#[ignore = "fails: once a tombstone is pruned, a delayed view that still holds the member brings it back"]
+fn a_removed_member_never_comes_back_after_its_tombstone_is_pruned() {
+    let mut s = settings(&[1, 2, 3]);
+    s.tombstone_ttl = Duration::from_secs(3);
+    let mut sim = Sim::new(s);
+    sim.overlooked = vec!["went back"];
+    for p in [1, 2, 3] {
+        sim.start(p);
+    }
+    let mut rand: u64 = 31;
+    for _ in 0..20 {
+        sim.round(&mut rand);
+    }
+    let three = sim.me(3);
+    sim.input(3, Input::Leave(addr(3)));
+    // Rounds, node 1 (the leader) first, until node 1 has removed node 3 and pruned its
+    // tombstone.
+    for _ in 0..30 {
+        sim.advance(1);
+        sim.tick(1, rand);
+        if sim.view(1).member(&three).is_none() && !sim.view(1).is_tombstoned(&three) {
+            break;
+        }
+        for p in [2, 3] {
+            rand = rand.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            sim.tick(p, rand);
+        }
+        sim.deliver_all();
+    }
+    assert!(sim.view(1).member(&three).is_none() && !sim.view(1).is_tombstoned(&three));
+    // A whole view node 2 sent node 1 while node 3 was leaving (so with node 3's clock entry),
+    // delayed in the network.
+    let stale = sim
+        .sent
+        .iter()
+        .rev()
+        .find(|m| {
+            m.from == 2
+                && m.to == 1
+                && matches!(&m.msg, ClusterMsg::Envelope { gossip, .. }
+                    if gossip.member(&three).is_some() && gossip.version().get(three.uid) > 0)
+        })
+        .cloned()
+        .expect("node 2 sent node 1 its view");
+    // It arrives: its clock is concurrent with node 1's (node 1 pruned node 3's
+    // entry), so the two merge, and node 3, with no tombstone left to stop it, is a member again
+    // (the check of members coming back fails inside `Sim::input`).
+    sim.deliver_msg(stale);
+    assert!(sim.view(1).member(&three).is_none());
 }
