@@ -904,3 +904,6 @@ impl Membership {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod adversarial;
