@@ -82,4 +82,10 @@ macro_rules! single_examples {
     };
 }
 
-single_examples!(coming_from, blocking_work, shutdown, observability, cluster_formation);
+single_examples!(
+    coming_from,
+    blocking_work,
+    shutdown,
+    observability,
+    cluster_formation
+);

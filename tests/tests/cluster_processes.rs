@@ -78,8 +78,11 @@ impl Node {
             });
             let parts: Vec<&str> = line.split_whitespace().collect();
             if let ["EVENT", kind, port, uid] = parts[..] {
-                self.events
-                    .push((kind.to_string(), port.parse().unwrap(), uid.parse().unwrap()));
+                self.events.push((
+                    kind.to_string(),
+                    port.parse().unwrap(),
+                    uid.parse().unwrap(),
+                ));
             }
         }
     }
@@ -110,7 +113,10 @@ fn a_killed_node_is_removed_and_its_restart_joins_as_a_new_incarnation() {
     for n in [&mut a, &mut b] {
         n.wait_for("removed", c_port, c_uid);
     }
-    assert_eq!(a.about(c_uid), ["joined", "up", "unreachable", "downed", "removed"]);
+    assert_eq!(
+        a.about(c_uid),
+        ["joined", "up", "unreachable", "downed", "removed"]
+    );
 
     // The same port again: a new incarnation, Up once the old one is gone.
     let c2 = Node::start(c_port, &a.address.clone());

@@ -13,9 +13,11 @@
 //!
 //! Each change is counted in the clock entry of the member that made it, and only that member
 //! counts in its entry, so a clock names exactly the changes a view includes: two views with the
-//! same clock are the same view. A removed incarnation keeps its entry for as long as its
-//! tombstone lasts, so that the entry cannot come back with counts that mean something else; both
-//! go when the leader prunes old tombstones ([`Gossip::prune_tombstones`]).
+//! same clock are the same view. A removed incarnation keeps its entry for good, even once its
+//! tombstone is pruned ([`Gossip::prune_tombstones`]): dropping it would make the pruned view
+//! concurrent with every view that still has it, and the next merge would bring the tombstone
+//! back. The cost is one entry (about 20 bytes on the wire) per incarnation that ever changed the
+//! view.
 //!
 //! Removing a member always leaves a tombstone, so "a member missing on one side" means "not heard
 //! of yet", never "removed". (Akka's gossip also drops a member that one side holds as Down or
@@ -214,9 +216,10 @@ impl Gossip {
         true
     }
 
-    /// Forgets the tombstones of incarnations removed before `before_ms`, and their clock entries,
-    /// as written by `by`: the leader does this once a removal is old enough that no view still
-    /// holding the member can be around. Returns whether anything was pruned.
+    /// Forgets the tombstones of incarnations removed before `before_ms`, as written by `by`: the
+    /// leader does this once a removal is old enough that no view still holding the member can be
+    /// around. Their clock entries stay (see the module documentation). Returns whether anything
+    /// was pruned.
     pub fn prune_tombstones(&mut self, before_ms: u64, by: &UniqueAddress) -> bool {
         let old: Vec<UniqueAddress> = self
             .tombstones
@@ -226,7 +229,6 @@ impl Gossip {
             .collect();
         for n in &old {
             self.tombstones.remove(n);
-            self.version.prune(n.uid);
         }
         if !old.is_empty() {
             self.changed(by);
@@ -301,12 +303,13 @@ impl Gossip {
             && self.version == other.version
     }
 
-    /// Whether `node` is reachable, counting only the marks of observers that are not Down.
+    /// Whether `node` is reachable, counting only the marks of observers that are not Down or
+    /// Exiting: those stop soon, and their marks would never be taken back.
     pub fn is_reachable(&self, node: &UniqueAddress) -> bool {
         self.reachability.is_reachable_by(node, |observer| {
             self.members
                 .get(observer)
-                .is_some_and(|m| m.status != MemberStatus::Down)
+                .is_some_and(|m| !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting))
         })
     }
 
@@ -387,10 +390,14 @@ impl Gossip {
             .map(|m| m.up_number)
             .max()
             .map_or(1, |n| n.saturating_add(1));
+        let contested = self.contested();
         let mut changed = false;
         let mut removals = Vec::new();
         for m in self.members.values_mut() {
             match m.status {
+                // Not while another incarnation of its address is in the view and not down: one of
+                // the two is a dead one, which downing removes first.
+                Joining | WeaklyUp if contested.contains(&m.node) => {}
                 Joining | WeaklyUp => {
                     m.status = Up;
                     m.up_number = next_up;
@@ -419,16 +426,34 @@ impl Gossip {
         changed
     }
 
+    /// Members that share their address with another incarnation in the view that is not Down.
+    fn contested(&self) -> BTreeSet<UniqueAddress> {
+        let live: Vec<&Member> = self
+            .members
+            .values()
+            .filter(|m| m.status != MemberStatus::Down)
+            .collect();
+        live.iter()
+            .filter(|m| {
+                live.iter()
+                    .any(|o| o.node != m.node && o.node.same_node(&m.node))
+            })
+            .map(|m| m.node.clone())
+            .collect()
+    }
+
     /// Moves Joining members that are reachable to WeaklyUp, as the leader `me` does when the view
     /// has not converged for a while. Returns whether anything changed.
     pub fn weakly_up(&mut self, me: &UniqueAddress) -> bool {
         if self.leader(me).as_ref() != Some(me) {
             return false;
         }
+        let contested = self.contested();
         let joining: Vec<UniqueAddress> = self
             .members
             .values()
             .filter(|m| m.status == MemberStatus::Joining && self.is_reachable(&m.node))
+            .filter(|m| !contested.contains(&m.node))
             .map(|m| m.node.clone())
             .collect();
         for node in &joining {
@@ -443,8 +468,8 @@ impl Gossip {
     }
 
     /// Checks the invariants every view keeps, naming the first one broken: no member is
-    /// Removed or tombstoned; `seen`, reachability observers and subjects are members; clock
-    /// entries are members or removed ones; at most one incarnation per `host:port`.
+    /// Removed or tombstoned; `seen`, reachability observers and subjects are members; no count
+    /// is implausibly high; at most one incarnation per `host:port`.
     pub fn check(&self) -> Result<(), String> {
         for m in self.members.values() {
             if m.status == MemberStatus::Removed {
@@ -464,19 +489,34 @@ impl Gossip {
                 ));
             }
         }
-        let uids: BTreeSet<u64> = self
-            .members
-            .keys()
-            .chain(self.tombstones.keys())
-            .map(|n| n.uid)
-            .collect();
-        if let Some((uid, _)) = self.version.entries().find(|(uid, _)| !uids.contains(uid)) {
-            return Err(format!(
-                "the clock has an entry for uid {uid}, neither member nor removed"
-            ));
+        // No node makes 2^62 changes: a count that high was made up, and would overflow.
+        const IMPLAUSIBLE: u64 = 1 << 62;
+        if let Some((uid, n)) = self.version.entries().find(|(_, n)| *n >= IMPLAUSIBLE) {
+            return Err(format!("the clock counts {n} changes by uid {uid}"));
         }
-        let nodes: Vec<&UniqueAddress> = self.members.keys().collect();
-        for w in nodes.windows(2) {
+        if let Some((o, n)) = self
+            .reachability
+            .versions()
+            .find(|(_, n)| *n >= IMPLAUSIBLE)
+        {
+            return Err(format!("the reachability table counts {n} writes by {o}"));
+        }
+        // Two incarnations of one address may both be in a view for a while (each joined through
+        // a different member, or a different side of a partition, and the views merged), but at
+        // most one of them is ever Up: moving a member Up takes convergence, and a leader that
+        // sees two incarnations of one address moves neither.
+        let moved_on: Vec<&UniqueAddress> = self
+            .members
+            .values()
+            .filter(|m| {
+                matches!(
+                    m.status,
+                    MemberStatus::Up | MemberStatus::Leaving | MemberStatus::Exiting
+                )
+            })
+            .map(|m| &m.node)
+            .collect();
+        for w in moved_on.windows(2) {
             if w[0].same_node(w[1]) {
                 return Err(format!("{} and {} share an address", w[0], w[1]));
             }

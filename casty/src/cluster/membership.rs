@@ -158,11 +158,15 @@ pub enum ClusterMsg {
     InitJoinAck {
         /// The member answering.
         from: UniqueAddress,
+        /// The incarnation that asked: an answer meant for an earlier one is ignored.
+        to: UniqueAddress,
     },
     /// "No."
     InitJoinNack {
         /// The node answering.
         from: UniqueAddress,
+        /// The incarnation that asked.
+        to: UniqueAddress,
     },
     /// "Let me in."
     Join {
@@ -175,6 +179,8 @@ pub enum ClusterMsg {
     Welcome {
         /// The member that let it in.
         from: UniqueAddress,
+        /// The incarnation let in.
+        to: UniqueAddress,
         /// Its view.
         gossip: Box<Gossip>,
     },
@@ -182,6 +188,8 @@ pub enum ClusterMsg {
     JoinRefused {
         /// The member refusing.
         from: UniqueAddress,
+        /// The incarnation refused: a refusal meant for an earlier one is ignored.
+        to: UniqueAddress,
         /// Why.
         reason: JoinRefusal,
     },
@@ -609,28 +617,30 @@ impl Membership {
     fn receive(&mut self, msg: ClusterMsg, now: Instant, out: &mut Vec<Command>) {
         match msg {
             ClusterMsg::InitJoin { from } => {
+                let me = self.me.clone();
+                let to = from.clone();
                 let reply = if from.address.system() != self.me.address.system() {
                     ClusterMsg::JoinRefused {
-                        from: self.me.clone(),
+                        from: me,
+                        to,
                         reason: JoinRefusal::OtherSystem(self.me.address.system().to_string()),
                     }
                 } else if self.accepts_joins() {
-                    ClusterMsg::InitJoinAck {
-                        from: self.me.clone(),
-                    }
+                    ClusterMsg::InitJoinAck { from: me, to }
                 } else {
-                    ClusterMsg::InitJoinNack {
-                        from: self.me.clone(),
-                    }
+                    ClusterMsg::InitJoinNack { from: me, to }
                 };
                 out.push(self.send_to(from.address, reply));
             }
-            ClusterMsg::InitJoinAck { from } => {
-                if let Phase::Seeking { .. } = self.phase {
+            ClusterMsg::InitJoinAck { from, to } => {
+                if to == self.me && matches!(self.phase, Phase::Seeking { .. }) {
                     self.join(from.address, now, out);
                 }
             }
-            ClusterMsg::InitJoinNack { from } => {
+            ClusterMsg::InitJoinNack { from, to } => {
+                if to != self.me {
+                    return;
+                }
                 // Only the first seed counts the noes: it forms a cluster once every other seed
                 // has said no. Any other node keeps asking every seed.
                 if let Phase::Seeking {
@@ -652,17 +662,30 @@ impl Membership {
                 }
             }
             ClusterMsg::Join { node, roles } => self.on_join(node, roles, out),
-            ClusterMsg::Welcome { from, gossip } => {
+            ClusterMsg::Welcome { from, to, gossip } => {
                 let expected = matches!(&self.phase, Phase::Joining { target, .. } if same_node(target, &from.address));
-                if expected && gossip.member(&self.me).is_some() {
+                if to == self.me
+                    && expected
+                    && gossip.member(&self.me).is_some()
+                    && gossip.check().is_ok()
+                {
                     self.gossip = *gossip;
                     self.gossip.mark_seen(&self.me.clone());
                     self.phase = Phase::Member;
                     out.push(self.send_to(from.address.clone(), self.envelope(&from)));
                 }
             }
-            ClusterMsg::JoinRefused { from, reason } => {
-                if self.is_member() {
+            ClusterMsg::JoinRefused { from, to, reason } => {
+                // Only a refusal meant for this incarnation, from the node it is joining through
+                // (or, while it asks the seeds, from a seed).
+                let from_target = match &self.phase {
+                    Phase::Joining { target, .. } => same_node(target, &from.address),
+                    Phase::Seeking { .. } => {
+                        self.seeds().iter().any(|s| same_node(s, &from.address))
+                    }
+                    _ => false,
+                };
+                if to != self.me || !from_target {
                     return;
                 }
                 out.push(Command::Refused {
@@ -705,6 +728,7 @@ impl Membership {
     fn on_join(&mut self, node: UniqueAddress, roles: BTreeSet<String>, out: &mut Vec<Command>) {
         let refuse = |me: &UniqueAddress, reason| ClusterMsg::JoinRefused {
             from: me.clone(),
+            to: node.clone(),
             reason,
         };
         if node.address.system() != self.me.address.system() {
@@ -726,14 +750,29 @@ impl Membership {
             return;
         }
         let me = self.me.clone();
-        match self.gossip.member_at(&node).map(|m| m.node.clone()) {
+        let other = self
+            .gossip
+            .members()
+            .find(|m| m.node.same_node(&node) && m.node != node)
+            .map(|m| m.node.clone());
+        match other {
             // A lost Welcome: send it again.
-            Some(existing) if existing == node => {}
-            // A new incarnation of a member: the old one is gone; down it, and let the new one
-            // retry once the leader has removed the old.
+            _ if self.gossip.member(&node).is_some() => {}
+            // Another incarnation at a member's address. If the member there is gone (no longer
+            // reachable, or down), this is that node restarted: the old incarnation is marked
+            // terminated and down, and the new one retries once the leader has removed it. If the
+            // member is alive, the Join is a stale one from an earlier incarnation, and changes
+            // nothing.
             Some(old) => {
-                self.gossip.mark_reachability(&me, &old, Reach::Terminated);
-                self.gossip.set_status(&old, MemberStatus::Down, &me);
+                let gone = !self.gossip.is_reachable(&old)
+                    || self
+                        .gossip
+                        .member(&old)
+                        .is_some_and(|m| m.status == MemberStatus::Down);
+                if gone {
+                    self.gossip.mark_reachability(&me, &old, Reach::Terminated);
+                    self.gossip.set_status(&old, MemberStatus::Down, &me);
+                }
                 out.push(self.send_to(node.address.clone(), refuse(&me, JoinRefusal::RetryLater)));
                 return;
             }
@@ -746,9 +785,20 @@ impl Membership {
             node.address.clone(),
             ClusterMsg::Welcome {
                 from: me,
+                to: node.clone(),
                 gossip: Box::new(self.gossip.clone()),
             },
         ));
+    }
+
+    /// Answers gossip from a removed incarnation with this node's view, in which it finds itself
+    /// removed (and stops). Returns whether `from` was one.
+    fn tell_a_removed_node(&self, from: &UniqueAddress, out: &mut Vec<Command>) -> bool {
+        if !self.is_member() || !self.gossip.is_tombstoned(from) {
+            return false;
+        }
+        out.push(self.send_to(from.address.clone(), self.envelope(from)));
+        true
     }
 
     /// Whether gossip from `from` is worth reading: a member this node reaches.
@@ -765,7 +815,7 @@ impl Membership {
         digest: u64,
         out: &mut Vec<Command>,
     ) {
-        if !self.is_from_a_peer(&from) {
+        if self.tell_a_removed_node(&from, out) || !self.is_from_a_peer(&from) {
             return;
         }
         let reply = match self.gossip.version().compare(&version) {
@@ -787,7 +837,39 @@ impl Membership {
         gossip: Gossip,
         out: &mut Vec<Command>,
     ) {
-        if to != self.me || !self.is_from_a_peer(&from) {
+        if to != self.me || self.tell_a_removed_node(&from, out) {
+            return;
+        }
+        // A view that breaks the invariants every view keeps is not read at all.
+        if gossip.check().is_err() {
+            return;
+        }
+        // A node still waiting to be let in that finds itself in a member's view was let in,
+        // and its Welcome was lost: the view is its welcome.
+        if matches!(self.phase, Phase::Joining { .. } | Phase::Seeking { .. })
+            && gossip.member(&self.me).is_some()
+            && gossip
+                .member(&from)
+                .is_some_and(|m| m.status != MemberStatus::Down)
+        {
+            self.gossip = gossip;
+            self.gossip.mark_seen(&self.me.clone());
+            self.phase = Phase::Member;
+            out.push(self.send_to(from.address.clone(), self.envelope(&from)));
+            return;
+        }
+        // Gossip from a member this node reaches; or from one it has not heard of yet, whose view
+        // holds both and shares history with this node's (a member welcomed by another that
+        // crashed before telling this node, or one this node missed while cut off): the merge is
+        // safe either way. A view with no history in common comes from a cluster formed apart,
+        // and is not mixed in.
+        let known = self.is_from_a_peer(&from);
+        let introduced = self.is_member()
+            && self.gossip.member(&from).is_none()
+            && !self.gossip.is_tombstoned(&from)
+            && gossip.member(&from).is_some()
+            && gossip.version().shares_history(self.gossip.version());
+        if !known && !introduced {
             return;
         }
         if gossip.member(&self.me).is_none() {
@@ -806,17 +888,21 @@ impl Membership {
         }
     }
 
+    /// Moves every incarnation at `address` that can move to `status` (there is one, unless a
+    /// restarted node's old incarnation is still in the view).
     fn set_status_at(&mut self, address: &NodeAddress, status: MemberStatus) {
         if !self.is_member() {
             return;
         }
-        let target = self
+        let targets: Vec<UniqueAddress> = self
             .gossip
             .members()
-            .find(|m| same_node(&m.node.address, address))
-            .map(|m| m.node.clone());
-        if let Some(node) = target {
-            self.gossip.set_status(&node, status, &self.me.clone());
+            .filter(|m| same_node(&m.node.address, address) && m.status.can_become(status))
+            .map(|m| m.node.clone())
+            .collect();
+        let me = self.me.clone();
+        for node in targets {
+            self.gossip.set_status(&node, status, &me);
         }
     }
 

@@ -74,7 +74,8 @@ impl Reachability {
         if now == to || now == Reach::Terminated {
             return false;
         }
-        *self.versions.entry(observer.clone()).or_insert(0) += 1;
+        let v = self.versions.entry(observer.clone()).or_insert(0);
+        *v = v.saturating_add(1);
         if to == Reach::Reachable {
             if let Some(row) = self.rows.get_mut(observer) {
                 row.remove(subject);
@@ -156,6 +157,11 @@ impl Reachability {
     /// Whether there is no mark at all.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// Every observer's version, by observer.
+    pub fn versions(&self) -> impl Iterator<Item = (&UniqueAddress, u64)> + '_ {
+        self.versions.iter().map(|(o, v)| (o, *v))
     }
 
     /// How many times `observer` has written its row.

@@ -50,7 +50,8 @@ impl VectorClock {
 
     /// Counts one more change by `node`.
     pub fn increment(&mut self, node: u64) {
-        *self.entries.entry(node).or_insert(0) += 1;
+        let e = self.entries.entry(node).or_insert(0);
+        *e = e.saturating_add(1);
     }
 
     /// How many changes by `node` this clock includes.
@@ -109,6 +110,14 @@ impl VectorClock {
         }
     }
 
+    /// Whether the two clocks include a change by the same node: views that share some history
+    /// (those of one cluster do, those of two clusters formed apart do not).
+    pub fn shares_history(&self, other: &VectorClock) -> bool {
+        self.entries
+            .iter()
+            .any(|(k, v)| *v > 0 && other.get(*k) > 0)
+    }
+
     /// The smallest clock that includes both: the larger count of each entry.
     pub fn merge(&self, other: &VectorClock) -> VectorClock {
         let mut entries = self.entries.clone();
@@ -117,16 +126,6 @@ impl VectorClock {
             *e = (*e).max(*v);
         }
         VectorClock { entries }
-    }
-
-    /// Forgets `node`'s entry (once it is removed from the cluster).
-    pub fn prune(&mut self, node: u64) {
-        self.entries.remove(&node);
-    }
-
-    /// Keeps only the entries of the nodes for which `keep` holds.
-    pub fn retain(&mut self, mut keep: impl FnMut(u64) -> bool) {
-        self.entries.retain(|k, v| *v > 0 && keep(*k));
     }
 }
 
@@ -154,6 +153,18 @@ mod tests {
             (false, true) => Causal::After,
             (false, false) => Causal::Concurrent,
         }
+    }
+
+    #[test]
+    fn clocks_share_history_only_through_a_change_by_the_same_node() {
+        let mut a = VectorClock::new();
+        a.increment(1);
+        let mut b = a.clone();
+        b.increment(2);
+        let mut apart = VectorClock::new();
+        apart.increment(3);
+        assert!(a.shares_history(&b) && b.shares_history(&a));
+        assert!(!a.shares_history(&apart) && !VectorClock::new().shares_history(&a));
     }
 
     proptest! {

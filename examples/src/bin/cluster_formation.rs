@@ -48,7 +48,10 @@ fn describe(e: &ClusterEvent) -> Option<String> {
 async fn main() {
     // ANCHOR: form
     let (node1, node2, node3) = tokio::join!(start(25531), start(25532), start(25533));
-    println!("all three nodes started: {} members Up", node1.cluster().members().len());
+    println!(
+        "all three nodes started: {} members Up",
+        node1.cluster().members().len()
+    );
     // ANCHOR_END: form
 
     // ANCHOR: events
@@ -65,7 +68,11 @@ async fn main() {
     // ANCHOR_END: events
     let leader = node1.cluster().leader().unwrap();
     assert_eq!(Some(&leader), node2.cluster().leader().as_ref());
-    println!("leader: {}:{}", leader.address.host(), leader.address.port());
+    println!(
+        "leader: {}:{}",
+        leader.address.host(),
+        leader.address.port()
+    );
 
     // ANCHOR: leave
     println!("node 3 leaves");

@@ -198,7 +198,10 @@ fn the_first_seed_joins_a_cluster_that_exists_instead_of_forming_one() {
     let mut net = three_nodes();
     net.ticks(10);
     assert!(net.all_up(&[1, 2, 3]));
-    // Node 1 restarts as a new incarnation: it must join the cluster of 2 and 3, not form one.
+    // Node 1 crashes, and the failure detectors of 2 and 3 say so; it restarts as a new
+    // incarnation: it must join the cluster of 2 and 3, not form one.
+    net.input(2, Input::Unreachable([inc(1, 11)].into()));
+    net.input(3, Input::Unreachable([inc(1, 11)].into()));
     net.add(inc(1, 111), settings(&[1, 2, 3]));
     net.input(1, Input::Start);
     net.deliver();
@@ -211,11 +214,11 @@ fn the_first_seed_joins_a_cluster_that_exists_instead_of_forming_one() {
         net.view(1).member(&inc(1, 111)).map(|m| m.status),
         Some(MemberStatus::Up)
     );
-    // Node 2 joined when node 1 was Up already; the old incarnation is terminated (unreachable)
-    // and down in one change, then removed; the new one joins.
+    // Node 2 joined when node 1 was Up already; the old incarnation went unreachable, then the
+    // new one's Join had it downed and removed; the new one joins.
     assert_eq!(
         net.event_names(2, 1)[..],
-        ["up", "downed", "unreachable", "removed", "joined", "up"]
+        ["up", "unreachable", "downed", "removed", "joined", "up"]
     );
 }
 
