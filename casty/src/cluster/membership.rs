@@ -888,18 +888,24 @@ impl Membership {
         }
     }
 
-    /// Moves every incarnation at `address` that can move to `status` (there is one, unless a
-    /// restarted node's old incarnation is still in the view).
+    /// Moves the member at `address` to `status`. There is one, unless a restarted node's old
+    /// incarnation is still in the view: then Down downs every incarnation there, and Leave moves
+    /// only the one furthest on (at most one incarnation of an address is ever Up or beyond).
     fn set_status_at(&mut self, address: &NodeAddress, status: MemberStatus) {
         if !self.is_member() {
             return;
         }
-        let targets: Vec<UniqueAddress> = self
+        let mut targets: Vec<(MemberStatus, UniqueAddress)> = self
             .gossip
             .members()
             .filter(|m| same_node(&m.node.address, address) && m.status.can_become(status))
-            .map(|m| m.node.clone())
+            .map(|m| (m.status, m.node.clone()))
             .collect();
+        if status != MemberStatus::Down {
+            targets.sort();
+            targets.drain(..targets.len().saturating_sub(1));
+        }
+        let targets: Vec<UniqueAddress> = targets.into_iter().map(|(_, n)| n).collect();
         let me = self.me.clone();
         for node in targets {
             self.gossip.set_status(&node, status, &me);
