@@ -68,12 +68,31 @@ fn formed(nodes: &[ClusteredActorSystem]) -> bool {
     })
 }
 
-async fn until(mut cond: impl FnMut() -> bool) {
+async fn until(mut cond: impl FnMut() -> bool, what: impl Fn() -> String) {
     let deadline = Instant::now() + WAIT;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out");
+        assert!(Instant::now() < deadline, "timed out: {}", what());
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+fn describe(nodes: &[ClusteredActorSystem]) -> String {
+    nodes
+        .iter()
+        .map(|n| {
+            let v = n.cluster().state();
+            format!(
+                "{}: {:?} seen {} converged {}",
+                n.address().port(),
+                v.members()
+                    .map(|m| (m.node.address.port(), m.status))
+                    .collect::<Vec<_>>(),
+                v.seen().len(),
+                v.converged(n.cluster().self_node(), &Default::default())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Forms a cluster of `n` nodes built by `make`; returns them and the time from the last start
@@ -94,7 +113,7 @@ async fn form(
         nodes.push(s.await.unwrap().unwrap());
     }
     let t = Instant::now();
-    until(|| formed(&nodes)).await;
+    until(|| formed(&nodes), || describe(&nodes)).await;
     (nodes, t.elapsed())
 }
 
@@ -137,7 +156,7 @@ async fn detection(make: impl Fn() -> ClusteredActorSystemBuilder) -> (Duration,
                 .unwrap(),
         );
     }
-    until(|| formed(&nodes)).await;
+    until(|| formed(&nodes), || describe(&nodes)).await;
     // Let the failure detectors learn the heartbeat rhythm.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let victim = nodes[2].address().clone();
@@ -164,7 +183,7 @@ async fn detection(make: impl Fn() -> ClusteredActorSystemBuilder) -> (Duration,
             .find(|(k, _)| *k == kind)
             .map(|(_, at)| at.duration_since(t))
     };
-    until(|| at("removed").is_some()).await;
+    until(|| at("removed").is_some(), || describe(&nodes)).await;
     let r = (at("unreachable").unwrap(), at("removed").unwrap());
     stop(nodes).await;
     r
@@ -213,11 +232,18 @@ fn main() {
             "steady state, 25 / 10 nodes: {:.2}x per node; target <= 1.5x",
             per_node[1] / per_node[0]
         );
-        let (u, r) = detection(fast).await;
+        let mut unreachable = Vec::new();
+        let mut removed = Vec::new();
+        for _ in 0..runs {
+            let (u, r) = detection(fast).await;
+            unreachable.push(u.as_secs_f64() * 1000.0);
+            removed.push(r.as_secs_f64() * 1000.0);
+        }
         println!(
-            "detection, fast settings: unreachable after {} ms (target <= 200 ms pause + 2 x 50 ms = 300 ms), removed after {} ms",
-            u.as_millis(),
-            r.as_millis()
+            "detection, fast settings: unreachable after {:.0} ms (target <= 200 ms pause + 2 x 50 ms = 300 ms; runs {:?}), removed after {:.0} ms (median of {runs})",
+            median(unreachable.clone()),
+            unreachable.iter().map(|t| t.round() as u64).collect::<Vec<_>>(),
+            median(removed),
         );
         let d = ClusterConfig::default();
         let target = d.failure_detector.acceptable_heartbeat_pause + 2 * d.heartbeat.interval;

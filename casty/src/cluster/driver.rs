@@ -3,8 +3,9 @@
 //! out what they return.
 //!
 //! It is the only place where membership meets the clock, the random source and the network:
-//! - two timers tick it, one per gossip interval (gossip, leading, downing) and one per heartbeat
-//!   interval (heartbeats, and the failure detector's verdicts);
+//! - timers tick it: once per gossip interval (gossip, leading, downing), once per heartbeat
+//!   interval (heartbeats), and four times per heartbeat interval (the failure detector's
+//!   verdicts are read);
 //! - every random number comes from one source, seeded when the node starts, so a seeded node
 //!   makes the same choices again;
 //! - messages to other nodes go to their `/_cluster` actor as [`ClusterWire`], over remoting;
@@ -50,6 +51,9 @@ pub(crate) enum DriverMsg {
     Wire(ClusterWire),
     GossipTick,
     HeartbeatTick,
+    /// Reads the failure detector's verdicts: four times per heartbeat interval, so that a
+    /// silent node is marked unreachable soon after its detector gives up on it.
+    ReapTick,
     Join(NodeAddress),
     Leave(NodeAddress),
     Down(NodeAddress),
@@ -63,6 +67,7 @@ impl std::fmt::Debug for DriverMsg {
             DriverMsg::Wire(w) => f.debug_tuple("Wire").field(w).finish(),
             DriverMsg::GossipTick => f.write_str("GossipTick"),
             DriverMsg::HeartbeatTick => f.write_str("HeartbeatTick"),
+            DriverMsg::ReapTick => f.write_str("ReapTick"),
             DriverMsg::Join(a) => f.debug_tuple("Join").field(a).finish(),
             DriverMsg::Leave(a) => f.debug_tuple("Leave").field(a).finish(),
             DriverMsg::Down(a) => f.debug_tuple("Down").field(a).finish(),
@@ -188,8 +193,12 @@ impl Driver {
                     };
                     self.send(system, &to.address, hb);
                 }
-                let unavailable = self.heartbeats.unavailable(now);
-                self.input(system, Input::Unreachable(unavailable), now);
+            }
+            DriverMsg::ReapTick => {
+                if self.membership.is_member() {
+                    let unavailable = self.heartbeats.unavailable(now);
+                    self.input(system, Input::Unreachable(unavailable), now);
+                }
             }
             DriverMsg::Join(a) => self.input(system, Input::Join(a), now),
             DriverMsg::Leave(a) => self.input(system, Input::Leave(a), now),
@@ -204,10 +213,13 @@ impl Driver {
     }
 
     fn input(&mut self, system: &ActorSystem, input: Input, now: Instant) {
-        let before = self.membership.gossip().version().clone();
+        let g = self.membership.gossip();
+        let (version, seen) = (g.version().clone(), g.seen().len());
         let commands = self.membership.handle(input, now, wall_ms());
-        // Readers see the new view before any event about it arrives.
-        if self.membership.gossip().version() != &before || !self.membership.is_member() {
+        // Readers see the new view (a new version, or more members having seen it) before any
+        // event about it arrives. `seen` only grows within one version.
+        let g = self.membership.gossip();
+        if g.version() != &version || g.seen().len() != seen || !self.membership.is_member() {
             self.view_changed();
         }
         for c in commands {
@@ -321,6 +333,7 @@ pub(crate) fn driver(settings: DriverSettings, published: Arc<Published>) -> Beh
             DriverMsg::HeartbeatTick,
             settings.heartbeat_interval,
         );
+        ctx.start_timer_at_fixed_rate("reap", DriverMsg::ReapTick, settings.heartbeat_interval / 4);
         let state = Mutex::new(Driver::new(settings.clone(), published.clone()));
         let system = ctx.system().clone();
         state.lock().unwrap_or_else(|e| e.into_inner()).input(
