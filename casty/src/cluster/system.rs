@@ -222,7 +222,8 @@ impl ClusteredActorSystemBuilder {
         self
     }
 
-    /// Seeds the node's one random source (peer choice), so that its choices repeat.
+    /// Seeds the node's one random source (its incarnation uid and its choices of peer), so that a
+    /// run repeats exactly, as in a seeded simulation.
     pub fn random_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
@@ -249,7 +250,12 @@ impl ClusteredActorSystemBuilder {
             );
         }
         let system = ActorSystem::new(self.name.clone());
+        // One random source: a seeded node draws its uid and its peer choices from the seed.
+        let mut rng = self.seed.map(fastrand::Rng::with_seed);
         let mut remote = RemoteSettings::new(self.host.clone(), self.port);
+        if let Some(rng) = &mut rng {
+            remote = remote.with_uid(rng.u64(1..));
+        }
         if let Some(secret) = &self.secret {
             remote = remote.secret(secret);
         }
@@ -280,7 +286,7 @@ impl ClusteredActorSystemBuilder {
             down_all_when_unstable: Some(SplitBrainResolver::default_down_all_when_unstable(
                 self.stable_after,
             )),
-            seed: self.seed.unwrap_or_else(|| fastrand::u64(..)),
+            seed: rng.map_or_else(|| fastrand::u64(..), |mut r| r.u64(..)),
         };
         let (view, view_rx) = watch::channel(Arc::new(Gossip::default()));
         let (stopped, stopped_rx) = watch::channel(None);

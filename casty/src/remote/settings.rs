@@ -67,6 +67,9 @@ pub struct RemoteSettings {
     /// actors are `Terminated` and asks to it fail (default 10 s). This timeout is the only
     /// failure detector remoting has.
     pub unreachable_after: Duration,
+    /// This incarnation's uid (default: `None`, a fresh random one). Set it only where a run
+    /// must repeat exactly, as in a seeded simulation: two incarnations with one uid are one.
+    pub uid: Option<u64>,
 }
 
 impl std::fmt::Debug for RemoteSettings {
@@ -106,6 +109,7 @@ impl RemoteSettings {
             backoff: (Duration::from_millis(50), Duration::from_secs(5)),
             transport: Arc::new(TcpTransport),
             unreachable_after: Duration::from_secs(10),
+            uid: None,
         }
     }
 
@@ -260,6 +264,20 @@ impl RemoteSettings {
         self.unreachable_after = after;
         self
     }
+
+    /// Sets this incarnation's uid instead of drawing a random one (see [`RemoteSettings::uid`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::remote::RemoteSettings;
+    /// let s = RemoteSettings::new("127.0.0.1", 0).with_uid(42);
+    /// assert_eq!(s.uid, Some(42));
+    /// ```
+    pub fn with_uid(mut self, uid: u64) -> Self {
+        self.uid = Some(uid.max(1));
+        self
+    }
 }
 
 /// What can go wrong starting remoting or naming a remote actor.
@@ -332,7 +350,8 @@ mod tests {
             .max_handshakes(3)
             .backoff(ms(20), ms(900))
             .transport(transport.clone())
-            .unreachable_after(ms(2500));
+            .unreachable_after(ms(2500))
+            .with_uid(77);
         // Destructured without `..`: a new field fails to compile here until it is checked too.
         let RemoteSettings {
             host,
@@ -345,6 +364,7 @@ mod tests {
             backoff,
             transport: set_transport,
             unreachable_after,
+            uid,
         } = s;
         assert_eq!(host, "10.0.0.7");
         assert_eq!(port, 25520);
@@ -356,6 +376,7 @@ mod tests {
         assert_eq!(backoff, (ms(20), ms(900)));
         assert!(Arc::ptr_eq(&set_transport, &transport));
         assert_eq!(unreachable_after, ms(2500));
+        assert_eq!(uid, Some(77));
 
         // One setter at a time leaves the defaults of the other fields alone.
         type Fields = (
@@ -368,6 +389,7 @@ mod tests {
             usize,
             (Duration, Duration),
             Duration,
+            Option<u64>,
         );
         let fields = |s: &RemoteSettings| -> Fields {
             (
@@ -380,6 +402,7 @@ mod tests {
                 s.max_handshakes,
                 s.backoff,
                 s.unreachable_after,
+                s.uid,
             )
         };
         let check = |set: RemoteSettings, change: &dyn Fn(&mut Fields)| {
@@ -398,6 +421,7 @@ mod tests {
             f.7 = (ms(2), ms(3))
         });
         check(base.clone().unreachable_after(ms(4)), &|f| f.8 = ms(4));
+        check(base.clone().with_uid(5), &|f| f.9 = Some(5));
         check(base.clone().transport(transport.clone()), &|_| {});
         assert!(!Arc::ptr_eq(&base.transport, &transport));
     }

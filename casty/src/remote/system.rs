@@ -443,12 +443,17 @@ impl ActorSystem {
         es.max_handshakes = settings.max_handshakes;
         (es.backoff_min, es.backoff_max) = settings.backoff;
         let inbound = Arc::new(ToSystem(Arc::downgrade(&inner)));
-        let endpoint = Endpoint::bind(es, node_uid(), settings.transport.clone(), inbound)
-            .await
-            .map_err(|e: io::Error| RemoteError::Bind {
-                address: format!("{}:{}", settings.host, settings.port),
-                reason: e.to_string(),
-            })?;
+        let endpoint = Endpoint::bind(
+            es,
+            settings.uid.unwrap_or_else(node_uid),
+            settings.transport.clone(),
+            inbound,
+        )
+        .await
+        .map_err(|e: io::Error| RemoteError::Bind {
+            address: format!("{}:{}", settings.host, settings.port),
+            reason: e.to_string(),
+        })?;
         let address = endpoint.address().clone();
         let node = address.node_key();
         let provider = Arc::new(Provider {

@@ -11,9 +11,13 @@ mod faults;
 pub mod journal_suite;
 mod kit;
 mod probe;
+#[cfg(feature = "simulation")]
+mod sim;
 
 pub use failing_journal::{FailingJournal, JournalGate};
 #[cfg(feature = "remote")]
 pub use faults::{Direction, FaultyTransport};
 pub use kit::TestKit;
 pub use probe::{FishingOutcome, TestProbe};
+#[cfg(feature = "simulation")]
+pub use sim::SimTransport;
