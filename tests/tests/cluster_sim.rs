@@ -18,6 +18,9 @@ type Views = Arc<Mutex<BTreeMap<String, Arc<Gossip>>>>;
 /// What the nodes saw, in order: `<simulated ms> <host> <event>`.
 type Trace = Arc<Mutex<Vec<String>>>;
 
+/// The hosts whose node has left the cluster, and why.
+type Stopped = Arc<Mutex<BTreeMap<String, casty::cluster::StopReason>>>;
+
 fn node(host: &str, seeds: &[&str], seed: u64) -> casty::cluster::ClusteredActorSystemBuilder {
     ClusteredActorSystem::builder("sim")
         .host(host)
@@ -49,16 +52,19 @@ fn add_hosts(
     hosts: &[&'static str],
     views: &Views,
     trace: &Trace,
+    stopped: &Stopped,
     seed: u64,
 ) {
     for (i, host) in hosts.iter().enumerate() {
         let views = views.clone();
         let trace = trace.clone();
+        let stopped = stopped.clone();
         let seeds: Vec<&'static str> = hosts.to_vec();
         let host = *host;
         sim.host(host, move || {
             let views = views.clone();
             let trace = trace.clone();
+            let stopped = stopped.clone();
             let seeds = seeds.clone();
             async move {
                 let n = node(host, &seeds, seed.wrapping_mul(31).wrapping_add(i as u64))
@@ -80,7 +86,10 @@ fn add_hosts(
                         .lock()
                         .unwrap()
                         .insert(host.to_string(), n.cluster().state());
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if let Some(why) = n.cluster().stopped() {
+                        stopped.lock().unwrap().insert(host.to_string(), why);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         });
@@ -129,7 +138,7 @@ fn run(seed: u64, n: usize, partition: Option<Duration>) -> (Vec<String>, bool) 
         .build();
     let views: Views = Arc::default();
     let trace: Trace = Arc::default();
-    add_hosts(&mut sim, hosts, &views, &trace, seed);
+    add_hosts(&mut sim, hosts, &views, &trace, &Arc::default(), seed);
     let v = views.clone();
     let ok = Arc::new(Mutex::new(false));
     let done = ok.clone();
@@ -202,5 +211,107 @@ fn short_isolations_heal_for_every_seed() {
             "seed {seed} failed; replay it with:\n  CASTY_SIM_SEED={seed} cargo test -p casty-tests --test cluster_sim short_isolations\ntrace:\n{}",
             trace.join("\n")
         );
+    }
+}
+
+/// Whether the nodes on `hosts` hold one converged view whose members are exactly those hosts,
+/// all Up.
+fn converged_among(views: &Views, hosts: &[&str]) -> bool {
+    let views = views.lock().unwrap();
+    let Some(first) = views.get(hosts[0]) else {
+        return false;
+    };
+    hosts.iter().all(|h| {
+        views.get(*h).is_some_and(|v| {
+            v.same_state(first)
+                && v.members().count() == hosts.len()
+                && v.members()
+                    .all(|m| m.status == MemberStatus::Up && hosts.contains(&m.node.address.host()))
+        })
+    })
+}
+
+/// Keep-majority for many seeds: a cluster of 3–5 nodes splits into a minority and a majority
+/// for 8 s (longer than `stable_after` plus detection). The minority's nodes down themselves
+/// and stop; the majority removes them and ends in one converged view of its own members, all
+/// Up; and after the links heal, the old messages delivered change nothing of that.
+#[test]
+fn a_split_leaves_the_majority_and_stops_the_minority_for_every_seed() {
+    const HOSTS: [&str; 5] = ["node-1", "node-2", "node-3", "node-4", "node-5"];
+    let seeds: u64 = std::env::var("CASTY_SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(20, |n| n / 10);
+    let only: Option<u64> = std::env::var("CASTY_SIM_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for seed in only.map_or(0..seeds, |s| s..s + 1) {
+        let n = 3 + (seed % 3) as usize;
+        let hosts: Vec<&'static str> = HOSTS[..n].to_vec();
+        // The minority: one or two nodes, chosen by the seed, never more than half.
+        let k = 1 + (seed as usize / 3) % ((n - 1) / 2);
+        let start = (seed as usize) % n;
+        let minority: Vec<&'static str> = (0..k).map(|i| hosts[(start + i) % n]).collect();
+        let majority: Vec<&'static str> = hosts
+            .iter()
+            .copied()
+            .filter(|h| !minority.contains(h))
+            .collect();
+        let mut sim = turmoil::Builder::new()
+            .simulation_duration(Duration::from_secs(120))
+            .rng_seed(seed)
+            .build();
+        let views: Views = Arc::default();
+        let trace: Trace = Arc::default();
+        let stopped: Stopped = Arc::default();
+        add_hosts(&mut sim, &hosts, &views, &trace, &stopped, seed);
+        let (v, st) = (views.clone(), stopped.clone());
+        let (min, maj) = (minority.clone(), majority.clone());
+        let all = hosts.clone();
+        let outcome: Arc<Mutex<Option<String>>> = Arc::default();
+        let out = outcome.clone();
+        sim.client("check", async move {
+            while !converged_among(&v, &all) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            for a in &min {
+                for b in &maj {
+                    turmoil::hold(*a, *b);
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            for a in &min {
+                for b in &maj {
+                    turmoil::release(*a, *b);
+                }
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            let done = || {
+                converged_among(&v, &maj)
+                    && min.iter().all(|h| {
+                        st.lock().unwrap().get(*h) == Some(&casty::cluster::StopReason::Downed)
+                    })
+            };
+            while !done() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if !done() {
+                *out.lock().unwrap() = Some(format!(
+                    "majority {maj:?} converged: {}; stopped: {:?}",
+                    converged_among(&v, &maj),
+                    st.lock().unwrap()
+                ));
+            }
+            Ok(())
+        });
+        sim.run().unwrap();
+        drop(sim);
+        let failed = outcome.lock().unwrap().take();
+        if let Some(why) = failed {
+            panic!(
+                "seed {seed} failed ({why}); replay it with:\n  CASTY_SIM_SEED={seed} cargo test -p casty-tests --test cluster_sim a_split\ntrace:\n{}",
+                trace.lock().unwrap().join("\n")
+            );
+        }
     }
 }
