@@ -21,35 +21,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use casty::cluster::{
-    ClusterEvent, ClusteredActorSystem, ClusteredActorSystemBuilder, KeepMajority, MemberStatus,
-    MembershipSettings,
+    ClusterEvent, ClusteredActorSystem, ClusteredActorSystemBuilder, MemberStatus,
 };
-use casty::config::{ClusterConfig, FailureDetectorConfig};
+use casty::config::ClusterConfig;
 use casty::testing::{Direction, FaultyTransport};
 
 const GOSSIP: Duration = Duration::from_millis(100);
 const WAIT: Duration = Duration::from_secs(60);
 
 fn fast() -> ClusteredActorSystemBuilder {
-    ClusteredActorSystem::builder("bench")
-        .host("127.0.0.1")
-        .port(0)
-        .gossip_interval(GOSSIP)
-        .heartbeat_interval(Duration::from_millis(50))
-        .failure_detector(FailureDetectorConfig {
-            threshold: 8.0,
-            max_sample_size: 200,
-            min_std_deviation: Duration::from_millis(10),
-            acceptable_heartbeat_pause: Duration::from_millis(200),
-            first_heartbeat_estimate: Duration::from_millis(50),
-        })
-        .membership(
-            MembershipSettings::default()
-                .retry_interval(Duration::from_millis(100))
-                .weakly_up_after(None),
-        )
-        .downing(KeepMajority::default(), Duration::from_millis(400))
-        .leave_timeout(Duration::from_secs(2))
+    casty::testing::fast_cluster_node("bench")
 }
 
 /// The default settings (`[cluster]` defaults), on any port.

@@ -52,6 +52,19 @@ async fn three() -> [ClusteredActorSystem; 3] {
     [a, b, c]
 }
 
+/// Waits until none of `nodes` has a member on `port`.
+async fn removed_on(nodes: &[&ClusteredActorSystem], port: u16) {
+    eventually("the node removed on the others", || {
+        nodes.iter().all(|n| {
+            n.cluster()
+                .members()
+                .iter()
+                .all(|m| m.node.address.port() != port)
+        })
+    })
+    .await;
+}
+
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !cond() {
@@ -90,15 +103,7 @@ async fn a_graceful_leave_removes_the_node_on_the_others() {
     let at_a = record(&a);
     let c_port = c.address().port();
     c.shutdown().await;
-    eventually("c removed on a and b", || {
-        [&a, &b].iter().all(|n| {
-            n.cluster()
-                .members()
-                .iter()
-                .all(|m| m.node.address.port() != c_port)
-        })
-    })
-    .await;
+    removed_on(&[&a, &b], c_port).await;
     let events = about(&at_a, c_port);
     assert_eq!(events.first(), Some(&"up"));
     assert_eq!(events.last(), Some(&"removed"));
@@ -118,15 +123,7 @@ async fn a_crashed_node_is_unreachable_then_downed_then_removed() {
     let c_port = c.address().port();
     // No leave: the system stops as if the process died.
     c.system().shutdown().await;
-    eventually("c removed on a and b", || {
-        [&a, &b].iter().all(|n| {
-            n.cluster()
-                .members()
-                .iter()
-                .all(|m| m.node.address.port() != c_port)
-        })
-    })
-    .await;
+    removed_on(&[&a, &b], c_port).await;
     assert_eq!(
         about(&at_a, c_port),
         ["up", "unreachable", "downed", "removed"]

@@ -5,6 +5,8 @@
 //! message on failure, as test assertions do. A [`FailingJournal`] wraps any journal with gates
 //! and failure switches, to test how event-sourced entities handle a slow or failing journal.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod failing_journal;
 #[cfg(feature = "remote")]
 mod faults;
@@ -14,6 +16,8 @@ mod probe;
 #[cfg(feature = "simulation")]
 mod sim;
 
+#[cfg(feature = "cluster")]
+pub use cluster::fast_cluster_node;
 pub use failing_journal::{FailingJournal, JournalGate};
 #[cfg(feature = "remote")]
 pub use faults::{Direction, FaultyTransport};
