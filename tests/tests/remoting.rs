@@ -443,6 +443,112 @@ async fn a_node_declared_gone_is_quarantined_so_its_watchers_learn_it_too() {
 }
 // ANCHOR_END: quarantine
 
+/// A [`casty::testing::FaultyTransport`] whose connections, once the peer accepted them, wait
+/// at a gate before their handshake, so that a test can act while one is being opened.
+#[derive(Clone)]
+struct GatedTransport {
+    faults: casty::testing::FaultyTransport,
+    /// How many connections reached the gate.
+    reached: tokio::sync::watch::Sender<usize>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl casty::remote::Transport for GatedTransport {
+    fn bind<'a>(
+        &'a self,
+        addr: &'a str,
+    ) -> casty::future::BoxFuture<'a, std::io::Result<Box<dyn casty::remote::Listener>>> {
+        self.faults.bind(addr)
+    }
+
+    fn connect<'a>(
+        &'a self,
+        addr: &'a str,
+    ) -> casty::future::BoxFuture<'a, std::io::Result<casty::remote::BoxStream>> {
+        Box::pin(async move {
+            let stream = self.faults.connect(addr).await?;
+            self.reached.send_modify(|n| *n += 1);
+            let _ = self.open.subscribe().wait_for(|open| *open).await;
+            Ok(stream)
+        })
+    }
+
+    fn filters_frames(&self) -> bool {
+        self.faults.filters_frames()
+    }
+
+    fn outbound(&self, peer: &casty::remote::NodeAddress) -> casty::remote::Fate {
+        self.faults.outbound(peer)
+    }
+
+    fn inbound(&self, peer: &casty::remote::NodeAddress) -> casty::remote::Fate {
+        self.faults.inbound(peer)
+    }
+
+    fn register(&self, peer: &casty::remote::NodeAddress, severer: &casty::remote::Severer) {
+        self.faults.register(peer, severer);
+    }
+}
+
+// The partition of the test above, begun while A's own connection to B is still being opened
+// (B connected to A and watches A's actor; A's connection back is in its handshake). That
+// connection is cut with the others instead of coming up after the partition with everything
+// on it lost, and although A never reached B itself, it declares gone the incarnation of B that
+// connected to it, drops its watch and quarantines it: B's watcher learns it all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_while_the_connection_back_is_opening_still_quarantines() {
+    let quick = std::time::Duration::from_millis(300);
+    let gated = GatedTransport {
+        faults: casty::testing::FaultyTransport::tcp(),
+        reached: tokio::sync::watch::channel(0).0,
+        open: tokio::sync::watch::channel(false).0,
+    };
+    let a = ActorSystem::new("gate");
+    a.start_remote(
+        RemoteSettings::new("127.0.0.1", 0)
+            .transport(std::sync::Arc::new(gated.clone()))
+            .unreachable_after(quick),
+    )
+    .await
+    .unwrap();
+    let b = ActorSystem::new("gate");
+    b.start_remote(RemoteSettings::new("127.0.0.1", 0).unreachable_after(quick))
+        .await
+        .unwrap();
+    a.spawn(bank(0), "vault").unwrap();
+    let mut report = TestProbe::<String>::new(&b);
+    let w = b.spawn(watcher(report.actor_ref()), "watcher").unwrap();
+    let vault = b.remote_ref::<Bank>(&address(&a, "/vault")).unwrap();
+    w.tell(Watching::Watch {
+        target: vault.clone(),
+    });
+    eventually("A holds B's watch", || {
+        a.remote_counters().unwrap().watched_by == 1
+    })
+    .await;
+    // A's connection to B is open, its handshake not yet begun.
+    let mut reached = gated.reached.subscribe();
+    tokio::time::timeout(T, reached.wait_for(|n| *n == 1))
+        .await
+        .expect("A opens a connection to B")
+        .unwrap();
+
+    let b_addr = b.remote_address().unwrap();
+    gated
+        .faults
+        .blackhole(&b_addr, casty::testing::Direction::Both);
+    gated.faults.sever(&b_addr);
+    gated.open.send_replace(true);
+    assert_eq!(report.expect_message(T).await, "terminated /vault");
+    let c = a.remote_counters().unwrap();
+    assert_eq!((c.watched_by, c.quarantined), (0, 1));
+    assert_eq!(b.remote_counters().unwrap().watching, 0);
+    // A never connected to B: the connection that was opening did not come up.
+    assert_eq!(*gated.reached.borrow(), 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 // A severed connection is re-established and the same ref keeps working: its compact name is
 // defined again on the new connection before anything that uses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

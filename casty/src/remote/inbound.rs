@@ -147,6 +147,14 @@ impl Inbound for ToSystem {
         }
     }
 
+    fn accepted(&self, peer: &PeerInfo) {
+        if let Some(inner) = self.0.upgrade() {
+            if let Some(p) = Self::provider(&inner) {
+                p.nodes.accepted(&peer.address.node_key(), peer.uid);
+            }
+        }
+    }
+
     fn disconnected(&self, peer: &NodeAddress) {
         if let Some(inner) = self.0.upgrade() {
             if let Some(p) = Self::provider(&inner) {

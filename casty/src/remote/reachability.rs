@@ -15,6 +15,9 @@
 //!   latest generation for a node, firing while the node is still not connected, declares it
 //!   unreachable, so a reconnection or a later disconnection supersedes earlier timers;
 //! - a new incarnation seen on connect downs the old one, unless the old one was already gone;
+//! - a node that connected to us tells us its incarnation even if our own connection to it
+//!   never came up: a loss of it then declares that incarnation gone, so that the watches it
+//!   holds here are dropped and it can be quarantined, as if we had reached it ourselves;
 //! - a shutdown notice counts only for the incarnation we know (or when we know none) and only
 //!   once, since a node says it on every connection;
 //! - a watch or an ask made while the node is gone and not back arms a timer of its own, so
@@ -112,6 +115,23 @@ impl Reachability {
             },
         );
         commands
+    }
+
+    /// Incarnation `uid` of `node` opened a connection to us and its handshake succeeded. Only
+    /// our own connection to a node says whether we reach it, so this changes nothing of that;
+    /// but if no handshake of ours ever showed an incarnation of `node`, `uid` is the one a
+    /// later loss declares gone (the watches it holds here are that incarnation's).
+    pub(crate) fn accepted(&mut self, node: &str, uid: u64) {
+        let generation = self.generation;
+        let s = self.status.entry(node.to_string()).or_insert(Status {
+            uid: 0,
+            up: false,
+            generation,
+            gone: false,
+        });
+        if s.uid == 0 {
+            s.uid = uid;
+        }
     }
 
     /// The connection to `node` is lost (or it could not be reached): it is declared
@@ -293,6 +313,43 @@ mod tests {
         assert_eq!(r.connected(B, 8), vec![down(B, 7, NodeDown::Restarted)]);
     }
 
+    // B connected to us and watches something here, but our own connection to B never came up
+    // (a partition began while it was opening). Its loss still names B's incarnation, so the
+    // watches it holds here are dropped and it is quarantined; with no incarnation (uid 0)
+    // neither would happen, and B would wait forever for a `Terminated`.
+    #[test]
+    fn a_node_we_never_reached_is_declared_gone_with_the_incarnation_it_connected_with() {
+        let mut r = Reachability::new(AFTER);
+        r.accepted(B, 7);
+        assert_eq!(r.disconnected(B), vec![timer(B, 1)]);
+        assert_eq!(r.timer_fired(B, 1), vec![down(B, 7, NodeDown::Unreachable)]);
+
+        // Also when our attempts failed before it connected to us.
+        let mut r = Reachability::new(AFTER);
+        assert_eq!(r.disconnected(B), vec![timer(B, 1)]);
+        r.accepted(B, 7);
+        assert_eq!(r.timer_fired(B, 1), vec![down(B, 7, NodeDown::Unreachable)]);
+
+        // It says nothing of whether we reach it: the pending timer still counts, and a
+        // connection of ours to the same incarnation is not a restart.
+        let mut r = Reachability::new(AFTER);
+        r.accepted(B, 7);
+        assert_eq!(r.disconnected(B), vec![timer(B, 1)]);
+        assert_eq!(r.connected(B, 7), vec![]);
+        assert_eq!(r.timer_fired(B, 1), vec![]);
+        // One to another incarnation is: the one that connected to us is gone.
+        let mut r = Reachability::new(AFTER);
+        r.accepted(B, 7);
+        assert_eq!(r.connected(B, 8), vec![down(B, 7, NodeDown::Restarted)]);
+
+        // What our own handshakes showed is not overridden.
+        let mut r = Reachability::new(AFTER);
+        r.connected(B, 7);
+        r.accepted(B, 8);
+        assert_eq!(r.disconnected(B), vec![timer(B, 1)]);
+        assert_eq!(r.timer_fired(B, 1), vec![down(B, 7, NodeDown::Unreachable)]);
+    }
+
     #[test]
     fn only_the_latest_disconnection_s_timer_downs_the_node() {
         let mut r = Reachability::new(AFTER);
@@ -432,6 +489,7 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Input {
         Connected(usize, u64),
+        Accepted(usize, u64),
         Disconnected(usize),
         /// Fires one of the timers started and not yet fired (by index, modulo their number).
         FireTimer(usize),
@@ -446,6 +504,7 @@ mod tests {
         let uid = 1u64..4;
         prop_oneof![
             (node.clone(), uid.clone()).prop_map(|(n, u)| Input::Connected(n, u)),
+            (node.clone(), uid.clone()).prop_map(|(n, u)| Input::Accepted(n, u)),
             node.clone().prop_map(Input::Disconnected),
             any::<usize>().prop_map(Input::FireTimer),
             (node.clone(), uid).prop_map(|(n, u)| Input::Left(n, u)),
@@ -459,7 +518,9 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
         // Over random inputs: only the latest timer of a node that is still not connected downs
-        // it; a restart downs the old incarnation, never the one now up; a shutdown counts
+        // it, naming the incarnation last known there (from our own handshakes, or from one it
+        // opened to us when ours showed none); a restart downs the old incarnation, never the
+        // one now up; a shutdown counts
         // once for a known node until it connects again; asks fail with the latest refusal
         // until a handshake succeeds; and each command says to quarantine and to drop queued
         // frames exactly for the reasons that call for it.
@@ -480,6 +541,10 @@ mod tests {
                 let mut fired = 0;
                 let (n, commands) = match input.clone() {
                     Input::Connected(n, uid) => (n, r.connected(nodes[n], uid)),
+                    Input::Accepted(n, uid) => {
+                        r.accepted(nodes[n], uid);
+                        (n, Vec::new())
+                    }
                     Input::Disconnected(n) => (n, r.disconnected(nodes[n])),
                     Input::FireTimer(i) => {
                         if pending.is_empty() {
@@ -545,6 +610,14 @@ mod tests {
                         current[n] = Some((uid, true));
                         refusal[n] = None;
                         shut_down.retain(|(m, _)| *m != n);
+                    }
+                    Input::Accepted(_, uid) => {
+                        // It names the incarnation only when none of ours did.
+                        current[n] = match current[n] {
+                            None => Some((uid, false)),
+                            Some((0, up)) => Some((uid, up)),
+                            known => known,
+                        };
                     }
                     Input::Disconnected(_) => {
                         prop_assert_eq!(commands.len(), 1);

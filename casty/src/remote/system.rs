@@ -255,6 +255,12 @@ impl Nodes {
         });
     }
 
+    /// Incarnation `uid` of `node` opened a connection to us: if none of our own handshakes
+    /// showed its incarnation, a loss of it declares this one gone.
+    pub(crate) fn accepted(&self, node: &str, uid: u64) {
+        self.lock().reachability.accepted(node, uid);
+    }
+
     /// The connection to `node` is lost, or it could not be reached.
     pub(crate) fn disconnected(self: &Arc<Self>, node: &str) {
         self.step(|r| r.disconnected(node));

@@ -83,6 +83,12 @@ impl Severer {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
+    /// Whether a clone of this severer is held elsewhere than by the caller (by a connection
+    /// that is still open, say).
+    pub(crate) fn in_use(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
+
     /// Closes the connection registered with this severer.
     pub fn sever(&self) {
         self.0.send_replace(true);

@@ -4,11 +4,22 @@
 //! delayed one holds each batch back, a lossy one drops a fraction of frames at random, and
 //! `sever` closes the current connections (the association reconnects). Keep a clone of the
 //! transport to flip switches while the system uses another clone.
+//!
+//! A connection this transport opens counts as current from the moment it is asked for, not
+//! only once the endpoint registers it after the handshake: a `sever` while it is still being
+//! opened closes it too, as a real partition would break a handshake in flight. Otherwise a
+//! connection whose handshake ends just after `blackhole` and `sever` would stay up, with every
+//! frame on it lost, and its loss would never be noticed.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::actor::behavior::BoxFuture;
 use crate::remote::{BoxStream, Fate, Listener, NodeAddress, Severer, TcpTransport, Transport};
@@ -33,6 +44,14 @@ struct Link {
     severers: Vec<Severer>,
 }
 
+/// The links, and the severers of the connections this transport opened, by the socket address
+/// they were opened to (a peer with no fault set yet has no [`Link`]).
+#[derive(Default)]
+struct Links {
+    by_peer: HashMap<NodeAddress, Link>,
+    opened: HashMap<String, Vec<Severer>>,
+}
+
 /// A [`Transport`] with switchable faults (see the module notes).
 ///
 /// # Examples
@@ -49,7 +68,7 @@ struct Link {
 #[derive(Clone)]
 pub struct FaultyTransport {
     inner: Arc<dyn Transport>,
-    links: Arc<Mutex<HashMap<NodeAddress, Link>>>,
+    links: Arc<Mutex<Links>>,
 }
 
 impl std::fmt::Debug for FaultyTransport {
@@ -72,9 +91,12 @@ impl FaultyTransport {
         Self::new(Arc::new(TcpTransport))
     }
 
+    fn links(&self) -> std::sync::MutexGuard<'_, Links> {
+        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn with(&self, peer: &NodeAddress, f: impl FnOnce(&mut Link)) {
-        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        f(links.entry(peer.clone()).or_default());
+        f(self.links().by_peer.entry(peer.clone()).or_default());
     }
 
     /// Loses every frame to and/or from `peer`. Both ways is a partition: new connections to
@@ -100,13 +122,23 @@ impl FaultyTransport {
         self.with(peer, |l| l.drop_fraction = fraction.clamp(0.0, 1.0));
     }
 
-    /// Closes the current connections to and from `peer`.
+    /// Closes the current connections to and from `peer`, including those this node is still
+    /// opening to it (in handshake). A connection from `peer` still in handshake is not known to
+    /// be from `peer` yet, and is not closed.
     pub fn sever(&self, peer: &NodeAddress) {
-        self.with(peer, |l| {
-            for s in l.severers.drain(..) {
-                s.sever();
-            }
-        });
+        let mut links = self.links();
+        let opened = links
+            .opened
+            .remove(&peer.socket_addr())
+            .unwrap_or_default();
+        let registered = links
+            .by_peer
+            .get_mut(peer)
+            .map(|l| std::mem::take(&mut l.severers))
+            .unwrap_or_default();
+        for s in opened.iter().chain(&registered) {
+            s.sever();
+        }
     }
 
     /// Removes every fault on `peer`.
@@ -121,21 +153,15 @@ impl FaultyTransport {
 
     /// Removes every fault on every peer.
     pub fn heal_all(&self) {
-        let peers: Vec<_> = self
-            .links
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let peers: Vec<_> = self.links().by_peer.keys().cloned().collect();
         for p in peers {
             self.heal(&p);
         }
     }
 
     fn fate(&self, peer: &NodeAddress, blackholed: impl Fn(&Link) -> bool) -> Fate {
-        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(l) = links.get(peer) else {
+        let links = self.links();
+        let Some(l) = links.by_peer.get(peer) else {
             return Fate::Pass;
         };
         if blackholed(l) || (l.drop_fraction > 0.0 && fastrand::f64() < l.drop_fraction) {
@@ -151,22 +177,34 @@ impl Transport for FaultyTransport {
     }
 
     fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<BoxStream>> {
-        // A link blackholed both ways is a partition: new connections fail too.
-        let partitioned = self
-            .links
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|(peer, l)| l.blackhole_out && l.blackhole_in && peer.socket_addr() == addr);
-        if partitioned {
-            return Box::pin(async move {
-                Err(io::Error::new(
-                    io::ErrorKind::ConnectionRefused,
-                    format!("{addr} is partitioned away (fault injection)"),
-                ))
+        // One look at the links: whether they partition this peer away, and if not, this
+        // connection counts among its current ones from now on (see the module notes).
+        let severer = {
+            let mut links = self.links();
+            // A link blackholed both ways is a partition: new connections fail too.
+            let partitioned = links.by_peer.iter().any(|(peer, l)| {
+                l.blackhole_out && l.blackhole_in && peer.socket_addr() == addr
             });
-        }
-        self.inner.connect(addr)
+            if partitioned {
+                return Box::pin(async move {
+                    Err(io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        format!("{addr} is partitioned away (fault injection)"),
+                    ))
+                });
+            }
+            let severer = Severer::default();
+            let opened = links.opened.entry(addr.to_string()).or_default();
+            // Those of connections that ended are of no more use.
+            opened.retain(Severer::in_use);
+            opened.push(severer.clone());
+            severer
+        };
+        let connecting = self.inner.connect(addr);
+        Box::pin(async move {
+            let stream = connecting.await?;
+            Ok(Box::new(Severable::new(stream, severer)) as BoxStream)
+        })
     }
 
     fn filters_frames(&self) -> bool {
@@ -183,5 +221,144 @@ impl Transport for FaultyTransport {
 
     fn register(&self, peer: &NodeAddress, severer: &Severer) {
         self.with(peer, |l| l.severers.push(severer.clone()));
+    }
+}
+
+/// A stream opened by [`FaultyTransport`]: once its severer fires, every read and write fails,
+/// as on a connection the network cut.
+struct Severable {
+    inner: BoxStream,
+    severed: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Whether the severer fired (it stays so).
+    cut: bool,
+    /// Kept so that [`Severer::in_use`] tells this stream is still open.
+    _severer: Severer,
+}
+
+impl Severable {
+    fn new(inner: BoxStream, severer: Severer) -> Self {
+        let watched = severer.clone();
+        Severable {
+            inner,
+            severed: Box::pin(async move { watched.severed().await }),
+            cut: false,
+            _severer: severer,
+        }
+    }
+
+    /// Whether the connection was severed; if not, the task is woken when it is.
+    fn is_cut(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.cut && self.severed.as_mut().poll(cx).is_ready() {
+            self.cut = true;
+        }
+        self.cut
+    }
+}
+
+fn severed_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "the connection was severed (fault injection)",
+    )
+}
+
+impl AsyncRead for Severable {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.is_cut(cx) {
+            return Poll::Ready(Err(severed_error()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Severable {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.is_cut(cx) {
+            return Poll::Ready(Err(severed_error()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.is_cut(cx) {
+            return Poll::Ready(Err(severed_error()));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    // A connection still being opened when its link is severed (here: connected, but not yet
+    // registered by a handshake) is closed as well, so a partition cannot miss it; one opened
+    // after the sever works.
+    #[tokio::test]
+    async fn a_sever_also_closes_a_connection_still_being_opened() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer = NodeAddress::new("sys", "127.0.0.1", port);
+        let t = FaultyTransport::tcp();
+        let mut opening = t.connect(&peer.socket_addr()).await.unwrap();
+        let (mut accepted, _) = listener.accept().await.unwrap();
+
+        t.sever(&peer);
+        let write = opening.write_all(b"hello").await;
+        assert_eq!(
+            write.map_err(|e| e.kind()),
+            Err(io::ErrorKind::ConnectionReset)
+        );
+        let mut buf = [0u8; 8];
+        let read = opening.read(&mut buf).await;
+        assert_eq!(read.map_err(|e| e.kind()), Err(io::ErrorKind::ConnectionReset));
+
+        let mut later = t.connect(&peer.socket_addr()).await.unwrap();
+        let (mut other, _) = listener.accept().await.unwrap();
+        later.write_all(b"hi").await.unwrap();
+        let mut got = [0u8; 2];
+        other.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hi");
+        // Nothing from the severed connection arrived.
+        drop(opening);
+        let mut rest = Vec::new();
+        accepted.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"");
+    }
+
+    // A read waiting on a connection being opened is woken by the sever, not left waiting.
+    #[tokio::test]
+    async fn a_sever_wakes_a_read_waiting_on_a_connection_being_opened() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer = NodeAddress::new("sys", "127.0.0.1", port);
+        let t = FaultyTransport::tcp();
+        let mut opening = t.connect(&peer.socket_addr()).await.unwrap();
+        let _accepted = listener.accept().await.unwrap();
+        let reading = tokio::spawn(async move {
+            let mut buf = [0u8; 8];
+            opening.read(&mut buf).await.map_err(|e| e.kind())
+        });
+        tokio::task::yield_now().await;
+        t.sever(&peer);
+        let read = tokio::time::timeout(Duration::from_secs(5), reading)
+            .await
+            .expect("the sever wakes the read")
+            .unwrap();
+        assert_eq!(read, Err(io::ErrorKind::ConnectionReset));
     }
 }

@@ -53,6 +53,8 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     fn disconnected(&self, _peer: &NodeAddress) {}
     /// An outbound association completed a handshake.
     fn connected(&self, _peer: &PeerInfo) {}
+    /// A connection the peer opened to us completed its handshake.
+    fn accepted(&self, _peer: &PeerInfo) {}
     /// An outbound association's handshake was refused (by either side). Sends to that peer are
     /// refused until a handshake succeeds again.
     fn node_refused(&self, _peer: &NodeAddress, _refusal: &Refusal) {}

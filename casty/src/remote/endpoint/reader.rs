@@ -181,6 +181,7 @@ async fn inbound_connection(
         uid: peer.uid,
     };
     shared.note_incarnation(&info.address, info.uid);
+    shared.inbound.accepted(&info);
     let severer = Severer::default();
     shared.transport.register(&info.address, &severer);
     let _link = shared.quarantine.link(info.uid, &severer);
