@@ -15,9 +15,9 @@
 //!   latest generation for a node, firing while the node is still not connected, declares it
 //!   unreachable, so a reconnection or a later disconnection supersedes earlier timers;
 //! - a new incarnation seen on connect downs the old one, unless the old one was already gone;
-//! - a node that connected to us tells us its incarnation even if our own connection to it
-//!   never came up: a loss of it then declares that incarnation gone, so that the watches it
-//!   holds here are dropped and it can be quarantined, as if we had reached it ourselves;
+//! - a node our own handshakes never showed an incarnation of is declared gone as the latest
+//!   incarnation that connected to us, if any: the watches it holds here are that one's, so
+//!   they are dropped and it can be quarantined, as if we had reached it ourselves;
 //! - a shutdown notice counts only for the incarnation we know (or when we know none) and only
 //!   once, since a node says it on every connection;
 //! - a watch or an ask made while the node is gone and not back arms a timer of its own, so
@@ -60,8 +60,11 @@ pub(crate) enum Command {
 /// What this node knows of another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Status {
-    /// Its incarnation uid, as of the last handshake (0 if none yet).
+    /// Its incarnation uid, as of the last handshake of ours (0 if none yet).
     uid: u64,
+    /// The latest incarnation that opened a connection to us (0 if none): the one declared gone
+    /// while none of our handshakes showed one.
+    accepted: u64,
     /// Whether a connection to it is up.
     up: bool,
     /// Which disconnection (or watch or ask while gone) the pending timer belongs to.
@@ -97,7 +100,8 @@ impl Reachability {
     /// there and not already gone, it is down: it restarted.
     pub(crate) fn connected(&mut self, node: &str, uid: u64) -> Vec<Command> {
         let mut commands = Vec::new();
-        if let Some(p) = self.status.get(node).copied() {
+        let previous = self.status.get(node).copied();
+        if let Some(p) = previous {
             // A node first reached after failed attempts (uid 0: never seen) did not restart.
             if p.uid != 0 && p.uid != uid && !p.gone {
                 // Whatever was watched or asked of the old incarnation is over.
@@ -109,6 +113,7 @@ impl Reachability {
             node.to_string(),
             Status {
                 uid,
+                accepted: previous.map_or(0, |p| p.accepted),
                 up: true,
                 generation: self.generation,
                 gone: false,
@@ -118,20 +123,23 @@ impl Reachability {
     }
 
     /// Incarnation `uid` of `node` opened a connection to us and its handshake succeeded. Only
-    /// our own connection to a node says whether we reach it, so this changes nothing of that;
-    /// but if no handshake of ours ever showed an incarnation of `node`, `uid` is the one a
-    /// later loss declares gone (the watches it holds here are that incarnation's).
+    /// our own connection to a node says whether we reach it (and whether it restarted), so
+    /// this changes nothing of that; but while no handshake of ours showed an incarnation of
+    /// `node`, `uid` is the one a loss declares gone (the watches it holds here are that
+    /// incarnation's). Without it, a node we never reached would be declared gone as uid 0:
+    /// its watches here would stay, and it would not be quarantined.
     pub(crate) fn accepted(&mut self, node: &str, uid: u64) {
         let generation = self.generation;
-        let s = self.status.entry(node.to_string()).or_insert(Status {
-            uid: 0,
-            up: false,
-            generation,
-            gone: false,
-        });
-        if s.uid == 0 {
-            s.uid = uid;
-        }
+        self.status
+            .entry(node.to_string())
+            .or_insert(Status {
+                uid: 0,
+                accepted: 0,
+                up: false,
+                generation,
+                gone: false,
+            })
+            .accepted = uid;
     }
 
     /// The connection to `node` is lost (or it could not be reached): it is declared
@@ -141,6 +149,7 @@ impl Reachability {
         let generation = self.generation;
         let s = self.status.entry(node.to_string()).or_insert(Status {
             uid: 0,
+            accepted: 0,
             up: false,
             generation,
             gone: false,
@@ -155,7 +164,7 @@ impl Reachability {
     pub(crate) fn timer_fired(&mut self, node: &str, generation: u64) -> Vec<Command> {
         match self.status.get(node) {
             Some(s) if !s.up && s.generation == generation => {
-                let uid = s.uid;
+                let uid = if s.uid != 0 { s.uid } else { s.accepted };
                 vec![self.down(node, uid, NodeDown::Unreachable)]
             }
             _ => Vec::new(),
@@ -318,36 +327,39 @@ mod tests {
     // watches it holds here are dropped and it is quarantined; with no incarnation (uid 0)
     // neither would happen, and B would wait forever for a `Terminated`.
     #[test]
-    fn a_node_we_never_reached_is_declared_gone_with_the_incarnation_it_connected_with() {
+    fn a_node_we_never_reached_is_declared_gone_as_the_incarnation_that_connected_to_us() {
         let mut r = Reachability::new(AFTER);
         r.accepted(B, 7);
         assert_eq!(r.disconnected(B), vec![timer(B, 1)]);
         assert_eq!(r.timer_fired(B, 1), vec![down(B, 7, NodeDown::Unreachable)]);
 
-        // Also when our attempts failed before it connected to us.
+        // Also when our attempts failed before it connected to us; the latest one counts.
         let mut r = Reachability::new(AFTER);
         assert_eq!(r.disconnected(B), vec![timer(B, 1)]);
         r.accepted(B, 7);
-        assert_eq!(r.timer_fired(B, 1), vec![down(B, 7, NodeDown::Unreachable)]);
+        r.accepted(B, 8);
+        assert_eq!(r.timer_fired(B, 1), vec![down(B, 8, NodeDown::Unreachable)]);
 
-        // It says nothing of whether we reach it: the pending timer still counts, and a
-        // connection of ours to the same incarnation is not a restart.
+        // It says nothing of whether we reach it: a connection of ours still supersedes the
+        // pending timer, and one to the same incarnation is not a restart.
         let mut r = Reachability::new(AFTER);
         r.accepted(B, 7);
         assert_eq!(r.disconnected(B), vec![timer(B, 1)]);
         assert_eq!(r.connected(B, 7), vec![]);
         assert_eq!(r.timer_fired(B, 1), vec![]);
-        // One to another incarnation is: the one that connected to us is gone.
-        let mut r = Reachability::new(AFTER);
-        r.accepted(B, 7);
-        assert_eq!(r.connected(B, 8), vec![down(B, 7, NodeDown::Restarted)]);
 
-        // What our own handshakes showed is not overridden.
+        // What our own handshakes showed comes first.
         let mut r = Reachability::new(AFTER);
         r.connected(B, 7);
         r.accepted(B, 8);
         assert_eq!(r.disconnected(B), vec![timer(B, 1)]);
         assert_eq!(r.timer_fired(B, 1), vec![down(B, 7, NodeDown::Unreachable)]);
+
+        // A shutdown notice counts as before, once.
+        let mut r = Reachability::new(AFTER);
+        r.accepted(B, 7);
+        assert_eq!(r.left(B, 7), vec![down(B, 7, NodeDown::ShutDown)]);
+        assert_eq!(r.left(B, 7), vec![]);
     }
 
     #[test]
@@ -518,12 +530,11 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
         // Over random inputs: only the latest timer of a node that is still not connected downs
-        // it, naming the incarnation last known there (from our own handshakes, or from one it
-        // opened to us when ours showed none); a restart downs the old incarnation, never the
-        // one now up; a shutdown counts
-        // once for a known node until it connects again; asks fail with the latest refusal
-        // until a handshake succeeds; and each command says to quarantine and to drop queued
-        // frames exactly for the reasons that call for it.
+        // it, naming the incarnation last known there (from our own handshakes, or else the
+        // latest that connected to us); a restart downs the old incarnation, never the one now
+        // up; a shutdown counts once for a known node until it connects again; asks fail with
+        // the latest refusal until a handshake succeeds; and each command says to quarantine
+        // and to drop queued frames exactly for the reasons that call for it.
         #[test]
         fn random_inputs_keep_the_reachability_rules(
             inputs in proptest::collection::vec(input(), 0..64)
@@ -536,6 +547,8 @@ mod tests {
             // Per node: (uid, up) as of the last connection change, whether it was ever known.
             let mut current: [Option<(u64, bool)>; 2] = [None, None];
             let mut refusal: [Option<String>; 2] = [None, None];
+            // Per node: the latest incarnation that connected to us (0 if none).
+            let mut accepted: [u64; 2] = [0, 0];
             let mut shut_down: HashSet<(usize, u64)> = HashSet::new();
             for input in inputs {
                 let mut fired = 0;
@@ -612,12 +625,8 @@ mod tests {
                         shut_down.retain(|(m, _)| *m != n);
                     }
                     Input::Accepted(_, uid) => {
-                        // It names the incarnation only when none of ours did.
-                        current[n] = match current[n] {
-                            None => Some((uid, false)),
-                            Some((0, up)) => Some((uid, up)),
-                            known => known,
-                        };
+                        prop_assert!(commands.is_empty());
+                        accepted[n] = uid;
                     }
                     Input::Disconnected(_) => {
                         prop_assert_eq!(commands.len(), 1);
@@ -627,8 +636,11 @@ mod tests {
                         for (uid, why) in &downs {
                             prop_assert_eq!(why, &NodeDown::Unreachable);
                             // The latest timer, of a node still not connected, downs the
-                            // incarnation last known there.
-                            prop_assert_eq!(Some((*uid, false)), current[n]);
+                            // incarnation last known there: from our own handshakes, or else
+                            // the latest that connected to us.
+                            let (own, up) = current[n].unwrap_or((0, false));
+                            prop_assert!(!up);
+                            prop_assert_eq!(*uid, if own != 0 { own } else { accepted[n] });
                             prop_assert_eq!(fired, latest[n]);
                         }
                     }

@@ -127,10 +127,7 @@ impl FaultyTransport {
     /// be from `peer` yet, and is not closed.
     pub fn sever(&self, peer: &NodeAddress) {
         let mut links = self.links();
-        let opened = links
-            .opened
-            .remove(&peer.socket_addr())
-            .unwrap_or_default();
+        let opened = links.opened.remove(&peer.socket_addr()).unwrap_or_default();
         let registered = links
             .by_peer
             .get_mut(peer)
@@ -182,9 +179,10 @@ impl Transport for FaultyTransport {
         let severer = {
             let mut links = self.links();
             // A link blackholed both ways is a partition: new connections fail too.
-            let partitioned = links.by_peer.iter().any(|(peer, l)| {
-                l.blackhole_out && l.blackhole_in && peer.socket_addr() == addr
-            });
+            let partitioned = links
+                .by_peer
+                .iter()
+                .any(|(peer, l)| l.blackhole_out && l.blackhole_in && peer.socket_addr() == addr);
             if partitioned {
                 return Box::pin(async move {
                     Err(io::Error::new(
@@ -325,7 +323,10 @@ mod tests {
         );
         let mut buf = [0u8; 8];
         let read = opening.read(&mut buf).await;
-        assert_eq!(read.map_err(|e| e.kind()), Err(io::ErrorKind::ConnectionReset));
+        assert_eq!(
+            read.map_err(|e| e.kind()),
+            Err(io::ErrorKind::ConnectionReset)
+        );
 
         let mut later = t.connect(&peer.socket_addr()).await.unwrap();
         let (mut other, _) = listener.accept().await.unwrap();
