@@ -358,3 +358,40 @@ async fn a_reply_sent_before_a_shutdown_arrives_before_the_goodbye() {
     }
     a.shutdown().await;
 }
+
+// A node back on its address connects to us: it is plainly up, so our own connection to it is
+// tried again at once, not after the backoff it grew to while the node was away. Without that,
+// a restarted node hears nothing from us for up to the longest backoff, although it reaches us:
+// a restarted first seed node of a cluster would then form a cluster of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_connects_to_us_is_retried_at_once_not_after_the_backoff() {
+    // B's waits between attempts to reach A: 1.5 s, then 3 s, then 6 s.
+    let b = node_with(
+        "back",
+        RemoteSettings::new("127.0.0.1", 0)
+            .backoff(Duration::from_millis(1_500), Duration::from_secs(30)),
+    )
+    .await;
+    b.spawn(bank(7), "accounts").unwrap();
+    let a1 = node("back").await;
+    let port = a1.remote_address().unwrap().port();
+    a1.spawn(bank(0), "accounts").unwrap();
+    let on_a = b.remote_ref::<Bank>(&address(&a1, "/accounts")).unwrap();
+    assert_eq!(b.ask(&on_a, Bank::balance, T).await.unwrap(), 0);
+    a1.shutdown().await;
+    // B's first attempt fails at once and it waits 1.5 s; its second fails, and it waits 3 s.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+
+    let a2 = node_with("back", RemoteSettings::new("127.0.0.1", port)).await;
+    let on_b = a2.remote_ref::<Bank>(&address(&b, "/accounts")).unwrap();
+    let started = std::time::Instant::now();
+    // The reply travels over B's own connection to A, which is waiting out its backoff.
+    assert_eq!(a2.ask(&on_b, Bank::balance, LONG).await.unwrap(), 7);
+    assert!(
+        started.elapsed() < Duration::from_millis(1_000),
+        "the reply took {:?}: B waited out its backoff",
+        started.elapsed()
+    );
+    a2.shutdown().await;
+    b.shutdown().await;
+}

@@ -10,6 +10,10 @@
 //! opened closes it too, as a real partition would break a handshake in flight. Otherwise a
 //! connection whose handshake ends just after `blackhole` and `sever` would stay up, with every
 //! frame on it lost, and its loss would never be noticed.
+//!
+//! Which frames a lossy link drops is drawn from the transport's own random source; seed it
+//! ([`FaultyTransport::with_seed`]) and the losses are the same on every run of the same
+//! history, as a deterministic simulation needs.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -69,6 +73,8 @@ struct Links {
 pub struct FaultyTransport {
     inner: Arc<dyn Transport>,
     links: Arc<Mutex<Links>>,
+    /// Draws which frames a lossy link drops.
+    rng: Arc<Mutex<fastrand::Rng>>,
 }
 
 impl std::fmt::Debug for FaultyTransport {
@@ -83,7 +89,24 @@ impl FaultyTransport {
         FaultyTransport {
             inner,
             links: Arc::default(),
+            rng: Arc::new(Mutex::new(fastrand::Rng::new())),
         }
+    }
+
+    /// Seeds the random source that decides which frames a lossy link
+    /// ([`FaultyTransport::drop_fraction`]) drops, so that a run can be replayed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::testing::FaultyTransport;
+    ///
+    /// let t = FaultyTransport::tcp().with_seed(7);
+    /// # drop(t);
+    /// ```
+    pub fn with_seed(self, seed: u64) -> Self {
+        *self.rng.lock().unwrap_or_else(|e| e.into_inner()) = fastrand::Rng::with_seed(seed);
+        self
     }
 
     /// Wraps the TCP transport.
@@ -161,7 +184,9 @@ impl FaultyTransport {
         let Some(l) = links.by_peer.get(peer) else {
             return Fate::Pass;
         };
-        if blackholed(l) || (l.drop_fraction > 0.0 && fastrand::f64() < l.drop_fraction) {
+        let lost = l.drop_fraction > 0.0
+            && self.rng.lock().unwrap_or_else(|e| e.into_inner()).f64() < l.drop_fraction;
+        if blackholed(l) || lost {
             return Fate::Drop;
         }
         l.delay.map_or(Fate::Pass, Fate::Delay)

@@ -92,6 +92,8 @@ pub(super) struct Association {
     pub(super) refusal: Mutex<String>,
     /// Whether a connection is up (its writer runs), so what is queued goes out.
     pub(super) connected: AtomicBool,
+    /// Cuts the reconnection backoff short: the peer has just connected to us, so it is up.
+    pub(super) retry_now: Notify,
 }
 
 impl Association {
@@ -118,6 +120,7 @@ impl Association {
             refusing: AtomicBool::new(false),
             connected: AtomicBool::new(false),
             refusal: Mutex::new(String::new()),
+            retry_now: Notify::new(),
         }
     }
 

@@ -114,6 +114,22 @@ impl Shared {
             a.peer_uid.store(uid, Ordering::Release);
         }
     }
+
+    /// `peer` has just connected to us: if our own connection to it is down and waiting out its
+    /// backoff, try again now rather than after up to `backoff_max`. A restarted node would
+    /// otherwise hear nothing back for seconds, though it is plainly up.
+    fn peer_connected_to_us(&self, peer: &NodeAddress) {
+        if let Some(a) = self
+            .assocs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(peer)
+        {
+            if !a.connected.load(Ordering::Acquire) {
+                a.retry_now.notify_one();
+            }
+        }
+    }
 }
 
 /// A node's remoting endpoint. Dropping it does not stop it; call [`Endpoint::shutdown`].

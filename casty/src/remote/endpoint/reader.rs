@@ -182,6 +182,7 @@ async fn inbound_connection(
     };
     shared.note_incarnation(&info.address, info.uid);
     shared.inbound.accepted(&info);
+    shared.peer_connected_to_us(&info.address);
     let severer = Severer::default();
     shared.transport.register(&info.address, &severer);
     let _link = shared.quarantine.link(info.uid, &severer);

@@ -124,6 +124,8 @@ pub(super) async fn run_association(shared: Arc<Shared>, assoc: Arc<Association>
                 if let Some(wait) = wait {
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
+                        // The peer connected to us meanwhile: it is up, try now.
+                        _ = assoc.retry_now.notified() => {}
                         _ = stop.changed() => return,
                     }
                 }
