@@ -118,17 +118,52 @@ async fn a_graceful_leave_removes_the_node_on_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_node_is_unreachable_then_downed_then_removed() {
-    let [a, b, c] = three().await;
+    let a = node().start().await.unwrap();
+    a.cluster().join(a.address().clone());
+    let seeds = [a.address().to_string()];
+    let b = node().seed_nodes(seeds.clone()).start().await.unwrap();
+    let faults = casty::testing::FaultyTransport::tcp();
+    let c = node()
+        .seed_nodes(seeds)
+        .transport(Arc::new(faults.clone()))
+        .required_quorum(3, WAIT)
+        .start()
+        .await
+        .unwrap();
+    a.cluster().wait_for_up(3, WAIT).await.unwrap();
+    b.cluster().wait_for_up(3, WAIT).await.unwrap();
     let at_a = record(&a);
     let c_port = c.address().port();
-    // No leave: the system stops as if the process died.
-    c.system().shutdown().await;
+    // The process hangs: nothing goes in or out, and its connections are cut.
+    for peer in [a.address(), b.address()] {
+        faults.blackhole(peer, casty::testing::Direction::Both);
+        faults.sever(peer);
+    }
     removed_on(&[&a, &b], c_port).await;
     assert_eq!(
         about(&at_a, c_port),
         ["up", "unreachable", "downed", "removed"]
     );
     assert_eq!(a.cluster().members().len(), 2);
+    for n in [c, b, a] {
+        n.shutdown().await;
+    }
+}
+
+/// A node whose system shuts down without leaving the cluster says so to the others as it goes:
+/// they down it at once, and the leader removes it, without waiting for the failure detector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_shuts_down_without_leaving_is_downed_at_once() {
+    let [a, b, c] = three().await;
+    let at_a = record(&a);
+    let c_port = c.address().port();
+    c.system().shutdown().await;
+    removed_on(&[&a, &b], c_port).await;
+    // Down and this node's mark come in one change: member events first.
+    assert_eq!(
+        about(&at_a, c_port),
+        ["up", "downed", "unreachable", "removed"]
+    );
     for n in [b, a] {
         n.shutdown().await;
     }
@@ -245,6 +280,73 @@ async fn a_node_restarted_on_its_address_joins_as_a_new_incarnation() {
     let events = about(&at_a, c_port);
     assert_eq!(events.last(), Some(&"up"), "{events:?}");
     assert!(events.contains(&"removed"), "{events:?}");
+    for n in [c2, b, a] {
+        n.shutdown().await;
+    }
+}
+
+/// A node whose process dies silently and comes back on its address: the new incarnation's
+/// handshake tells the others that the old one is gone, so it is downed and removed at once,
+/// although their failure detectors and downing would wait a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_removes_the_old_incarnation_without_waiting_for_the_failure_detector() {
+    let patient = || {
+        let mut fd = casty::config::FailureDetectorConfig::default();
+        fd.acceptable_heartbeat_pause = Duration::from_secs(60);
+        node().failure_detector(fd).downing(
+            casty::cluster::KeepMajority::default(),
+            Duration::from_secs(60),
+        )
+    };
+    let a = patient().start().await.unwrap();
+    a.cluster().join(a.address().clone());
+    let seeds = [a.address().to_string()];
+    let b = patient().seed_nodes(seeds.clone()).start().await.unwrap();
+    let faults = casty::testing::FaultyTransport::tcp();
+    let c = patient()
+        .seed_nodes(seeds.clone())
+        .transport(Arc::new(faults.clone()))
+        .required_quorum(3, WAIT)
+        .start()
+        .await
+        .unwrap();
+    a.cluster().wait_for_up(3, WAIT).await.unwrap();
+    b.cluster().wait_for_up(3, WAIT).await.unwrap();
+    let (c_port, old_uid) = (c.address().port(), c.cluster().self_node().uid);
+    // The process dies without a word: nothing it sends gets out, not even its shutdown notice.
+    for peer in [a.address(), b.address()] {
+        faults.blackhole(peer, casty::testing::Direction::Both);
+    }
+    c.system().shutdown().await;
+    drop(c);
+    let started = std::time::Instant::now();
+    let c2 = patient()
+        .port(c_port)
+        .seed_nodes(seeds)
+        .required_quorum(3, WAIT)
+        .start()
+        .await
+        .unwrap();
+    let new_uid = c2.cluster().self_node().uid;
+    eventually(
+        "the new incarnation Up, the old one gone, on a and b",
+        || {
+            [&a, &b].iter().all(|n| {
+                let ms = n.cluster().members();
+                ms.len() == 3
+                    && ms
+                        .iter()
+                        .any(|m| m.node.uid == new_uid && m.status == MemberStatus::Up)
+                    && ms.iter().all(|m| m.node.uid != old_uid)
+            })
+        },
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     for n in [c2, b, a] {
         n.shutdown().await;
     }

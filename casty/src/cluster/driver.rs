@@ -59,6 +59,8 @@ pub(crate) enum DriverMsg {
     Down(NodeAddress),
     /// Gets the events that build the current view, then every later event.
     Subscribe(Subscriber),
+    /// Remoting says this incarnation is gone for good (restarted, shut down, quarantined).
+    Gone(UniqueAddress),
 }
 
 impl std::fmt::Debug for DriverMsg {
@@ -72,6 +74,7 @@ impl std::fmt::Debug for DriverMsg {
             DriverMsg::Leave(a) => f.debug_tuple("Leave").field(a).finish(),
             DriverMsg::Down(a) => f.debug_tuple("Down").field(a).finish(),
             DriverMsg::Subscribe(_) => f.write_str("Subscribe(..)"),
+            DriverMsg::Gone(n) => f.debug_tuple("Gone").field(n).finish(),
         }
     }
 }
@@ -203,6 +206,7 @@ impl Driver {
             DriverMsg::Join(a) => self.input(system, Input::Join(a), now),
             DriverMsg::Leave(a) => self.input(system, Input::Leave(a), now),
             DriverMsg::Down(a) => self.input(system, Input::Down(a), now),
+            DriverMsg::Gone(n) => self.input(system, Input::Terminated(n), now),
             DriverMsg::Subscribe(f) => {
                 for e in diff(&Gossip::default(), self.membership.gossip(), self.me()) {
                     f(&e);

@@ -240,7 +240,8 @@ pub enum Input {
     /// The failure detector's verdict: the members this node watches and cannot reach now. Every
     /// other member is taken as reachable from this node.
     Unreachable(BTreeSet<UniqueAddress>),
-    /// This incarnation is gone for good (quarantined by remoting).
+    /// This incarnation is gone for good: a new one took its address, it shut down, or remoting
+    /// quarantined it. It is marked so by this node and downed.
     Terminated(UniqueAddress),
 }
 
@@ -398,10 +399,19 @@ impl Membership {
             Input::Leave(address) => self.set_status_at(&address, MemberStatus::Leaving),
             Input::Down(address) => self.set_status_at(&address, MemberStatus::Down),
             Input::Unreachable(unreachable) => self.reap(&unreachable),
+            // Certainly gone: marked so by this node, and down, so that the leader removes it
+            // at the next convergence rather than after the failure detector and the downing
+            // strategy have had their say. An Exiting member is left to the end of its leave:
+            // it is gone as planned, and the leader removes it.
             Input::Terminated(node) => {
-                if self.is_member() {
-                    self.gossip
-                        .mark_reachability(&self.me.clone(), &node, Reach::Terminated);
+                let unplanned = self
+                    .gossip
+                    .member(&node)
+                    .is_some_and(|m| m.status != MemberStatus::Exiting);
+                if self.is_member() && node != self.me && unplanned {
+                    let me = self.me.clone();
+                    self.gossip.mark_reachability(&me, &node, Reach::Terminated);
+                    self.gossip.set_status(&node, MemberStatus::Down, &me);
                 }
             }
         }

@@ -307,6 +307,12 @@ impl ClusteredActorSystemBuilder {
                 return Err(e);
             }
         };
+        // An incarnation remoting knows to be gone (a new one took its address, it shut down,
+        // it was quarantined) is down at once, without waiting for the failure detector.
+        let gone = driver.clone();
+        system.on_incarnation_gone(Arc::new(move |address, uid| {
+            gone.tell(DriverMsg::Gone(UniqueAddress::new(address.clone(), uid)));
+        }));
         let node = ClusteredActorSystem {
             system,
             cluster: Cluster {

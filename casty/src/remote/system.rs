@@ -137,9 +137,14 @@ struct Down {
     watchers: Vec<(String, u64)>,
 }
 
+/// Told of an incarnation that is gone for good: its address and uid.
+pub(crate) type GoneListener = Arc<dyn Fn(&NodeAddress, u64) + Send + Sync>;
+
 /// What this node knows of the others: incarnations, reachability, and the watches across.
 pub(crate) struct Nodes {
     inner: Mutex<NodesInner>,
+    /// Told of each incarnation gone for good (see [`Nodes::on_incarnation_gone`]).
+    gone: Mutex<Vec<GoneListener>>,
     system: Weak<SystemInner>,
     pub(crate) endpoint: Endpoint,
 }
@@ -217,15 +222,26 @@ impl Nodes {
                     .drop_queued(&peer, &format!("{peer} is unreachable"));
             }
         }
-        if quarantine_if_watches_crossed
+        let quarantined = quarantine_if_watches_crossed
             && (!watched.is_empty() || !watchers.is_empty())
-            && self.endpoint.quarantine(uid)
-        {
+            && self.endpoint.quarantine(uid);
+        if quarantined {
             tracing::warn!(
                 node,
                 uid,
                 "quarantined: this incarnation may not connect again"
             );
+        }
+        // Restarted, shut down or quarantined: that incarnation will never be heard from again.
+        // Merely unreachable is not that: it may come back.
+        let for_good = matches!(why, NodeDown::Restarted | NodeDown::ShutDown) || quarantined;
+        if for_good && uid != 0 {
+            if let Ok(peer) = NodeAddress::from_node_key(node) {
+                let listeners = self.gone.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                for l in listeners {
+                    l(&peer, uid);
+                }
+            }
         }
         if let Some(system) = self.system.upgrade() {
             for (path, alias) in &watchers {
@@ -259,6 +275,12 @@ impl Nodes {
     /// showed its incarnation, a loss of it declares this one gone.
     pub(crate) fn accepted(&self, node: &str, uid: u64) {
         self.lock().reachability.accepted(node, uid);
+    }
+
+    /// Calls `f` with each incarnation of another node that is gone for good: a new
+    /// incarnation took its address, it said it shuts down, or it was quarantined.
+    pub(crate) fn on_incarnation_gone(&self, f: GoneListener) {
+        self.gone.lock().unwrap_or_else(|e| e.into_inner()).push(f);
     }
 
     /// The connection to `node` is lost, or it could not be reached.
@@ -473,6 +495,7 @@ impl ActorSystem {
                     hooks_prune_at: 0,
                     remote_watchers: HashMap::new(),
                 }),
+                gone: Mutex::new(Vec::new()),
                 system: Arc::downgrade(&inner),
                 endpoint: endpoint.clone(),
             }),
@@ -510,6 +533,23 @@ impl ActorSystem {
             return Ok(wire::resolve_node_ref(self, &node, path, 0));
         }
         Ok(wire::remote_ref(inner, &node, path, 0))
+    }
+
+    /// Calls `f` with each incarnation of another node that is gone for good (see
+    /// [`Nodes::on_incarnation_gone`]); `false` before `start_remote`.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn on_incarnation_gone(&self, f: GoneListener) -> bool {
+        let Some(provider) = self.inner().wire.get() else {
+            return false;
+        };
+        let any: &dyn std::any::Any = provider.as_any();
+        match any.downcast_ref::<Provider>() {
+            Some(p) => {
+                p.nodes.on_incarnation_gone(f);
+                true
+            }
+            None => false,
+        }
     }
 
     /// This incarnation's uid, once remoting is started.

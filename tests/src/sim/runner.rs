@@ -199,6 +199,18 @@ impl Run<'_> {
             }
             if self.now() >= next_poll {
                 let snapshots = self.snapshots();
+                if std::env::var("SIMDBG").is_ok() {
+                    for s in &snapshots {
+                        eprintln!(
+                            "DBG {} {} {:?} seen={} reach={:?}",
+                            s.at_ms,
+                            s.observer.address.host(),
+                            s.gossip.version(),
+                            s.gossip.seen().len(),
+                            s.gossip.reachability()
+                        );
+                    }
+                }
                 self.checks.poll(&snapshots)?;
             }
         }
@@ -268,6 +280,13 @@ impl Run<'_> {
                     .transport(Arc::new(transport))
                     .start()
                     .await?;
+                if std::env::var("SIMDBG").is_ok() {
+                    eprintln!(
+                        "STARTED {} at {:?} (asked {start_at:?})",
+                        host_name(i),
+                        turmoil::sim_elapsed()
+                    );
+                }
                 let cluster = node.cluster().clone();
                 let observer = cluster.self_node().clone();
                 let events = shared.clone();

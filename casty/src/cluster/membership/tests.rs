@@ -402,3 +402,55 @@ fn joining_members_become_weakly_up_while_a_member_is_unreachable() {
         Some(MemberStatus::WeaklyUp)
     );
 }
+
+#[test]
+fn an_incarnation_known_to_be_gone_is_downed_and_removed_without_the_failure_detector() {
+    let mut net = three_nodes();
+    net.ticks(10);
+    // Node 3 restarted: remoting at node 1 saw the new incarnation take its address. No
+    // failure detector has said anything.
+    net.stops.insert(3, StopReason::Downed);
+    net.input(1, Input::Terminated(inc(3, 33)));
+    assert_eq!(
+        net.view(1).member(&inc(3, 33)).map(|m| m.status),
+        Some(MemberStatus::Down)
+    );
+    net.ticks(5);
+    assert!(net.view(2).is_tombstoned(&inc(3, 33)));
+    assert!(net.all_up(&[1, 2]));
+    // Node 2 learns the down and node 1's mark in one view: member events come first.
+    assert_eq!(
+        net.event_names(2, 3),
+        ["joined", "up", "downed", "unreachable", "removed"]
+    );
+}
+
+#[test]
+fn a_member_that_left_and_is_gone_is_removed_without_being_downed() {
+    let mut net = three_nodes();
+    net.ticks(10);
+    net.input(1, Input::Leave(addr(3)));
+    // Node 1 leads: one tick moves node 3 on from Leaving, once every member saw it.
+    while net.view(1).member(&inc(3, 33)).map(|m| m.status) != Some(MemberStatus::Exiting) {
+        net.tick();
+    }
+    // Its shutdown notice reaches node 1 while node 1 still holds it Exiting.
+    net.input(1, Input::Terminated(inc(3, 33)));
+    assert_eq!(
+        net.view(1).member(&inc(3, 33)).map(|m| m.status),
+        Some(MemberStatus::Exiting)
+    );
+    net.ticks(5);
+    assert!(net.view(1).is_tombstoned(&inc(3, 33)));
+    assert!(!net.event_names(1, 3).contains(&"downed"));
+}
+
+#[test]
+fn a_node_told_that_it_is_gone_itself_changes_nothing() {
+    let mut net = three_nodes();
+    net.ticks(10);
+    let before = net.view(1).clone();
+    net.input(1, Input::Terminated(inc(1, 11)));
+    net.input(1, Input::Terminated(inc(9, 99)));
+    assert!(net.view(1).same_state(&before));
+}
