@@ -291,8 +291,10 @@ async fn a_node_restarted_on_its_address_joins_as_a_new_incarnation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_removes_the_old_incarnation_without_waiting_for_the_failure_detector() {
     let patient = || {
-        let mut fd = casty::config::FailureDetectorConfig::default();
-        fd.acceptable_heartbeat_pause = Duration::from_secs(60);
+        let fd = casty::config::FailureDetectorConfig {
+            acceptable_heartbeat_pause: Duration::from_secs(60),
+            ..Default::default()
+        };
         node().failure_detector(fd).downing(
             casty::cluster::KeepMajority::default(),
             Duration::from_secs(60),
