@@ -181,7 +181,7 @@ impl Harness {
             nodes,
             links,
             log,
-            rng: fastrand::Rng::with_seed(7),
+            rng: fastrand::Rng::new(),
         }
     }
 
@@ -227,12 +227,16 @@ impl Harness {
         )
     }
 
-    /// Waits a random part of a heartbeat interval, so that cuts fall at every phase of the
-    /// heartbeat rhythm, then cuts `v` off and waits until each other node's own detector has
-    /// marked it unreachable. Returns the time of the first mark anywhere and of each own mark.
-    async fn time_a_cut(&mut self, v: usize, heartbeat: Duration) -> (Duration, Vec<Duration>) {
-        let phase = heartbeat.mul_f64(self.rng.f64());
-        tokio::time::sleep(phase).await;
+    /// Waits `phase` of a heartbeat interval (0 to 1), then cuts `v` off and waits until each
+    /// other node's own detector has marked it unreachable. Returns the time of the first mark
+    /// anywhere and of each own mark.
+    async fn time_a_cut(
+        &mut self,
+        v: usize,
+        heartbeat: Duration,
+        phase: f64,
+    ) -> (Duration, Vec<Duration>) {
+        tokio::time::sleep(heartbeat.mul_f64(phase)).await;
         let victim = self.nodes[v].cluster().self_node().clone();
         let observers: Vec<usize> = (0..self.nodes.len()).filter(|i| *i != v).collect();
         let mut own: Vec<Option<Duration>> = vec![None; observers.len()];
@@ -347,7 +351,12 @@ async fn detection(
     let mut each = Vec::new();
     for c in 0..cuts {
         let v = 1 + c % (DETECTION_NODES - 1);
-        let (f, own) = h.time_a_cut(v, heartbeat).await;
+        // The nodes settle in step with the heartbeat rhythm, so the wait before a cut sets
+        // where in the rhythm it falls. Stratified: cut `c` falls at a random point of the
+        // `c`-th of `cuts` equal slices of the interval, so every part of it is covered, the
+        // first moments after an answer (the slowest to detect) among them.
+        let phase = (c as f64 + h.rng.f64()) / cuts as f64;
+        let (f, own) = h.time_a_cut(v, heartbeat, phase).await;
         first.push(f);
         each.extend(own);
         h.heal_and_settle(v, heartbeat).await;
