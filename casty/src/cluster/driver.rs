@@ -3,9 +3,18 @@
 //! out what they return.
 //!
 //! It is the only place where membership meets the clock, the random source and the network:
-//! - timers tick it: once per gossip interval (gossip, leading, downing), once per heartbeat
-//!   interval (heartbeats), and four times per heartbeat interval (the failure detector's
-//!   verdicts are read);
+//! - timers tick it: once per gossip interval (gossip, leading, downing) and once per heartbeat
+//!   interval (heartbeats);
+//! - the failure detectors' verdicts are read when they can change, not polled: one single
+//!   timer is armed for the earliest instant at which a watched node's detector gives up on it
+//!   if no answer comes ([`Heartbeats::next_suspicion`]), so a silent node is reported
+//!   unreachable at that instant, to the timer's millisecond; an answer from a node reported
+//!   unreachable is reported at once. The timer is armed lazily: it is moved only when the
+//!   earliest deadline comes *earlier* than the armed one (a new receiver, an unusually early
+//!   answer); an answer that moves a deadline later leaves it, and when it fires early it
+//!   finds nothing and re-arms for the deadline then pending. Once per heartbeat interval the
+//!   verdicts are also fed unconditionally: a fallback that costs one comparison of a few
+//!   addresses and bounds the harm of any missed deadline to one heartbeat interval;
 //! - every random number comes from one source, seeded when the node starts, so a seeded node
 //!   makes the same choices again;
 //! - messages to other nodes go to their `/_cluster` actor as [`ClusterWire`], over remoting;
@@ -51,9 +60,9 @@ pub(crate) enum DriverMsg {
     Wire(ClusterWire),
     GossipTick,
     HeartbeatTick,
-    /// Reads the failure detector's verdicts: four times per heartbeat interval, so that a
-    /// silent node is marked unreachable soon after its detector gives up on it.
-    ReapTick,
+    /// The earliest instant at which a watched node's detector gives up on it has come:
+    /// reads the verdicts, and arms the timer again for the next such instant.
+    SuspicionDue,
     Join(NodeAddress),
     Leave(NodeAddress),
     Down(NodeAddress),
@@ -69,7 +78,7 @@ impl std::fmt::Debug for DriverMsg {
             DriverMsg::Wire(w) => f.debug_tuple("Wire").field(w).finish(),
             DriverMsg::GossipTick => f.write_str("GossipTick"),
             DriverMsg::HeartbeatTick => f.write_str("HeartbeatTick"),
-            DriverMsg::ReapTick => f.write_str("ReapTick"),
+            DriverMsg::SuspicionDue => f.write_str("SuspicionDue"),
             DriverMsg::Join(a) => f.debug_tuple("Join").field(a).finish(),
             DriverMsg::Leave(a) => f.debug_tuple("Leave").field(a).finish(),
             DriverMsg::Down(a) => f.debug_tuple("Down").field(a).finish(),
@@ -120,10 +129,17 @@ struct Driver {
     sbr: SplitBrainResolver,
     rng: fastrand::Rng,
     heartbeat_seq: u64,
+    /// The unavailable receivers last fed to the membership as its verdict.
+    reported: BTreeSet<UniqueAddress>,
+    /// When the suspicion timer is armed to fire, if it is.
+    armed: Option<Instant>,
     refs: HashMap<NodeAddress, ActorRef<ClusterWire>>,
     subscribers: Vec<Subscriber>,
     published: Arc<Published>,
 }
+
+/// The key of the single timer armed for the next detector deadline.
+const SUSPICION_TIMER: &str = "suspicion";
 
 fn wall_ms() -> u64 {
     SystemTime::now()
@@ -149,6 +165,8 @@ impl Driver {
             ),
             rng: fastrand::Rng::with_seed(settings.seed),
             heartbeat_seq: 0,
+            reported: BTreeSet::new(),
+            armed: None,
             refs: HashMap::new(),
             subscribers: Vec::new(),
             published,
@@ -178,6 +196,10 @@ impl Driver {
             }
             DriverMsg::Wire(ClusterWire::HeartbeatRsp { from, .. }) => {
                 self.heartbeats.on_response(&from, now);
+                // An answer can only make its sender available again.
+                if self.reported.contains(&from) {
+                    self.report_verdicts(system, now, false);
+                }
             }
             DriverMsg::GossipTick => {
                 let rand = self.rng.u64(..);
@@ -196,12 +218,11 @@ impl Driver {
                     };
                     self.send(system, &to.address, hb);
                 }
+                self.report_verdicts(system, now, true);
             }
-            DriverMsg::ReapTick => {
-                if self.membership.is_member() {
-                    let unavailable = self.heartbeats.unavailable(now);
-                    self.input(system, Input::Unreachable(unavailable), now);
-                }
+            DriverMsg::SuspicionDue => {
+                self.armed = None;
+                self.report_verdicts(system, now, false);
             }
             DriverMsg::Join(a) => self.input(system, Input::Join(a), now),
             DriverMsg::Leave(a) => self.input(system, Input::Leave(a), now),
@@ -214,6 +235,40 @@ impl Driver {
                 self.subscribers.push(f);
             }
         }
+    }
+
+    /// Feeds the detectors' verdict at `now` to the membership if it changed since the last
+    /// one fed, or in any case if `always`.
+    fn report_verdicts(&mut self, system: &ActorSystem, now: Instant, always: bool) {
+        if !self.membership.is_member() {
+            return;
+        }
+        let unavailable = self.heartbeats.unavailable(now);
+        if always || unavailable != self.reported {
+            self.reported = unavailable.clone();
+            self.input(system, Input::Unreachable(unavailable), now);
+        }
+    }
+
+    /// Arms the suspicion timer for the earliest detector deadline, unless it is already armed
+    /// for that instant or an earlier one.
+    fn arm_suspicion(&mut self, ctx: &mut ActorContext<DriverMsg>) {
+        let now = Instant::now();
+        let Some(next) = self.heartbeats.next_suspicion(now) else {
+            return;
+        };
+        if self.armed.is_some_and(|armed| armed <= next) {
+            return;
+        }
+        // A timer never fires before its delay has passed (tokio rounds it up to the next
+        // millisecond), so this one fires at `next` or just after, when the detector has given
+        // up.
+        ctx.start_single_timer(
+            SUSPICION_TIMER,
+            DriverMsg::SuspicionDue,
+            next.saturating_duration_since(now),
+        );
+        self.armed = Some(next);
     }
 
     fn input(&mut self, system: &ActorSystem, input: Input, now: Instant) {
@@ -337,7 +392,6 @@ pub(crate) fn driver(settings: DriverSettings, published: Arc<Published>) -> Beh
             DriverMsg::HeartbeatTick,
             settings.heartbeat_interval,
         );
-        ctx.start_timer_at_fixed_rate("reap", DriverMsg::ReapTick, settings.heartbeat_interval / 4);
         let state = Mutex::new(Driver::new(settings.clone(), published.clone()));
         let system = ctx.system().clone();
         state.lock().unwrap_or_else(|e| e.into_inner()).input(
@@ -348,6 +402,7 @@ pub(crate) fn driver(settings: DriverSettings, published: Arc<Published>) -> Beh
         Behaviors::receive(move |ctx: &mut ActorContext<DriverMsg>, msg| {
             let mut d = state.lock().unwrap_or_else(|e| e.into_inner());
             d.handle(ctx.system(), msg);
+            d.arm_suspicion(ctx);
             Behaviors::same()
         })
     })

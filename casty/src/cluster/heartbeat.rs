@@ -4,7 +4,9 @@
 //! calls [`Heartbeats::tick`] every heartbeat interval and sends a heartbeat to each node it
 //! returns, feeds every answer to [`Heartbeats::on_response`], calls
 //! [`Heartbeats::set_members`] whenever the members or their reachability change, and asks
-//! [`Heartbeats::unavailable`] which receivers to report unreachable.
+//! [`Heartbeats::unavailable`] which receivers to report unreachable. Rather than asking at a
+//! fixed rate, it can ask [`Heartbeats::next_suspicion`] when the next receiver will become
+//! unavailable if no answer comes, and ask again at that instant.
 //!
 //! Invariants:
 //! - the *active* receivers are the ring's receivers plus the *lingering* ones: members that
@@ -183,6 +185,23 @@ impl Heartbeats {
             .collect()
     }
 
+    /// The earliest instant after `now` at which some active receiver becomes unavailable, if
+    /// none of them answers before: the earliest [`PhiAccrual::suspected_at`] later than `now`.
+    ///
+    /// Receivers already unavailable at `now` do not count (their deadline has passed), so a
+    /// driver that reports [`unavailable`](Self::unavailable) at `now` and then waits for this
+    /// instant misses no change. `None` when no receiver can become unavailable later.
+    ///
+    /// An answer usually moves its receiver's deadline later, but may bring it forward (see
+    /// [`PhiAccrual`]), and a new receiver brings a new deadline: ask again after each.
+    pub fn next_suspicion(&self, now: Instant) -> Option<Instant> {
+        self.receivers
+            .values()
+            .filter_map(|r| r.detector.suspected_at())
+            .filter(|at| *at > now)
+            .min()
+    }
+
     /// Whether `node` is heartbeated: a receiver on the ring, or a lingering one.
     pub fn is_receiver(&self, node: &UniqueAddress) -> bool {
         self.ring.receivers().contains(node) || self.lingering.contains(node)
@@ -290,6 +309,68 @@ mod tests {
         assert_eq!(flipped - last_answer, ms(498));
         assert!(flipped - last_answer <= ms(300 + 2 * INTERVAL));
         assert!(hb.unavailable(flipped - ms(INTERVAL)).is_empty());
+    }
+
+    #[test]
+    fn the_next_suspicion_is_when_the_silent_receiver_becomes_unavailable() {
+        let (mut hb, peer) = pair();
+        let t0 = Instant::now();
+        let next = answered_rounds(&mut hb, t0, 20);
+        let last_answer = next - ms(INTERVAL) + ms(RTT);
+        let deadline = hb.next_suspicion(next).unwrap();
+        // 400 ms (mean and pause) plus 5.226 times the 10 ms floor after the last answer.
+        assert_eq!((deadline - last_answer).as_micros(), 452_259);
+        assert!(hb
+            .unavailable(deadline - Duration::from_nanos(1))
+            .is_empty());
+        assert_eq!(
+            hb.unavailable(deadline).into_iter().collect::<Vec<_>>(),
+            vec![peer]
+        );
+        // Once it has passed, nothing else is pending.
+        assert_eq!(hb.next_suspicion(deadline), None);
+        assert_eq!(hb.next_suspicion(deadline - ms(1)), Some(deadline));
+    }
+
+    #[test]
+    fn an_answer_moves_the_next_suspicion_later() {
+        let (mut hb, peer) = pair();
+        let t0 = Instant::now();
+        let next = answered_rounds(&mut hb, t0, 20);
+        let before = hb.next_suspicion(next).unwrap();
+        hb.tick(next);
+        hb.on_response(&peer, next + ms(RTT));
+        let after = hb.next_suspicion(next + ms(RTT)).unwrap();
+        assert_eq!(after - before, ms(INTERVAL));
+    }
+
+    #[test]
+    fn the_next_suspicion_is_the_earliest_over_the_receivers() {
+        let mut hb = Heartbeats::new(node(1), &config(), 5);
+        hb.set_members([node(1), node(2), node(3)], []);
+        let t0 = Instant::now();
+        let next = answered_rounds(&mut hb, t0, 20);
+        // Node 3 answers the next round, node 2 does not.
+        hb.tick(next);
+        hb.on_response(&node(3), next + ms(RTT));
+        let early = hb.detector(&node(2)).unwrap().suspected_at().unwrap();
+        let late = hb.detector(&node(3)).unwrap().suspected_at().unwrap();
+        assert!(early < late);
+        assert_eq!(hb.next_suspicion(next + ms(RTT)), Some(early));
+        assert_eq!(hb.next_suspicion(early), Some(late));
+        assert_eq!(hb.next_suspicion(late), None);
+    }
+
+    #[test]
+    fn nothing_is_pending_before_the_first_heartbeat_is_sent() {
+        let (mut hb, peer) = pair();
+        let t0 = Instant::now();
+        assert_eq!(hb.next_suspicion(t0), None);
+        hb.tick(t0);
+        // The faked heartbeat: 100 ms estimate, 25 ms deviation, 300 ms pause.
+        let deadline = hb.next_suspicion(t0).unwrap();
+        assert_eq!((deadline - t0).as_micros(), 530_649);
+        assert!(hb.unavailable(deadline).contains(&peer));
     }
 
     #[test]

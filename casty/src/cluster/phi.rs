@@ -23,6 +23,20 @@
 //!   written as `log10(1 + e^t)` and computed so that it never overflows and never decreases,
 //!   not even by an ulp: it is finite, never NaN, and non-decreasing in the time elapsed.
 //!
+//! # The deadline
+//!
+//! Because phi never decreases while no heartbeat comes, there is a first instant at which the
+//! node becomes unavailable: [`PhiAccrual::suspected_at`]. It is computed once per heartbeat,
+//! so that a driver can check the node at exactly that instant instead of polling phi. The
+//! formula is inverted in closed form first: phi equals the threshold `φ` where
+//! `t = ln(10^φ − 1)`, so where `y·(1.5976 + 0.070566·y²) = t`, a cubic with one real root `y*`
+//! (5.226 for φ = 8), so at `mean + acceptable pause + y*·σ` after the last heartbeat. Rounding
+//! can put that a few nanoseconds off, so the answer is then settled by a search over whole
+//! nanoseconds on the phi function itself: the deadline `d` is exact, phi is below the
+//! threshold at `d − 1 ns` and not below it at `d`, and [`PhiAccrual::is_available`] is true
+//! exactly before it. A heartbeat usually moves the deadline later; one much earlier than the
+//! history's intervals can bring it forward, since the history then says the node is quicker.
+//!
 //! The detector reads no clock: time comes in as [`Instant`]s, so the driver (or a test) decides
 //! what "now" is.
 
@@ -82,6 +96,9 @@ pub struct PhiAccrual {
     squared_sum: u128,
     /// When the last heartbeat came; `None` before the first.
     last: Option<Instant>,
+    /// The silence after `last` at which phi reaches the threshold: `None` before the first
+    /// heartbeat, or if phi never reaches it within `u64::MAX` nanoseconds.
+    suspect_after: Option<Duration>,
 }
 
 impl PhiAccrual {
@@ -100,6 +117,7 @@ impl PhiAccrual {
             sum: 0,
             squared_sum: 0,
             last: None,
+            suspect_after: None,
         }
     }
 
@@ -124,26 +142,64 @@ impl PhiAccrual {
                 self.last = Some(now.max(last));
             }
         }
+        self.suspect_after = self.silence_at_threshold();
     }
 
     /// How suspicious the silence from the last heartbeat to `now` is: 0 before the first
     /// heartbeat, then a finite value that never decreases as `now` moves on.
     pub fn phi(&self, now: Instant) -> f64 {
-        let Some(last) = self.last else {
-            return 0.0;
-        };
-        let elapsed = now.saturating_duration_since(last).as_secs_f64();
-        let mean = self.mean_secs() + self.pause_secs;
-        let sigma = self
-            .std_deviation_secs()
-            .max(self.min_std_deviation_secs)
-            .max(SIGMA_FLOOR_SECS);
-        phi_of((elapsed - mean) / sigma)
+        match self.last {
+            None => 0.0,
+            Some(last) => self.phi_after(now.saturating_duration_since(last)),
+        }
     }
 
     /// Whether the node is still considered alive at `now`: phi below the threshold.
     pub fn is_available(&self, now: Instant) -> bool {
         self.phi(now) < self.threshold
+    }
+
+    /// The first instant at which the node is unavailable if no heartbeat comes before it.
+    ///
+    /// `None` before the first heartbeat (a node never heard from is never suspected), or if
+    /// phi cannot reach the threshold within any representable time. Otherwise
+    /// [`is_available`](Self::is_available) is true at every instant before it and false at it
+    /// and after it (see the module documentation).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use casty::cluster::PhiAccrual;
+    /// use casty::config::FailureDetectorConfig;
+    /// use tokio::time::Instant;
+    ///
+    /// // Heartbeats every 500 ms, deviation floor 100 ms, threshold 8, no acceptable pause.
+    /// let cfg = FailureDetectorConfig {
+    ///     max_sample_size: 10,
+    ///     ..FailureDetectorConfig::default()
+    /// };
+    /// let mut fd = PhiAccrual::new(&cfg);
+    /// let t0 = Instant::now();
+    /// for i in 0..20 {
+    ///     fd.heartbeat(t0 + Duration::from_millis(500 * i));
+    /// }
+    /// let last = t0 + Duration::from_millis(500 * 19);
+    /// // Mean 500 ms plus 5.226 times the 100 ms floor.
+    /// let deadline = fd.suspected_at().unwrap();
+    /// assert_eq!((deadline - last).as_millis(), 1022);
+    /// assert!(fd.is_available(deadline - Duration::from_nanos(1)));
+    /// assert!(!fd.is_available(deadline));
+    /// ```
+    pub fn suspected_at(&self) -> Option<Instant> {
+        self.last?.checked_add(self.suspect_after?)
+    }
+
+    /// The silence after the last heartbeat at which the node becomes unavailable: the
+    /// [`suspected_at`](Self::suspected_at) deadline minus the last heartbeat's time. `None`
+    /// before the first heartbeat or if phi never reaches the threshold.
+    pub fn suspect_after(&self) -> Option<Duration> {
+        self.suspect_after
     }
 
     /// Whether a heartbeat has been recorded yet.
@@ -171,6 +227,86 @@ impl PhiAccrual {
     /// The standard deviation of the history, before the `min_std_deviation` floor.
     pub fn std_deviation(&self) -> Duration {
         Duration::from_secs_f64(self.std_deviation_secs())
+    }
+
+    /// Phi after `elapsed` of silence, for a detector that has had its first heartbeat.
+    fn phi_after(&self, elapsed: Duration) -> f64 {
+        let mean = self.mean_secs() + self.pause_secs;
+        phi_of((elapsed.as_secs_f64() - mean) / self.sigma_secs())
+    }
+
+    /// Whether phi after `elapsed` of silence is below the threshold.
+    fn available_after(&self, elapsed: Duration) -> bool {
+        self.phi_after(elapsed) < self.threshold
+    }
+
+    /// The standard deviation phi uses: the history's, with the floors applied.
+    fn sigma_secs(&self) -> f64 {
+        self.std_deviation_secs()
+            .max(self.min_std_deviation_secs)
+            .max(SIGMA_FLOOR_SECS)
+    }
+
+    /// The shortest silence, in whole nanoseconds, after which phi is not below the threshold;
+    /// `None` if even `u64::MAX` nanoseconds is not enough, or before the first heartbeat.
+    ///
+    /// Starts from the closed-form estimate, gallops outward to bracket the answer between a
+    /// silence that is still available and one that is not, then bisects. Phi never decreases
+    /// with the silence, so the bracket and the bisection are sound; each step at most doubles
+    /// or halves, so this takes at most about 130 evaluations of phi, and a handful when the
+    /// estimate is good, as it is unless the inputs are extreme.
+    fn silence_at_threshold(&self) -> Option<Duration> {
+        self.last?;
+        // The same test as `is_available`, negated: the node is not available after `ns`.
+        let reached = |ns: u64| !self.available_after(Duration::from_nanos(ns));
+        if reached(0) {
+            return Some(Duration::ZERO);
+        }
+        let guess_secs =
+            self.mean_secs() + self.pause_secs + y_at(self.threshold) * self.sigma_secs();
+        // A NaN guess casts to 0; anything past the end of u64 saturates.
+        let guess = (guess_secs * 1e9).clamp(0.0, u64::MAX as f64) as u64;
+        // Invariant from here on: `!reached(lo) && reached(hi)`.
+        let (mut lo, mut hi);
+        if reached(guess) {
+            hi = guess;
+            let mut step = 1u64;
+            loop {
+                let candidate = guess.saturating_sub(step);
+                if !reached(candidate) {
+                    lo = candidate;
+                    break;
+                }
+                hi = candidate;
+                // `reached(0)` is false, so this ends at 0 at the latest.
+                step = step.saturating_mul(2);
+            }
+        } else {
+            lo = guess;
+            let mut step = 1u64;
+            loop {
+                let candidate = guess.saturating_add(step);
+                if reached(candidate) {
+                    hi = candidate;
+                    break;
+                }
+                if candidate == u64::MAX {
+                    return None;
+                }
+                lo = candidate;
+                step = step.saturating_mul(2);
+            }
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if reached(mid) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        debug_assert!(!reached(lo) && reached(hi));
+        Some(Duration::from_nanos(hi))
     }
 
     fn record(&mut self, interval: u64) {
@@ -208,6 +344,23 @@ impl PhiAccrual {
 /// A duration in whole nanoseconds, capped at [`MAX_RECORDED_INTERVAL`].
 fn nanos(d: Duration) -> u64 {
     d.min(MAX_RECORDED_INTERVAL).as_nanos() as u64
+}
+
+/// How many standard deviations past the (shifted) mean phi reaches `threshold`, in closed form:
+/// the real root of `y·(1.5976 + 0.070566·y²) = t` with `t = ln(10^threshold − 1)`, by
+/// Cardano's formula (the cubic rises everywhere, so it has exactly one real root).
+///
+/// An estimate only: `t` is computed as `threshold·ln 10 + ln(1 − 10^−threshold)` so that it
+/// does not overflow for large thresholds, and the result may be off by rounding, or NaN or
+/// infinite for thresholds at or below 0 or absurdly large ones; the caller settles the exact
+/// answer on phi itself.
+fn y_at(threshold: f64) -> f64 {
+    let t = threshold * LN_10 + (-(10f64.powf(-threshold))).ln_1p();
+    let (a, b) = (0.070566, 1.5976);
+    // y³ + p·y + q = 0.
+    let (p, q) = (b / a, -t / a);
+    let root = (q * q / 4.0 + p * p * p / 27.0).sqrt();
+    (-q / 2.0 + root).cbrt() + (-q / 2.0 - root).cbrt()
 }
 
 /// Past this `t`, `ln(1 + e^t)` and `t` are the same double: `e^−t` is below half an ulp of `t`.
@@ -455,6 +608,147 @@ mod tests {
         }
     }
 
+    /// A detector with the default settings given `n` heartbeats 500 ms apart after the first.
+    fn default_settings_after(n: u64) -> (PhiAccrual, Instant) {
+        let mut fd = PhiAccrual::new(&config());
+        let t0 = Instant::now();
+        for i in 0..=n {
+            fd.heartbeat(t0 + ms(500 * i));
+        }
+        (fd, t0 + ms(500 * n))
+    }
+
+    #[test]
+    fn phi_reaches_eight_at_5_226_deviations_past_the_mean() {
+        let y = y_at(8.0);
+        assert!((y - 5.225_99).abs() < 1e-5, "{y}");
+        assert!((phi_of(y) - 8.0).abs() < 1e-9);
+        // A threshold of log10(2) is reached at the mean.
+        assert!(y_at(LOG10_2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn there_is_no_deadline_before_the_first_heartbeat() {
+        let fd = PhiAccrual::new(&config());
+        assert_eq!((fd.suspected_at(), fd.suspect_after()), (None, None));
+    }
+
+    #[test]
+    fn the_deadline_is_the_first_nanosecond_at_which_the_node_is_unavailable() {
+        let (fd, last) = regular_one_second();
+        let deadline = fd.suspected_at().unwrap();
+        // Mean 1 s plus 5.226 times the 100 ms floor.
+        assert_eq!(deadline - last, fd.suspect_after().unwrap());
+        assert_eq!((deadline - last).as_micros(), 1_522_598);
+        assert!(fd.is_available(deadline - Duration::from_nanos(1)));
+        assert!(fd.phi(deadline - Duration::from_nanos(1)) < 8.0);
+        assert!(fd.phi(deadline) >= 8.0);
+        assert!(!fd.is_available(deadline));
+    }
+
+    #[test]
+    fn the_acceptable_pause_moves_the_deadline_by_as_much() {
+        let cfg = FailureDetectorConfig {
+            max_sample_size: 4,
+            acceptable_heartbeat_pause: ms(3000),
+            ..config()
+        };
+        let mut fd = PhiAccrual::new(&cfg);
+        let t0 = Instant::now();
+        for i in 0..=4 {
+            fd.heartbeat(t0 + Duration::from_secs(i));
+        }
+        let (plain, _) = regular_one_second();
+        let shift = fd.suspect_after().unwrap() - plain.suspect_after().unwrap();
+        // Equal up to the rounding of seconds as doubles.
+        assert!(
+            shift.abs_diff(ms(3000)) <= Duration::from_nanos(2),
+            "{shift:?}"
+        );
+    }
+
+    #[test]
+    fn the_first_heartbeat_sets_a_deadline_from_the_first_estimate() {
+        let mut fd = PhiAccrual::new(&config());
+        let t0 = Instant::now();
+        fd.heartbeat(t0);
+        // Mean 1 s, deviation 250 ms: 1 s + 5.226 × 250 ms.
+        assert_eq!(fd.suspect_after().unwrap().as_millis(), 2306);
+        assert_eq!(fd.suspected_at(), Some(t0 + fd.suspect_after().unwrap()));
+    }
+
+    #[test]
+    fn with_the_default_settings_the_deadline_settles_as_the_estimate_leaves_the_history() {
+        // Heartbeats every 500 ms; the two intervals seeded around the 1 s estimate stay in the
+        // history of 200 until 199 real ones have come. With n real ones the mean is
+        // 500 + 1000 / (n + 2) ms and the deviation sqrt(625000 / (n + 2) − 10⁶ / (n + 2)²) ms.
+        let after = |n| {
+            default_settings_after(n)
+                .0
+                .suspect_after()
+                .unwrap()
+                .as_millis()
+        };
+        assert_eq!(after(6), 1_931); // 3 s: mean 625 ms, deviation 250 ms
+        assert_eq!(after(20), 1_393); // 10 s: mean 545 ms, deviation 162 ms
+        assert_eq!(after(60), 1_038); // 30 s: deviation 99 ms, below the floor
+        assert_eq!(after(198), 1_027); // mean 505 ms
+        assert_eq!(after(200), 1_022); // only 500 ms intervals: 500 + 5.226 × 100 ms
+        assert_eq!(after(1000), 1_022);
+    }
+
+    #[test]
+    fn a_heartbeat_much_earlier_than_usual_can_bring_the_deadline_forward() {
+        // One interval of history: a heartbeat 1 ms after the last says intervals are 1 ms.
+        let cfg = FailureDetectorConfig {
+            max_sample_size: 1,
+            ..config()
+        };
+        let mut fd = PhiAccrual::new(&cfg);
+        let t0 = Instant::now();
+        fd.heartbeat(t0);
+        fd.heartbeat(t0 + ms(1000));
+        let before = fd.suspected_at().unwrap();
+        fd.heartbeat(t0 + ms(1001));
+        assert!(fd.suspected_at().unwrap() < before);
+        assert!(fd.suspected_at().unwrap() > t0 + ms(1001));
+    }
+
+    #[test]
+    fn an_infinite_threshold_is_never_reached_and_a_zero_one_at_once() {
+        let never = FailureDetectorConfig {
+            threshold: f64::INFINITY,
+            ..config()
+        };
+        let mut fd = PhiAccrual::new(&never);
+        let t0 = Instant::now();
+        fd.heartbeat(t0);
+        assert_eq!(fd.suspected_at(), None);
+        let at_once = FailureDetectorConfig {
+            threshold: 0.0,
+            ..config()
+        };
+        let mut fd = PhiAccrual::new(&at_once);
+        fd.heartbeat(t0);
+        assert_eq!(fd.suspected_at(), Some(t0));
+        assert!(!fd.is_available(t0));
+    }
+
+    #[test]
+    fn a_huge_threshold_gives_a_deadline_far_out_but_exact() {
+        let cfg = FailureDetectorConfig {
+            threshold: 1e9,
+            ..config()
+        };
+        let mut fd = PhiAccrual::new(&cfg);
+        let t0 = Instant::now();
+        fd.heartbeat(t0);
+        let after = fd.suspect_after().unwrap();
+        assert!(after > Duration::from_secs(100));
+        assert!(fd.phi_after(after - Duration::from_nanos(1)) < 1e9);
+        assert!(fd.phi_after(after) >= 1e9);
+    }
+
     proptest! {
         #[test]
         fn phi_never_decreases_with_elapsed_time_and_is_never_nan(
@@ -487,6 +781,64 @@ mod tests {
                 prop_assert!(phi.is_finite() && phi >= 0.0, "phi {} at {}", phi, p);
                 prop_assert!(phi >= previous, "phi fell from {} to {} at {}", previous, phi, p);
                 previous = phi;
+            }
+        }
+
+        #[test]
+        fn the_node_is_available_exactly_until_the_deadline(
+            threshold in 0.05f64..40.0,
+            intervals in prop::collection::vec(0u64..5_000_000_000, 0..30),
+            max_samples in 1u32..16,
+            min_std_ms in 0u64..500,
+            pause_ms in 0u64..5_000,
+            estimate_ms in 0u64..3_000,
+            probes in prop::collection::vec(0u64..20_000_000_000, 1..20),
+        ) {
+            let cfg = FailureDetectorConfig {
+                threshold,
+                max_sample_size: max_samples,
+                min_std_deviation: ms(min_std_ms),
+                acceptable_heartbeat_pause: ms(pause_ms),
+                first_heartbeat_estimate: ms(estimate_ms),
+            };
+            let mut fd = PhiAccrual::new(&cfg);
+            let mut t = Instant::now();
+            fd.heartbeat(t);
+            for i in intervals {
+                t += Duration::from_nanos(i);
+                fd.heartbeat(t);
+            }
+            let deadline = fd.suspected_at().expect("a finite threshold is reached");
+            prop_assert!(deadline >= t);
+            prop_assert!(fd.phi(deadline) >= threshold);
+            prop_assert!(!fd.is_available(deadline));
+            if deadline > t {
+                let just_before = deadline - Duration::from_nanos(1);
+                prop_assert!(fd.phi(just_before) < threshold);
+                prop_assert!(fd.is_available(just_before));
+            }
+            for p in probes {
+                let at = t + Duration::from_nanos(p);
+                prop_assert_eq!(fd.is_available(at), at < deadline, "probe {}", p);
+            }
+        }
+
+        #[test]
+        fn regular_heartbeats_push_the_deadline_later(
+            jitter in prop::collection::vec(0u64..=200, 1..300),
+        ) {
+            // Heartbeats every 500 ms ± 100 ms with the default settings, from the first one.
+            let mut fd = PhiAccrual::new(&config());
+            let mut t = Instant::now();
+            fd.heartbeat(t);
+            let mut deadline = fd.suspected_at().unwrap();
+            for j in jitter {
+                t += ms(400 + j);
+                prop_assert!(t < deadline);
+                fd.heartbeat(t);
+                let next = fd.suspected_at().unwrap();
+                prop_assert!(next > deadline, "{:?} then {:?}", deadline - t, next - t);
+                deadline = next;
             }
         }
 

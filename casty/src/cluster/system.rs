@@ -184,7 +184,8 @@ impl ClusteredActorSystemBuilder {
         self
     }
 
-    /// The heartbeat interval (also how often the failure detector's verdicts are read).
+    /// The heartbeat interval (also how often the failure detectors' verdicts are fed to the
+    /// membership in any case; they are read at each detector's deadline too).
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.heartbeat_interval = interval;
         self

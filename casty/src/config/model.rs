@@ -275,10 +275,13 @@ impl SeedNode {
     }
 }
 
-/// `[cluster]`.
+/// `[cluster]`: what a clustered node starts from.
 ///
-/// Parsed and checked, but nothing in casty reads it: casty has no cluster membership. Remoting
-/// takes its address from `RemoteSettings`, not from here.
+/// `ClusteredActorSystemBuilder::config` (feature `cluster`) reads every field but
+/// `heartbeat.availability_check_interval`: the address the node binds, the seed nodes, the
+/// roles, the gossip and heartbeat intervals and the failure detector's parameters. A builder
+/// not given a section starts from [`ClusterConfig::default`]. Plain remoting, without a
+/// cluster, takes its address from `RemoteSettings`, not from here.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterConfig {
     /// Address to bind (default `"127.0.0.1"`).
@@ -345,7 +348,8 @@ impl ClusterConfig {
     }
 }
 
-/// `[cluster.gossip]`. Read by nothing in casty (see [`ClusterConfig`]).
+/// `[cluster.gossip]`: the pace of a clustered node's gossip rounds, which also paces the
+/// leader's moves and the downing decisions (see [`ClusterConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GossipConfig {
     /// Between gossip rounds (default 1 s).
@@ -360,12 +364,16 @@ impl Default for GossipConfig {
     }
 }
 
-/// `[cluster.heartbeat]`. Read by nothing in casty (see [`ClusterConfig`]).
+/// `[cluster.heartbeat]`: how often a clustered node heartbeats the nodes it watches (see
+/// [`ClusterConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HeartbeatConfig {
-    /// Between heartbeats (default 0.5 s).
+    /// Between heartbeats (default 0.5 s). The failure detectors' verdicts are also fed to the
+    /// membership at this pace, besides at each detector's deadline.
     pub interval: Duration,
-    /// Between reachability checks (default 2 s).
+    /// Between reachability checks (default 2 s). Parsed and checked, but read by nothing: a
+    /// clustered node checks each failure detector at the instant it would give up on its
+    /// node (`casty::cluster::PhiAccrual::suspected_at`), not at a fixed rate.
     pub availability_check_interval: Duration,
 }
 
@@ -378,8 +386,15 @@ impl Default for HeartbeatConfig {
     }
 }
 
-/// `[cluster.failure_detector]`: the parameters of a phi-accrual failure detector. Read by nothing
-/// in casty (see [`ClusterConfig`]).
+/// `[cluster.failure_detector]`: the parameters of the phi-accrual failure detectors of a
+/// clustered node, one per node it watches (`casty::cluster::PhiAccrual`; see
+/// [`ClusterConfig`]).
+///
+/// With the defaults and heartbeats every 500 ms, a node is suspected about 1,023 ms after its
+/// last heartbeat arrived once the history holds only real intervals: the 500 ms mean plus
+/// 5.226 times the 100 ms floor on the deviation (phi reaches 8 there). Until then the two
+/// intervals seeded around `first_heartbeat_estimate` lengthen it: 1,393 ms after 10 s of
+/// heartbeats, 1,038 ms after 30 s.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FailureDetectorConfig {
     /// Phi above which a node is suspected (default 8.0).
