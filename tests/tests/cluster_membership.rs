@@ -36,13 +36,21 @@ fn about(events: &Mutex<Vec<(u16, &'static str)>>, port: u16) -> Vec<&'static st
 }
 
 async fn three() -> [ClusteredActorSystem; 3] {
-    let a = node().start().await.unwrap();
+    three_of(node, |b| b).await
+}
+
+/// Three nodes made by `make`, the third further set up by `third` (its own transport, say):
+/// the first forms the cluster, the others join it, and all see three Up.
+async fn three_of(
+    make: impl Fn() -> ClusteredActorSystemBuilder,
+    third: impl FnOnce(ClusteredActorSystemBuilder) -> ClusteredActorSystemBuilder,
+) -> [ClusteredActorSystem; 3] {
+    let a = make().start().await.unwrap();
     a.cluster().join(a.address().clone());
     a.cluster().wait_for_up(1, WAIT).await.unwrap();
     let seeds = [a.address().to_string()];
-    let b = node().seed_nodes(seeds.clone()).start().await.unwrap();
-    let c = node()
-        .seed_nodes(seeds)
+    let b = make().seed_nodes(seeds.clone()).start().await.unwrap();
+    let c = third(make().seed_nodes(seeds))
         .required_quorum(3, WAIT)
         .start()
         .await
@@ -118,20 +126,8 @@ async fn a_graceful_leave_removes_the_node_on_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_node_is_unreachable_then_downed_then_removed() {
-    let a = node().start().await.unwrap();
-    a.cluster().join(a.address().clone());
-    let seeds = [a.address().to_string()];
-    let b = node().seed_nodes(seeds.clone()).start().await.unwrap();
     let faults = casty::testing::FaultyTransport::tcp();
-    let c = node()
-        .seed_nodes(seeds)
-        .transport(Arc::new(faults.clone()))
-        .required_quorum(3, WAIT)
-        .start()
-        .await
-        .unwrap();
-    a.cluster().wait_for_up(3, WAIT).await.unwrap();
-    b.cluster().wait_for_up(3, WAIT).await.unwrap();
+    let [a, b, c] = three_of(node, |c| c.transport(Arc::new(faults.clone()))).await;
     let at_a = record(&a);
     let c_port = c.address().port();
     // The process hangs: nothing goes in or out, and its connections are cut.
@@ -300,20 +296,9 @@ async fn a_restart_removes_the_old_incarnation_without_waiting_for_the_failure_d
             Duration::from_secs(60),
         )
     };
-    let a = patient().start().await.unwrap();
-    a.cluster().join(a.address().clone());
-    let seeds = [a.address().to_string()];
-    let b = patient().seed_nodes(seeds.clone()).start().await.unwrap();
     let faults = casty::testing::FaultyTransport::tcp();
-    let c = patient()
-        .seed_nodes(seeds.clone())
-        .transport(Arc::new(faults.clone()))
-        .required_quorum(3, WAIT)
-        .start()
-        .await
-        .unwrap();
-    a.cluster().wait_for_up(3, WAIT).await.unwrap();
-    b.cluster().wait_for_up(3, WAIT).await.unwrap();
+    let [a, b, c] = three_of(patient, |c| c.transport(Arc::new(faults.clone()))).await;
+    let seeds = [a.address().to_string()];
     let (c_port, old_uid) = (c.address().port(), c.cluster().self_node().uid);
     // The process dies without a word: nothing it sends gets out, not even its shutdown notice.
     for peer in [a.address(), b.address()] {

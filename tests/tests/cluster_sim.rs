@@ -6,11 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use casty::cluster::{
-    ClusteredActorSystem, Gossip, KeepMajority, MemberStatus, MembershipSettings,
-};
-use casty::config::FailureDetectorConfig;
-use casty::testing::SimTransport;
+use casty::cluster::{Gossip, MemberStatus};
 use casty_tests::sim::{self, Action, Plan};
 
 /// Each node's latest view, by host name, as the hosts publish them.
@@ -21,30 +17,6 @@ type Trace = Arc<Mutex<Vec<String>>>;
 
 /// The hosts whose node has left the cluster, and why.
 type Stopped = Arc<Mutex<BTreeMap<String, casty::cluster::StopReason>>>;
-
-fn node(host: &str, seeds: &[&str], seed: u64) -> casty::cluster::ClusteredActorSystemBuilder {
-    ClusteredActorSystem::builder("sim")
-        .host(host)
-        .port(2551)
-        .seed_nodes(seeds.iter().map(|h| format!("casty://sim@{h}:2551")))
-        .transport(Arc::new(SimTransport))
-        .random_seed(seed)
-        .gossip_interval(Duration::from_millis(200))
-        .heartbeat_interval(Duration::from_millis(100))
-        .failure_detector(FailureDetectorConfig {
-            threshold: 8.0,
-            max_sample_size: 200,
-            min_std_deviation: Duration::from_millis(20),
-            acceptable_heartbeat_pause: Duration::from_millis(300),
-            first_heartbeat_estimate: Duration::from_millis(100),
-        })
-        .membership(
-            MembershipSettings::default()
-                .retry_interval(Duration::from_millis(200))
-                .seed_node_timeout(Duration::from_secs(1)),
-        )
-        .downing(KeepMajority::default(), Duration::from_secs(3))
-}
 
 /// Runs `hosts` as turmoil hosts, each publishing its view into `views` and its membership
 /// events into `trace`.
@@ -60,7 +32,7 @@ fn add_hosts(
         let views = views.clone();
         let trace = trace.clone();
         let stopped = stopped.clone();
-        let seeds: Vec<&'static str> = hosts.to_vec();
+        let seeds: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
         let host = *host;
         sim.host(host, move || {
             let views = views.clone();
@@ -68,9 +40,10 @@ fn add_hosts(
             let stopped = stopped.clone();
             let seeds = seeds.clone();
             async move {
-                let n = node(host, &seeds, seed.wrapping_mul(31).wrapping_add(i as u64))
-                    .start()
-                    .await?;
+                let n =
+                    sim::runner::node(host, &seeds, seed.wrapping_mul(31).wrapping_add(i as u64))
+                        .start()
+                        .await?;
                 let started = tokio::time::Instant::now();
                 n.cluster().subscribe(move |e| {
                     if let Some(m) = e.member() {

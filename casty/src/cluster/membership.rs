@@ -401,13 +401,13 @@ impl Membership {
             Input::Unreachable(unreachable) => self.reap(&unreachable),
             // Certainly gone: marked so by this node, and down, so that the leader removes it
             // at the next convergence rather than after the failure detector and the downing
-            // strategy have had their say. An Exiting member is left to the end of its leave:
-            // it is gone as planned, and the leader removes it.
+            // strategy have had their say. A member that is leaving (Leaving or Exiting) is left
+            // to finish its leave: it stops once it sees itself Exiting, and its notice may
+            // arrive before the view that says so.
             Input::Terminated(node) => {
-                let unplanned = self
-                    .gossip
-                    .member(&node)
-                    .is_some_and(|m| m.status != MemberStatus::Exiting);
+                let unplanned = self.gossip.member(&node).is_some_and(|m| {
+                    !matches!(m.status, MemberStatus::Leaving | MemberStatus::Exiting)
+                });
                 if self.is_member() && node != self.me && unplanned {
                     let me = self.me.clone();
                     self.gossip.mark_reachability(&me, &node, Reach::Terminated);

@@ -51,12 +51,15 @@ fn address(i: usize) -> NodeAddress {
         .expect("a valid address")
 }
 
-/// A node of the simulation, with its timings.
-fn node(host: &str, hosts: usize, seed: u64) -> ClusteredActorSystemBuilder {
+/// A node of the simulation on turmoil host `host`, with the simulation's timings, joining
+/// through the nodes on `seeds` (host names), and drawing its uid and choices from `seed`. Its
+/// transport is plain [`SimTransport`]; the runner wraps it for lossy links.
+pub fn node(host: &str, seeds: &[String], seed: u64) -> ClusteredActorSystemBuilder {
     ClusteredActorSystem::builder("sim")
         .host(host)
         .port(PORT)
-        .seed_nodes((0..hosts).map(|i| address(i).to_string()))
+        .seed_nodes(seeds.iter().map(|h| format!("casty://sim@{h}:{PORT}")))
+        .transport(Arc::new(SimTransport))
         .random_seed(seed)
         .gossip_interval(GOSSIP)
         .heartbeat_interval(Duration::from_millis(100))
@@ -276,7 +279,8 @@ impl Run<'_> {
             async move {
                 let now = turmoil::sim_elapsed().unwrap_or_default();
                 tokio::time::sleep(start_at.saturating_sub(now)).await;
-                let node = node(&host_name(i), hosts, node_seed(seed, i, incarnation + 1))
+                let seeds: Vec<String> = (0..hosts).map(host_name).collect();
+                let node = node(&host_name(i), &seeds, node_seed(seed, i, incarnation + 1))
                     .transport(Arc::new(transport))
                     .start()
                     .await?;
