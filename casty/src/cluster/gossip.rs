@@ -7,7 +7,9 @@
 //! - **tombstones** (removed incarnations, with when they were removed) are a union; an incarnation
 //!   with a tombstone is never a member again, which is how removals survive merges;
 //! - **members**: a member in both views takes the later status and the first up-number
-//!   ([`Member::merge`]); a member in one view only stays unless it has a tombstone;
+//!   ([`Member::merge`]); a member in one view only stays unless it has a tombstone, or the view
+//!   that lacks it has a clock entry for it (that view took in changes the member made, so it
+//!   held the member once and removed it: its tombstone was pruned since);
 //! - **reachability**: each observer's later row ([`Reachability::merge`]), about members only;
 //! - **the clock**: the larger count of each entry.
 //!
@@ -20,9 +22,13 @@
 //! view.
 //!
 //! Removing a member always leaves a tombstone, so "a member missing on one side" means "not heard
-//! of yet", never "removed". (Akka's gossip also drops a member that one side holds as Down or
-//! Exiting and the other lacks; casty relies on the tombstone alone, which is what makes the merge
-//! associative.)
+//! of yet", never "removed", as long as the tombstone lasts; once it is pruned, the clock entry
+//! the member leaves if it ever changed the view still tells. A pruned member that never changed
+//! a view leaves no trace, and a view from before its removal, still concurrent with the pruned
+//! one, would bring it back: `tombstone_ttl` must outlast any such view. (Akka's gossip also drops
+//! a member that one side holds as Down or Exiting and the other lacks; casty relies on the
+//! tombstone and the clock entry alone, which depend on neither side's statuses: that is what
+//! keeps the merge associative.)
 //!
 //! `seen` belongs to one exact version: every local change and every merge resets it, and two views
 //! with the same clock pool their `seen` sets.
@@ -243,9 +249,14 @@ impl Gossip {
             let e = tombstones.entry(node.clone()).or_insert(*at);
             *e = (*e).max(*at);
         }
+        // A member one view lacks although that view counts changes by it was removed there,
+        // and its tombstone has been pruned since: it stays out (see the module documentation).
+        let removed_in = |view: &Gossip, node: &UniqueAddress| {
+            !view.members.contains_key(node) && view.version.get(node.uid) > 0
+        };
         let mut members = BTreeMap::new();
         for (node, m) in self.members.iter().chain(other.members.iter()) {
-            if tombstones.contains_key(node) {
+            if tombstones.contains_key(node) || removed_in(self, node) || removed_in(other, node) {
                 continue;
             }
             members

@@ -347,6 +347,28 @@ fn seen_digest(g: &Gossip) -> u64 {
     h
 }
 
+/// Whether `node` was removed from `view`: it has a tombstone there, or it is no member while the
+/// view counts changes it made (it was a member once, and its tombstone has been pruned since).
+fn removed_from(view: &Gossip, node: &UniqueAddress) -> bool {
+    view.is_tombstoned(node) || (view.member(node).is_none() && view.version().get(node.uid) > 0)
+}
+
+/// Whether `view` has taken in every change `other` holds, but those made by members of `other`
+/// that `view` has never heard of (neither a member nor a tombstone there). If so, every such
+/// member was let in by a change `view` took in, or by one of them: `view` held them once and
+/// removed them, and their tombstones have been pruned since.
+fn saw_them_come_and_go(view: &Gossip, other: &Gossip) -> bool {
+    let strangers: BTreeSet<u64> = other
+        .members()
+        .filter(|m| view.member(&m.node).is_none() && !view.is_tombstoned(&m.node))
+        .map(|m| m.node.uid)
+        .collect();
+    other
+        .version()
+        .entries()
+        .all(|(uid, n)| strangers.contains(&uid) || n <= view.version().get(uid))
+}
+
 impl Membership {
     /// The state machine of incarnation `me`.
     pub fn new(me: UniqueAddress, settings: MembershipSettings) -> Self {
@@ -755,7 +777,7 @@ impl Membership {
             }
             return;
         }
-        if self.gossip.is_tombstoned(&node) {
+        if removed_from(&self.gossip, &node) {
             out.push(self.send_to(node.address.clone(), refuse(&self.me, JoinRefusal::Removed)));
             return;
         }
@@ -804,7 +826,7 @@ impl Membership {
     /// Answers gossip from a removed incarnation with this node's view, in which it finds itself
     /// removed (and stops). Returns whether `from` was one.
     fn tell_a_removed_node(&self, from: &UniqueAddress, out: &mut Vec<Command>) -> bool {
-        if !self.is_member() || !self.gossip.is_tombstoned(from) {
+        if !self.is_member() || !removed_from(&self.gossip, from) {
             return false;
         }
         out.push(self.send_to(from.address.clone(), self.envelope(from)));
@@ -876,14 +898,20 @@ impl Membership {
         let known = self.is_from_a_peer(&from);
         let introduced = self.is_member()
             && self.gossip.member(&from).is_none()
-            && !self.gossip.is_tombstoned(&from)
+            && !removed_from(&self.gossip, &from)
             && gossip.member(&from).is_some()
             && gossip.version().shares_history(self.gossip.version());
+        if introduced && saw_them_come_and_go(&self.gossip, &gossip) {
+            // Nothing new but members this node let in and removed long ago, the sender among
+            // them: it is told, with this node's view, in which it finds itself gone.
+            out.push(self.send_to(from.address.clone(), self.envelope(&from)));
+            return;
+        }
         if !known && !introduced {
             return;
         }
         if gossip.member(&self.me).is_none() {
-            if gossip.is_tombstoned(&self.me) {
+            if removed_from(&gossip, &self.me) || saw_them_come_and_go(&gossip, &self.gossip) {
                 // Removed: adopt nothing, stop.
                 self.phase = Phase::Stopped;
                 out.push(Command::Stop(StopReason::Removed));

@@ -13,8 +13,9 @@
 //!   again, a member moved Up, a member Exited. (Joining, Leaving and removal do not restart
 //!   it: they do not change who is counted against whom.) The clock also starts at
 //!   construction, so a node that has just started waits too.
-//! - [`tick`](SplitBrainResolver::tick) decides only when this node is the leader and is Up
-//!   or WeaklyUp (a Joining or Leaving node does not act), some member is unreachable, and
+//! - [`tick`](SplitBrainResolver::tick) decides only when this node is the leader and is Up,
+//!   WeaklyUp or Leaving (a Joining node does not act; a Leaving one still may lead, and then
+//!   nobody else on its side would), some member is unreachable, and
 //!   `now ≥ last change + stable_after`. After a decision that downs someone the clock
 //!   restarts, so the leader does not decide again at once; if the downing did not take effect
 //!   (nothing changed), the same decision is taken again one `stable_after` later.
@@ -203,9 +204,12 @@ impl SplitBrainResolver {
             }
         }
         let responsible = self_is_leader
-            && view
-                .self_member()
-                .is_some_and(|m| matches!(m.status, MemberStatus::Up | MemberStatus::WeaklyUp));
+            && view.self_member().is_some_and(|m| {
+                matches!(
+                    m.status,
+                    MemberStatus::Up | MemberStatus::WeaklyUp | MemberStatus::Leaving
+                )
+            });
         let stable = now.saturating_duration_since(self.last_change) >= self.stable_after;
         if !responsible || !stable || view.unreachable().is_empty() {
             return None;
@@ -325,14 +329,10 @@ mod tests {
     }
 
     #[test]
-    fn a_leader_that_is_joining_or_leaving_decides_nothing() {
+    fn a_leader_that_is_joining_or_down_decides_nothing() {
         let t0 = Instant::now();
         let unreachable = set(&[3]);
-        for status in [
-            MemberStatus::Joining,
-            MemberStatus::Leaving,
-            MemberStatus::Down,
-        ] {
+        for status in [MemberStatus::Joining, MemberStatus::Down] {
             let mut sbr = resolver(t0, None);
             let mut members = ups(3);
             members[0].status = status;
@@ -382,6 +382,30 @@ mod tests {
         let members = ups(5);
         let unreachable = set(&[1, 2, 3]);
         let view = DowningView::new(&members[3].node, &members, &unreachable, &[]);
+        assert_eq!(sbr.tick(secs(t0, 10), &view, true), Some(set(&[4, 5])));
+    }
+
+    #[test]
+    fn a_leaving_leader_on_the_minority_side_downs_its_own_side_itself_included() {
+        // {1 Leaving, 2} | {3, 4, 5}: node 1 leads its side (the first Up or Leaving member),
+        // and nobody else there may decide, so it must.
+        let t0 = Instant::now();
+        let mut sbr = resolver(t0, None);
+        let mut members = ups(5);
+        members[0].status = MemberStatus::Leaving;
+        let unreachable = set(&[3, 4, 5]);
+        let view = DowningView::new(&members[0].node, &members, &unreachable, &[]);
+        assert_eq!(sbr.tick(secs(t0, 10), &view, true), Some(set(&[1, 2])));
+    }
+
+    #[test]
+    fn a_leaving_leader_on_the_majority_side_downs_the_other_side() {
+        let t0 = Instant::now();
+        let mut sbr = resolver(t0, None);
+        let mut members = ups(5);
+        members[0].status = MemberStatus::Leaving;
+        let unreachable = set(&[4, 5]);
+        let view = DowningView::new(&members[0].node, &members, &unreachable, &[]);
         assert_eq!(sbr.tick(secs(t0, 10), &view, true), Some(set(&[4, 5])));
     }
 

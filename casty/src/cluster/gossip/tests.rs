@@ -100,6 +100,30 @@ fn an_unreachable_member_blocks_convergence_until_it_is_down_then_it_is_removed(
 }
 
 #[test]
+fn a_member_removed_and_pruned_stays_out_of_a_merge_with_a_view_from_before_its_removal() {
+    let mut g = up_cluster(3);
+    let (a, b, c) = (node(0), node(1), node(2));
+    // c changes something, so the views count a change by it.
+    assert!(g.mark_reachability(&c, &b, Reach::Unreachable));
+    assert!(g.mark_reachability(&c, &b, Reach::Reachable));
+    // c's own view from then on: it is cut off and marks a and b.
+    let mut at_c = g.clone();
+    assert!(at_c.mark_reachability(&c, &a, Reach::Unreachable));
+    // The others down c, remove it and, much later, prune its tombstone.
+    assert!(g.set_status(&c, Down, &a));
+    assert!(g.remove(&c, 7, &a));
+    assert!(g.prune_tombstones(8, &a));
+    assert_eq!(g.compare(&at_c), Causal::Concurrent);
+    // c's view, concurrent with theirs, merges in either order without c in it.
+    for m in [g.merge(&at_c), at_c.merge(&g)] {
+        assert!(m.member(&c).is_none(), "{m:?}");
+        assert_eq!(m.members().count(), 2);
+        assert!(m.reachability().is_empty());
+        assert_eq!(m.check(), Ok(()));
+    }
+}
+
+#[test]
 fn a_reachable_down_member_is_not_removed_until_it_stops() {
     let mut g = up_cluster(3);
     let (a, b, c) = (node(0), node(1), node(2));

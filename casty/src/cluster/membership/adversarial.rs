@@ -1477,3 +1477,45 @@ fn a_joiner_stranded_by_its_welcomer_never_leads_a_second_cluster() {
         sim.describe_all()
     );
 }
+
+#[test]
+fn a_removed_node_cut_off_past_its_tombstone_never_gossips_itself_back_in() {
+    let mut s = settings(&[1, 2, 3]);
+    s.tombstone_ttl = Duration::from_secs(3);
+    let mut sim = Sim::new(s);
+    for p in [1, 2, 3] {
+        sim.start(p);
+    }
+    let mut rand: u64 = 11;
+    for _ in 0..20 {
+        sim.round(&mut rand);
+    }
+    assert!(sim.settled(), "{}", sim.describe_all());
+    let (one, two, three) = (sim.me(1), sim.me(2), sim.me(3));
+    // Node 3 is cut off; its failure detector marks 1 and 2 (a change of its own, so its view
+    // is concurrent with theirs). Node 1 downs it, the leader removes it, and three seconds later
+    // prunes its tombstone.
+    sim.cut.insert((1, 3));
+    sim.cut.insert((2, 3));
+    sim.input(1, Input::Unreachable([three.clone()].into()));
+    sim.input(2, Input::Unreachable([three.clone()].into()));
+    sim.input(3, Input::Unreachable([one, two].into()));
+    sim.input(1, Input::Down(addr(3)));
+    for _ in 0..10 {
+        sim.round(&mut rand);
+    }
+    assert!(sim.view(1).member(&three).is_none() && !sim.view(1).is_tombstoned(&three));
+    assert!(sim.view(2).member(&three).is_none() && !sim.view(2).is_tombstoned(&three));
+    assert!(sim.running(3));
+    // The links heal. Node 3 still takes itself for a member and gossips its view, which holds
+    // itself Up; with no tombstone left, nodes 1 and 2 must still not take it back (the check
+    // that a member gone from a view never comes back fails inside `Sim::input`).
+    sim.cut.clear();
+    sim.input(3, Input::Unreachable(BTreeSet::new()));
+    for _ in 0..20 {
+        sim.round(&mut rand);
+    }
+    assert!(sim.view(1).member(&three).is_none() && sim.view(2).member(&three).is_none());
+    // And node 3, answered with their view, finds itself gone and stops.
+    assert!(!sim.running(3), "{}", sim.describe_all());
+}
