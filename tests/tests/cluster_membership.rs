@@ -141,6 +141,11 @@ async fn a_crashed_node_is_unreachable_then_downed_then_removed() {
         ["up", "unreachable", "downed", "removed"]
     );
     assert_eq!(a.cluster().members().len(), 2);
+    // The removed incarnation is refused for good: it can never join again.
+    eventually("c quarantined on a", || {
+        a.remote_counters().unwrap().quarantined == 1
+    })
+    .await;
     for n in [c, b, a] {
         n.shutdown().await;
     }

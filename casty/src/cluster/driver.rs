@@ -60,6 +60,8 @@ pub(crate) enum DriverMsg {
     Wire(ClusterWire),
     GossipTick,
     HeartbeatTick,
+    /// The first heartbeat, at the node's phase: the regular ticks start then.
+    HeartbeatStart,
     /// The earliest instant at which a watched node's detector gives up on it has come:
     /// reads the verdicts, and arms the timer again for the next such instant.
     SuspicionDue,
@@ -70,6 +72,8 @@ pub(crate) enum DriverMsg {
     Subscribe(Subscriber),
     /// Remoting says this incarnation is gone for good (restarted, shut down, quarantined).
     Gone(UniqueAddress),
+    /// The node at this address refuses this incarnation for good.
+    QuarantinedUs(NodeAddress),
 }
 
 impl std::fmt::Debug for DriverMsg {
@@ -78,12 +82,14 @@ impl std::fmt::Debug for DriverMsg {
             DriverMsg::Wire(w) => f.debug_tuple("Wire").field(w).finish(),
             DriverMsg::GossipTick => f.write_str("GossipTick"),
             DriverMsg::HeartbeatTick => f.write_str("HeartbeatTick"),
+            DriverMsg::HeartbeatStart => f.write_str("HeartbeatStart"),
             DriverMsg::SuspicionDue => f.write_str("SuspicionDue"),
             DriverMsg::Join(a) => f.debug_tuple("Join").field(a).finish(),
             DriverMsg::Leave(a) => f.debug_tuple("Leave").field(a).finish(),
             DriverMsg::Down(a) => f.debug_tuple("Down").field(a).finish(),
             DriverMsg::Subscribe(_) => f.write_str("Subscribe(..)"),
             DriverMsg::Gone(n) => f.debug_tuple("Gone").field(n).finish(),
+            DriverMsg::QuarantinedUs(a) => f.debug_tuple("QuarantinedUs").field(a).finish(),
         }
     }
 }
@@ -206,7 +212,7 @@ impl Driver {
                 self.input(system, Input::Tick { rand }, now);
                 self.downing(system, now);
             }
-            DriverMsg::HeartbeatTick => {
+            DriverMsg::HeartbeatTick | DriverMsg::HeartbeatStart => {
                 if !self.membership.is_member() {
                     return;
                 }
@@ -228,6 +234,7 @@ impl Driver {
             DriverMsg::Leave(a) => self.input(system, Input::Leave(a), now),
             DriverMsg::Down(a) => self.input(system, Input::Down(a), now),
             DriverMsg::Gone(n) => self.input(system, Input::Terminated(n), now),
+            DriverMsg::QuarantinedUs(a) => self.input(system, Input::QuarantinedBy(a), now),
             DriverMsg::Subscribe(f) => {
                 for e in diff(&Gossip::default(), self.membership.gossip(), self.me()) {
                     f(&e);
@@ -330,6 +337,12 @@ impl Driver {
             ClusterEvent::MemberUp(_) | ClusterEvent::MemberExited(_) => {
                 self.sbr.on_change(now, StabilityChange::Membership);
             }
+            // A removed incarnation may never come back: remoting refuses it from now on, so
+            // that it cannot join again even once its tombstone has been pruned (as Akka's
+            // cluster quarantines a removed member).
+            ClusterEvent::MemberRemoved { member, .. } if member.node != *self.me() => {
+                system.quarantine_incarnation(member.node.uid);
+            }
             _ => {}
         }
         for s in &self.subscribers {
@@ -383,15 +396,25 @@ impl Driver {
     }
 }
 
+/// Where in the heartbeat interval a node with random seed `seed` starts heartbeating.
+fn heartbeat_phase(seed: u64, interval: Duration) -> Duration {
+    let nanos = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_nanos(fastrand::Rng::with_seed(seed ^ 0x6865_6172_7462_6561).u64(..nanos))
+}
+
 /// The driver's behavior: timers set, `Start` given, then every message handled in turn.
 pub(crate) fn driver(settings: DriverSettings, published: Arc<Published>) -> Behavior<DriverMsg> {
     Behaviors::setup(move |ctx: &mut ActorContext<DriverMsg>| {
         ctx.start_timer_at_fixed_rate("gossip", DriverMsg::GossipTick, settings.gossip_interval);
-        ctx.start_timer_at_fixed_rate(
-            "heartbeat",
-            DriverMsg::HeartbeatTick,
-            settings.heartbeat_interval,
-        );
+        // Heartbeats start at a point of the interval drawn from the node's seed, so that nodes
+        // started together do not heartbeat in step: the observers of a node then hear it last
+        // at different moments, and the first of them to give up on it after a crash does so
+        // sooner than any one of them would, on average.
+        let interval = settings.heartbeat_interval;
+        let phase = heartbeat_phase(settings.seed, interval);
+        ctx.start_single_timer("heartbeat", DriverMsg::HeartbeatStart, phase);
         let state = Mutex::new(Driver::new(settings.clone(), published.clone()));
         let system = ctx.system().clone();
         state.lock().unwrap_or_else(|e| e.into_inner()).input(
@@ -399,7 +422,11 @@ pub(crate) fn driver(settings: DriverSettings, published: Arc<Published>) -> Beh
             Input::Start,
             Instant::now(),
         );
-        Behaviors::receive(move |ctx: &mut ActorContext<DriverMsg>, msg| {
+        Behaviors::receive(move |ctx: &mut ActorContext<DriverMsg>, mut msg| {
+            if let DriverMsg::HeartbeatStart = msg {
+                ctx.start_timer_at_fixed_rate("heartbeat", DriverMsg::HeartbeatTick, interval);
+                msg = DriverMsg::HeartbeatTick;
+            }
             let mut d = state.lock().unwrap_or_else(|e| e.into_inner());
             d.handle(ctx.system(), msg);
             d.arm_suspicion(ctx);
@@ -414,4 +441,21 @@ pub(crate) fn receptionist(driver: ActorRef<DriverMsg>) -> Behavior<ClusterWire>
         driver.tell(DriverMsg::Wire(msg));
         Behaviors::same()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heartbeat_phase_lies_within_the_interval_and_is_decided_by_the_seed() {
+        let interval = Duration::from_millis(500);
+        let phases: Vec<Duration> = (0..200).map(|s| heartbeat_phase(s, interval)).collect();
+        assert!(phases.iter().all(|p| *p < interval));
+        assert_eq!(heartbeat_phase(7, interval), heartbeat_phase(7, interval));
+        // Spread over the interval: some in each half.
+        assert!(phases.iter().any(|p| *p < interval / 2));
+        assert!(phases.iter().any(|p| *p >= interval / 2));
+        assert_eq!(heartbeat_phase(3, Duration::ZERO), Duration::ZERO);
+    }
 }

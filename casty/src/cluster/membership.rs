@@ -243,6 +243,10 @@ pub enum Input {
     /// This incarnation is gone for good: a new one took its address, it shut down, or remoting
     /// quarantined it. It is marked so by this node and downed.
     Terminated(UniqueAddress),
+    /// The node at this address refuses this incarnation for good (remoting quarantined it, as
+    /// members do with a removed incarnation). If a member is there, this node is out of the
+    /// cluster: it stops, as removed.
+    QuarantinedBy(NodeAddress),
 }
 
 /// Why a node stops.
@@ -434,6 +438,16 @@ impl Membership {
                     let me = self.me.clone();
                     self.gossip.mark_reachability(&me, &node, Reach::Terminated);
                     self.gossip.set_status(&node, MemberStatus::Down, &me);
+                }
+            }
+            Input::QuarantinedBy(address) => {
+                let by_a_member = self
+                    .gossip
+                    .members()
+                    .any(|m| m.node.address == address && m.node != self.me);
+                if self.is_member() && by_a_member {
+                    self.phase = Phase::Stopped;
+                    out.push(Command::Stop(StopReason::Removed));
                 }
             }
         }

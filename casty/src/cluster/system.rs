@@ -26,6 +26,7 @@ use super::strategies::KeepMajority;
 use crate::actor::actor_ref::ActorRef;
 use crate::actor::system::ActorSystem;
 use crate::config::{ClusterConfig, FailureDetectorConfig};
+use crate::remote::NodeNews;
 use crate::remote::{NodeAddress, RemoteError, RemoteSettings, Transport};
 
 /// Why a clustered system did not start.
@@ -309,10 +310,16 @@ impl ClusteredActorSystemBuilder {
             }
         };
         // An incarnation remoting knows to be gone (a new one took its address, it shut down,
-        // it was quarantined) is down at once, without waiting for the failure detector.
-        let gone = driver.clone();
-        system.on_incarnation_gone(Arc::new(move |address, uid| {
-            gone.tell(DriverMsg::Gone(UniqueAddress::new(address.clone(), uid)));
+        // it was quarantined) is down at once, without waiting for the failure detector; and a
+        // node that refuses this incarnation for good is heard.
+        let news = driver.clone();
+        system.on_incarnation_gone(Arc::new(move |n| match n {
+            NodeNews::Gone { address, uid } => {
+                news.tell(DriverMsg::Gone(UniqueAddress::new(address.clone(), *uid)));
+            }
+            NodeNews::QuarantinedUs { address } => {
+                news.tell(DriverMsg::QuarantinedUs(address.clone()));
+            }
         }));
         let node = ClusteredActorSystem {
             system,

@@ -170,6 +170,9 @@ impl Inbound for ToSystem {
                     &peer.node_key(),
                     format!("{peer} refused the handshake: {refusal}"),
                 );
+                if matches!(refusal, Refusal::Quarantined { .. }) {
+                    p.nodes.quarantined_us(peer);
+                }
             }
         }
     }

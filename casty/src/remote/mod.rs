@@ -27,6 +27,8 @@ mod reachability;
 mod route;
 mod settings;
 mod system;
+#[cfg(feature = "cluster")]
+pub(crate) use system::NodeNews;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;

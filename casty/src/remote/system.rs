@@ -137,8 +137,27 @@ struct Down {
     watchers: Vec<(String, u64)>,
 }
 
-/// Told of an incarnation that is gone for good: its address and uid.
-pub(crate) type GoneListener = Arc<dyn Fn(&NodeAddress, u64) + Send + Sync>;
+/// What remoting learns for certain about another node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+pub(crate) enum NodeNews {
+    /// Its incarnation `uid` is gone for good: a new one took its address, it shut down, or it
+    /// was quarantined here.
+    Gone {
+        /// Its address.
+        address: NodeAddress,
+        /// The incarnation gone.
+        uid: u64,
+    },
+    /// It refuses this incarnation for good (it quarantined us).
+    QuarantinedUs {
+        /// Its address.
+        address: NodeAddress,
+    },
+}
+
+/// Told of [`NodeNews`].
+pub(crate) type GoneListener = Arc<dyn Fn(&NodeNews) + Send + Sync>;
 
 /// What this node knows of the others: incarnations, reachability, and the watches across.
 pub(crate) struct Nodes {
@@ -236,11 +255,8 @@ impl Nodes {
         // Merely unreachable is not that: it may come back.
         let for_good = matches!(why, NodeDown::Restarted | NodeDown::ShutDown) || quarantined;
         if for_good && uid != 0 {
-            if let Ok(peer) = NodeAddress::from_node_key(node) {
-                let listeners = self.gone.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                for l in listeners {
-                    l(&peer, uid);
-                }
+            if let Ok(address) = NodeAddress::from_node_key(node) {
+                self.tell(&NodeNews::Gone { address, uid });
             }
         }
         if let Some(system) = self.system.upgrade() {
@@ -277,10 +293,23 @@ impl Nodes {
         self.lock().reachability.accepted(node, uid);
     }
 
-    /// Calls `f` with each incarnation of another node that is gone for good: a new
-    /// incarnation took its address, it said it shuts down, or it was quarantined.
+    /// Calls `f` with what remoting learns for certain about other nodes ([`NodeNews`]).
     pub(crate) fn on_incarnation_gone(&self, f: GoneListener) {
         self.gone.lock().unwrap_or_else(|e| e.into_inner()).push(f);
+    }
+
+    fn tell(&self, news: &NodeNews) {
+        let listeners = self.gone.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for l in listeners {
+            l(news);
+        }
+    }
+
+    /// `peer` refuses this incarnation for good.
+    pub(crate) fn quarantined_us(&self, peer: &NodeAddress) {
+        self.tell(&NodeNews::QuarantinedUs {
+            address: peer.clone(),
+        });
     }
 
     /// The connection to `node` is lost, or it could not be reached.
@@ -550,6 +579,18 @@ impl ActorSystem {
             }
             None => false,
         }
+    }
+
+    /// Refuses the incarnation `uid` of another node for good, and cuts its connections; `false`
+    /// before `start_remote` or if it already was.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn quarantine_incarnation(&self, uid: u64) -> bool {
+        let Some(provider) = self.inner().wire.get() else {
+            return false;
+        };
+        let any: &dyn std::any::Any = provider.as_any();
+        any.downcast_ref::<Provider>()
+            .is_some_and(|p| p.endpoint.quarantine(uid))
     }
 
     /// This incarnation's uid, once remoting is started.

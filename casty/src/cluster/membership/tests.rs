@@ -464,3 +464,15 @@ fn a_node_told_that_it_is_gone_itself_changes_nothing() {
     net.input(1, Input::Terminated(inc(9, 99)));
     assert!(net.view(1).same_state(&before));
 }
+
+#[test]
+fn a_member_refused_for_good_by_another_member_stops_as_removed() {
+    let mut net = three_nodes();
+    net.ticks(10);
+    // Node 3 is told that node 1 refuses this incarnation for good.
+    net.input(3, Input::QuarantinedBy(addr(1)));
+    assert_eq!(net.stops.get(&3), Some(&StopReason::Removed));
+    // A refusal from a node that is no member changes nothing.
+    net.input(2, Input::QuarantinedBy(addr(9)));
+    assert_eq!(net.stops.get(&2), None);
+}

@@ -1,0 +1,30 @@
+//! The simulator's promise: the same seed gives the same history, event for event. In a binary
+//! of its own, so that no other simulation runs in the process meanwhile: simulations running at
+//! once share process-wide counters (the uids of actors), which may perturb one another.
+
+use casty_tests::sim::{self, Action, Plan};
+
+/// The same seed gives the same history, event for event, with crashes, restarts, partitions
+/// and lossy links in it.
+#[test]
+fn the_same_seed_gives_the_same_events() {
+    let seed = (0..)
+        .find(|s| {
+            let steps = Plan::random(*s).steps;
+            let has = |f: fn(&Action) -> bool| steps.iter().any(|s| f(&s.action));
+            has(|a| matches!(a, Action::Crash(_)))
+                && has(|a| matches!(a, Action::Restart(_)))
+                && has(|a| matches!(a, Action::Isolate { lossy: true, .. }))
+                && has(|a| matches!(a, Action::Lossy { .. }))
+        })
+        .unwrap();
+    let plan = Plan::random(seed);
+    let (a, b) = (sim::run(&plan), sim::run(&plan));
+    assert!(a.failure.is_none(), "{:?}", a.failure);
+    assert!(a.events.len() > 20);
+    let (ta, tb) = (a.trace(), b.trace());
+    if let Some((x, y)) = ta.lines().zip(tb.lines()).find(|(x, y)| x != y) {
+        panic!("the runs differ first at:\n{x}\n{y}");
+    }
+    assert_eq!(ta, tb);
+}
