@@ -106,6 +106,7 @@ fn converged_all_up(views: &Views, n: usize) -> bool {
 fn run(seed: u64, n: usize, partition: Option<Duration>) -> (Vec<String>, bool) {
     const HOSTS: [&str; 5] = ["node-1", "node-2", "node-3", "node-4", "node-5"];
     let hosts = &HOSTS[..n];
+    let _slot = sim::exclusive();
     let mut sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_secs(120))
         .rng_seed(seed)
@@ -180,7 +181,8 @@ fn seeds(part: u64) -> Vec<u64> {
     }
 }
 
-/// The random histories are run in this many tests, so that they share the cores.
+/// The random histories are run in this many tests (taking turns), so that a seed that fails in
+/// one does not keep the others' seeds from running.
 const PARTS: u64 = 4;
 
 /// For each seed, a random cluster of 3 to 9 nodes lives through a random history of joins,
@@ -279,6 +281,7 @@ fn a_split_leaves_the_majority_and_stops_the_minority_for_every_seed() {
             .copied()
             .filter(|h| !minority.contains(h))
             .collect();
+        let _slot = sim::exclusive();
         let mut sim = turmoil::Builder::new()
             .simulation_duration(Duration::from_secs(120))
             .rng_seed(seed)

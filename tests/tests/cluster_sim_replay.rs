@@ -1,6 +1,5 @@
-//! The simulator's promise: the same seed gives the same history, event for event. In a binary
-//! of its own, so that no other simulation runs in the process meanwhile: simulations running at
-//! once share process-wide counters (the uids of actors), which may perturb one another.
+//! The simulator's promise: the same seed gives the same history, event for event (simulations
+//! take turns in a process, see `casty_tests::sim::exclusive`, so nothing perturbs a run).
 
 use casty_tests::sim::{self, Action, Plan};
 

@@ -11,5 +11,16 @@ pub mod plan;
 pub mod runner;
 
 pub use checks::{Kind, Observed};
+
+/// Holds the process's one simulation slot: simulations run one at a time.
+///
+/// Simulations running at once in one process share process-wide state (the counter of actor
+/// uids, for one) and may perturb one another, so a seed that ran beside others might not replay
+/// alone as it ran. Every simulation takes this slot first; a test binary's simulations then run
+/// in turn, each exactly as its seed says.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static SLOT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SLOT.lock().unwrap_or_else(|e| e.into_inner())
+}
 pub use plan::{Action, Plan, Step};
 pub use runner::{run, Outcome};

@@ -148,6 +148,7 @@ struct Run<'a> {
 
 /// Runs `plan` and checks it.
 pub fn run(plan: &Plan) -> Outcome {
+    let _slot = super::exclusive();
     let sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_secs(3_600))
         .tick_duration(Duration::from_millis(1))
