@@ -70,6 +70,14 @@ fn add_hosts(
     }
 }
 
+/// A turmoil simulation of up to 120 s, its network's chance drawn from `seed`.
+fn simulation<'a>(seed: u64) -> turmoil::Sim<'a> {
+    turmoil::Builder::new()
+        .simulation_duration(Duration::from_secs(120))
+        .rng_seed(seed)
+        .build()
+}
+
 fn e_kind(e: &casty::cluster::ClusterEvent) -> &'static str {
     use casty::cluster::ClusterEvent::*;
     match e {
@@ -107,10 +115,7 @@ fn run(seed: u64, n: usize, partition: Option<Duration>) -> (Vec<String>, bool) 
     const HOSTS: [&str; 5] = ["node-1", "node-2", "node-3", "node-4", "node-5"];
     let hosts = &HOSTS[..n];
     let _slot = sim::exclusive();
-    let mut sim = turmoil::Builder::new()
-        .simulation_duration(Duration::from_secs(120))
-        .rng_seed(seed)
-        .build();
+    let mut sim = simulation(seed);
     let views: Views = Arc::default();
     let trace: Trace = Arc::default();
     add_hosts(&mut sim, hosts, &views, &trace, &Arc::default(), seed);
@@ -282,10 +287,7 @@ fn a_split_leaves_the_majority_and_stops_the_minority_for_every_seed() {
             .filter(|h| !minority.contains(h))
             .collect();
         let _slot = sim::exclusive();
-        let mut sim = turmoil::Builder::new()
-            .simulation_duration(Duration::from_secs(120))
-            .rng_seed(seed)
-            .build();
+        let mut sim = simulation(seed);
         let views: Views = Arc::default();
         let trace: Trace = Arc::default();
         let stopped: Stopped = Arc::default();

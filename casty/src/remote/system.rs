@@ -568,44 +568,35 @@ impl ActorSystem {
     /// [`Nodes::on_incarnation_gone`]); `false` before `start_remote`.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn on_incarnation_gone(&self, f: GoneListener) -> bool {
-        let Some(provider) = self.inner().wire.get() else {
+        let Some(p) = self.provider() else {
             return false;
         };
-        let any: &dyn std::any::Any = provider.as_any();
-        match any.downcast_ref::<Provider>() {
-            Some(p) => {
-                p.nodes.on_incarnation_gone(f);
-                true
-            }
-            None => false,
-        }
+        p.nodes.on_incarnation_gone(f);
+        true
     }
 
     /// Refuses the incarnation `uid` of another node for good, and cuts its connections; `false`
     /// before `start_remote` or if it already was.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn quarantine_incarnation(&self, uid: u64) -> bool {
-        let Some(provider) = self.inner().wire.get() else {
-            return false;
-        };
-        let any: &dyn std::any::Any = provider.as_any();
-        any.downcast_ref::<Provider>()
-            .is_some_and(|p| p.endpoint.quarantine(uid))
+        self.provider().is_some_and(|p| p.endpoint.quarantine(uid))
     }
 
     /// This incarnation's uid, once remoting is started.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn remote_uid(&self) -> Option<u64> {
-        let provider = self.inner().wire.get()?;
-        let any: &dyn std::any::Any = provider.as_any();
-        any.downcast_ref::<Provider>().map(|p| p.endpoint.uid())
+        self.provider().map(|p| p.endpoint.uid())
+    }
+
+    /// This system's remoting, once `start_remote` has installed it.
+    fn provider(&self) -> Option<&Provider> {
+        let any: &dyn std::any::Any = self.inner().wire.get()?.as_any();
+        any.downcast_ref::<Provider>()
     }
 
     /// The remoting counters (frames, bytes, drops, reconnects), once remoting is started.
     pub fn remote_counters(&self) -> Option<RemoteCounters> {
-        let provider = self.inner().wire.get()?;
-        let any: &dyn std::any::Any = provider.as_any();
-        any.downcast_ref::<Provider>().map(|p| {
+        self.provider().map(|p| {
             let mut c = p.endpoint.counters();
             let g = p.nodes.lock();
             c.watching = g.watched.values().map(|w| w.len).sum::<usize>() as u64;
