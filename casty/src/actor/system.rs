@@ -7,10 +7,12 @@
 //! Top-level actors live directly under the root (`/greeter`), as in Casty (Python). Names starting
 //! with `_` are reserved for internal actors and `$` for anonymous ones.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -104,7 +106,13 @@ pub(crate) struct SystemInner {
     pub(crate) exports: crate::actor::wire::Exports,
     /// The deadlines of pending asks.
     pub(crate) deadlines: Arc<crate::actor::deadlines::Deadlines>,
+    /// What upper layers attached to this system, one value per type (see
+    /// [`ActorSystem::put_extension`]); `None` once the system has shut down.
+    extensions: Mutex<Option<Extensions>>,
 }
+
+/// A system's extensions by type: each value is an `Arc<T>` stored under `TypeId::of::<T>()`.
+type Extensions = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
 
 impl SystemInner {
     pub(crate) fn spawn_task<F>(&self, fut: F) -> AbortHandle
@@ -430,6 +438,7 @@ impl ActorSystemBuilder {
                 terminating: AtomicBool::new(false),
                 shutdown_timeout: self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
                 defaults: self.defaults,
+                extensions: Mutex::new(Some(HashMap::new())),
             }),
         }
     }
@@ -623,6 +632,51 @@ impl ActorSystem {
         }
     }
 
+    /// Installs `value` as this system's extension of type `T`, unless one is installed already,
+    /// and returns the one installed: the first wins, so concurrent callers all get the same.
+    ///
+    /// This is how an upper layer attaches its state to a system (one value per type) for code
+    /// that has only the system, such as a handler with `ctx.system()`. Read rarely, under a
+    /// lock; never on the path of a message. The extensions are dropped at the end of
+    /// [`ActorSystem::shutdown`], since one may hold refs into the system that would otherwise
+    /// keep it allocated; from then on nothing is installed and `value` is handed back as is.
+    #[allow(dead_code)] // for the upper layers; the core itself never calls it
+    pub(crate) fn put_extension<T: Send + Sync + 'static>(&self, value: Arc<T>) -> Arc<T> {
+        let mut guard = self
+            .inner
+            .extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(map) = guard.as_mut() else {
+            return value;
+        };
+        let installed = map
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.clone().downcast::<T>().ok());
+        match installed {
+            Some(first) => first,
+            None => {
+                map.insert(TypeId::of::<T>(), value.clone());
+                value
+            }
+        }
+    }
+
+    /// This system's extension of type `T`, if one is installed (see
+    /// [`ActorSystem::put_extension`]).
+    #[allow(dead_code)] // for the upper layers; the core itself never calls it
+    pub(crate) fn extension<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let guard = self
+            .inner
+            .extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        guard
+            .as_ref()?
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.clone().downcast::<T>().ok())
+    }
+
     /// The system's event stream.
     pub fn event_stream(&self) -> &EventStream {
         &self.inner.events
@@ -731,6 +785,14 @@ impl ActorSystem {
             w.shutdown().await;
         }
         self.inner.events.clear();
+        // Taken out of the lock before they are dropped: dropping one may reach the system.
+        let extensions = self
+            .inner
+            .extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(extensions);
         ShutdownOutcome { aborted }
     }
 }
@@ -770,6 +832,64 @@ mod tests {
                 );
             });
         }
+    }
+
+    // The first value installed for a type stays: a second `put_extension` of that type gets
+    // the first one back and installs nothing.
+    #[tokio::test]
+    async fn the_first_extension_of_a_type_wins() {
+        let system = ActorSystem::new("ext");
+        let first = system.put_extension(Arc::new(String::from("first")));
+        assert_eq!(*first, "first");
+        let second = system.put_extension(Arc::new(String::from("second")));
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(*second, "first");
+        assert_eq!(
+            system.extension::<String>().as_deref().map(String::as_str),
+            Some("first")
+        );
+        system.shutdown().await;
+    }
+
+    // An extension is found by its type only: another type finds nothing until it is installed,
+    // and two types installed side by side each find their own; clones of the system share them.
+    #[tokio::test]
+    async fn extensions_are_looked_up_by_type_and_two_types_coexist() {
+        #[derive(Debug, PartialEq)]
+        struct Counter(u32);
+        let system = ActorSystem::new("ext");
+        assert!(system.extension::<Counter>().is_none());
+        system.put_extension(Arc::new(String::from("text")));
+        assert!(system.extension::<Counter>().is_none());
+        system.put_extension(Arc::new(Counter(7)));
+        let clone = system.clone();
+        assert_eq!(clone.extension::<Counter>().as_deref(), Some(&Counter(7)));
+        assert_eq!(
+            clone.extension::<String>().as_deref().map(String::as_str),
+            Some("text")
+        );
+        assert!(clone.extension::<u64>().is_none());
+        system.shutdown().await;
+    }
+
+    // An extension that holds a ref into its system does not keep the system allocated: the
+    // extensions are dropped when the shutdown ends, and none is installed after it.
+    #[tokio::test]
+    async fn extensions_are_dropped_at_shutdown_and_none_is_installed_after() {
+        struct HoldsSystem(#[allow(dead_code)] ActorSystem);
+        let system = ActorSystem::new("ext");
+        system.put_extension(Arc::new(HoldsSystem(system.clone())));
+        let weak = Arc::downgrade(&system.inner);
+        system.shutdown().await;
+        assert!(system.extension::<HoldsSystem>().is_none());
+        let late = system.put_extension(Arc::new(5u8));
+        assert_eq!(*late, 5);
+        assert!(system.extension::<u8>().is_none());
+        drop(system);
+        assert!(
+            weak.upgrade().is_none(),
+            "the extension kept its system allocated"
+        );
     }
 
     // The registry holds one incarnation per path: an older incarnation leaving (its stop
