@@ -359,6 +359,25 @@ impl<M: Send + 'static> ActorRef<M> {
         }
     }
 
+    /// Asks a local actor to stop once it has handled every message in its mailbox, instead of
+    /// after the current one as a stop does. It goes on handling messages, and when it finds its
+    /// mailbox empty it stops by the usual sequence (children, `post_stop`, watchers, parent).
+    /// Only messages told after it stopped become dead letters. A stop or a failure meanwhile
+    /// goes its own way; a restart keeps the request. Timers do not keep the actor alive.
+    ///
+    /// Returns `false`, doing nothing, if this ref is not a local actor (a remote actor, an ask's
+    /// reply slot, a narrowed view).
+    #[allow(dead_code)] // for the upper layers; the core itself never calls it
+    pub(crate) fn stop_when_drained(&self) -> bool {
+        match &self.inner {
+            RefInner::Local(s) => {
+                s.send_sys(SysMsg::StopWhenDrained);
+                true
+            }
+            RefInner::Target(_) => false,
+        }
+    }
+
     pub(crate) fn watch_by(&self, watcher: Arc<dyn Watcher>) {
         match &self.inner {
             RefInner::Local(s) => s.send_sys(SysMsg::Watch(watcher)),

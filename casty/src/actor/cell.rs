@@ -17,6 +17,10 @@
 //! Stopping (L7) runs in a fixed order: stop the children and wait for them (deepest first, since
 //! each child does the same), run `post_stop`, close the mailbox and turn what is left into dead
 //! letters, leave the registry, then tell the watchers and the parent, then publish `ActorStopped`.
+//!
+//! A request to stop once drained (`SysMsg::StopWhenDrained`) only sets a flag: the loop checks it
+//! where it finds the mailbox empty, before parking, so handling a message costs nothing more, and
+//! the actor stops there by the same sequence, having handled every message queued before.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -68,6 +72,9 @@ fn requeue() -> impl std::future::Future<Output = ()> {
 /// Control messages, handled before user messages.
 pub(crate) enum SysMsg {
     Stop,
+    /// Stop once every user message in the mailbox is handled: the actor goes on handling them,
+    /// and stops as `Stop` does when it finds its mailbox empty.
+    StopWhenDrained,
     Watch(Arc<dyn Watcher>),
     Unwatch(u64),
     /// A watched actor has terminated.
@@ -434,6 +441,9 @@ struct Status {
     /// Set by the first request to stop, with that request's failure and escalation.
     stopping: bool,
     escalate: bool,
+    /// Asked to stop once its mailbox is empty (`SysMsg::StopWhenDrained`); kept across a
+    /// restart.
+    stop_when_drained: bool,
     /// The handler just installed has start work that has not run yet.
     pending_start: bool,
     failure: Option<Failure>,
@@ -720,6 +730,12 @@ impl<M: Message> Cell<M> {
                     // Each pop let go of the consumer: a drain that found it taken meanwhile left
                     // its messages to this.
                     shared.drain_if_closed();
+                }
+                // The mailbox was found empty just now: an actor asked to stop once drained stops
+                // here instead of waiting for more. A message told after this is a dead letter.
+                if self.status.stop_when_drained {
+                    self.request_stop(None, false);
+                    return;
                 }
                 shared.mailbox.park_until(|| shared.has_work()).await;
             }
@@ -1132,6 +1148,10 @@ impl<M: Message> Cell<M> {
         match msg {
             SysMsg::Stop => {
                 self.request_stop(None, false);
+                None
+            }
+            SysMsg::StopWhenDrained => {
+                self.status.stop_when_drained = true;
                 None
             }
             SysMsg::Watch(w) => {
@@ -1581,5 +1601,317 @@ mod tests {
         system.shutdown().await;
         let seen = all_sent(tx, rx).await;
         assert_eq!(seen, vec!["initial"]);
+    }
+
+    /// What the stop-once-drained tests observe, in the order it happened.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Handled(u64),
+        PostStop,
+        Terminated(ActorPath),
+        /// A parent saw its child terminate, with this many children left.
+        ParentSaw(ActorPath, usize),
+    }
+
+    /// Holds an actor inside a message until the test lets it go, so that the test can queue
+    /// messages and requests behind that message.
+    struct Gate {
+        entered: std::sync::Barrier,
+        leave: std::sync::Barrier,
+    }
+
+    impl Gate {
+        fn new() -> Arc<Self> {
+            Arc::new(Gate {
+                entered: std::sync::Barrier::new(2),
+                leave: std::sync::Barrier::new(2),
+            })
+        }
+
+        /// In the actor: says it is inside the message, then waits to be let go.
+        fn pass(&self) {
+            self.entered.wait();
+            self.leave.wait();
+        }
+
+        /// In the test: returns once the actor is inside the message.
+        fn until_entered(&self) {
+            self.entered.wait();
+        }
+
+        /// In the test: lets the actor go on.
+        fn open(&self) {
+            self.leave.wait();
+        }
+    }
+
+    /// An actor that records each message it handles and its `post_stop`. On message 0 it first
+    /// passes `gate` (when given).
+    fn recording(tx: mpsc::UnboundedSender<Seen>, gate: Option<Arc<Gate>>) -> Behavior<u64> {
+        let t = tx.clone();
+        Behaviors::with_lifecycle(Behaviors::receive(move |_ctx, n: u64| {
+            if let (0, Some(g)) = (n, &gate) {
+                g.pass();
+            }
+            let _ = t.send(Seen::Handled(n));
+            Behaviors::same()
+        }))
+        .post_stop(move |_| {
+            let _ = tx.send(Seen::PostStop);
+        })
+        .into()
+    }
+
+    /// Spawns an actor that watches `target` and reports its `Terminated`.
+    fn watch_for_termination(
+        system: &ActorSystem,
+        target: &ActorRef<u64>,
+        tx: mpsc::UnboundedSender<Seen>,
+    ) {
+        let target = target.clone();
+        let name = format!("watcher-{}", target.path().uid());
+        system
+            .spawn(
+                Behaviors::setup(move |ctx| {
+                    ctx.watch(&target);
+                    let tx = tx.clone();
+                    Behaviors::receive(move |_ctx, t: crate::Terminated| {
+                        let _ = tx.send(Seen::Terminated(t.path));
+                        Behaviors::same()
+                    })
+                }),
+                &name,
+            )
+            .unwrap();
+    }
+
+    /// What `rx` receives up to and including the first `Terminated` or `ParentSaw`.
+    async fn seen_until_terminated(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Vec<Seen> {
+        let mut seen = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(s) = rx.recv().await {
+                let last = matches!(s, Seen::Terminated(_) | Seen::ParentSaw(..));
+                seen.push(s);
+                if last {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no termination; saw {} events", seen.len()));
+        seen
+    }
+
+    /// Every dead letter published from now on.
+    fn dead_letters(system: &ActorSystem) -> mpsc::UnboundedReceiver<crate::DeadLetter> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        system
+            .event_stream()
+            .subscribe(move |d: &crate::DeadLetter| {
+                let _ = tx.send(d.clone());
+            })
+            .detach();
+        rx
+    }
+
+    async fn next_dead_letter(
+        rx: &mut mpsc::UnboundedReceiver<crate::DeadLetter>,
+    ) -> crate::DeadLetter {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a dead letter")
+            .expect("the subscription is open")
+    }
+
+    // Asked to stop once drained while 999 messages wait behind the one it is handling, the actor
+    // handles all 1000 in order, then runs `post_stop`, then its watcher sees it terminated; none
+    // of them is a dead letter. The first dead letter is the message told after it stopped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_actor_stopped_once_drained_handles_every_queued_message_in_order_then_stops() {
+        let system = ActorSystem::new("drain");
+        let mut dead = dead_letters(&system);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let gate = Gate::new();
+        let a = system
+            .spawn(recording(tx.clone(), Some(gate.clone())), "drained")
+            .unwrap();
+        watch_for_termination(&system, &a, tx);
+        for n in 0..1000u64 {
+            a.tell(n);
+        }
+        gate.until_entered();
+        assert!(a.stop_when_drained());
+        gate.open();
+        let seen = seen_until_terminated(&mut rx).await;
+        let mut expected: Vec<Seen> = (0..1000).map(Seen::Handled).collect();
+        expected.push(Seen::PostStop);
+        expected.push(Seen::Terminated(a.path().clone()));
+        assert_eq!(seen, expected);
+        a.tell(1000u64);
+        let d = next_dead_letter(&mut dead).await;
+        assert_eq!(
+            (&d.recipient, d.message.as_str(), &d.reason),
+            (a.path(), "1000", &DeadLetterReason::RecipientGone)
+        );
+        system.shutdown().await;
+    }
+
+    // An actor with nothing to do when the request comes stops at once, and a message told to it
+    // afterwards is a dead letter.
+    #[tokio::test]
+    async fn an_idle_actor_stops_at_once_and_a_message_told_after_is_a_dead_letter() {
+        let system = ActorSystem::new("drain");
+        let mut dead = dead_letters(&system);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let a = system.spawn(recording(tx.clone(), None), "idle").unwrap();
+        watch_for_termination(&system, &a, tx);
+        a.tell(7u64);
+        assert_eq!(rx.recv().await, Some(Seen::Handled(7)));
+        assert!(a.stop_when_drained());
+        let seen = seen_until_terminated(&mut rx).await;
+        assert_eq!(
+            seen,
+            vec![Seen::PostStop, Seen::Terminated(a.path().clone())]
+        );
+        a.tell(8u64);
+        let d = next_dead_letter(&mut dead).await;
+        assert_eq!((&d.recipient, d.message.as_str()), (a.path(), "8"));
+        system.shutdown().await;
+    }
+
+    // A periodic timer does not keep an actor asked to stop once drained alive: a tick is a
+    // control message, not a queued user message, so the actor stops at its next empty mailbox.
+    #[tokio::test]
+    async fn a_periodic_timer_does_not_keep_a_drained_actor_alive() {
+        let system = ActorSystem::new("drain");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let t = tx.clone();
+        let a = system
+            .spawn(
+                Behaviors::setup(move |ctx| {
+                    ctx.start_timer_at_fixed_rate("tick", 1u64, Duration::from_millis(1));
+                    let t = t.clone();
+                    Behaviors::receive(move |_ctx, n: u64| {
+                        let _ = t.send(Seen::Handled(n));
+                        Behaviors::same()
+                    })
+                }),
+                "ticking",
+            )
+            .unwrap();
+        watch_for_termination(&system, &a, tx);
+        assert_eq!(rx.recv().await, Some(Seen::Handled(1)));
+        assert!(a.stop_when_drained());
+        let seen = seen_until_terminated(&mut rx).await;
+        assert_eq!(seen.last(), Some(&Seen::Terminated(a.path().clone())));
+        assert!(seen[..seen.len() - 1]
+            .iter()
+            .all(|s| *s == Seen::Handled(1)));
+        system.shutdown().await;
+    }
+
+    // A child stopped once drained terminates as a child stopped any other way: its parent, which
+    // watches it, is told, and no longer counts it among its children.
+    #[tokio::test]
+    async fn a_parent_sees_its_child_terminate_once_the_child_is_drained() {
+        let system = ActorSystem::new("drain");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (child_tx, mut child_rx) = mpsc::unbounded_channel();
+        let t = tx.clone();
+        system
+            .spawn(
+                Behaviors::setup(move |ctx| {
+                    let child = ctx.spawn(recording(t.clone(), None), "child").unwrap();
+                    ctx.watch(&child);
+                    let _ = child_tx.send(child);
+                    let t = t.clone();
+                    Behaviors::receive(move |ctx, gone: crate::Terminated| {
+                        let _ = t.send(Seen::ParentSaw(gone.path, ctx.children().len()));
+                        Behaviors::same()
+                    })
+                }),
+                "parent",
+            )
+            .unwrap();
+        let child = child_rx.recv().await.expect("the child's ref");
+        for n in 0..10u64 {
+            child.tell(n);
+        }
+        assert!(child.stop_when_drained());
+        let seen = seen_until_terminated(&mut rx).await;
+        let mut expected: Vec<Seen> = (0..10).map(Seen::Handled).collect();
+        expected.push(Seen::PostStop);
+        expected.push(Seen::ParentSaw(child.path().clone(), 0));
+        assert_eq!(seen, expected);
+        system.shutdown().await;
+    }
+
+    // A stop that comes after the request to stop once drained wins: the actor stops after the
+    // message it is handling, and the messages behind it become dead letters.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_plain_stop_after_a_drained_stop_request_wins() {
+        let system = ActorSystem::new("drain");
+        let mut dead = dead_letters(&system);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let gate = Gate::new();
+        let a = system
+            .spawn(recording(tx.clone(), Some(gate.clone())), "stopped")
+            .unwrap();
+        watch_for_termination(&system, &a, tx);
+        for n in 0..5u64 {
+            a.tell(n);
+        }
+        gate.until_entered();
+        assert!(a.stop_when_drained());
+        system.stop(&a);
+        gate.open();
+        let seen = seen_until_terminated(&mut rx).await;
+        let expected = vec![
+            Seen::Handled(0),
+            Seen::PostStop,
+            Seen::Terminated(a.path().clone()),
+        ];
+        assert_eq!(seen, expected);
+        for n in 1..5 {
+            let d = next_dead_letter(&mut dead).await;
+            assert_eq!(d.message, n.to_string());
+        }
+        system.shutdown().await;
+    }
+
+    // A failure handled by a restart keeps the request: the restarted actor goes on with the
+    // messages behind the one that failed, and stops once they are handled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_keeps_the_request_to_stop_once_drained() {
+        let system = ActorSystem::new("drain");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let gate = Gate::new();
+        let (t, g) = (tx.clone(), gate.clone());
+        let behavior = Behaviors::supervise(
+            Behaviors::receive(move |_ctx, n: u64| {
+                match n {
+                    0 => g.pass(),
+                    5 => panic!("fails on 5"),
+                    _ => {}
+                }
+                let _ = t.send(Seen::Handled(n));
+                Behaviors::same()
+            }),
+            crate::SupervisorStrategy::new(10, Duration::from_secs(60))
+                .decider(|_f| Directive::Restart),
+        );
+        let a = system.spawn(behavior, "restarted").unwrap();
+        watch_for_termination(&system, &a, tx);
+        for n in 0..10u64 {
+            a.tell(n);
+        }
+        gate.until_entered();
+        assert!(a.stop_when_drained());
+        gate.open();
+        let seen = seen_until_terminated(&mut rx).await;
+        let mut expected: Vec<Seen> = (0..10).filter(|n| *n != 5).map(Seen::Handled).collect();
+        expected.push(Seen::Terminated(a.path().clone()));
+        assert_eq!(seen, expected);
+        system.shutdown().await;
     }
 }
