@@ -41,6 +41,8 @@ pub mod config;
 mod persistence;
 #[cfg(feature = "remote")]
 pub mod remote;
+#[cfg(feature = "cluster")]
+pub mod sharding;
 #[cfg(feature = "testing")]
 pub mod testing;
 

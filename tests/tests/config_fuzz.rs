@@ -12,7 +12,7 @@ use proptest::prelude::*;
 /// leaves out.
 fn fuzz_base() -> String {
     format!(
-        "{FULL_CONFIG_FILE}\n[actors.\"fuzz-\\\\d+\"]\nsupervision = {{ strategy = \"restart\", max_restarts = 5, within_seconds = 10.0 }}\nreplication = {{ replicas = 3, min_acks = 1, ack_timeout = 2.5 }}\nsharding = {{ num_shards = 16 }}\n"
+        "{FULL_CONFIG_FILE}\n[actors.\"fuzz-\\\\d+\"]\nsupervision = {{ strategy = \"restart\", max_restarts = 5, within_seconds = 10.0 }}\nreplication = {{ replicas = 3, min_acks = 1, ack_timeout = 2.5 }}\nsharding = {{ num_shards = 16, role = \"fuzz\", passivate_idle = 30.0, buffer_size = 100, rebalance_interval = 10.0, rebalance_threshold = 2, max_simultaneous_rebalance = 3, handoff_timeout = 60.0, retry_interval = 2.0, down_removal_margin = 20.0 }}\n"
     )
 }
 
@@ -71,6 +71,15 @@ const ENV_VARS: &[&str] = &[
     "CASTY__DEFAULTS__SUPERVISION__MAX_RESTARTS",
     "CASTY__DEFAULTS__SUPERVISION__WITHIN_SECONDS",
     "CASTY__DEFAULTS__SHARDING__NUM_SHARDS",
+    "CASTY__DEFAULTS__SHARDING__ROLE",
+    "CASTY__DEFAULTS__SHARDING__PASSIVATE_IDLE",
+    "CASTY__DEFAULTS__SHARDING__BUFFER_SIZE",
+    "CASTY__DEFAULTS__SHARDING__REBALANCE_INTERVAL",
+    "CASTY__DEFAULTS__SHARDING__REBALANCE_THRESHOLD",
+    "CASTY__DEFAULTS__SHARDING__MAX_SIMULTANEOUS_REBALANCE",
+    "CASTY__DEFAULTS__SHARDING__HANDOFF_TIMEOUT",
+    "CASTY__DEFAULTS__SHARDING__RETRY_INTERVAL",
+    "CASTY__DEFAULTS__SHARDING__DOWN_REMOVAL_MARGIN",
     "CASTY__DEFAULTS__REPLICATION__REPLICAS",
     "CASTY__DEFAULTS__REPLICATION__MIN_ACKS",
     "CASTY__DEFAULTS__REPLICATION__ACK_TIMEOUT",
@@ -265,6 +274,17 @@ fn check_loaded(cfg: &casty::config::CastyConfig) {
         assert_eq!(s.mailbox.to_mailbox().capacity(), s.mailbox.capacity);
         assert!(s.replication.ack_timeout <= MAX_DURATION);
         assert!(s.replication.min_acks <= s.replication.replicas);
+        let sh = &s.sharding;
+        assert!(sh.num_shards >= 1);
+        assert!((1..=Mailbox::MAX_CAPACITY).contains(&sh.buffer_size));
+        assert!(sh.rebalance_threshold >= 1);
+        for d in [sh.rebalance_interval, sh.handoff_timeout, sh.retry_interval] {
+            assert!(!d.is_zero() && d <= MAX_DURATION, "{d:?}");
+        }
+        if let Some(d) = sh.passivate_idle {
+            assert!(!d.is_zero() && d <= MAX_DURATION, "{d:?}");
+        }
+        assert!(sh.down_removal_margin <= MAX_DURATION);
         if let Some(sup) = s.supervision {
             assert!(sup.within <= MAX_DURATION);
             let _ = sup.to_strategy();
@@ -314,14 +334,17 @@ fn the_fuzzed_base_file_is_valid_and_its_numbers_are_found() {
     // the numbers in a comment and in the host, which makes no difference).
     let base = fuzz_base();
     let cfg = parse_str(&base, None).unwrap();
-    assert_eq!(cfg.resolve("fuzz-3").sharding.num_shards, 16);
+    let sharding = cfg.resolve("fuzz-3").sharding;
+    assert_eq!(sharding.num_shards, 16);
+    assert_eq!(sharding.down_removal_margin.as_secs(), 20);
     let nums: Vec<&str> = numbers(&base).into_iter().map(|r| &base[r]).collect();
     assert_eq!(
         nums,
         [
             "0.6", "1000", "3", "60.0", "256", "2", "1", "5.0", "0.0.0.0", "25520", "25520",
             "25520", "1.0", "0.5", "2.0", "8.0", "200", "100.0", "0.0", "1000.0", "512", "3", "2",
-            "5000", "100", "5", "10.0", "3", "1", "2.5", "16"
+            "5000", "100", "5", "10.0", "3", "1", "2.5", "16", "30.0", "100", "10.0", "2", "3",
+            "60.0", "2.0", "20.0"
         ]
     );
 }

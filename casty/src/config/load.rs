@@ -44,6 +44,15 @@ const ENV_KEYS: &[&str] = &[
     "defaults.supervision.max_restarts",
     "defaults.supervision.within_seconds",
     "defaults.sharding.num_shards",
+    "defaults.sharding.role",
+    "defaults.sharding.passivate_idle",
+    "defaults.sharding.buffer_size",
+    "defaults.sharding.rebalance_interval",
+    "defaults.sharding.rebalance_threshold",
+    "defaults.sharding.max_simultaneous_rebalance",
+    "defaults.sharding.handoff_timeout",
+    "defaults.sharding.retry_interval",
+    "defaults.sharding.down_removal_margin",
     "defaults.replication.replicas",
     "defaults.replication.min_acks",
     "defaults.replication.ack_timeout",
@@ -60,6 +69,23 @@ const ENV_KEYS: &[&str] = &[
     "cluster.failure_detector.acceptable_heartbeat_pause_ms",
     "cluster.failure_detector.first_heartbeat_estimate_ms",
 ];
+
+/// The keys of `[defaults.sharding]` and of an override's `sharding = { ... }`.
+const SHARDING_KEYS: &[&str] = &[
+    "num_shards",
+    "role",
+    "passivate_idle",
+    "buffer_size",
+    "rebalance_interval",
+    "rebalance_threshold",
+    "max_simultaneous_rebalance",
+    "handoff_timeout",
+    "retry_interval",
+    "down_removal_margin",
+];
+
+/// How `passivate_idle` says "never".
+const PASSIVATE_OFF: &str = "off";
 
 /// Loads the configuration: from `path` if given, else from the first `casty.toml` found walking
 /// up from the current directory, else the built-in defaults. `CASTY__*` environment variables
@@ -476,6 +502,23 @@ impl<'a> Reader<'a> {
         self.duration(leaf, "seconds", 1.0)
     }
 
+    /// Seconds, more than 0: the pace of something that repeats or waits.
+    fn positive_seconds(&self, leaf: &Leaf<'_>) -> Result<Duration> {
+        let d = self.seconds(leaf)?;
+        if d.is_zero() {
+            return Err(self.err(
+                &leaf.at,
+                K::OutOfRange,
+                format!(
+                    "must be more than 0 seconds, found {}",
+                    number(self.float(leaf)?)
+                ),
+                None,
+            ));
+        }
+        Ok(d)
+    }
+
     fn millis(&self, leaf: &Leaf<'_>) -> Result<Duration> {
         self.duration(leaf, "ms", 1000.0)
     }
@@ -612,10 +655,84 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn num_shards(&self, t: Option<&'a DeTable<'a>>, path: &str) -> Result<Option<u32>> {
-        self.leaf(t, path, "num_shards")
-            .map(|l| self.ranged(&l, 1, i128::from(u32::MAX)))
-            .transpose()
+    fn sharding(&self, t: Option<&'a DeTable<'a>>, path: &str) -> Result<ShardingOverride> {
+        let mut o = ShardingOverride::default();
+        if let Some(l) = self.leaf(t, path, "num_shards") {
+            o.num_shards = Some(self.ranged(&l, 1, i128::from(u32::MAX))?);
+        }
+        if let Some(l) = self.leaf(t, path, "role") {
+            o.role = Some(self.string(&l)?);
+        }
+        if let Some(l) = self.leaf(t, path, "passivate_idle") {
+            o.passivate_idle = Some(self.passivate_idle(&l)?);
+        }
+        if let Some(l) = self.leaf(t, path, "buffer_size") {
+            let max = Mailbox::MAX_CAPACITY as i128;
+            o.buffer_size = Some(self.ranged(&l, 1, max)?);
+        }
+        if let Some(l) = self.leaf(t, path, "rebalance_interval") {
+            o.rebalance_interval = Some(self.positive_seconds(&l)?);
+        }
+        if let Some(l) = self.leaf(t, path, "rebalance_threshold") {
+            o.rebalance_threshold = Some(self.ranged(&l, 1, i128::from(u32::MAX))?);
+        }
+        if let Some(l) = self.leaf(t, path, "max_simultaneous_rebalance") {
+            o.max_simultaneous_rebalance = Some(self.ranged(&l, 0, i128::from(u32::MAX))?);
+        }
+        if let Some(l) = self.leaf(t, path, "handoff_timeout") {
+            o.handoff_timeout = Some(self.positive_seconds(&l)?);
+        }
+        if let Some(l) = self.leaf(t, path, "retry_interval") {
+            o.retry_interval = Some(self.positive_seconds(&l)?);
+        }
+        if let Some(l) = self.leaf(t, path, "down_removal_margin") {
+            o.down_removal_margin = Some(self.seconds(&l)?);
+        }
+        Ok(o)
+    }
+
+    /// `passivate_idle`: seconds, more than 0, or `"off"` (`None`: never).
+    fn passivate_idle(&self, leaf: &Leaf<'_>) -> Result<Option<Duration>> {
+        let off_help = || {
+            Some(format!(
+                "write `\"{PASSIVATE_OFF}\"` to never passivate idle entities"
+            ))
+        };
+        if let DeValue::String(s) = &leaf.value {
+            if s.as_ref() == PASSIVATE_OFF {
+                return Ok(None);
+            }
+            return Err(self.err(
+                &leaf.at,
+                K::WrongType,
+                format!("expected a number of seconds or `\"{PASSIVATE_OFF}\"`, found `\"{s}\"`"),
+                off_help(),
+            ));
+        }
+        let d = self.seconds(leaf).map_err(|e| match e.kind {
+            K::WrongType => self.err(
+                &leaf.at,
+                K::WrongType,
+                format!(
+                    "expected a number of seconds or `\"{PASSIVATE_OFF}\"`, found {}",
+                    leaf.value.type_str()
+                ),
+                None,
+            ),
+            _ => e,
+        })?;
+        if d.is_zero() {
+            return Err(self.err(
+                &leaf.at,
+                K::OutOfRange,
+                format!(
+                    "must be more than 0 seconds, found {}",
+                    number(self.float(leaf)?)
+                ),
+                off_help(),
+            ));
+        }
+        Ok(Some(d))
     }
 
     fn replication(&self, t: Option<&'a DeTable<'a>>, path: &str) -> Result<ReplicationOverride> {
@@ -689,10 +806,10 @@ impl<'a> Reader<'a> {
                 within: s.within.unwrap_or(base.within),
             });
         }
-        let sh = self.table(d, "defaults", "sharding", &["num_shards"])?;
-        if let Some(n) = self.num_shards(sh, "defaults.sharding")? {
-            out.sharding.num_shards = n;
-        }
+        let sh = self.table(d, "defaults", "sharding", SHARDING_KEYS)?;
+        out.sharding = self
+            .sharding(sh, "defaults.sharding")?
+            .over(&ShardingConfig::default());
         let rp = self.table(
             d,
             "defaults",
@@ -845,8 +962,8 @@ impl<'a> Reader<'a> {
                 Some(_) => Some(file.supervision(sv, &format!("{path}.supervision"))?),
                 None => None,
             };
-            let sh = self.table(t, &path, "sharding", &["num_shards"])?;
-            let num_shards = file.num_shards(sh, &format!("{path}.sharding"))?;
+            let sh = self.table(t, &path, "sharding", SHARDING_KEYS)?;
+            let sharding = file.sharding(sh, &format!("{path}.sharding"))?;
             let rp = self.table(
                 t,
                 &path,
@@ -866,7 +983,7 @@ impl<'a> Reader<'a> {
                 regex,
                 mailbox,
                 supervision,
-                num_shards,
+                sharding,
                 replication,
             });
         }

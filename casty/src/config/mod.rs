@@ -25,6 +25,6 @@ pub use load::{
 pub use model::{
     ActorOverride, ActorSettings, CastyConfig, ClusterConfig, Defaults, FailureDetectorConfig,
     GossipConfig, HeartbeatConfig, MailboxConfig, MailboxOverride, ReplicationConfig,
-    ReplicationOverride, SeedNode, ShardingConfig, SupervisionConfig, SupervisionOverride,
-    SystemConfig,
+    ReplicationOverride, SeedNode, ShardingConfig, ShardingOverride, SupervisionConfig,
+    SupervisionOverride, SystemConfig,
 };

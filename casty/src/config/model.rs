@@ -176,18 +176,72 @@ impl SupervisionConfig {
     }
 }
 
-/// `[defaults.sharding]`.
+/// `[defaults.sharding]`: the settings of a sharded entity type, read by cluster sharding
+/// (`casty::sharding::ShardingSettings::from_config`, feature `cluster`).
 ///
-/// Parsed and checked, but nothing in casty reads it: casty has no cluster sharding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Durations are in seconds, as everywhere in the file. `passivate_idle = "off"` means entities
+/// are never passivated for being idle.
+///
+/// # Examples
+///
+/// ```
+/// use casty::config::parse_str;
+/// use std::time::Duration;
+/// let cfg = parse_str(
+///     "[defaults.sharding]\nnum_shards = 64\nrole = \"worker\"\npassivate_idle = \"off\"\n",
+///     None,
+/// )
+/// .unwrap();
+/// let s = &cfg.defaults.sharding;
+/// assert_eq!((s.num_shards, s.role.as_deref(), s.passivate_idle), (64, Some("worker"), None));
+/// assert_eq!(s.rebalance_interval, Duration::from_secs(10)); // a default
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardingConfig {
-    /// Number of shards (default 256).
+    /// Number of shards (default 256; at least 1). Every node must use the same number for a
+    /// type: it decides which shard an entity belongs to.
     pub num_shards: u32,
+    /// Only nodes with this role host the type's entities; the others only route to them
+    /// (default none: every node hosts).
+    pub role: Option<String>,
+    /// How long an entity may go without a message before it is passivated (default 120 s;
+    /// `"off"` in the file, `None` here: never).
+    pub passivate_idle: Option<Duration>,
+    /// Messages buffered per shard while its home is unknown or it is handing off (default
+    /// 1000; from 1 to 1,000,000,000).
+    pub buffer_size: usize,
+    /// Between rebalance rounds of the coordinator (default 10 s; greater than 0).
+    pub rebalance_interval: Duration,
+    /// How many more shards the most loaded region may hold than the least loaded before a
+    /// rebalance starts (default 1; at least 1).
+    pub rebalance_threshold: u32,
+    /// How many shards may be moving at once (default 3; 0 turns rebalancing off).
+    pub max_simultaneous_rebalance: u32,
+    /// How long a handoff may take before the coordinator gives up on it (default 60 s; greater
+    /// than 0).
+    pub handoff_timeout: Duration,
+    /// How often a region asks the coordinator again when it got no answer (default 2 s;
+    /// greater than 0).
+    pub retry_interval: Duration,
+    /// How long after a node is removed its shards may start elsewhere (default 20 s, the
+    /// split-brain resolver's default `stable_after`).
+    pub down_removal_margin: Duration,
 }
 
 impl Default for ShardingConfig {
     fn default() -> Self {
-        ShardingConfig { num_shards: 256 }
+        ShardingConfig {
+            num_shards: 256,
+            role: None,
+            passivate_idle: Some(Duration::from_secs(120)),
+            buffer_size: 1000,
+            rebalance_interval: Duration::from_secs(10),
+            rebalance_threshold: 1,
+            max_simultaneous_rebalance: 3,
+            handoff_timeout: Duration::from_secs(60),
+            retry_interval: Duration::from_secs(2),
+            down_removal_margin: Duration::from_secs(20),
+        }
     }
 }
 
@@ -432,8 +486,8 @@ pub struct ActorOverride {
     pub mailbox: MailboxOverride,
     /// `supervision = { strategy, max_restarts, within_seconds }`.
     pub supervision: Option<SupervisionOverride>,
-    /// `sharding = { num_shards }`.
-    pub num_shards: Option<u32>,
+    /// `sharding = { num_shards, role, passivate_idle, ... }`: the keys of `[defaults.sharding]`.
+    pub sharding: ShardingOverride,
     /// `replication = { replicas, min_acks, ack_timeout }`.
     pub replication: ReplicationOverride,
 }
@@ -465,6 +519,51 @@ pub struct SupervisionOverride {
     pub within: Option<Duration>,
 }
 
+/// Sharding fields set by an override; each one left out falls back to `[defaults.sharding]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardingOverride {
+    /// `num_shards`.
+    pub num_shards: Option<u32>,
+    /// `role`.
+    pub role: Option<String>,
+    /// `passivate_idle`: `Some(None)` for `"off"`.
+    pub passivate_idle: Option<Option<Duration>>,
+    /// `buffer_size`.
+    pub buffer_size: Option<usize>,
+    /// `rebalance_interval`.
+    pub rebalance_interval: Option<Duration>,
+    /// `rebalance_threshold`.
+    pub rebalance_threshold: Option<u32>,
+    /// `max_simultaneous_rebalance`.
+    pub max_simultaneous_rebalance: Option<u32>,
+    /// `handoff_timeout`.
+    pub handoff_timeout: Option<Duration>,
+    /// `retry_interval`.
+    pub retry_interval: Option<Duration>,
+    /// `down_removal_margin`.
+    pub down_removal_margin: Option<Duration>,
+}
+
+impl ShardingOverride {
+    /// `base` with the fields this override sets replaced.
+    pub(crate) fn over(&self, base: &ShardingConfig) -> ShardingConfig {
+        ShardingConfig {
+            num_shards: self.num_shards.unwrap_or(base.num_shards),
+            role: self.role.clone().or_else(|| base.role.clone()),
+            passivate_idle: self.passivate_idle.unwrap_or(base.passivate_idle),
+            buffer_size: self.buffer_size.unwrap_or(base.buffer_size),
+            rebalance_interval: self.rebalance_interval.unwrap_or(base.rebalance_interval),
+            rebalance_threshold: self.rebalance_threshold.unwrap_or(base.rebalance_threshold),
+            max_simultaneous_rebalance: self
+                .max_simultaneous_rebalance
+                .unwrap_or(base.max_simultaneous_rebalance),
+            handoff_timeout: self.handoff_timeout.unwrap_or(base.handoff_timeout),
+            retry_interval: self.retry_interval.unwrap_or(base.retry_interval),
+            down_removal_margin: self.down_removal_margin.unwrap_or(base.down_removal_margin),
+        }
+    }
+}
+
 /// Replication fields set by an override.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ReplicationOverride {
@@ -483,7 +582,8 @@ pub struct ActorSettings {
     pub mailbox: MailboxConfig,
     /// Its supervision, if the file configures any (otherwise the runtime default: stop).
     pub supervision: Option<SupervisionConfig>,
-    /// Its sharding (read by nothing in casty; see [`ShardingConfig`]).
+    /// Its sharding, when it names a sharded entity type (read by cluster sharding; see
+    /// [`ShardingConfig`]).
     pub sharding: ShardingConfig,
     /// Its replication (read by nothing in casty; see [`ReplicationConfig`]).
     pub replication: ReplicationConfig,
@@ -531,7 +631,7 @@ impl CastyConfig {
             return ActorSettings {
                 mailbox: d.mailbox,
                 supervision: d.supervision,
-                sharding: d.sharding,
+                sharding: d.sharding.clone(),
                 replication: d.replication,
                 matched: None,
             };
@@ -553,9 +653,7 @@ impl CastyConfig {
                 overflow: o.mailbox.overflow.unwrap_or(d.mailbox.overflow),
             },
             supervision,
-            sharding: ShardingConfig {
-                num_shards: o.num_shards.unwrap_or(d.sharding.num_shards),
-            },
+            sharding: o.sharding.over(&d.sharding),
             replication: ReplicationConfig {
                 replicas: o.replication.replicas.unwrap_or(d.replication.replicas),
                 min_acks: o.replication.min_acks.unwrap_or(d.replication.min_acks),
