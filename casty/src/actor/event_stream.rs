@@ -134,6 +134,9 @@ pub enum DeadLetterReason {
     /// the node refused the handshake, the node (or the incarnation the ref pointed to) is gone,
     /// the link dropped it, or the bytes could not be read on arrival.
     Remote(String),
+    /// A layer above the core dropped it; the text says why (a shard's buffer was full, a
+    /// shard region stopped).
+    Dropped(String),
 }
 
 impl fmt::Display for DeadLetterReason {
@@ -142,6 +145,7 @@ impl fmt::Display for DeadLetterReason {
             DeadLetterReason::RecipientGone => f.write_str("the recipient is gone"),
             DeadLetterReason::MailboxFull => f.write_str("the mailbox is full"),
             DeadLetterReason::Remote(why) => write!(f, "remoting: {why}"),
+            DeadLetterReason::Dropped(why) => write!(f, "dropped: {why}"),
         }
     }
 }

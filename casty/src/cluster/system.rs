@@ -321,14 +321,18 @@ impl ClusteredActorSystemBuilder {
                 news.tell(DriverMsg::QuarantinedUs(address.clone()));
             }
         }));
+        let cluster = Cluster {
+            me,
+            driver,
+            view: view_rx,
+            stopped: stopped_rx,
+            before_leave: Arc::default(),
+        };
+        // Layers above membership (sharding) find the cluster from the actor system.
+        system.put_extension(Arc::new(cluster.clone()));
         let node = ClusteredActorSystem {
             system,
-            cluster: Cluster {
-                me,
-                driver,
-                view: view_rx,
-                stopped: stopped_rx,
-            },
+            cluster,
             leave_timeout: self.leave_timeout,
         };
         if let Some((n, timeout)) = self.quorum {
@@ -394,10 +398,20 @@ impl ClusteredActorSystem {
         &self.system
     }
 
-    /// Leaves the cluster gracefully (Leaving, Exiting, then removed by the others), waiting at
-    /// most the leave timeout, then shuts the actor system down.
+    /// Leaves the cluster gracefully, then shuts the actor system down: first the layers above
+    /// membership finish their part (sharding hands every shard this node hosts to another
+    /// node), then the node leaves (Leaving, Exiting, then removed by the others); each step
+    /// waits at most the leave timeout.
     pub async fn shutdown(&self) {
         if self.cluster.self_member().is_some() && self.cluster.stopped().is_none() {
+            let hooks: Vec<LeaveHook> = self
+                .cluster
+                .before_leave
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let all = futures_join(hooks.iter().map(|h| h()).collect());
+            let _ = tokio::time::timeout(self.leave_timeout, all).await;
             self.cluster.leave(self.address().clone());
             let mut stopped = self.cluster.stopped.clone();
             let _ =
@@ -415,13 +429,37 @@ impl std::ops::Deref for ClusteredActorSystem {
     }
 }
 
+/// Work a layer above membership does before its node leaves (see
+/// [`ClusteredActorSystem::shutdown`]).
+pub(crate) type LeaveHook =
+    Arc<dyn Fn() -> crate::actor::behavior::BoxFuture<'static, ()> + Send + Sync>;
+
+/// Awaits every future, all at once.
+async fn futures_join(futures: Vec<crate::actor::behavior::BoxFuture<'static, ()>>) {
+    let mut set = tokio::task::JoinSet::new();
+    for f in futures {
+        set.spawn(f);
+    }
+    while set.join_next().await.is_some() {}
+}
+
 /// The handle on a node's membership.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cluster {
     me: UniqueAddress,
     driver: ActorRef<DriverMsg>,
     view: watch::Receiver<Arc<Gossip>>,
     stopped: watch::Receiver<Option<StopReason>>,
+    before_leave: Arc<std::sync::Mutex<Vec<LeaveHook>>>,
+}
+
+impl fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cluster")
+            .field("me", &self.me)
+            .field("driver", &self.driver)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Cluster {
@@ -511,6 +549,19 @@ impl Cluster {
                 })
             }
         }
+    }
+
+    /// Adds work to do before this node leaves in [`ClusteredActorSystem::shutdown`].
+    pub(crate) fn before_leave(&self, hook: LeaveHook) {
+        self.before_leave
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hook);
+    }
+
+    /// A receiver of every new view this node publishes.
+    pub(crate) fn view_receiver(&self) -> watch::Receiver<Arc<Gossip>> {
+        self.view.clone()
     }
 
     /// The members this node sees, with their statuses.

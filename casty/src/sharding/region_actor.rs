@@ -1,0 +1,631 @@
+//! The region actor: drives the pure [`Region`] and [`Coordinator`] of one sharded type on one
+//! node, and runs the entities this node hosts as its children.
+//!
+//! - Messages from this node arrive as [`ShardEnvelope`]s; those of other regions, and the
+//!   protocol, arrive over remoting in the same type. A message for an entity that runs here, in
+//!   a shard that is active, goes straight to it: one map lookup, no hashing of the id; anything
+//!   else goes through the region's routing.
+//! - The membership view and a tick reach it from a small task that watches the cluster's
+//!   published view; the view is read whole, so the region and coordinator always see one
+//!   consistent set of members.
+//! - An entity is stopped (for a handoff, or passivated) only after it has handled every message
+//!   already in its mailbox; messages that arrive meanwhile wait here and go to the next
+//!   incarnation, which starts afterwards.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::coordinator::{Coordinator, CoordinatorSettings};
+use super::envelope::{entity_id_of, entity_name, Kind, LocalSignal, ShardEnvelope};
+use super::region::{Delivery, DropReason, Origin, Region, RegionCommand, RegionSettings};
+use super::settings::ShardingSettings;
+use super::wire::ShardingWire;
+use super::{shard_id, ShardId};
+use crate::actor::behavior::{Handler, HandlerResult, Outcome, Signal};
+use crate::actor::event_stream::DeadLetterReason;
+use crate::actor::failure::Failure;
+use crate::cluster::{Cluster, Member, MemberStatus, UniqueAddress};
+use crate::{ActorContext, ActorPath, ActorRef, Behavior, Behaviors, Message};
+
+/// Makes the behavior of an entity from its id.
+pub(crate) type Factory<M> = Arc<dyn Fn(&str) -> Behavior<M> + Send + Sync>;
+
+/// A message for an entity, as the region routes it.
+#[derive(Debug)]
+pub(crate) struct Routed<M> {
+    id: Arc<str>,
+    shard: ShardId,
+    msg: M,
+}
+
+struct Entity<M> {
+    actor: ActorRef<M>,
+    shard: ShardId,
+    /// The tick of its last message, for passivation when idle.
+    last: u32,
+    /// Set while it stops after asking to (or being found idle): what arrives meanwhile.
+    passivating: Option<VecDeque<M>>,
+}
+
+/// The region actor's handler.
+pub(crate) struct RegionActor<M: Message> {
+    factory: Factory<M>,
+    settings: ShardingSettings,
+    /// Whether `settings` came whole from code; otherwise they are read from the configuration
+    /// at start, with `num_shards` from code.
+    explicit: bool,
+    num_shards: Option<u32>,
+    /// Only ever reached through `&mut self` (`Mutex::get_mut` takes no lock): the mutex is
+    /// there to make the handler `Sync` while entity messages, which need only be `Send`, wait
+    /// in its buffers.
+    state: std::sync::Mutex<Option<State<M>>>,
+}
+
+struct State<M: Message> {
+    me: UniqueAddress,
+    cluster: Option<Cluster>,
+    region: Region<Routed<M>>,
+    coordinator: Coordinator,
+    entities: HashMap<Arc<str>, Entity<M>, foldhash::fast::RandomState>,
+    by_shard: HashMap<ShardId, HashSet<Arc<str>>>,
+    /// Shards stopping here, with how many of their entities have not stopped yet.
+    stopping: HashMap<ShardId, usize>,
+    peers: HashMap<UniqueAddress, ActorRef<ShardEnvelope<M>>>,
+    tick: u32,
+    leave_waiters: Vec<oneshot::Sender<()>>,
+    local: VecDeque<ShardingWire>,
+}
+
+impl<M> RegionActor<M>
+where
+    M: Message + serde::Serialize + serde::de::DeserializeOwned,
+{
+    pub(crate) fn behavior(
+        factory: Factory<M>,
+        settings: Option<ShardingSettings>,
+        num_shards: Option<u32>,
+    ) -> Behavior<ShardEnvelope<M>> {
+        let explicit = settings.is_some();
+        let settings = settings.unwrap_or_default();
+        Behaviors::setup(move |ctx: &mut ActorContext<ShardEnvelope<M>>| {
+            let mut actor = RegionActor {
+                factory: factory.clone(),
+                settings: settings.clone(),
+                explicit,
+                num_shards,
+                state: std::sync::Mutex::new(None),
+            };
+            actor.start(ctx)?;
+            Ok::<_, Failure>(Behavior::handler(actor))
+        })
+    }
+
+    /// How often the region wakes up to retry, rebalance and look for idle entities.
+    fn tick_interval(&self) -> Duration {
+        let s = &self.settings;
+        let mut t = s
+            .retry_interval
+            .min(s.rebalance_interval)
+            .min(s.handoff_timeout);
+        if let Some(idle) = s.passivate_idle {
+            t = t.min(idle / 4);
+        }
+        (t / 2).max(Duration::from_millis(5))
+    }
+
+    fn start(&mut self, ctx: &mut ActorContext<ShardEnvelope<M>>) -> Result<(), Failure> {
+        if ctx.path().parent_str() != Some("/") {
+            return Err(Failure::supervisor(format!(
+                "a sharded type must be spawned at the top level (`system.spawn`), so that every \
+                 node finds it by name; {} is not",
+                ctx.path()
+            )));
+        }
+        let system = ctx.system().clone();
+        if !self.explicit {
+            if let Some(cfg) = system.extension::<crate::config::CastyConfig>() {
+                self.settings =
+                    ShardingSettings::from_config(&cfg.resolve(ctx.path().name()).sharding);
+            }
+        }
+        if let Some(n) = self.num_shards {
+            self.settings = self.settings.clone().num_shards(n);
+        }
+        let cluster = system.extension::<Cluster>().map(|c| (*c).clone());
+        let me = match &cluster {
+            Some(c) => c.self_node().clone(),
+            None => UniqueAddress::new(
+                crate::remote::NodeAddress::new(system.name(), "local", 0),
+                ctx.path().uid(),
+            ),
+        };
+        let s = &self.settings;
+        let region = Region::new(
+            me.clone(),
+            RegionSettings {
+                num_shards: s.num_shards,
+                role: s.role.clone(),
+                buffer_size: s.buffer_size,
+                retry_interval: s.retry_interval,
+            },
+        );
+        let coordinator = Coordinator::new(
+            me.clone(),
+            CoordinatorSettings {
+                role: s.role.clone(),
+                handoff_timeout: s.handoff_timeout,
+                retry_interval: s.retry_interval,
+                down_removal_margin: s.down_removal_margin,
+                rebalance_interval: s.rebalance_interval,
+            },
+            s.allocation.clone(),
+        );
+        *self.state.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(State {
+            me,
+            cluster: cluster.clone(),
+            region,
+            coordinator,
+            entities: HashMap::default(),
+            by_shard: HashMap::new(),
+            stopping: HashMap::new(),
+            peers: HashMap::new(),
+            tick: 0,
+            leave_waiters: Vec::new(),
+            local: VecDeque::new(),
+        });
+        // Before its node leaves, the region hands its shards off.
+        if let Some(c) = &cluster {
+            let region = ctx.self_ref().clone();
+            c.before_leave(Arc::new(move || {
+                let region = region.clone();
+                Box::pin(async move {
+                    let (done, wait) = oneshot::channel();
+                    if region
+                        .try_tell(ShardEnvelope::local(LocalSignal::Leave(done)))
+                        .is_ok()
+                    {
+                        let _ = wait.await;
+                    }
+                })
+            }));
+        }
+        // The view and the clock reach the region from one task, which ends with the region.
+        let me_ref = ctx.self_ref().clone();
+        let interval = self.tick_interval();
+        let view = cluster.as_ref().map(|c| c.view_receiver());
+        ctx.system().spawn_task(async move {
+            let mut view = view;
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            if me_ref
+                .try_tell(ShardEnvelope::local(LocalSignal::ViewChanged))
+                .is_err()
+            {
+                return;
+            }
+            loop {
+                let signal = match &mut view {
+                    Some(v) => tokio::select! {
+                        r = v.changed() => match r {
+                            Ok(()) => LocalSignal::ViewChanged,
+                            Err(_) => return,
+                        },
+                        _ = tick.tick() => LocalSignal::Tick,
+                    },
+                    None => {
+                        tick.tick().await;
+                        LocalSignal::Tick
+                    }
+                };
+                if me_ref.try_tell(ShardEnvelope::local(signal)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+impl<M: Message> State<M>
+where
+    M: serde::Serialize + serde::de::DeserializeOwned,
+{
+    fn members(&self) -> Vec<Member> {
+        match &self.cluster {
+            Some(c) => c.state().members().cloned().collect(),
+            None => vec![Member::joining(self.me.clone(), Vec::<String>::new())
+                .with_status(MemberStatus::Up)
+                .with_up_number(1)],
+        }
+    }
+
+    fn peer(
+        &mut self,
+        ctx: &ActorContext<ShardEnvelope<M>>,
+        to: &UniqueAddress,
+    ) -> Option<ActorRef<ShardEnvelope<M>>> {
+        if let Some(r) = self.peers.get(to) {
+            return Some(r.clone());
+        }
+        let address = format!("{}{}", to.address, ctx.path().as_str());
+        match ctx.system().remote_ref::<ShardEnvelope<M>>(&address) {
+            Ok(r) => {
+                self.peers.insert(to.clone(), r.clone());
+                Some(r)
+            }
+            Err(e) => {
+                tracing::warn!(%address, error = %e, "no route to a region");
+                None
+            }
+        }
+    }
+
+    fn send(&mut self, ctx: &ActorContext<ShardEnvelope<M>>, to: UniqueAddress, msg: ShardingWire) {
+        if to == self.me {
+            self.local.push_back(msg);
+        } else if let Some(r) = self.peer(ctx, &to) {
+            r.tell(ShardEnvelope::control(msg));
+        }
+    }
+
+    /// Carries out everything the region and the coordinator asked for, until both are quiet.
+    fn pump(&mut self, ctx: &mut ActorContext<ShardEnvelope<M>>, factory: &Factory<M>) {
+        loop {
+            let commands: Vec<RegionCommand> = self.region.take_commands().collect();
+            let flushed: Vec<Delivery<Routed<M>>> = self.region.take_flushed().collect();
+            if commands.is_empty() && flushed.is_empty() && self.local.is_empty() {
+                break;
+            }
+            for c in commands {
+                match c {
+                    RegionCommand::Send { to, msg } => self.send(ctx, to, msg),
+                    RegionCommand::StopShard(shard) => self.stop_shard(shard),
+                    RegionCommand::StopAll => self.stop_all(ctx),
+                }
+            }
+            for d in flushed {
+                self.deliver(ctx, factory, d);
+            }
+            let now = Instant::now();
+            while let Some(msg) = self.local.pop_front() {
+                if msg.is_for_coordinator() {
+                    for s in self.coordinator.receive(msg, now) {
+                        self.send(ctx, s.to, s.msg);
+                    }
+                } else {
+                    self.region.receive(msg, now);
+                }
+            }
+        }
+        if self.region.is_drained() {
+            for w in self.leave_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        ctx: &mut ActorContext<ShardEnvelope<M>>,
+        factory: &Factory<M>,
+        d: Delivery<Routed<M>>,
+    ) {
+        match d {
+            Delivery::Local(r) => self.deliver_local(ctx, factory, r),
+            Delivery::Remote(to, r) => match self.peer(ctx, &to) {
+                Some(peer) => peer.tell(ShardEnvelope {
+                    kind: Kind::Forwarded {
+                        id: r.id,
+                        msg: r.msg,
+                    },
+                }),
+                None => self.dead(ctx, r, "no route to the shard's region".into()),
+            },
+            Delivery::Dead(r, reason) => {
+                let why = match reason {
+                    DropReason::BufferFull(shard) => format!(
+                        "the buffer of shard {shard} is full ({} messages wait for its home)",
+                        self.region.buffer_size()
+                    ),
+                    DropReason::RegionStopped => {
+                        "the shard region stopped: its node left the cluster".to_owned()
+                    }
+                };
+                self.dead(ctx, r, why);
+            }
+        }
+    }
+
+    fn dead(&self, ctx: &ActorContext<ShardEnvelope<M>>, r: Routed<M>, why: String) {
+        ctx.system()
+            .inner()
+            .dead_letter(ctx.path(), DeadLetterReason::Dropped(why), || {
+                format!("{:?} for entity {:?}", r.msg, r.id)
+            });
+    }
+
+    fn deliver_local(
+        &mut self,
+        ctx: &mut ActorContext<ShardEnvelope<M>>,
+        factory: &Factory<M>,
+        r: Routed<M>,
+    ) {
+        let tick = self.tick;
+        if let Some(e) = self.entities.get_mut(&r.id) {
+            e.last = tick;
+            match &mut e.passivating {
+                Some(buffer) => buffer.push_back(r.msg),
+                None => e.actor.tell(r.msg),
+            }
+            return;
+        }
+        match ctx.spawn(factory(&r.id), &entity_name(&r.id)) {
+            Ok(actor) => {
+                actor.tell(r.msg);
+                self.by_shard
+                    .entry(r.shard)
+                    .or_default()
+                    .insert(r.id.clone());
+                self.entities.insert(
+                    r.id,
+                    Entity {
+                        actor,
+                        shard: r.shard,
+                        last: tick,
+                        passivating: None,
+                    },
+                );
+            }
+            Err(e) => {
+                let why = format!("the entity could not start: {e}");
+                self.dead(ctx, r, why);
+            }
+        }
+    }
+
+    fn passivate(&mut self, id: &str) {
+        if let Some(e) = self.entities.get_mut(id) {
+            if e.passivating.is_none() {
+                e.passivating = Some(VecDeque::new());
+                let _ = e.actor.stop_when_drained();
+            }
+        }
+    }
+
+    fn stop_shard(&mut self, shard: ShardId) {
+        let ids: Vec<Arc<str>> = self
+            .by_shard
+            .get(&shard)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        if ids.is_empty() {
+            self.by_shard.remove(&shard);
+            self.region.shard_stopped(shard, Instant::now());
+            return;
+        }
+        self.stopping.insert(shard, ids.len());
+        for id in ids {
+            self.passivate(&id);
+        }
+    }
+
+    fn stop_all(&mut self, ctx: &mut ActorContext<ShardEnvelope<M>>) {
+        for (_, e) in self.entities.drain() {
+            ctx.stop(&e.actor);
+        }
+        self.by_shard.clear();
+        self.stopping.clear();
+    }
+
+    /// An entity (a child) stopped.
+    fn entity_stopped(
+        &mut self,
+        ctx: &mut ActorContext<ShardEnvelope<M>>,
+        factory: &Factory<M>,
+        path: &ActorPath,
+    ) {
+        let Some(id) = entity_id_of(path.name()) else {
+            return;
+        };
+        let Some(e) = self.entities.get(id.as_str()) else {
+            return;
+        };
+        if e.actor.path() != path {
+            return;
+        }
+        let Some(e) = self.entities.remove(id.as_str()) else {
+            return;
+        };
+        let shard = e.shard;
+        if let Some(set) = self.by_shard.get_mut(&shard) {
+            set.remove(id.as_str());
+            if set.is_empty() {
+                self.by_shard.remove(&shard);
+            }
+        }
+        let waiting = e.passivating.unwrap_or_default();
+        let id: Arc<str> = id.into();
+        if let Some(left) = self.stopping.get_mut(&shard) {
+            // Part of a handoff: what waited for this entity goes with the shard, first.
+            self.region.unstash(
+                shard,
+                waiting.into_iter().map(|msg| Routed {
+                    id: id.clone(),
+                    shard,
+                    msg,
+                }),
+            );
+            *left -= 1;
+            if *left == 0 {
+                self.stopping.remove(&shard);
+                self.region.shard_stopped(shard, Instant::now());
+            }
+        } else if !waiting.is_empty() {
+            // Passivated with messages behind it: a new incarnation takes them, in order.
+            let now = Instant::now();
+            for msg in waiting {
+                let routed = Routed {
+                    id: id.clone(),
+                    shard,
+                    msg,
+                };
+                if let Some(d) = self.region.route(shard, Origin::Forwarded, routed, now) {
+                    self.deliver(ctx, factory, d);
+                }
+            }
+        }
+    }
+
+    fn on_tick(
+        &mut self,
+        ctx: &mut ActorContext<ShardEnvelope<M>>,
+        passivate_idle: Option<Duration>,
+        interval: Duration,
+    ) {
+        let now = Instant::now();
+        self.region.tick(now);
+        for s in self.coordinator.tick(now) {
+            self.send(ctx, s.to, s.msg);
+        }
+        self.tick = self.tick.wrapping_add(1);
+        if let Some(idle) = passivate_idle {
+            // Idle for at least `idle`: untouched for that many whole ticks.
+            let ticks = (idle.as_nanos() / interval.as_nanos().max(1)).max(1) as u32;
+            let tick = self.tick;
+            let idle: Vec<Arc<str>> = self
+                .entities
+                .iter()
+                .filter(|(_, e)| e.passivating.is_none() && tick.wrapping_sub(e.last) > ticks)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in idle {
+                self.passivate(&id);
+            }
+        }
+    }
+
+    fn view_changed(&mut self, ctx: &mut ActorContext<ShardEnvelope<M>>) {
+        let members = self.members();
+        let now = Instant::now();
+        self.region.members_changed(&members, now);
+        for s in self.coordinator.members_changed(members, now) {
+            self.send(ctx, s.to, s.msg);
+        }
+    }
+
+    /// A message for an entity: straight to it when it runs here in an active shard, else
+    /// through the region's routing.
+    fn accept(
+        &mut self,
+        ctx: &mut ActorContext<ShardEnvelope<M>>,
+        factory: &Factory<M>,
+        id: Arc<str>,
+        msg: M,
+        origin: Origin,
+    ) {
+        if let Some(e) = self.entities.get_mut(&id) {
+            if e.passivating.is_none() && self.region.accepts(e.shard, origin) {
+                e.last = self.tick;
+                e.actor.tell(msg);
+                return;
+            }
+        }
+        let shard = shard_id(&id, self.region.num_shards());
+        let routed = Routed { id, shard, msg };
+        if let Some(d) = self.region.route(shard, origin, routed, Instant::now()) {
+            self.deliver(ctx, factory, d);
+        }
+        self.pump(ctx, factory);
+    }
+}
+
+impl<M> Handler<ShardEnvelope<M>> for RegionActor<M>
+where
+    M: Message + serde::Serialize + serde::de::DeserializeOwned,
+{
+    fn receive<'a>(
+        &'a mut self,
+        ctx: &'a mut ActorContext<ShardEnvelope<M>>,
+        env: ShardEnvelope<M>,
+    ) -> Outcome<'a, ShardEnvelope<M>> {
+        if self
+            .state
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
+            if let Err(f) = self.start(ctx) {
+                return Outcome::Ready(Err(f));
+            }
+        }
+        let interval = self.tick_interval();
+        let idle = self.settings.passivate_idle;
+        let factory = &self.factory;
+        let Some(state) = self
+            .state
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        else {
+            return Outcome::Ready(Ok(Behaviors::same()));
+        };
+        match env.kind {
+            Kind::Entity { id, msg } => state.accept(ctx, factory, id, msg, Origin::Local),
+            Kind::Forwarded { id, msg } => {
+                state.accept(ctx, factory, id, msg, Origin::Forwarded);
+            }
+            Kind::Control(w) => {
+                state.local.push_back(*w);
+                state.pump(ctx, factory);
+            }
+            Kind::Local(signal) => {
+                match signal {
+                    LocalSignal::ViewChanged => state.view_changed(ctx),
+                    LocalSignal::Tick => state.on_tick(ctx, idle, interval),
+                    LocalSignal::Passivate(id) => state.passivate(&id),
+                    LocalSignal::Leave(done) => {
+                        state.region.leave(Instant::now());
+                        state.leave_waiters.push(done);
+                    }
+                }
+                state.pump(ctx, factory);
+            }
+        }
+        Outcome::Ready(Ok(Behaviors::same()))
+    }
+
+    fn signal(
+        &mut self,
+        ctx: &mut ActorContext<ShardEnvelope<M>>,
+        signal: &Signal<'_>,
+    ) -> Option<HandlerResult<ShardEnvelope<M>>> {
+        let factory = &self.factory;
+        let state = self
+            .state
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()?;
+        match signal {
+            Signal::ChildTerminated { path, .. } => {
+                state.entity_stopped(ctx, factory, path);
+                state.pump(ctx, factory);
+            }
+        }
+        None
+    }
+
+    fn clone_box(&self) -> Box<dyn Handler<ShardEnvelope<M>>> {
+        // A copy starts afresh, on its first message.
+        Box::new(RegionActor {
+            factory: self.factory.clone(),
+            settings: self.settings.clone(),
+            explicit: self.explicit,
+            num_shards: self.num_shards,
+            state: std::sync::Mutex::new(None),
+        })
+    }
+}
