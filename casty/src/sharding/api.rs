@@ -164,7 +164,42 @@ impl<M: 'static> std::fmt::Debug for EntityRef<M> {
     }
 }
 
+/// What one node's region of a sharded type hosts, as [`region_state`] reports it.
+///
+/// [`region_state`]: ActorRef::region_state
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegionState {
+    /// Each shard hosted here, with the ids of its entities running now.
+    pub shards: std::collections::BTreeMap<super::ShardId, std::collections::BTreeSet<String>>,
+}
+
 impl<M: Send + 'static> ActorRef<ShardEnvelope<M>> {
+    /// What this node's region of the type hosts now: its shards and their running entities.
+    /// `None` if this is not a live region on this node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use casty::sharding::{shard_id, ShardEnvelope};
+    /// use casty::{ActorSystem, Behaviors};
+    /// let system = ActorSystem::new("demo");
+    /// let r = system
+    ///     .spawn(Behaviors::sharded(|_id: &str| Behaviors::ignore::<u64>(), 100), "counters")
+    ///     .unwrap();
+    /// r.tell(ShardEnvelope::new("alice", 1u64));
+    /// let state = r.region_state().await.unwrap();
+    /// let shard = shard_id("alice", 100);
+    /// assert_eq!(state.shards[&shard].iter().collect::<Vec<_>>(), ["alice"]);
+    /// # system.shutdown().await; }
+    /// ```
+    pub async fn region_state(&self) -> Option<RegionState> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.try_tell(ShardEnvelope::local(LocalSignal::State(tx)))
+            .ok()?;
+        rx.await.ok()
+    }
+
     /// A handle on the entity `entity_id` of this sharded type.
     pub fn entity_ref(&self, entity_id: impl Into<Arc<str>>) -> EntityRef<M> {
         EntityRef {

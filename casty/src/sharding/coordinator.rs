@@ -328,7 +328,11 @@ impl Coordinator {
                     if let Some(e) = self.regions.get_mut(&region) {
                         e.shards.remove(&shard);
                     }
-                    self.handoffs.remove(&shard);
+                    // A shard that moved is placed at once, so that it has its new home
+                    // before its next message (its entities start on that message).
+                    if self.handoffs.remove(&shard).is_some() {
+                        self.deferred.entry(shard).or_default();
+                    }
                 }
             }
             ShardingWire::GracefulShutdown { region } => {
@@ -603,10 +607,11 @@ impl Coordinator {
                     let Some(requesters) = self.deferred.get(&shard) else {
                         continue;
                     };
-                    let Some(requester) = requesters.iter().next().cloned() else {
-                        self.deferred.remove(&shard);
-                        continue;
-                    };
+                    let requester = requesters
+                        .iter()
+                        .next()
+                        .cloned()
+                        .unwrap_or_else(|| self.me.clone());
                     let home = self.strategy.allocate(shard, &requester, &eligible);
                     if let Some(h) = &home {
                         // Only a region that may take shards now.

@@ -49,6 +49,8 @@ pub(crate) enum LocalSignal {
     Passivate(Arc<str>),
     /// This node is leaving: hand every shard off, then answer.
     Leave(tokio::sync::oneshot::Sender<()>),
+    /// What the region hosts now.
+    State(tokio::sync::oneshot::Sender<super::api::RegionState>),
 }
 
 impl<M> ShardEnvelope<M> {
@@ -106,6 +108,7 @@ impl<M: fmt::Debug> fmt::Debug for ShardEnvelope<M> {
                 write!(f, "ShardEnvelope(Passivate({id:?}))")
             }
             Kind::Local(LocalSignal::Leave(_)) => f.write_str("ShardEnvelope(Leave)"),
+            Kind::Local(LocalSignal::State(_)) => f.write_str("ShardEnvelope(State)"),
         }
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::api::RegionState;
 use super::coordinator::{Coordinator, CoordinatorSettings};
 use super::envelope::{entity_id_of, entity_name, Kind, LocalSignal, ShardEnvelope};
 use super::region::{Delivery, DropReason, Origin, Region, RegionCommand, RegionSettings};
@@ -508,6 +509,20 @@ where
         }
     }
 
+    fn region_state(&self) -> RegionState {
+        let mut out = RegionState::default();
+        for shard in self.region.hosted() {
+            out.shards.insert(shard, Default::default());
+        }
+        for (id, e) in &self.entities {
+            out.shards
+                .entry(e.shard)
+                .or_default()
+                .insert(id.to_string());
+        }
+        out
+    }
+
     fn view_changed(&mut self, ctx: &mut ActorContext<ShardEnvelope<M>>) {
         let members = self.members();
         let now = Instant::now();
@@ -587,6 +602,9 @@ where
                     LocalSignal::ViewChanged => state.view_changed(ctx),
                     LocalSignal::Tick => state.on_tick(ctx, idle, interval),
                     LocalSignal::Passivate(id) => state.passivate(&id),
+                    LocalSignal::State(reply) => {
+                        let _ = reply.send(state.region_state());
+                    }
                     LocalSignal::Leave(done) => {
                         state.region.leave(Instant::now());
                         state.leave_waiters.push(done);

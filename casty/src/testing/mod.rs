@@ -17,7 +17,7 @@ mod probe;
 mod sim;
 
 #[cfg(feature = "cluster")]
-pub use cluster::fast_cluster_node;
+pub use cluster::{fast_cluster_node, fast_sharding};
 pub use failing_journal::{FailingJournal, JournalGate};
 #[cfg(feature = "remote")]
 pub use faults::{Direction, FaultyTransport};
