@@ -102,9 +102,9 @@ pub use actor::system::{
     SpawnDefaults, SpawnError, SpawnOptions, DEFAULT_SHUTDOWN_TIMEOUT,
 };
 pub use persistence::{
-    Event, EventJournal, EventSourced, EventSourcedCommand, InMemoryJournal, JournalError,
-    PersistenceFailed, PersistencePhase, RecoveryCompleted, SnapshotPolicy, StoredEvent,
-    StoredSnapshot, ThenResult,
+    Event, EventJournal, EventSourced, EventSourcedCommand, EventSourcedEntity, InMemoryJournal,
+    JournalError, PersistenceFailed, PersistencePhase, RecoveryCompleted, SnapshotPolicy,
+    StoredEvent, StoredSnapshot, ThenResult,
 };
 #[cfg(feature = "sqlite")]
 pub use persistence::{SqliteJournal, SqliteOptions, Synchronous};

@@ -6,6 +6,7 @@ pub mod bank;
 pub mod cluster_kit;
 pub mod remote_kit;
 pub mod remote_proto;
+pub mod sharding_kit;
 pub mod sim;
 
 /// The deadline for anything that should happen promptly.

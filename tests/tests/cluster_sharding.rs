@@ -3,153 +3,17 @@
 //! in one log shared by the nodes, ordered by one counter; the checks read that log.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use casty::cluster::ClusteredActorSystem;
 use casty::sharding::{shard_id, ShardEnvelope, ShardingSettings};
 use casty::testing::{fast_cluster_node, fast_sharding};
-use casty::{ActorRef, Behavior, Behaviors};
+use casty::{ActorRef, Behaviors};
+use casty_tests::sharding_kit::{recorder, Log, Rec};
 
 const WAIT: Duration = Duration::from_secs(15);
 const SHARDS: u32 = 100;
-
-#[casty::message_enum]
-enum Rec {
-    /// The `seq`th message from sender `from`.
-    Note { from: u32, seq: u64 },
-    /// Every note handled by this incarnation, in order.
-    Get { reply_to: ActorRef<Vec<(u32, u64)>> },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Event {
-    Started {
-        node: u16,
-        entity: String,
-    },
-    Stopped {
-        node: u16,
-        entity: String,
-    },
-    Handled {
-        node: u16,
-        entity: String,
-        from: u32,
-        seq: u64,
-    },
-}
-
-/// The log every entity of every node writes to, in one order.
-#[derive(Default, Clone)]
-struct Log(Arc<Mutex<Vec<Event>>>);
-
-impl Log {
-    fn push(&self, e: Event) {
-        self.0.lock().unwrap().push(e);
-    }
-
-    fn events(&self) -> Vec<Event> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// No entity ever has two incarnations running at once: its starts and stops alternate.
-    fn check_single_incarnation(&self) {
-        let mut running: BTreeMap<String, u16> = BTreeMap::new();
-        for e in self.events() {
-            match e {
-                Event::Started { node, entity } => {
-                    if let Some(other) = running.insert(entity.clone(), node) {
-                        panic!("{entity} started on {node} while running on {other}");
-                    }
-                }
-                Event::Stopped { node, entity } => {
-                    assert_eq!(
-                        running.remove(&entity),
-                        Some(node),
-                        "{entity} stopped twice"
-                    );
-                }
-                Event::Handled { node, entity, .. } => {
-                    assert_eq!(
-                        running.get(&entity),
-                        Some(&node),
-                        "{entity} handled a message on {node} while not running there"
-                    );
-                }
-            }
-        }
-    }
-
-    /// For each (sender, entity), the sequence numbers handled, in the order handled.
-    fn handled(&self) -> BTreeMap<(u32, String), Vec<u64>> {
-        let mut out: BTreeMap<(u32, String), Vec<u64>> = BTreeMap::new();
-        for e in self.events() {
-            if let Event::Handled {
-                entity, from, seq, ..
-            } = e
-            {
-                out.entry((from, entity)).or_default().push(seq);
-            }
-        }
-        out
-    }
-
-    /// The node each entity runs on now.
-    fn homes(&self) -> BTreeMap<String, u16> {
-        let mut out = BTreeMap::new();
-        for e in self.events() {
-            match e {
-                Event::Started { node, entity } => {
-                    out.insert(entity, node);
-                }
-                Event::Stopped { entity, .. } => {
-                    out.remove(&entity);
-                }
-                Event::Handled { .. } => {}
-            }
-        }
-        out
-    }
-}
-
-/// An entity that records its life and what it handles in `log`.
-fn recorder(node: u16, log: Log) -> impl Fn(&str) -> Behavior<Rec> + Send + Sync + 'static {
-    move |id: &str| {
-        let id = id.to_owned();
-        let log = log.clone();
-        let (l1, l2, i1, i2) = (log.clone(), log.clone(), id.clone(), id.clone());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        Behaviors::with_lifecycle(Behaviors::receive(move |_ctx, msg: Rec| {
-            match msg {
-                Rec::Note { from, seq } => {
-                    log.push(Event::Handled {
-                        node,
-                        entity: id.clone(),
-                        from,
-                        seq,
-                    });
-                    seen.lock().unwrap().push((from, seq));
-                }
-                Rec::Get { reply_to } => reply_to.tell(seen.lock().unwrap().clone()),
-            }
-            Behaviors::same()
-        }))
-        .pre_start(move |_| {
-            l1.push(Event::Started {
-                node,
-                entity: i1.clone(),
-            })
-        })
-        .post_stop(move |_| {
-            l2.push(Event::Stopped {
-                node,
-                entity: i2.clone(),
-            })
-        })
-        .into()
-    }
-}
 
 struct Node {
     system: ClusteredActorSystem,
@@ -291,7 +155,7 @@ async fn shards_spread_to_a_joining_node_without_losing_or_reordering_a_message(
 
     // Each shard lives on exactly one node, and (once rebalanced, if a node registered late)
     // least-shard spreads the shards over the three.
-    wait_even(&nodes, &entities).await;
+    wait_even(&nodes.iter().collect::<Vec<_>>(), &entities).await;
     let mut owner: BTreeMap<u32, BTreeSet<u16>> = BTreeMap::new();
     for (entity, node) in log.homes() {
         owner
@@ -317,14 +181,14 @@ async fn shards_spread_to_a_joining_node_without_losing_or_reordering_a_message(
     assert_all_in_order(&log, 3, &entities, 50);
     log.check_single_incarnation();
     // The fourth node took shards, and the spread is even (least-shard: at most one apart).
-    wait_even(&nodes, &entities).await;
+    wait_even(&nodes.iter().collect::<Vec<_>>(), &entities).await;
     let _ = fourth_port;
     log.check_single_incarnation();
     shutdown(nodes).await;
 }
 
 /// Waits until the shards of `entities` are spread over `nodes` at most one apart.
-async fn wait_even(nodes: &[Node], entities: &[String]) {
+async fn wait_even(nodes: &[&Node], entities: &[String]) {
     let used: BTreeSet<u32> = entities.iter().map(|e| shard_id(e, SHARDS)).collect();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -345,10 +209,494 @@ async fn wait_even(nodes: &[Node], entities: &[String]) {
     }
 }
 
-async fn futures_states(nodes: &[Node]) -> Vec<casty::sharding::RegionState> {
+async fn futures_states(nodes: &[&Node]) -> Vec<casty::sharding::RegionState> {
     let mut out = Vec::new();
     for n in nodes {
         out.push(n.region.region_state().await.unwrap());
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults: crashes and partitions, through the fault-injection transport.
+
+use casty::testing::{Direction, FaultyTransport};
+
+/// A node whose transport the test controls.
+struct Faulty {
+    node: Node,
+    faults: FaultyTransport,
+}
+
+async fn faulty_cluster(n: usize, log: &Log, settings: ShardingSettings) -> Vec<Faulty> {
+    let mut out: Vec<Faulty> = Vec::new();
+    for i in 0..n {
+        let faults = FaultyTransport::tcp();
+        let mut b = fast_cluster_node("shard").transport(Arc::new(faults.clone()));
+        if let Some(first) = out.first() {
+            b = b.seed_nodes([first.node.system.address().to_string()]);
+        }
+        let system = b.start().await.unwrap();
+        if i == 0 {
+            system.cluster().join(system.address().clone());
+        }
+        let port = system.address().port();
+        let region = system
+            .spawn(
+                Behaviors::sharded_with(recorder(port, log.clone()), settings.clone()),
+                "records",
+            )
+            .unwrap();
+        out.push(Faulty {
+            node: Node { system, region },
+            faults,
+        });
+    }
+    for f in &out {
+        f.node.system.cluster().wait_for_up(n, WAIT).await.unwrap();
+    }
+    out
+}
+
+/// Cuts `side` off from `rest`, both ways, and closes their connections.
+fn partition(side: &[&Faulty], rest: &[&Faulty]) {
+    for a in side {
+        for b in rest {
+            a.faults.blackhole(b.node.system.address(), Direction::Both);
+            a.faults.sever(b.node.system.address());
+            b.faults.blackhole(a.node.system.address(), Direction::Both);
+            b.faults.sever(a.node.system.address());
+        }
+    }
+}
+
+/// Tells one note from `from` to each entity, numbered `seq`.
+fn note_all(region: &ActorRef<ShardEnvelope<Rec>>, from: u32, entities: &[String], seq: u64) {
+    for e in entities {
+        region.tell(ShardEnvelope::new(e.as_str(), Rec::Note { from, seq }));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinators_crash_moves_only_its_own_shards_and_no_entity_runs_twice() {
+    let log = Log::default();
+    let nodes = faulty_cluster(3, &log, fast_sharding(SHARDS)).await;
+    let entities: Vec<String> = (0..60).map(|i| format!("c-{i}")).collect();
+    // The first node is the oldest: it coordinates.
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    note_all(&b.node.region, 1, &entities, 1);
+    eventually("the first notes handled", || {
+        log.handled().len() == entities.len()
+    })
+    .await;
+    wait_even(&[&a.node, &b.node, &c.node], &entities).await;
+    let before = log.homes();
+    let a_port = a.node.port();
+
+    // The coordinator's node hangs; traffic goes on from the second node.
+    partition(&[a], &[b, c]);
+    let mut seq = 2;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !nodes_removed(&[b, c], a_port) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the coordinator's node never removed"
+        );
+        note_all(&b.node.region, 1, &entities, seq);
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    note_all(&b.node.region, 1, &entities, seq);
+    eventually("every entity reached again", || {
+        let handled = log.handled();
+        entities.iter().all(|e| {
+            handled
+                .get(&(1, e.clone()))
+                .is_some_and(|v| v.contains(&seq))
+        })
+    })
+    .await;
+    log.check_single_incarnation();
+    // Entities that lived on the survivors never moved: one start each, on the same node.
+    let starts = starts_per_entity(&log);
+    for (entity, node) in &before {
+        if *node != a_port {
+            assert_eq!(
+                starts[entity],
+                vec![*node],
+                "{entity} moved, but its node lived"
+            );
+        } else {
+            let after = log.homes()[entity];
+            assert_ne!(after, a_port, "{entity} is back on a survivor");
+        }
+    }
+    for n in nodes {
+        n.node.system.shutdown().await;
+    }
+}
+
+fn nodes_removed(nodes: &[&Faulty], port: u16) -> bool {
+    nodes.iter().all(|n| {
+        n.node
+            .system
+            .cluster()
+            .members()
+            .iter()
+            .all(|m| m.node.address.port() != port)
+    })
+}
+
+/// The nodes each entity started on, in order.
+fn starts_per_entity(log: &Log) -> BTreeMap<String, Vec<u16>> {
+    let mut out: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    for e in log.events() {
+        if let casty_tests::sharding_kit::Event::Started { node, entity } = e {
+            out.entry(entity).or_default().push(node);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_three_partition_under_traffic_never_runs_an_entity_twice() {
+    let log = Log::default();
+    let nodes = faulty_cluster(5, &log, fast_sharding(SHARDS)).await;
+    let entities: Vec<String> = (0..50).map(|i| format!("p-{i}")).collect();
+    note_all(&nodes[0].node.region, 0, &entities, 1);
+    eventually("the first notes handled", || {
+        log.handled().len() == entities.len()
+    })
+    .await;
+    let all: Vec<&Node> = nodes.iter().map(|f| &f.node).collect();
+    wait_even(&all, &entities).await;
+
+    // Two nodes are cut off from three, with traffic on both sides.
+    let (small, big) = nodes.split_at(2);
+    let small: Vec<&Faulty> = small.iter().collect();
+    let big: Vec<&Faulty> = big.iter().collect();
+    partition(&small, &big);
+    let small_ports: Vec<u16> = small.iter().map(|f| f.node.port()).collect();
+    let mut seq = 2;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !small_ports.iter().all(|p| nodes_removed(&big, *p)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the minority never removed"
+        );
+        note_all(&big[0].node.region, 2, &entities, seq);
+        note_all(&small[0].node.region, 0, &entities, seq);
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The minority downed itself: its nodes left the cluster.
+    for f in &small {
+        eventually("the minority stopped", || {
+            f.node.system.cluster().stopped().is_some()
+        })
+        .await;
+    }
+    note_all(&big[0].node.region, 2, &entities, seq);
+    eventually("every entity reached on the majority", || {
+        let handled = log.handled();
+        entities.iter().all(|e| {
+            handled
+                .get(&(2, e.clone()))
+                .is_some_and(|v| v.contains(&seq))
+        })
+    })
+    .await;
+    log.check_single_incarnation();
+    let homes = log.homes();
+    assert!(
+        homes.values().all(|p| !small_ports.contains(p)),
+        "{homes:?}"
+    );
+    for n in nodes {
+        n.node.system.shutdown().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event-sourced entities: state survives a crash and passivation, from a shared journal.
+
+use casty::{event_sourced, message, message_enum, ActorContext, Behavior, EventJournal};
+
+#[message_enum]
+enum Deposited {
+    Deposited { amount: i64 },
+}
+
+#[message_enum]
+enum Account {
+    Deposit {
+        amount: i64,
+    },
+    GetBalance {
+        reply_to: ActorRef<i64>,
+    },
+    /// Stop after this one (passivation asked by the entity itself).
+    DepositThenRest {
+        amount: i64,
+    },
+}
+
+#[message]
+#[derive(Clone, Default)]
+struct Balance {
+    total: i64,
+}
+
+#[event_sourced]
+impl Balance {
+    fn on_event(&self, event: &Deposited) -> Self {
+        match event {
+            Deposited::Deposited { amount } => Balance {
+                total: self.total + amount,
+            },
+        }
+    }
+
+    async fn on_command(&self, ctx: &mut ActorContext<Account>, cmd: Account) -> Behavior<Account> {
+        match cmd {
+            Account::Deposit { amount } => Behaviors::persisted([Deposited::Deposited { amount }]),
+            Account::DepositThenRest { amount } => {
+                use casty::sharding::Passivate;
+                ctx.passivate();
+                Behaviors::persisted([Deposited::Deposited { amount }])
+            }
+            Account::GetBalance { reply_to } => {
+                reply_to.tell(self.total);
+                Behaviors::same()
+            }
+        }
+    }
+}
+
+async fn balance(region: &ActorRef<ShardEnvelope<Account>>, id: &str) -> i64 {
+    region
+        .entity_ref(id)
+        .ask(|r| Account::GetBalance { reply_to: r }, WAIT)
+        .await
+        .unwrap()
+}
+
+async fn balance_retrying(region: &ActorRef<ShardEnvelope<Account>>, id: &str) -> i64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let asked = region
+            .entity_ref(id)
+            .ask(
+                |r| Account::GetBalance { reply_to: r },
+                Duration::from_millis(500),
+            )
+            .await;
+        match asked {
+            Ok(b) => return b,
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "{id}: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_nodes_accounts_come_back_on_the_survivors_with_their_balances() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal: Arc<dyn EventJournal> =
+        Arc::new(casty::SqliteJournal::open(dir.path().join("bank.db")).unwrap());
+    let mut nodes: Vec<(
+        ClusteredActorSystem,
+        ActorRef<ShardEnvelope<Account>>,
+        FaultyTransport,
+    )> = Vec::new();
+    for i in 0..3 {
+        let faults = FaultyTransport::tcp();
+        let mut b = fast_cluster_node("bank").transport(Arc::new(faults.clone()));
+        if let Some((first, _, _)) = nodes.first() {
+            b = b.seed_nodes([first.address().to_string()]);
+        }
+        let system = b.start().await.unwrap();
+        if i == 0 {
+            system.cluster().join(system.address().clone());
+        }
+        let accounts = system
+            .spawn(
+                Behaviors::sharded_with(Balance::entity(journal.clone()), fast_sharding(SHARDS)),
+                "accounts",
+            )
+            .unwrap();
+        nodes.push((system, accounts, faults));
+    }
+    for (s, _, _) in &nodes {
+        s.cluster().wait_for_up(3, WAIT).await.unwrap();
+    }
+    let ids: Vec<String> = (0..30).map(|i| format!("acct-{i}")).collect();
+    for (k, id) in ids.iter().enumerate() {
+        nodes[0].1.tell(ShardEnvelope::new(
+            id.as_str(),
+            Account::Deposit { amount: k as i64 },
+        ));
+        nodes[1].1.tell(ShardEnvelope::new(
+            id.as_str(),
+            Account::Deposit { amount: 100 },
+        ));
+    }
+    // Deposits from two nodes arrive in any order between them: wait for both.
+    for (k, id) in ids.iter().enumerate() {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while balance(&nodes[0].1, id).await != k as i64 + 100 {
+            assert!(tokio::time::Instant::now() < deadline, "{id}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // The third node hangs; some accounts lived there.
+    let on_third = nodes[2].1.region_state().await.unwrap();
+    assert!(
+        !on_third.shards.is_empty(),
+        "least-shard gave the third node shards"
+    );
+    let third = nodes[2].0.address().clone();
+    for (s, _, f) in &nodes[..2] {
+        f.blackhole(&third, Direction::Both);
+        f.sever(&third);
+        nodes[2].2.blackhole(s.address(), Direction::Both);
+        nodes[2].2.sever(s.address());
+    }
+    // Every account answers from the first node with its balance, recovered from the journal
+    // where it moved. (A message sent to the hung node before it is downed is lost with it, as
+    // the caller's timeout tells; the caller asks again.)
+    for (k, id) in ids.iter().enumerate() {
+        assert_eq!(
+            balance_retrying(&nodes[0].1, id).await,
+            k as i64 + 100,
+            "{id}"
+        );
+    }
+    let survivors: usize = {
+        let a = nodes[0].1.region_state().await.unwrap();
+        let b = nodes[1].1.region_state().await.unwrap();
+        a.shards
+            .values()
+            .chain(b.shards.values())
+            .map(|e| e.len())
+            .sum()
+    };
+    assert_eq!(survivors, ids.len(), "every account runs on a survivor");
+    for (s, _, _) in nodes {
+        s.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_resting_entities_stop_and_come_back_with_their_state() {
+    let journal: Arc<dyn EventJournal> = Arc::new(casty::InMemoryJournal::new());
+    let system = casty::ActorSystem::new("bank");
+    let settings = fast_sharding(10).passivate_idle(Some(Duration::from_millis(200)));
+    let accounts = system
+        .spawn(
+            Behaviors::sharded_with(Balance::entity(journal.clone()), settings),
+            "accounts",
+        )
+        .unwrap();
+    accounts.tell(ShardEnvelope::new("idle", Account::Deposit { amount: 5 }));
+    assert_eq!(balance(&accounts, "idle").await, 5);
+    // Idle for longer than 200 ms: passivated.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = accounts.region_state().await.unwrap();
+        if s.shards.values().all(|e| e.is_empty()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never passivated: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A later message starts it again, with its state.
+    accounts.tell(ShardEnvelope::new("idle", Account::Deposit { amount: 1 }));
+    assert_eq!(balance(&accounts, "idle").await, 6);
+
+    // An entity that asks to rest after each deposit: the messages behind it wait and start
+    // the next incarnation; none is lost.
+    for _ in 0..20 {
+        accounts.tell(ShardEnvelope::new(
+            "resting",
+            Account::DepositThenRest { amount: 2 },
+        ));
+    }
+    assert_eq!(balance(&accounts, "resting").await, 40);
+    system.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_full_shard_buffer_drops_to_dead_letters_with_the_reason() {
+    let system = casty::ActorSystem::new("buffers");
+    let dead = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let d = dead.clone();
+    let _subscription = system
+        .event_stream()
+        .subscribe(move |e: &casty::DeadLetter| d.lock().unwrap().push(e.clone()));
+    let log = Log::default();
+    let region = system
+        .spawn(
+            Behaviors::sharded_with(recorder(1, log.clone()), fast_sharding(10).buffer_size(5)),
+            "records",
+        )
+        .unwrap();
+    // Told before the region has even started: the shard's home is not known yet, so they
+    // wait in its buffer of five, and the rest is dropped.
+    for seq in 1..=20 {
+        region.tell(ShardEnvelope::new("x", Rec::Note { from: 0, seq }));
+    }
+    eventually("the buffered notes handled", || log.handled().len() == 1).await;
+    let got = notes(&region, "x").await;
+    assert_eq!(got, (1..=5).map(|s| (0, s)).collect::<Vec<_>>());
+    let dead = dead.lock().unwrap().clone();
+    assert_eq!(dead.len(), 15, "{dead:?}");
+    assert!(dead.iter().all(|d| matches!(
+        &d.reason,
+        casty::DeadLetterReason::Dropped(why) if why.contains("buffer of shard")
+    )));
+    system.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_hosting_role_hosts_nothing_and_still_reaches_every_entity() {
+    let log = Log::default();
+    let settings = fast_sharding(SHARDS).role("host");
+    let host = fast_cluster_node("roles")
+        .roles(["host"])
+        .start()
+        .await
+        .unwrap();
+    host.cluster().join(host.address().clone());
+    let proxy = fast_cluster_node("roles")
+        .seed_nodes([host.address().to_string()])
+        .start()
+        .await
+        .unwrap();
+    let host_region = host
+        .spawn(
+            Behaviors::sharded_with(recorder(1, log.clone()), settings.clone()),
+            "records",
+        )
+        .unwrap();
+    let proxy_region = proxy
+        .spawn(
+            Behaviors::sharded_with(recorder(2, log.clone()), settings),
+            "records",
+        )
+        .unwrap();
+    proxy.cluster().wait_for_up(2, WAIT).await.unwrap();
+    let entities: Vec<String> = (0..40).map(|i| format!("r-{i}")).collect();
+    note_all(&proxy_region, 2, &entities, 1);
+    eventually("every note handled", || {
+        log.handled().len() == entities.len()
+    })
+    .await;
+    assert!(log.homes().values().all(|n| *n == 1));
+    assert!(proxy_region.region_state().await.unwrap().shards.is_empty());
+    assert!(!host_region.region_state().await.unwrap().shards.is_empty());
+    proxy.shutdown().await;
+    host.shutdown().await;
 }

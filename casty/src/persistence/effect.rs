@@ -54,6 +54,39 @@ pub trait EventSourcedCommand: Message + Sized {
     }
 }
 
+/// An event-sourced entity type, named by its state: it makes the behavior of any one of its
+/// entities. `#[event_sourced]` implements it on the state type; cluster sharding uses it to
+/// start an entity wherever its shard lives (`State::sharded(journal, num_shards)`).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use casty::{Behavior, EventJournal, EventSourcedEntity, InMemoryJournal};
+/// fn start<E: EventSourcedEntity>(id: &str, journal: Arc<dyn EventJournal>) -> Behavior<E::Command> {
+///     E::entity_behavior(id, journal)
+/// }
+/// # let _ = start::<Never>;
+/// # struct Never;
+/// # #[derive(Debug)] enum NeverCmd {}
+/// # impl casty::Message for NeverCmd {}
+/// # impl casty::EventSourcedCommand for NeverCmd { type Event = u64; type State = u64; }
+/// # impl EventSourcedEntity for Never {
+/// #     type Command = NeverCmd;
+/// #     fn entity_behavior(_: &str, _: Arc<dyn EventJournal>) -> Behavior<NeverCmd> { casty::Behaviors::empty() }
+/// # }
+/// # let _ = InMemoryJournal::new();
+/// ```
+pub trait EventSourcedEntity: 'static {
+    /// The entity's command type.
+    type Command: EventSourcedCommand;
+    /// The behavior of the entity `entity_id`, recovering from and writing to `journal`.
+    fn entity_behavior(
+        entity_id: &str,
+        journal: std::sync::Arc<dyn crate::persistence::journal::EventJournal>,
+    ) -> Behavior<Self::Command>;
+}
+
 /// A type that can be persisted as an event: a [`Message`] (for its manifest) that serde can write
 /// and read. Implemented for every such type; `#[message_enum]` and `#[message]` give both.
 #[diagnostic::on_unimplemented(

@@ -21,7 +21,7 @@ pub(crate) mod snapshot;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
-pub use effect::{Event, EventSourcedCommand, ThenResult};
+pub use effect::{Event, EventSourcedCommand, EventSourcedEntity, ThenResult};
 pub use entity::{EventSourced, PersistenceFailed, PersistencePhase, RecoveryCompleted};
 pub use journal::{EventJournal, JournalError, StoredEvent, StoredSnapshot};
 pub use memory::InMemoryJournal;

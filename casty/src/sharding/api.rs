@@ -181,13 +181,19 @@ impl<M: Send + 'static> ActorRef<ShardEnvelope<M>> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// use casty::sharding::{shard_id, ShardEnvelope};
-    /// use casty::{ActorSystem, Behaviors};
+    /// use casty::sharding::shard_id;
+    /// use casty::{ActorRef, ActorSystem, Behaviors};
+    /// use std::time::Duration;
     /// let system = ActorSystem::new("demo");
-    /// let r = system
-    ///     .spawn(Behaviors::sharded(|_id: &str| Behaviors::ignore::<u64>(), 100), "counters")
-    ///     .unwrap();
-    /// r.tell(ShardEnvelope::new("alice", 1u64));
+    /// let echo = |_id: &str| {
+    ///     Behaviors::receive_message(|(n, reply_to): (u64, ActorRef<u64>)| {
+    ///         reply_to.tell(n);
+    ///         Behaviors::same()
+    ///     })
+    /// };
+    /// let r = system.spawn(Behaviors::sharded(echo, 100), "echoes").unwrap();
+    /// let alice = r.entity_ref("alice");
+    /// assert_eq!(alice.ask(|reply_to| (7, reply_to), Duration::from_secs(1)).await, Ok(7));
     /// let state = r.region_state().await.unwrap();
     /// let shard = shard_id("alice", 100);
     /// assert_eq!(state.shards[&shard].iter().collect::<Vec<_>>(), ["alice"]);
@@ -277,5 +283,86 @@ where
         if let Some(region) = self.system().lookup::<ShardEnvelope<M>>(parent) {
             region.tell(ShardEnvelope::local(LocalSignal::Passivate(id.into())));
         }
+    }
+}
+
+/// The sharded form of an event-sourced entity type: `State::sharded(journal, num_shards)`
+/// for any state that `#[event_sourced]` (or a hand-written [`EventSourcedEntity`]) describes.
+/// Every node spawns it under the same name, on a journal they share, and an entity recovers
+/// its state wherever its shard lands.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use casty::sharding::{ShardEnvelope, ShardedEntity};
+/// use casty::{event_sourced, message, message_enum, ActorContext, ActorRef, ActorSystem};
+/// use casty::{Behavior, Behaviors, EventJournal, InMemoryJournal};
+///
+/// #[message_enum]
+/// enum Deposited { Deposited { amount: i64 } }
+///
+/// #[message_enum]
+/// enum Account { Deposit { amount: i64 }, GetBalance { reply_to: ActorRef<i64> } }
+///
+/// #[message]
+/// #[derive(Clone, Default)]
+/// struct Balance { total: i64 }
+///
+/// #[event_sourced]
+/// impl Balance {
+///     fn on_event(&self, event: &Deposited) -> Self {
+///         match event {
+///             Deposited::Deposited { amount } => Balance { total: self.total + amount },
+///         }
+///     }
+///
+///     async fn on_command(&self, _ctx: &mut ActorContext<Account>, cmd: Account) -> Behavior<Account> {
+///         match cmd {
+///             Account::Deposit { amount } => Behaviors::persisted([Deposited::Deposited { amount }]),
+///             Account::GetBalance { reply_to } => {
+///                 reply_to.tell(self.total);
+///                 Behaviors::same()
+///             }
+///         }
+///     }
+/// }
+///
+/// let system = ActorSystem::new("bank");
+/// let journal: Arc<dyn EventJournal> = Arc::new(InMemoryJournal::new());
+/// let accounts = system.spawn(Balance::sharded(journal, 100), "accounts").unwrap();
+/// accounts.tell(ShardEnvelope::new("alice", Account::Deposit { amount: 150 }));
+/// let balance = system
+///     .ask(&accounts, |r| ShardEnvelope::new("alice", Account::GetBalance { reply_to: r }), Duration::from_secs(2))
+///     .await
+///     .unwrap();
+/// assert_eq!(balance, 150);
+/// # system.shutdown().await; }
+/// ```
+pub trait ShardedEntity: crate::EventSourcedEntity {
+    /// The sharded behavior of this entity type over `num_shards` shards, its entities on
+    /// `journal`.
+    fn sharded(
+        journal: Arc<dyn crate::EventJournal>,
+        num_shards: u32,
+    ) -> Behavior<ShardEnvelope<Self::Command>>
+    where
+        Self::Command: Serialize + DeserializeOwned;
+}
+
+impl<T: crate::EventSourcedEntity> ShardedEntity for T {
+    fn sharded(
+        journal: Arc<dyn crate::EventJournal>,
+        num_shards: u32,
+    ) -> Behavior<ShardEnvelope<Self::Command>>
+    where
+        Self::Command: Serialize + DeserializeOwned,
+    {
+        Behaviors::sharded(
+            move |id: &str| T::entity_behavior(id, journal.clone()),
+            num_shards,
+        )
     }
 }

@@ -36,7 +36,7 @@ mod shard_id;
 mod wire;
 
 pub use allocation::{AllocationStrategy, Allocations, LeastShardAllocation};
-pub use api::{EntityRef, Passivate, RegionState};
+pub use api::{EntityRef, Passivate, RegionState, ShardedEntity};
 pub use coordinator::{Coordinator, CoordinatorSettings, Phase, Send};
 pub use envelope::ShardEnvelope;
 pub use region::{Delivery, DropReason, Origin, Region, RegionCommand, RegionSettings};
