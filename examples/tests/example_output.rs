@@ -87,5 +87,6 @@ single_examples!(
     blocking_work,
     shutdown,
     observability,
-    cluster_formation
+    cluster_formation,
+    cluster_sharding
 );

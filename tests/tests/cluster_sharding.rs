@@ -700,3 +700,31 @@ async fn a_node_without_the_hosting_role_hosts_nothing_and_still_reaches_every_e
     proxy.shutdown().await;
     host.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_sharded_type_takes_its_settings_from_casty_toml_by_name() {
+    let cfg = casty::config::parse_str(
+        "[defaults.sharding]\nbuffer_size = 100\n[actors.records]\nsharding = { buffer_size = 3 }\n",
+        None,
+    )
+    .unwrap();
+    let system = casty::ActorSystem::builder().config(cfg).build();
+    let dead = Arc::new(std::sync::Mutex::new(0));
+    let d = dead.clone();
+    let _subscription = system
+        .event_stream()
+        .subscribe(move |_: &casty::DeadLetter| *d.lock().unwrap() += 1);
+    let log = Log::default();
+    // `Behaviors::sharded` reads the file (only the number of shards comes from the code).
+    let region = system
+        .spawn(Behaviors::sharded(recorder(1, log.clone()), 10), "records")
+        .unwrap();
+    for seq in 1..=20 {
+        region.tell(ShardEnvelope::new("x", Rec::Note { from: 0, seq }));
+    }
+    eventually("the buffered notes handled", || log.handled().len() == 1).await;
+    let got = notes(&region, "x").await;
+    assert_eq!(got, (1..=3).map(|s| (0, s)).collect::<Vec<_>>());
+    assert_eq!(*dead.lock().unwrap(), 17);
+    system.shutdown().await;
+}

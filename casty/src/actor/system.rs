@@ -312,7 +312,7 @@ impl fmt::Debug for ActorSystem {
 /// assert_eq!(system.name(), "bank");
 /// # system.shutdown().await; }
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ActorSystemBuilder {
     pub(crate) name: Option<String>,
     handle: Option<Handle>,
@@ -320,6 +320,22 @@ pub struct ActorSystemBuilder {
     pub(crate) default_name: Option<String>,
     pub(crate) defaults: Option<Arc<dyn SpawnDefaults>>,
     shutdown_timeout: Option<Duration>,
+    /// Extensions an upper layer asked to install once the system is built.
+    pub(crate) extensions: Vec<InstallExtension>,
+}
+
+/// Installs one extension on a system just built.
+pub(crate) type InstallExtension = Box<dyn FnOnce(&ActorSystem) + Send>;
+
+impl std::fmt::Debug for ActorSystemBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorSystemBuilder")
+            .field("name", &self.name)
+            .field("default_name", &self.default_name)
+            .field("defaults", &self.defaults)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where an actor's mailbox and supervision come from when the code that spawns it does not say:
@@ -422,7 +438,7 @@ impl ActorSystemBuilder {
             .unwrap_or_else(|| "casty".to_string())
             .into();
         let root = ActorPath::new(name.clone(), "/".into(), 0);
-        ActorSystem {
+        let system = ActorSystem {
             inner: Arc::new(SystemInner {
                 name,
                 root,
@@ -440,7 +456,11 @@ impl ActorSystemBuilder {
                 defaults: self.defaults,
                 extensions: Mutex::new(Some(HashMap::new())),
             }),
+        };
+        for install in self.extensions {
+            install(&system);
         }
+        system
     }
 }
 

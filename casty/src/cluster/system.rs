@@ -25,7 +25,7 @@ use super::sbr::SplitBrainResolver;
 use super::strategies::KeepMajority;
 use crate::actor::actor_ref::ActorRef;
 use crate::actor::system::ActorSystem;
-use crate::config::{ClusterConfig, FailureDetectorConfig};
+use crate::config::{CastyConfig, ClusterConfig, FailureDetectorConfig};
 use crate::remote::NodeNews;
 use crate::remote::{NodeAddress, RemoteError, RemoteSettings, Transport};
 
@@ -83,6 +83,8 @@ pub struct ClusteredActorSystemBuilder {
     port: u16,
     seeds: Vec<String>,
     roles: Vec<String>,
+    /// A whole configuration file, for spawn defaults and the layers above membership.
+    actor_config: Option<CastyConfig>,
     quorum: Option<(usize, Duration)>,
     gossip_interval: Duration,
     heartbeat_interval: Duration,
@@ -117,6 +119,7 @@ impl ClusteredActorSystemBuilder {
             port: defaults.port,
             seeds: Vec::new(),
             roles: Vec::new(),
+            actor_config: None,
             quorum: None,
             gossip_interval: defaults.gossip.interval,
             heartbeat_interval: defaults.heartbeat.interval,
@@ -176,6 +179,23 @@ impl ClusteredActorSystemBuilder {
         self.gossip_interval = cfg.gossip.interval;
         self.heartbeat_interval = cfg.heartbeat.interval;
         self.failure_detector = cfg.failure_detector;
+        self
+    }
+
+    /// Applies a whole configuration file: its `[cluster]` section (as [`config`](Self::config)
+    /// does), and at every spawn the mailbox, supervision and sharding settings it resolves for
+    /// the actor's name, as `ActorSystemBuilder::config` does for a local system.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cfg = casty::config::parse_str("[cluster]\nport = 0\nroles = [\"web\"]\n", None).unwrap();
+    /// let b = casty::cluster::ClusteredActorSystem::builder("shop").casty_config(&cfg);
+    /// # let _ = b;
+    /// ```
+    pub fn casty_config(mut self, cfg: &CastyConfig) -> Self {
+        self = self.config(&ClusterConfig::from_config(cfg));
+        self.actor_config = Some(cfg.clone());
         self
     }
 
@@ -251,7 +271,11 @@ impl ClusteredActorSystemBuilder {
                     .map_err(|_| ClusterError::BadSeed(s.clone()))?,
             );
         }
-        let system = ActorSystem::new(self.name.clone());
+        let mut system = ActorSystem::builder().name(self.name.clone());
+        if let Some(cfg) = &self.actor_config {
+            system = system.config(cfg.clone());
+        }
+        let system = system.build();
         // One random source: a seeded node draws its uid and its peer choices from the seed.
         let mut rng = self.seed.map(fastrand::Rng::with_seed);
         let mut remote = RemoteSettings::new(self.host.clone(), self.port);

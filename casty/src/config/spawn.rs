@@ -42,6 +42,12 @@ impl ActorSystemBuilder {
     /// ```
     pub fn config(mut self, config: CastyConfig) -> Self {
         self.default_name = Some(config.system.name.clone());
-        self.spawn_defaults(Arc::new(config))
+        let config = Arc::new(config);
+        // Layers above the core (cluster sharding) read their own sections from it.
+        let ext = config.clone();
+        self.extensions.push(Box::new(move |system| {
+            system.put_extension(ext);
+        }));
+        self.spawn_defaults(config)
     }
 }
