@@ -37,6 +37,8 @@
 //!
 //! Run: `cargo bench -p casty --bench sharding` (filter with `S1` .. `S4`, `S2p`, `S3p`;
 //! `CASTY_BENCH_RUNS`, default 5 rounds; `CASTY_BENCH_WORKERS`, default 2 per process;
+//! `CASTY_BENCH_S1_SIDE=sharded` (or `entity`, `plain`) and `CASTY_BENCH_S2_SIDE=remote` (or
+//! `all`, `plain`) run only that side of S1 or S2, to profile it;
 //! `CASTY_BENCH_S4_MAX_SIMULTANEOUS`, shards moved at once by the allocation strategy, default
 //! its own default; `CASTY_BENCH_S4_RATE`, default 10,000 messages per second).
 
@@ -236,6 +238,19 @@ fn s1(rt: &tokio::runtime::Runtime, runs: usize) {
             .collect();
         // Every entity started before the runs.
         tell_run(rt, &system, &sharded, entities as u64);
+        // For profiling one side alone: `CASTY_BENCH_S1_SIDE=sharded` (or `entity`, `plain`).
+        if let Ok(side) = std::env::var("CASTY_BENCH_S1_SIDE") {
+            let targets = match side.as_str() {
+                "sharded" => &sharded,
+                "entity" => &entity_refs,
+                _ => &plain,
+            };
+            for _ in 0..runs {
+                let r = tell_run(rt, &system, targets, S1_N);
+                println!("S1 {side}, {entities} entities: {r:.2} M msg/s");
+            }
+            continue;
+        }
         let r = rounds(
             runs,
             &mut [
@@ -391,6 +406,19 @@ fn s2(rt: &tokio::runtime::Runtime, three: &Three, runs: usize, label: &str) {
     let plain = three.remote_plain(remote.len());
     // Warm the plain refs' associations.
     tell_run(rt, &three.system, &plain, plain.len() as u64);
+    // For profiling one side alone: `CASTY_BENCH_S2_SIDE=remote` (or `all`, `plain`).
+    if let Ok(side) = std::env::var("CASTY_BENCH_S2_SIDE") {
+        let targets = match side.as_str() {
+            "remote" => &remote,
+            "all" => &all,
+            _ => &plain,
+        };
+        for _ in 0..runs {
+            let r = tell_run(rt, &three.system, targets, S2_N);
+            println!("S2 {label}, {side}: {r:.3} M msg/s");
+        }
+        return;
+    }
     let r = rounds(
         runs,
         &mut [
