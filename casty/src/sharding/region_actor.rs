@@ -525,6 +525,9 @@ where
 
     fn view_changed(&mut self, ctx: &mut ActorContext<ShardEnvelope<M>>) {
         let members = self.members();
+        // Routes to regions of nodes no longer in the cluster are not needed again.
+        self.peers
+            .retain(|node, _| members.iter().any(|m| m.node == *node));
         let now = Instant::now();
         self.region.members_changed(&members, now);
         for s in self.coordinator.members_changed(members, now) {
