@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use casty::cluster::{Gossip, MemberStatus};
-use casty_tests::sim::{self, Plan};
+use casty_tests::sim::{self, entities, Action, Kind, Plan, Step};
 
 /// Each node's latest view, by host name, as the hosts publish them.
 type Views = Arc<Mutex<BTreeMap<String, Arc<Gossip>>>>;
@@ -196,9 +196,10 @@ const PARTS: u64 = 4;
 /// again. Checked on the way: each node's view only grows; a Down or Removed incarnation never
 /// comes back in a view that knows it died; nodes holding the same converged view agree on the
 /// leader; after a long partition, at most one side has Up members; each node's events about
-/// each member follow the lifecycle. At the end the cluster settles into one converged view with
-/// every node Up, within a bounded number of gossip rounds. A failing seed prints the command
-/// that replays it.
+/// each member follow the lifecycle; and every node runs one sharded entity type under traffic,
+/// of which no entity ever has two incarnations running at once. At the end the cluster settles
+/// into one converged view with every node Up, within a bounded number of gossip rounds. A
+/// failing seed prints the command that replays it.
 fn random_histories(part: u64) {
     for seed in seeds(part) {
         let plan = Plan::random(seed);
@@ -206,10 +207,13 @@ fn random_histories(part: u64) {
         if std::env::var("CASTY_SIM_SEED").is_ok() {
             // A replay: show the history, whatever its outcome.
             eprintln!(
-                "seed {seed}, plan: {}settled in {:?}\nevents:\n{}",
+                "seed {seed}, plan: {}settled in {:?}\nevents:\n{}\nentity lives ({} messages \
+                 handled):\n{}",
                 plan.describe(),
                 out.settled_in,
-                out.trace()
+                out.trace(),
+                out.handled,
+                out.lives_trace()
             );
         }
         if let Some(why) = &out.failure {
@@ -341,4 +345,127 @@ fn a_split_leaves_the_majority_and_stops_the_minority_for_every_seed() {
             );
         }
     }
+}
+
+/// A sharded type under traffic on 5 nodes, split 2 | 3 for longer than keep-majority and the
+/// sharding margin need: the two down themselves and their regions stop their entities; the
+/// three remove them and, once `down_removal_margin` has passed, start the two's shards
+/// themselves; no entity ever runs twice at once; and after the heal every node runs again
+/// (the two as new incarnations) in one converged view, and every entity runs somewhere under
+/// the traffic. Run held and lossy, with the coordinator's node (the oldest) on the small side
+/// and on the large side.
+#[test]
+fn a_two_three_split_moves_the_small_sides_shards_to_the_large_side_without_overlap() {
+    let cut = Duration::from_secs(6);
+    let heal = cut + Duration::from_secs(14);
+    for (seed, side, lossy) in [
+        (1, vec![0, 1], false),
+        (2, vec![0, 1], true),
+        (3, vec![3, 4], false),
+        (4, vec![3, 4], true),
+    ] {
+        let mut steps: Vec<Step> = (0..5)
+            .map(|i| Step {
+                at: Duration::from_millis(100 * i as u64),
+                action: Action::Start(i),
+            })
+            .collect();
+        steps.push(Step {
+            at: cut,
+            action: Action::Isolate {
+                side: side.clone(),
+                lossy,
+            },
+        });
+        steps.push(Step {
+            at: heal,
+            action: Action::Heal,
+        });
+        steps.push(Step {
+            at: heal + Duration::from_secs(1),
+            action: Action::Finish,
+        });
+        let plan = Plan {
+            seed,
+            hosts: 5,
+            steps,
+        };
+        let out = sim::run_then(&plan, Duration::from_secs(5));
+        let context = || {
+            format!(
+                "split {side:?} (lossy: {lossy}), seed {seed}\nplan: {}events:\n{}\nlives:\n{}",
+                plan.describe(),
+                out.trace(),
+                out.lives_trace()
+            )
+        };
+        if std::env::var("CASTY_SIM_SEED").is_ok() {
+            eprintln!("{}", context());
+        }
+        assert_eq!(out.failure, None, "{}", context());
+        assert!(out.settled_in.is_some(), "{}", context());
+        let (cut_us, heal_us) = (cut.as_micros() as u64, heal.as_micros() as u64);
+        let small = |host: usize| side.contains(&host);
+        // The small side's entities ran before the cut, and all stopped (by their regions, not
+        // with a killed process) before the heal.
+        let small_lives: Vec<&sim::Life> = out
+            .lives
+            .iter()
+            .filter(|l| small(l.host) && l.start.at_us < heal_us)
+            .collect();
+        assert!(!small_lives.is_empty(), "{}", context());
+        for l in &small_lives {
+            assert!(
+                l.stop.is_some_and(|s| s.at_us < heal_us) && !l.killed,
+                "{l} did not stop before the heal\n{}",
+                context()
+            );
+        }
+        // The large side removed both nodes of the small side.
+        let small_nodes: std::collections::BTreeSet<_> =
+            small_lives.iter().map(|l| l.node.clone()).collect();
+        for n in &small_nodes {
+            assert!(
+                out.events.iter().any(|e| e.kind == Kind::Removed
+                    && e.member == *n
+                    && !small(host_index(e.observer.address.host()))
+                    && e.at_ms < heal.as_millis() as u64),
+                "{n} was not removed on the large side\n{}",
+                context()
+            );
+        }
+        // Every entity that ran on the small side at the cut ran again on the large side before
+        // the heal: its shard moved.
+        let at_cut: std::collections::BTreeSet<&str> = small_lives
+            .iter()
+            .filter(|l| l.start.at_us < cut_us && l.stop.is_none_or(|s| s.at_us > cut_us))
+            .map(|l| l.entity.as_str())
+            .collect();
+        assert!(!at_cut.is_empty(), "{}", context());
+        for e in &at_cut {
+            assert!(
+                out.lives.iter().any(|l| l.entity == *e
+                    && !small(l.host)
+                    && l.start.at_us > cut_us
+                    && l.start.at_us < heal_us),
+                "{e} did not move to the large side\n{}",
+                context()
+            );
+        }
+        // Once settled, the traffic reaches every entity: each runs, on one node, at the end.
+        let running: std::collections::BTreeSet<&str> = out
+            .lives
+            .iter()
+            .filter(|l| l.stop.is_none())
+            .map(|l| l.entity.as_str())
+            .collect();
+        assert_eq!(running.len(), entities::ENTITIES, "{}", context());
+    }
+}
+
+/// The host number of a host name (`node-3` is host 2).
+fn host_index(name: &str) -> usize {
+    name.trim_start_matches("node-")
+        .parse::<usize>()
+        .map_or(usize::MAX, |n| n - 1)
 }

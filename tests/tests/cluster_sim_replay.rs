@@ -4,7 +4,7 @@
 use casty_tests::sim::{self, Action, Plan};
 
 /// The same seed gives the same history, event for event, with crashes, restarts, partitions
-/// and lossy links in it.
+/// and lossy links in it; and the sharded entities' lives and messages handled are the same.
 #[test]
 fn the_same_seed_gives_the_same_events() {
     let seed = (0..)
@@ -26,4 +26,12 @@ fn the_same_seed_gives_the_same_events() {
         panic!("the runs differ first at:\n{x}\n{y}");
     }
     assert_eq!(ta, tb);
+    // The sharded entities, under traffic, live the same lives, to the microsecond.
+    assert!(a.lives.len() > 10, "{}", a.lives_trace());
+    let (la, lb) = (a.lives_trace(), b.lives_trace());
+    if let Some((x, y)) = la.lines().zip(lb.lines()).find(|(x, y)| x != y) {
+        panic!("the entities' lives differ first at:\n{x}\n{y}");
+    }
+    assert_eq!(la, lb);
+    assert_eq!(a.handled, b.handled);
 }

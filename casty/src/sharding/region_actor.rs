@@ -12,7 +12,7 @@
 //!   already in its mailbox; messages that arrive meanwhile wait here and go to the next
 //!   incarnation, which starts afterwards.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,7 +72,10 @@ struct State<M: Message> {
     region: Region<Routed<M>>,
     coordinator: Coordinator,
     entities: HashMap<Arc<str>, Entity<M>, foldhash::fast::RandomState>,
-    by_shard: HashMap<ShardId, HashSet<Arc<str>>>,
+    /// The ids of each shard's entities, in order: a shard's entities stop in the order of
+    /// their ids, so that what they leave behind moves on in an order that does not depend on
+    /// a hasher's random seed (a simulation replays from its seed alone).
+    by_shard: HashMap<ShardId, BTreeSet<Arc<str>>>,
     /// Shards stopping here, with how many of their entities have not stopped yet.
     stopping: HashMap<ShardId, usize>,
     peers: HashMap<UniqueAddress, ActorRef<ShardEnvelope<M>>>,
@@ -415,7 +418,10 @@ where
     }
 
     fn stop_all(&mut self, ctx: &mut ActorContext<ShardEnvelope<M>>) {
-        for (_, e) in self.entities.drain() {
+        // In the order of ids, not of the hash map.
+        let mut all: Vec<(Arc<str>, Entity<M>)> = self.entities.drain().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (_, e) in all {
             ctx.stop(&e.actor);
         }
         self.by_shard.clear();
@@ -497,12 +503,14 @@ where
             // Idle for at least `idle`: untouched for that many whole ticks.
             let ticks = (idle.as_nanos() / interval.as_nanos().max(1)).max(1) as u32;
             let tick = self.tick;
-            let idle: Vec<Arc<str>> = self
+            let mut idle: Vec<Arc<str>> = self
                 .entities
                 .iter()
                 .filter(|(_, e)| e.passivating.is_none() && tick.wrapping_sub(e.last) > ticks)
                 .map(|(id, _)| id.clone())
                 .collect();
+            // In the order of ids, not of the hash map.
+            idle.sort_unstable();
             for id in idle {
                 self.passivate(&id);
             }
@@ -648,5 +656,53 @@ where
             num_shards: self.num_shards,
             state: std::sync::Mutex::new(None),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use crate::sharding::{ShardEnvelope, ShardingSettings};
+    use crate::{ActorSystem, Behavior, Behaviors};
+
+    /// Entities found idle in one tick stop in the order of their ids, whatever the order of the
+    /// hash map that holds them: what happens next does not hang on a hasher's random seed, so a
+    /// simulated cluster replays from its seed alone.
+    #[tokio::test(start_paused = true)]
+    async fn idle_entities_stop_in_the_order_of_their_ids() {
+        let stopped: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = stopped.clone();
+        let system = ActorSystem::new("order");
+        let settings = ShardingSettings::default()
+            .num_shards(4)
+            .passivate_idle(Some(Duration::from_millis(100)));
+        let region = system
+            .spawn(
+                Behaviors::sharded_with(
+                    move |id: &str| -> Behavior<u64> {
+                        let (log, id) = (log.clone(), id.to_owned());
+                        Behaviors::with_lifecycle(Behaviors::ignore::<u64>())
+                            .post_stop(move |_| log.lock().unwrap().push(id.clone()))
+                            .into()
+                    },
+                    settings,
+                ),
+                "ordered",
+            )
+            .unwrap();
+        let ids: Vec<String> = (0..40).map(|i| format!("id-{i:02}")).collect();
+        // Told in reverse, all in one tick, so that they all fall idle in one tick.
+        for id in ids.iter().rev() {
+            region.tell(ShardEnvelope::new(id.as_str(), 1u64));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while stopped.lock().unwrap().len() < ids.len() {
+            assert!(tokio::time::Instant::now() < deadline, "{stopped:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(*stopped.lock().unwrap(), ids);
+        system.shutdown().await;
     }
 }

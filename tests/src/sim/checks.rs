@@ -289,6 +289,91 @@ pub fn one_side_survives(sides: [&[Snapshot]; 2]) -> Result<(), String> {
     Ok(())
 }
 
+/// When something happened in a simulation: the simulated time, and its place in the one order
+/// in which the simulation ran everything (the hosts run in turn on one thread, so `seq` orders
+/// even what happened within one tick).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp {
+    /// Simulated time from the start, in µs.
+    pub at_us: u64,
+    /// The place in the run's order of records.
+    pub seq: u64,
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{:03} ms (#{})",
+            self.at_us / 1_000,
+            self.at_us % 1_000,
+            self.seq
+        )
+    }
+}
+
+/// One incarnation of a sharded entity: where it ran, and from when to when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Life {
+    /// The entity's id.
+    pub entity: String,
+    /// The node (incarnation) it ran on.
+    pub node: UniqueAddress,
+    /// Its host, numbered from 0.
+    pub host: usize,
+    /// When it started (`pre_start`).
+    pub start: Stamp,
+    /// When it stopped (`post_stop`, or its host's crash); `None` while it runs.
+    pub stop: Option<Stamp>,
+    /// Whether it ended with its host's crash (or bounce) rather than by stopping.
+    pub killed: bool,
+}
+
+impl std::fmt::Display for Life {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} on {}#{} from {} to ",
+            self.entity,
+            self.node.address.host(),
+            self.node.uid,
+            self.start
+        )?;
+        match (&self.stop, self.killed) {
+            (Some(s), false) => write!(f, "{s}"),
+            (Some(s), true) => write!(f, "{s}, killed with its host"),
+            (None, _) => write!(f, "the end (still running)"),
+        }
+    }
+}
+
+/// At no moment do two incarnations of one entity run: for each entity, no two of its lives
+/// overlap. A life that has not stopped runs to the end of the run. Two lives may touch — one
+/// stops and the next starts at the same instant — only if the stop came first in the run's
+/// order ([`Stamp`]s compare by time, then order).
+pub fn single_incarnation(lives: &[Life]) -> Result<(), String> {
+    let mut by_entity: BTreeMap<&str, Vec<&Life>> = BTreeMap::new();
+    for l in lives {
+        by_entity.entry(l.entity.as_str()).or_default().push(l);
+    }
+    for (entity, mut ls) in by_entity {
+        ls.sort_by_key(|l| l.start);
+        // Sorted by start, lives that do not overlap each start after the one before stopped.
+        for w in ls.windows(2) {
+            let (p, l) = (w[0], w[1]);
+            if p.stop.is_none_or(|stop| l.start < stop) {
+                let all: Vec<String> = ls.iter().map(|l| format!("    {l}")).collect();
+                return Err(format!(
+                    "two incarnations of entity {entity} ran at once:\n  {p}\n  {l}\nevery \
+                     life of {entity}:\n{}",
+                    all.join("\n")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,5 +487,82 @@ mod tests {
         stopped.stopped = true;
         assert_eq!(one_side_survives([&sa, &[stopped]]), Ok(()));
         assert_eq!(one_side_survives([&sa, &[]]), Ok(()));
+    }
+
+    fn life(entity: &str, host: usize, start: (u64, u64), stop: Option<(u64, u64)>) -> Life {
+        let stamp = |(at_us, seq)| Stamp { at_us, seq };
+        Life {
+            entity: entity.into(),
+            node: node(host as u16, host as u64),
+            host,
+            start: stamp(start),
+            stop: stop.map(stamp),
+            killed: false,
+        }
+    }
+
+    #[test]
+    fn lives_of_one_entity_one_after_another_pass() {
+        let lives = [
+            life("a", 1, (0, 0), Some((1_000, 5))),
+            // Starts at the very instant the first stopped, after it in the run's order.
+            life("a", 2, (1_000, 6), Some((2_000, 9))),
+            life("a", 1, (3_000, 12), None),
+            // Another entity may run beside them.
+            life("b", 2, (500, 3), None),
+        ];
+        assert_eq!(single_incarnation(&lives), Ok(()));
+        assert_eq!(single_incarnation(&[]), Ok(()));
+    }
+
+    #[test]
+    fn two_lives_of_one_entity_at_once_fail_and_name_both() {
+        let first = life("a", 1, (0, 0), Some((2_000, 9)));
+        let second = life("a", 2, (1_500, 7), Some((3_000, 11)));
+        let err = single_incarnation(&[second.clone(), first.clone()]).unwrap_err();
+        assert!(err.contains("entity a"), "{err}");
+        assert!(err.contains(&first.to_string()), "{err}");
+        assert!(err.contains(&second.to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_start_at_the_instant_of_a_stop_but_before_it_in_order_overlaps() {
+        let lives = [
+            life("a", 1, (0, 0), Some((1_000, 6))),
+            life("a", 2, (1_000, 5), None),
+        ];
+        assert!(single_incarnation(&lives).is_err());
+    }
+
+    #[test]
+    fn a_life_still_running_overlaps_every_later_start() {
+        let lives = [
+            life("a", 1, (0, 0), None),
+            life("a", 2, (9_000, 50), Some((9_500, 60))),
+        ];
+        assert!(single_incarnation(&lives).is_err());
+    }
+
+    /// The first overlap is reported, between the two lives that make it.
+    #[test]
+    fn the_first_overlap_is_reported_with_both_lives() {
+        let lives = [
+            life("a", 1, (0, 0), Some((10_000, 90))),
+            life("a", 2, (1_000, 10), Some((2_000, 20))),
+            life("a", 3, (5_000, 40), Some((6_000, 50))),
+        ];
+        let err = single_incarnation(&lives).unwrap_err();
+        assert!(err.contains(&lives[0].to_string()), "{err}");
+        assert!(err.contains(&lives[1].to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_life_killed_with_its_host_says_so() {
+        let mut l = life("a", 1, (0, 0), Some((1_000, 3)));
+        l.killed = true;
+        assert!(l.to_string().ends_with("killed with its host"), "{l}");
+        assert!(life("a", 1, (0, 0), None)
+            .to_string()
+            .contains("still running"));
     }
 }

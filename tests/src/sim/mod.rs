@@ -5,12 +5,15 @@
 //! - [`plan`] makes a history from a seed.
 //! - [`runner`] runs it and checks the rules on the nodes' views as it goes.
 //! - [`checks`] holds the rules, as pure functions over what the nodes recorded.
+//! - [`entities`] is the sharded entity type every node runs under traffic, and the record of
+//!   its entities' lives, checked for two incarnations of one entity running at once.
 
 pub mod checks;
+pub mod entities;
 pub mod plan;
 pub mod runner;
 
-pub use checks::{Kind, Observed};
+pub use checks::{Kind, Life, Observed};
 
 /// Holds the process's one simulation slot: simulations run one at a time.
 ///
@@ -23,4 +26,4 @@ pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
     SLOT.lock().unwrap_or_else(|e| e.into_inner())
 }
 pub use plan::{Action, Plan, Step};
-pub use runner::{run, Outcome};
+pub use runner::{run, run_then, Outcome};

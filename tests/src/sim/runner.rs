@@ -12,6 +12,12 @@
 //! the events, then that the cluster settles: once every fault has healed and every node runs
 //! again (a node that stops is restarted, as a process supervisor would), every node must hold one
 //! converged view with all of them Up within [`SETTLE_ROUNDS`] gossip rounds.
+//!
+//! Every node also runs the sharded type of [`super::entities`] and sends it traffic from the
+//! moment it starts. Its entities record their lives in one [`Recorder`]; when the run crashes or
+//! bounces a host it ends that host's lives at that instant (a killed process runs no
+//! `post_stop`), and at the end it checks that no two incarnations of one entity ever ran at
+//! once ([`checks::single_incarnation`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +32,8 @@ use casty::config::FailureDetectorConfig;
 use casty::remote::NodeAddress;
 use casty::testing::{Direction, FaultyTransport, SimTransport};
 
-use super::checks::{self, Kind, Observed, Snapshot, ViewChecks};
+use super::checks::{self, Kind, Life, Observed, Snapshot, ViewChecks};
+use super::entities::{self, Recorder};
 use super::plan::{Action, Plan, LONG_PARTITION};
 
 /// Between gossip rounds.
@@ -71,9 +78,13 @@ pub fn node(host: &str, seeds: &[String], seed: u64) -> ClusteredActorSystemBuil
             first_heartbeat_estimate: Duration::from_millis(100),
         })
         .membership(
+            // A joiner whose contact dies before welcoming it asks the seeds again after
+            // `retry_join_after`: on the simulation's scale, well within the settling bound
+            // (the default, 10 s, is the whole bound).
             MembershipSettings::default()
                 .retry_interval(Duration::from_millis(200))
-                .seed_node_timeout(Duration::from_secs(1)),
+                .seed_node_timeout(Duration::from_secs(1))
+                .retry_join_after(Duration::from_secs(2)),
         )
         .downing(KeepMajority::default(), STABLE_AFTER)
 }
@@ -119,6 +130,11 @@ pub struct Outcome {
     pub failure: Option<String>,
     /// How long the cluster took to settle after [`Action::Finish`], if it did.
     pub settled_in: Option<Duration>,
+    /// Every life of every entity of the sharded type, in the order they began: the same seed
+    /// gives the same list.
+    pub lives: Vec<Life>,
+    /// How many messages the entities handled.
+    pub handled: u64,
 }
 
 impl Outcome {
@@ -127,6 +143,25 @@ impl Outcome {
         self.events
             .iter()
             .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The entities' lives as text, one per line.
+    pub fn lives_trace(&self) -> String {
+        self.lives
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The lives of one entity, one per line.
+    pub fn lives_of(&self, entity: &str) -> String {
+        self.lives
+            .iter()
+            .filter(|l| l.entity == entity)
+            .map(|l| format!("  {l}"))
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -144,10 +179,17 @@ struct Run<'a> {
     partition: Option<(Vec<usize>, bool, Duration)>,
     checks: ViewChecks,
     settled_in: Option<Duration>,
+    recorder: Recorder,
 }
 
 /// Runs `plan` and checks it.
 pub fn run(plan: &Plan) -> Outcome {
+    run_then(plan, Duration::ZERO)
+}
+
+/// Runs `plan` and checks it, going on for `extra` of simulated time once the cluster has
+/// settled (checking the views all along, and the entities' lives at the end).
+pub fn run_then(plan: &Plan, extra: Duration) -> Outcome {
     let _slot = super::exclusive();
     let sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_secs(3_600))
@@ -170,16 +212,22 @@ pub fn run(plan: &Plan) -> Outcome {
         partition: None,
         checks: ViewChecks::default(),
         settled_in: None,
+        recorder: Recorder::default(),
     };
-    let failure = run.go().err();
+    let failure = run.go().and_then(|()| run.advance(run.now() + extra)).err();
     let shared = run.shared.lock().unwrap();
     let events = shared.events.clone();
     drop(shared);
     let settled_in = run.settled_in;
+    let lives = run.recorder.lives();
     Outcome {
-        failure: failure.or_else(|| checks::lifecycle_order(&events).err()),
+        failure: failure
+            .or_else(|| checks::lifecycle_order(&events).err())
+            .or_else(|| checks::single_incarnation(&lives).err()),
         events,
         settled_in,
+        lives,
+        handled: run.recorder.handled_count(),
     }
 }
 
@@ -272,16 +320,19 @@ impl Run<'_> {
         let shared = self.shared.clone();
         let transport = self.transports[i].clone();
         let incarnations = self.incarnations[i].clone();
+        let recorder = self.recorder.clone();
         let (hosts, seed) = (self.plan.hosts, self.plan.seed);
         self.sim.host(host_name(i), move || {
             let shared = shared.clone();
             let transport = transport.clone();
+            let recorder = recorder.clone();
             let incarnation = incarnations.fetch_add(1, Ordering::SeqCst);
             async move {
                 let now = turmoil::sim_elapsed().unwrap_or_default();
                 tokio::time::sleep(start_at.saturating_sub(now)).await;
                 let seeds: Vec<String> = (0..hosts).map(host_name).collect();
-                let node = node(&host_name(i), &seeds, node_seed(seed, i, incarnation + 1))
+                let my_seed = node_seed(seed, i, incarnation + 1);
+                let node = node(&host_name(i), &seeds, my_seed)
                     .transport(Arc::new(transport))
                     .start()
                     .await?;
@@ -307,24 +358,35 @@ impl Run<'_> {
                         });
                     }
                 });
-                shared.lock().unwrap().clusters.insert(i, cluster);
-                // The node lives until the host crashes or restarts.
-                std::future::pending::<turmoil::Result>().await
+                shared.lock().unwrap().clusters.insert(i, cluster.clone());
+                let region = node.spawn(
+                    casty::Behaviors::sharded_with(
+                        entities::entity(recorder, cluster.self_node().clone(), i),
+                        entities::settings(),
+                    ),
+                    entities::TYPE_NAME,
+                )?;
+                // The node lives, and sends its traffic, until the host crashes or restarts.
+                entities::traffic(region, my_seed ^ 0x5EED).await;
+                Ok(())
             }
         });
     }
 
-    /// Stops host `i`'s software and forgets its node.
+    /// Stops host `i`'s software and forgets its node. Its entities stop at this instant.
     fn crash(&mut self, i: usize) {
         if !self.crashed[i] {
+            self.recorder.killed(i, self.now());
             self.sim.crash(host_name(i));
         }
         self.crashed[i] = true;
         self.shared.lock().unwrap().clusters.remove(&i);
     }
 
-    /// Starts host `i` again, as a new incarnation.
+    /// Starts host `i` again, as a new incarnation. The entities still running on it stop at
+    /// this instant.
     fn restart(&mut self, i: usize) {
+        self.recorder.killed(i, self.now());
         self.shared.lock().unwrap().clusters.remove(&i);
         self.crashed[i] = false;
         self.sim.bounce(host_name(i));
