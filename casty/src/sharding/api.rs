@@ -287,7 +287,7 @@ where
 }
 
 /// The sharded form of an event-sourced entity type: `State::sharded(journal, num_shards)`
-/// for any state that `#[event_sourced]` (or a hand-written [`EventSourcedEntity`]) describes.
+/// for any state that `#[event_sourced]` (or a hand-written [`EventSourcedEntity`](crate::EventSourcedEntity)) describes.
 /// Every node spawns it under the same name, on a journal they share, and an entity recovers
 /// its state wherever its shard lands.
 ///
