@@ -112,7 +112,7 @@ impl Script {
                     addr.clone(),
                     CoordinatorSettings {
                         role: None,
-                        handoff_timeout: Duration::from_secs(3600),
+                        handoff_timeout: Duration::from_millis(300),
                         retry_interval: Duration::from_millis(50),
                         down_removal_margin: Duration::from_millis(500),
                         rebalance_interval: Duration::from_millis(100),
@@ -340,4 +340,85 @@ fn a_handoff_that_spans_a_coordinator_handover_keeps_each_senders_order() {
     s.tell(c);
     s.deliver_all();
     assert_eq!(s.handled_from(c), vec![1, 2, 3, 4]);
+}
+
+/// Rule 2 (no loss, in order, without faults), broken by an acknowledgement from an earlier
+/// handoff. A handoff asked for again (after `handoff_timeout`) makes every region acknowledge
+/// twice; a second acknowledgement that reaches the old owner after it stopped the shard is kept
+/// as an early one, and counted, much later, for the next handoff of the shard from that node.
+/// The owner then stops before the messages the acknowledging region forwarded to it have
+/// arrived; they reach the next home by way of the old owner, after later ones sent directly.
+#[test]
+#[ignore = "breaks rule 2: a stale HandOffAck lets an owner stop before a region's messages arrive"]
+fn an_acknowledgement_of_an_earlier_handoff_does_not_count_for_the_next() {
+    let (a, b, c) = (0, 1, 2);
+    let mut s = Script::new(3);
+    // The shard lives at B; C's first message is handled there.
+    *s.strategy.target.lock().unwrap() = Some(address(b));
+    s.tell(c);
+    s.deliver_all();
+    // A moves it; B waits for its entities to stop.
+    s.strategy.moves.lock().unwrap().insert(SHARD);
+    s.now += Duration::from_millis(200);
+    s.tick(a);
+    s.deliver_all();
+    assert!(s.nodes[b].stopping.contains(&SHARD));
+    // The stop takes longer than the handoff timeout: A asks again. A's own region acknowledges
+    // again at once; the word to C is slow.
+    s.now += Duration::from_millis(300);
+    s.tick(a);
+    s.flush(a, a);
+    s.flush(a, b);
+    // B stops; A places the shard on itself.
+    *s.strategy.target.lock().unwrap() = Some(address(a));
+    s.stopped(b);
+    s.flush(b, a);
+    s.flush(a, a);
+    assert!(s.nodes[a].region.is_active(SHARD));
+    // Now C hears the repeated handoff, and acknowledges it to B, which no longer hosts it.
+    s.flush(a, c);
+    s.flush(c, b);
+    // C's second message goes to A.
+    s.tell(c);
+    s.deliver_all();
+    assert_eq!(s.handled_from(c), vec![1, 2]);
+    // The shard moves back to B.
+    *s.strategy.target.lock().unwrap() = Some(address(b));
+    s.strategy.moves.lock().unwrap().insert(SHARD);
+    s.now += Duration::from_millis(200);
+    s.tick(a);
+    s.deliver_all();
+    s.stopped(a);
+    s.deliver_all();
+    assert!(s.nodes[b].region.is_active(SHARD));
+    // C's third message is on its way to B.
+    s.tell(c);
+    s.flush(c, a);
+    s.flush(a, c);
+    assert_eq!(s.net[&(c, b)].len(), 1);
+    // The shard moves to A again. B must wait for C's acknowledgement, which follows the third
+    // message on the path from C.
+    *s.strategy.target.lock().unwrap() = Some(address(a));
+    s.strategy.moves.lock().unwrap().insert(SHARD);
+    s.now += Duration::from_millis(200);
+    s.tick(a);
+    s.flush(a, a);
+    s.flush(a, b);
+    let stopped_early = s.nodes[b].stopping.contains(&SHARD);
+    if stopped_early {
+        s.stopped(b);
+        s.flush(b, a);
+        s.flush(a, a);
+        // C hears the move, and its fourth message goes straight to A.
+        s.flush(a, c);
+        s.tell(c);
+        s.flush(c, a);
+        s.flush(a, c);
+        s.flush(c, a);
+    }
+    s.deliver_all();
+    s.tell(c);
+    s.deliver_all();
+    assert_eq!(s.handled_from(c), (1..=s.sent[&c]).collect::<Vec<_>>());
+    assert!(!stopped_early, "B stopped before C acknowledged");
 }
