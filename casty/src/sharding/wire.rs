@@ -91,6 +91,9 @@ pub enum ShardingWire {
         shard: ShardId,
         /// The acknowledging region's node.
         from: UniqueAddress,
+        /// The allocation whose end it acknowledges (that of the [`ShardingWire::BeginHandOff`]),
+        /// so that an acknowledgement of an earlier handoff never counts for a later one.
+        epoch: Epoch,
     },
     /// Owner → coordinator: every entity of `shard` has stopped here.
     ShardStopped {
