@@ -539,7 +539,14 @@ impl<T> Region<T> {
                 }
                 self.begin_hand_off(coordinator, shard, owner, epoch, regions);
             }
-            ShardingWire::HandOffAck { shard, from, epoch } => {
+            // A handoff of a coordinator this region no longer follows was cancelled: its
+            // acknowledgements are ignored.
+            ShardingWire::HandOffAck {
+                shard,
+                from,
+                epoch,
+                coordinator,
+            } if Some(&coordinator) == self.coordinator.as_ref() => {
                 self.hand_off_ack(shard, from, epoch)
             }
             ShardingWire::CoordinatorRetired { from, successor }
@@ -643,6 +650,7 @@ impl<T> Region<T> {
                     shard,
                     from: self.me.clone(),
                     epoch: ending,
+                    coordinator,
                 },
             });
             return;

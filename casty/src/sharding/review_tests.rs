@@ -434,7 +434,6 @@ fn an_acknowledgement_of_an_earlier_handoff_does_not_count_for_the_next() {
 /// coordinator's handoff of the same allocation: the owner stops before the messages the
 /// acknowledging region forwarded since have arrived.
 #[test]
-#[ignore = "breaks rule 2: an acknowledgement of a cancelled handoff counts for the next one"]
 fn an_acknowledgement_of_a_handoff_cancelled_by_a_handover_does_not_count_for_the_next() {
     let (a, b, c, d) = (0, 1, 2, 3);
     let mut s = Script::new(4);
