@@ -31,6 +31,8 @@ mod envelope;
 mod protocol_tests;
 mod region;
 mod region_actor;
+#[cfg(test)]
+mod review_tests;
 mod settings;
 mod shard_id;
 mod wire;

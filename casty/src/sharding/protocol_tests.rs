@@ -745,7 +745,7 @@ fn short(p: &Packet) -> String {
                 ShardingWire::ShardHome { shard, home, .. } => {
                     format!("ShardHome shard {shard} home {}", port(home))
                 }
-                ShardingWire::HandOffAck { shard, from } => {
+                ShardingWire::HandOffAck { shard, from, .. } => {
                     format!("HandOffAck shard {shard} from {}", port(from))
                 }
                 ShardingWire::GetShardHome { shard, region } => {

@@ -179,7 +179,8 @@ pub struct Region<T> {
     coordinator: Option<UniqueAddress>,
     registered: bool,
     last_register: Option<Instant>,
-    early_acks: BTreeMap<ShardId, BTreeSet<UniqueAddress>>,
+    /// Acknowledgements that came before the coordinator's word, by shard and ending allocation.
+    early_acks: BTreeMap<(ShardId, Epoch), BTreeSet<UniqueAddress>>,
     was_member: bool,
     stopped: bool,
     leaving: bool,
@@ -538,7 +539,16 @@ impl<T> Region<T> {
                 }
                 self.begin_hand_off(coordinator, shard, owner, epoch, regions);
             }
-            ShardingWire::HandOffAck { shard, from } => self.hand_off_ack(shard, from),
+            // A handoff of a coordinator this region no longer follows was cancelled: its
+            // acknowledgements are ignored.
+            ShardingWire::HandOffAck {
+                shard,
+                from,
+                epoch,
+                coordinator,
+            } if Some(&coordinator) == self.coordinator.as_ref() => {
+                self.hand_off_ack(shard, from, epoch)
+            }
             ShardingWire::CoordinatorRetired { from, successor }
                 if Some(&from) == self.coordinator.as_ref() =>
             {
@@ -639,6 +649,8 @@ impl<T> Region<T> {
                 msg: ShardingWire::HandOffAck {
                     shard,
                     from: self.me.clone(),
+                    epoch: ending,
+                    coordinator,
                 },
             });
             return;
@@ -647,7 +659,10 @@ impl<T> Region<T> {
             // A handoff of an earlier allocation of the shard, long finished.
             Slot::Hosted { epoch, .. } if *epoch != ending => {}
             Slot::Hosted { state, .. } => {
-                let early = self.early_acks.remove(&shard).unwrap_or_default();
+                let early = self.early_acks.remove(&(shard, ending)).unwrap_or_default();
+                // Those of earlier allocations of the shard are stale.
+                self.early_acks
+                    .retain(|(s, e), _| *s != shard || *e > ending);
                 let expected: BTreeSet<UniqueAddress> =
                     regions.into_iter().filter(|r| *r != self.me).collect();
                 match state {
@@ -681,19 +696,25 @@ impl<T> Region<T> {
         }
     }
 
-    fn hand_off_ack(&mut self, shard: ShardId, from: UniqueAddress) {
+    fn hand_off_ack(&mut self, shard: ShardId, from: UniqueAddress, ending: Epoch) {
         match self.slots.get_mut(shard as usize) {
             Some(Slot::Hosted {
+                epoch,
                 state: HostState::HandOff { waiting, acked },
                 ..
-            }) => {
+            }) if *epoch == ending => {
                 waiting.remove(&from);
                 acked.insert(from);
                 self.check_hand_off(shard);
             }
+            // About an allocation that ended here already: stale.
+            Some(Slot::Hosted { epoch, .. }) if *epoch > ending => {}
             Some(_) => {
                 // Before the coordinator's own word reached this owner: kept for it.
-                self.early_acks.entry(shard).or_default().insert(from);
+                self.early_acks
+                    .entry((shard, ending))
+                    .or_default()
+                    .insert(from);
             }
             None => {}
         }
@@ -722,7 +743,8 @@ impl<T> Region<T> {
             return;
         };
         let epoch = *epoch;
-        self.early_acks.remove(&shard);
+        self.early_acks
+            .retain(|(s, e), _| *s != shard || *e > epoch);
         let restart = *restart;
         let buffer = std::mem::take(buffer);
         if restart {

@@ -91,6 +91,12 @@ pub enum ShardingWire {
         shard: ShardId,
         /// The acknowledging region's node.
         from: UniqueAddress,
+        /// The allocation whose end it acknowledges (that of the [`ShardingWire::BeginHandOff`]),
+        /// so that an acknowledgement of an earlier handoff never counts for a later one.
+        epoch: Epoch,
+        /// The coordinator that asked for the handoff: an owner counts only acknowledgements of
+        /// handoffs asked by the coordinator it follows (one cancelled by a handover is not).
+        coordinator: UniqueAddress,
     },
     /// Owner → coordinator: every entity of `shard` has stopped here.
     ShardStopped {
