@@ -122,7 +122,7 @@ struct HandOff {
 ///     .with_up_number(1);
 /// c.members_changed(vec![up], now);
 /// let out = c.receive(
-///     ShardingWire::Register { region: me.clone(), hosting: true, shards: vec![] },
+///     ShardingWire::Register { region: me.clone(), hosting: true, shards: vec![], stopping: vec![] },
 ///     now,
 /// );
 /// assert!(c.is_active());
@@ -247,10 +247,15 @@ impl Coordinator {
             .collect();
         let old = std::mem::replace(&mut self.members, new);
         for node in gone {
-            // Only a member that may have hosted shards makes anyone wait.
-            if old.get(&node).is_some_and(|m| {
-                self.hosts(m) && !matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp)
-            }) {
+            // Only a member that may have hosted shards makes anyone wait, and only one whose
+            // shards this coordinator does not know: a region that reported to it has its
+            // shards kept from new homes one by one, for the margin (below).
+            if !self.regions.contains_key(&node)
+                && old.get(&node).is_some_and(|m| {
+                    self.hosts(m)
+                        && !matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp)
+                })
+            {
                 self.removed.insert(node.clone(), now);
             }
             self.region_removed(&node, now, &mut out);
@@ -307,7 +312,8 @@ impl Coordinator {
                 region,
                 hosting,
                 shards,
-            } => self.register(region, hosting, shards, &mut out),
+                stopping,
+            } => self.register(region, hosting, shards, stopping, now, &mut out),
             ShardingWire::GetShardHome { region, shard } => {
                 if self.regions.contains_key(&region) {
                     self.deferred.entry(shard).or_default().insert(region);
@@ -386,7 +392,8 @@ impl Coordinator {
 
     fn retire(&mut self) {
         self.phase = Phase::Retired;
-        self.regions.clear();
+        // The regions are kept: they hear from a retired coordinator that it has stopped, and
+        // whom to follow, when its successor asks it to hand over.
         self.homes.clear();
         self.epochs.clear();
         self.orphans.clear();
@@ -399,6 +406,8 @@ impl Coordinator {
         region: UniqueAddress,
         hosting: bool,
         shards: Vec<(ShardId, Epoch)>,
+        stopping: Vec<ShardId>,
+        now: Instant,
         out: &mut Vec<Send>,
     ) {
         let Some(member) = self.members.get(&region) else {
@@ -434,6 +443,19 @@ impl Coordinator {
                 self.epochs.insert(shard, epoch);
                 self.orphans.remove(&shard);
                 entry.shards.insert(shard);
+            }
+        }
+        // A shard still stopping there (a handoff under an earlier coordinator) is moving: it
+        // gets no home until its owner reports it stopped, and then one at once.
+        for shard in stopping {
+            if self.homes.get(&shard) == Some(&region) && !self.handoffs.contains_key(&shard) {
+                self.handoffs.insert(
+                    shard,
+                    HandOff {
+                        owner: region.clone(),
+                        sent: now,
+                    },
+                );
             }
         }
         out.push(Send {

@@ -456,12 +456,25 @@ impl<T> Region<T> {
                 _ => None,
             })
             .collect();
+        let stopping = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Slot::Hosted {
+                    state: HostState::Stopping { .. },
+                    ..
+                } => Some(i as ShardId),
+                _ => None,
+            })
+            .collect();
         self.commands.push(RegionCommand::Send {
             to,
             msg: ShardingWire::Register {
                 region: self.me.clone(),
                 hosting: self.hosting,
                 shards,
+                stopping,
             },
         });
     }

@@ -44,6 +44,10 @@ pub enum ShardingWire {
         hosting: bool,
         /// The shards it hosts now, each with the allocation it hosts it under.
         shards: Vec<(ShardId, Epoch)>,
+        /// Those of them whose entities are stopping (a handoff under an earlier
+        /// coordinator): the new one gives them no home until they have stopped.
+        #[serde(default)]
+        stopping: Vec<ShardId>,
     },
     /// Coordinator → region: registration accepted.
     RegisterAck {
