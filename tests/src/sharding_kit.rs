@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use casty::{ActorRef, Behavior, Behaviors};
+use casty::{event_sourced, message, message_enum, ActorContext, ActorRef, Behavior, Behaviors};
 
 /// What the recording entity takes.
 #[casty::message_enum]
@@ -147,5 +147,61 @@ pub fn recorder(node: u16, log: Log) -> impl Fn(&str) -> Behavior<Rec> + Send + 
             })
         })
         .into()
+    }
+}
+
+// An event-sourced bank account, sharded in the tests and in the `sharded_node` process.
+
+/// What an account persists.
+#[message_enum]
+pub enum Deposited {
+    Deposited { amount: i64 },
+}
+
+/// What an account takes.
+#[message_enum]
+pub enum Account {
+    Deposit {
+        amount: i64,
+    },
+    GetBalance {
+        reply_to: ActorRef<i64>,
+    },
+    /// Stop after this one (passivation asked by the entity itself).
+    DepositThenRest {
+        amount: i64,
+    },
+}
+
+/// An event-sourced account: its balance.
+#[message]
+#[derive(Clone, Default)]
+pub struct Balance {
+    pub total: i64,
+}
+
+#[event_sourced]
+impl Balance {
+    fn on_event(&self, event: &Deposited) -> Self {
+        match event {
+            Deposited::Deposited { amount } => Balance {
+                total: self.total + amount,
+            },
+        }
+    }
+
+    async fn on_command(&self, ctx: &mut ActorContext<Account>, cmd: Account) -> Behavior<Account> {
+        match cmd {
+            Account::Deposit { amount } => Behaviors::persisted([Deposited::Deposited { amount }]),
+            Account::DepositThenRest { amount } => {
+                use casty::sharding::Passivate;
+                ctx.passivate();
+                Behaviors::persisted([Deposited::Deposited { amount }])
+            }
+            Account::GetBalance { reply_to } => {
+                reply_to.tell(self.total);
+                Behaviors::same()
+            }
+        }
     }
 }

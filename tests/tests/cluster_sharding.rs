@@ -420,58 +420,8 @@ async fn a_two_three_partition_under_traffic_never_runs_an_entity_twice() {
 // ---------------------------------------------------------------------------------------------
 // Event-sourced entities: state survives a crash and passivation, from a shared journal.
 
-use casty::{event_sourced, message, message_enum, ActorContext, Behavior, EventJournal};
-
-#[message_enum]
-enum Deposited {
-    Deposited { amount: i64 },
-}
-
-#[message_enum]
-enum Account {
-    Deposit {
-        amount: i64,
-    },
-    GetBalance {
-        reply_to: ActorRef<i64>,
-    },
-    /// Stop after this one (passivation asked by the entity itself).
-    DepositThenRest {
-        amount: i64,
-    },
-}
-
-#[message]
-#[derive(Clone, Default)]
-struct Balance {
-    total: i64,
-}
-
-#[event_sourced]
-impl Balance {
-    fn on_event(&self, event: &Deposited) -> Self {
-        match event {
-            Deposited::Deposited { amount } => Balance {
-                total: self.total + amount,
-            },
-        }
-    }
-
-    async fn on_command(&self, ctx: &mut ActorContext<Account>, cmd: Account) -> Behavior<Account> {
-        match cmd {
-            Account::Deposit { amount } => Behaviors::persisted([Deposited::Deposited { amount }]),
-            Account::DepositThenRest { amount } => {
-                use casty::sharding::Passivate;
-                ctx.passivate();
-                Behaviors::persisted([Deposited::Deposited { amount }])
-            }
-            Account::GetBalance { reply_to } => {
-                reply_to.tell(self.total);
-                Behaviors::same()
-            }
-        }
-    }
-}
+use casty::EventJournal;
+use casty_tests::sharding_kit::{Account, Balance};
 
 async fn balance(region: &ActorRef<ShardEnvelope<Account>>, id: &str) -> i64 {
     region

@@ -15,52 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casty::sharding::ShardEnvelope;
-use casty::{
-    event_sourced, message, message_enum, ActorContext, ActorRef, Behavior, Behaviors, EventJournal,
-};
+use casty::{Behaviors, EventJournal};
 use casty_tests::cluster_kit::fast_node;
-
-#[message_enum]
-enum Deposited {
-    Deposited { amount: i64 },
-}
-
-#[message_enum]
-enum Account {
-    Deposit { amount: i64 },
-    GetBalance { reply_to: ActorRef<i64> },
-}
-
-#[message]
-#[derive(Clone, Default)]
-struct Balance {
-    total: i64,
-}
-
-#[event_sourced]
-impl Balance {
-    fn on_event(&self, event: &Deposited) -> Self {
-        match event {
-            Deposited::Deposited { amount } => Balance {
-                total: self.total + amount,
-            },
-        }
-    }
-
-    async fn on_command(
-        &self,
-        _ctx: &mut ActorContext<Account>,
-        cmd: Account,
-    ) -> Behavior<Account> {
-        match cmd {
-            Account::Deposit { amount } => Behaviors::persisted([Deposited::Deposited { amount }]),
-            Account::GetBalance { reply_to } => {
-                reply_to.tell(self.total);
-                Behaviors::same()
-            }
-        }
-    }
-}
+use casty_tests::sharding_kit::{Account, Balance};
 
 fn print(line: String) {
     let mut out = std::io::stdout().lock();
