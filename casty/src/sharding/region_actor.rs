@@ -82,6 +82,9 @@ struct State<M: Message> {
     tick: u32,
     leave_waiters: Vec<oneshot::Sender<()>>,
     local: VecDeque<ShardingWire>,
+    /// How often the region wakes up (see `RegionActor::tick_interval`).
+    tick_interval: Duration,
+    passivate_idle: Option<Duration>,
 }
 
 impl<M> RegionActor<M>
@@ -180,6 +183,8 @@ where
             tick: 0,
             leave_waiters: Vec::new(),
             local: VecDeque::new(),
+            tick_interval: self.tick_interval(),
+            passivate_idle: self.settings.passivate_idle,
         });
         // Before its node leaves, the region hands its shards off.
         if let Some(c) = &cluster {
@@ -487,12 +492,8 @@ where
         }
     }
 
-    fn on_tick(
-        &mut self,
-        ctx: &mut ActorContext<ShardEnvelope<M>>,
-        passivate_idle: Option<Duration>,
-        interval: Duration,
-    ) {
+    fn on_tick(&mut self, ctx: &mut ActorContext<ShardEnvelope<M>>) {
+        let (passivate_idle, interval) = (self.passivate_idle, self.tick_interval);
         let now = Instant::now();
         self.region.tick(now);
         for s in self.coordinator.tick(now) {
@@ -588,8 +589,6 @@ where
                 return Outcome::Ready(Err(f));
             }
         }
-        let interval = self.tick_interval();
-        let idle = self.settings.passivate_idle;
         let factory = &self.factory;
         let Some(state) = self
             .state
@@ -611,7 +610,7 @@ where
             Kind::Local(signal) => {
                 match signal {
                     LocalSignal::ViewChanged => state.view_changed(ctx),
-                    LocalSignal::Tick => state.on_tick(ctx, idle, interval),
+                    LocalSignal::Tick => state.on_tick(ctx),
                     LocalSignal::Passivate(id) => state.passivate(&id),
                     LocalSignal::State(reply) => {
                         let _ = reply.send(state.region_state());
