@@ -244,7 +244,7 @@ impl<M: Send + 'static> ActorRef<M> {
     /// ```
     pub fn try_tell(&self, msg: impl Into<M>) -> Result<(), TellError<M>> {
         match &self.inner {
-            RefInner::Local(s) => settle(s, s.mailbox.push(msg.into())),
+            RefInner::Local(s) => settle(s, s.push(msg.into())),
             RefInner::Target(t) => match t.offer(msg.into()) {
                 Offer::Done(r) => r,
                 Offer::Full(m) => Err(TellError::Full(m)),
@@ -265,7 +265,7 @@ impl<M: Send + 'static> ActorRef<M> {
     /// saying why.
     pub async fn send(&self, msg: impl Into<M>) -> Result<(), TellError<M>> {
         match &self.inner {
-            RefInner::Local(s) => settle(s, s.mailbox.push_wait(msg.into()).await),
+            RefInner::Local(s) => settle(s, s.push_wait(msg.into()).await),
             RefInner::Target(t) => {
                 let mut msg = msg.into();
                 loop {
@@ -308,7 +308,7 @@ impl<M: Send + 'static> ActorRef<M> {
     /// Delivers for an `ask`: like `tell`, but reports why the request was not delivered.
     pub(crate) fn deliver_checked(&self, msg: M) -> Result<(), NotDelivered> {
         match &self.inner {
-            RefInner::Local(s) => match settle(s, s.mailbox.push(msg)) {
+            RefInner::Local(s) => match settle(s, s.push(msg)) {
                 Ok(()) => Ok(()),
                 Err(TellError::Full(m)) => {
                     s.dead_letter_ref(&m, DeadLetterReason::MailboxFull);

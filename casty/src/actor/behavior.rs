@@ -114,7 +114,16 @@ pub(crate) enum Kind<M> {
     /// An opaque value for a wrapping handler to interpret (persistence effects). The cell itself
     /// treats it as a failure: it has no meaning outside its handler.
     Effect(EffectSlot),
+    /// Runs when the actor is created, before any ref to it exists, and gives the behavior to
+    /// start with: it installs what must be in place before the first message is queued (a
+    /// sharded type's direct routes, see `Shared::intercept`). Spawning runs it; returned later
+    /// from a handler, it runs then.
+    Prepare(Arc<PrepareFn<M>>),
 }
+
+/// See [`Kind::Prepare`].
+pub(crate) type PrepareFn<M> =
+    dyn Fn(&Arc<crate::actor::cell::Shared<M>>) -> Behavior<M> + Send + Sync;
 
 /// The payload of [`Kind::Effect`]. Cloning gives an empty slot: an effect is a one-shot result
 /// of a handler, never part of an initial behavior.
@@ -166,6 +175,21 @@ impl<M> Behavior<M> {
         }
     }
 
+    /// Runs every [`Kind::Prepare`] of an actor being created (also under supervision and
+    /// lifecycle wrappers) with its shared part, before any ref to it exists.
+    pub(crate) fn prepare(self, shared: &Arc<crate::actor::cell::Shared<M>>) -> Behavior<M> {
+        match self.kind {
+            Kind::Prepare(f) => f(shared).prepare(shared),
+            Kind::Supervise(b, s) => Behavior {
+                kind: Kind::Supervise(Box::new(b.prepare(shared)), s),
+            },
+            Kind::Lifecycle(b, h) => Behavior {
+                kind: Kind::Lifecycle(Box::new(b.prepare(shared)), h),
+            },
+            kind => Behavior { kind },
+        }
+    }
+
     /// Whether this is the `same` directive.
     pub fn is_same(&self) -> bool {
         matches!(self.kind, Kind::Same)
@@ -206,6 +230,7 @@ impl<M: 'static> Clone for Behavior<M> {
             Kind::Supervise(b, s) => Kind::Supervise(b.clone(), s.clone()),
             Kind::Lifecycle(b, h) => Kind::Lifecycle(b.clone(), h.clone()),
             Kind::Effect(_) => Kind::Effect(EffectSlot::empty()),
+            Kind::Prepare(f) => Kind::Prepare(f.clone()),
         };
         Behavior { kind }
     }
@@ -225,6 +250,7 @@ impl<M> fmt::Debug for Behavior<M> {
             Kind::Supervise(..) => "Supervise",
             Kind::Lifecycle(..) => "Lifecycle",
             Kind::Effect(_) => "Effect",
+            Kind::Prepare(_) => "Prepare",
         };
         write!(f, "Behavior::{name}")
     }

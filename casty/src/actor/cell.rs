@@ -189,6 +189,19 @@ pub(crate) struct Shared<M> {
     describe: fn(&M) -> String,
     /// The actor's task, for [`AnyCell::abort`].
     task: std::sync::OnceLock<tokio::task::AbortHandle>,
+    /// Sees every message told to this actor before it is queued, and may deliver it another way
+    /// (a sharded type's region lets senders reach a running entity directly). Set at most once,
+    /// when the actor is created and before any ref to it exists, so no message ever passes it by.
+    pub(crate) intercept: std::sync::OnceLock<Arc<dyn Intercept<M>>>,
+}
+
+/// See [`Shared::intercept`].
+pub(crate) trait Intercept<M>: Send + Sync {
+    /// Delivers `msg` another way (`None`), or hands it back to be queued (`Some`), perhaps
+    /// marked as counted.
+    fn intercept(&self, msg: M) -> Option<M>;
+    /// A message handed back by [`Intercept::intercept`] was not queued after all.
+    fn not_queued(&self, msg: &M);
 }
 
 fn describe_debug<M: Message>(m: &M) -> String {
@@ -198,7 +211,7 @@ fn describe_debug<M: Message>(m: &M) -> String {
 impl<M: Send + 'static> Shared<M> {
     #[inline]
     pub(crate) fn tell(&self, msg: M) {
-        match self.mailbox.push(msg) {
+        match self.push(msg) {
             Push::Queued => self.after_queued(),
             Push::Dropped(m) | Push::Full(m) => self.dead_letter(m, DeadLetterReason::MailboxFull),
             Push::Closed(m) => self.dead_letter(m, DeadLetterReason::RecipientGone),
@@ -207,9 +220,45 @@ impl<M: Send + 'static> Shared<M> {
 
     /// Tells without publishing a dead letter on failure (used by the event stream itself).
     pub(crate) fn tell_quiet(&self, msg: M) {
-        if let Push::Queued = self.mailbox.push(msg) {
+        if let Push::Queued = self.push(msg) {
             self.after_queued();
         }
+    }
+
+    /// Queues a message, past the [`Shared::intercept`] if there is one (a message it delivers
+    /// another way counts as queued).
+    #[inline]
+    pub(crate) fn push(&self, msg: M) -> Push<M> {
+        match self.intercept.get() {
+            None => self.mailbox.push(msg),
+            Some(i) => self.push_intercepted(i.as_ref(), msg),
+        }
+    }
+
+    fn push_intercepted(&self, i: &dyn Intercept<M>, msg: M) -> Push<M> {
+        let Some(msg) = i.intercept(msg) else {
+            return Push::Queued;
+        };
+        let push = self.mailbox.push(msg);
+        if let Push::Dropped(m) | Push::Full(m) | Push::Closed(m) = &push {
+            i.not_queued(m);
+        }
+        push
+    }
+
+    /// [`Shared::push`], waiting for room in a full `Reject` mailbox.
+    pub(crate) async fn push_wait(&self, msg: M) -> Push<M> {
+        let Some(i) = self.intercept.get() else {
+            return self.mailbox.push_wait(msg).await;
+        };
+        let Some(msg) = i.intercept(msg) else {
+            return Push::Queued;
+        };
+        let push = self.mailbox.push_wait(msg).await;
+        if let Push::Dropped(m) | Push::Full(m) | Push::Closed(m) = &push {
+            i.not_queued(m);
+        }
+        push
     }
 
     /// Closes the race between a push and a concurrent stop: whoever sees the mailbox closed
@@ -302,6 +351,7 @@ impl<M: Message> Shared<M> {
             parent,
             describe: describe_debug::<M>,
             task: std::sync::OnceLock::new(),
+            intercept: std::sync::OnceLock::new(),
         }
     }
 }
@@ -926,6 +976,7 @@ impl<M: Message> Cell<M> {
                             .into(),
                     ))
                 }
+                Kind::Prepare(f) => b = f(&self.ctx.shared),
                 Kind::Setup(f) => {
                     let ctx = &mut self.ctx;
                     b = match catch_unwind(AssertUnwindSafe(|| f(ctx))) {

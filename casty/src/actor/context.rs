@@ -247,6 +247,7 @@ impl<M: Message> ActorContext<M> {
             system.clone(),
             Some(parent),
         ));
+        let behavior = behavior.prepare(&shared);
         system.register(shared.clone())?;
         self.ext().children.insert(
             name.into(),

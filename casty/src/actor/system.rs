@@ -539,6 +539,7 @@ impl ActorSystem {
         let (behavior, mailbox) = self.inner.configure(name, behavior, options.mailbox);
         let path = self.inner.root.child(name, next_uid());
         let shared = Arc::new(Shared::<M>::new(path, mailbox, self.inner.clone(), None));
+        let behavior = behavior.prepare(&shared);
         self.inner.register(shared.clone())?;
         Ok(start_actor(shared, behavior))
     }

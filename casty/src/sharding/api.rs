@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::envelope::{entity_id_of, LocalSignal, ShardEnvelope};
+use super::envelope::{entity_id_of, EntityId, LocalSignal, ShardEnvelope};
 use super::region_actor::RegionActor;
 use super::settings::ShardingSettings;
 use crate::actor::ask::AskError;
@@ -143,7 +143,7 @@ impl Behaviors {
 /// ```
 pub struct EntityRef<M> {
     region: ActorRef<ShardEnvelope<M>>,
-    id: Arc<str>,
+    id: EntityId,
 }
 
 impl<M> Clone for EntityRef<M> {
@@ -207,7 +207,7 @@ impl<M: Send + 'static> ActorRef<ShardEnvelope<M>> {
     }
 
     /// A handle on the entity `entity_id` of this sharded type.
-    pub fn entity_ref(&self, entity_id: impl Into<Arc<str>>) -> EntityRef<M> {
+    pub fn entity_ref(&self, entity_id: impl Into<EntityId>) -> EntityRef<M> {
         EntityRef {
             region: self.clone(),
             id: entity_id.into(),

@@ -1,8 +1,11 @@
 //! [`ShardEnvelope`]: a message for one entity, by id, and everything else a region actor
 //! receives.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
+
+use smol_str::SmolStr;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -29,10 +32,11 @@ pub struct ShardEnvelope<M> {
 }
 
 pub(crate) enum Kind<M> {
-    /// For an entity, told on this node.
-    Entity { id: Arc<str>, msg: M },
+    /// For an entity, told on this node. `counted`: the region's direct routes counted it as
+    /// waiting in the region's mailbox (see `Direct`).
+    Entity { id: EntityId, msg: M, counted: bool },
     /// For an entity, forwarded by another region.
-    Forwarded { id: Arc<str>, msg: M },
+    Forwarded { id: EntityId, msg: M, counted: bool },
     /// The sharding protocol.
     Control(Box<ShardingWire>),
     /// Signals from this node to its own region.
@@ -46,20 +50,123 @@ pub(crate) enum LocalSignal {
     /// Time to retry, rebalance and passivate idle entities.
     Tick,
     /// The entity asked to be stopped when idle.
-    Passivate(Arc<str>),
+    Passivate(EntityId),
     /// This node is leaving: hand every shard off, then answer.
     Leave(tokio::sync::oneshot::Sender<()>),
     /// What the region hosts now.
     State(tokio::sync::oneshot::Sender<super::api::RegionState>),
 }
 
+/// The id of a sharded entity: a string, kept inline when it is short (up to 23 bytes), so that
+/// making a [`ShardEnvelope`] for it allocates nothing; a longer one is shared, so copies are
+/// cheap. Made from `&str`, `String` or `Arc<str>`.
+///
+/// # Examples
+///
+/// ```
+/// use casty::sharding::EntityId;
+/// let id = EntityId::from("alice");
+/// assert_eq!(&*id, "alice");
+/// assert_eq!(id, EntityId::from(String::from("alice")));
+/// ```
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct EntityId(SmolStr);
+
+impl EntityId {
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for EntityId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for EntityId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for EntityId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for EntityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for EntityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl From<&str> for EntityId {
+    fn from(s: &str) -> Self {
+        EntityId(SmolStr::new(s))
+    }
+}
+
+impl From<&String> for EntityId {
+    fn from(s: &String) -> Self {
+        EntityId(SmolStr::new(s))
+    }
+}
+
+impl From<String> for EntityId {
+    fn from(s: String) -> Self {
+        EntityId(SmolStr::from(s))
+    }
+}
+
+impl From<Arc<str>> for EntityId {
+    fn from(s: Arc<str>) -> Self {
+        EntityId(SmolStr::from(s))
+    }
+}
+
+impl From<&EntityId> for EntityId {
+    fn from(s: &EntityId) -> Self {
+        s.clone()
+    }
+}
+
+impl<'de> Deserialize<'de> for EntityId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = EntityId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an entity id (a string)")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<EntityId, E> {
+                Ok(EntityId::from(s))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<EntityId, E> {
+                Ok(EntityId::from(s))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 impl<M> ShardEnvelope<M> {
     /// A message for the entity `entity_id`.
-    pub fn new(entity_id: impl Into<Arc<str>>, message: M) -> Self {
+    pub fn new(entity_id: impl Into<EntityId>, message: M) -> Self {
         ShardEnvelope {
             kind: Kind::Entity {
                 id: entity_id.into(),
                 msg: message,
+                counted: false,
             },
         }
     }
@@ -96,7 +203,7 @@ impl<M> ShardEnvelope<M> {
 impl<M: fmt::Debug> fmt::Debug for ShardEnvelope<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Entity { id, msg } | Kind::Forwarded { id, msg } => f
+            Kind::Entity { id, msg, .. } | Kind::Forwarded { id, msg, .. } => f
                 .debug_struct("ShardEnvelope")
                 .field("entity_id", id)
                 .field("message", msg)
@@ -113,24 +220,27 @@ impl<M: fmt::Debug> fmt::Debug for ShardEnvelope<M> {
     }
 }
 
-/// The wire form: a forwarded entity message, or the protocol.
+/// The wire form: a forwarded entity message (a pair, the id first, under a one-letter tag:
+/// it is the per-message path), or the protocol.
 #[derive(Serialize)]
 enum WireRef<'a, M> {
-    Forwarded { id: &'a str, msg: &'a M },
+    #[serde(rename = "F")]
+    Forwarded(&'a str, &'a M),
     Control(&'a ShardingWire),
 }
 
 #[derive(Deserialize)]
 enum WireOwned<M> {
-    Forwarded { id: String, msg: M },
+    #[serde(rename = "F")]
+    Forwarded(EntityId, M),
     Control(ShardingWire),
 }
 
 impl<M: Serialize> Serialize for ShardEnvelope<M> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match &self.kind {
-            Kind::Entity { id, msg } | Kind::Forwarded { id, msg } => {
-                WireRef::Forwarded { id, msg }.serialize(s)
+            Kind::Entity { id, msg, .. } | Kind::Forwarded { id, msg, .. } => {
+                WireRef::Forwarded(id, msg).serialize(s)
             }
             Kind::Control(c) => WireRef::<M>::Control(c).serialize(s),
             Kind::Local(_) => Err(serde::ser::Error::custom(
@@ -143,8 +253,12 @@ impl<M: Serialize> Serialize for ShardEnvelope<M> {
 impl<'de, M: DeserializeOwned> Deserialize<'de> for ShardEnvelope<M> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(match WireOwned::<M>::deserialize(d)? {
-            WireOwned::Forwarded { id, msg } => ShardEnvelope {
-                kind: Kind::Forwarded { id: id.into(), msg },
+            WireOwned::Forwarded(id, msg) => ShardEnvelope {
+                kind: Kind::Forwarded {
+                    id,
+                    msg,
+                    counted: false,
+                },
             },
             WireOwned::Control(c) => ShardEnvelope::control(c),
         })
@@ -249,7 +363,7 @@ mod tests {
         let mut bytes = Vec::new();
         ciborium::into_writer(&e, &mut bytes).unwrap();
         let back: ShardEnvelope<u64> = ciborium::from_reader(&bytes[..]).unwrap();
-        assert!(matches!(&back.kind, Kind::Forwarded { id, msg: 7 } if &**id == "bob"));
+        assert!(matches!(&back.kind, Kind::Forwarded { id, msg: 7, .. } if &**id == "bob"));
     }
 
     proptest! {

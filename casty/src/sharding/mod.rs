@@ -26,6 +26,7 @@
 mod allocation;
 mod api;
 mod coordinator;
+mod direct;
 mod envelope;
 #[cfg(test)]
 mod protocol_tests;
@@ -40,7 +41,7 @@ mod wire;
 pub use allocation::{AllocationStrategy, Allocations, LeastShardAllocation};
 pub use api::{EntityRef, Passivate, RegionState, ShardedEntity};
 pub use coordinator::{Coordinator, CoordinatorSettings, Phase, Send};
-pub use envelope::ShardEnvelope;
+pub use envelope::{EntityId, ShardEnvelope};
 pub use region::{Delivery, DropReason, Origin, Region, RegionCommand, RegionSettings};
 pub use settings::ShardingSettings;
 pub use shard_id::{shard_id, ShardId};

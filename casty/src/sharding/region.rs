@@ -249,6 +249,14 @@ impl<T> Region<T> {
         )
     }
 
+    /// The region of another node that `shard` is routed to now, if it is.
+    pub fn remote_home(&self, shard: ShardId) -> Option<&UniqueAddress> {
+        match self.slots.get(shard as usize) {
+            Some(Slot::Remote(home)) => Some(home),
+            _ => None,
+        }
+    }
+
     /// The number of shards of the type.
     pub fn num_shards(&self) -> u32 {
         self.slots.len() as u32

@@ -12,7 +12,7 @@
 //!   already in its mailbox; messages that arrive meanwhile wait here and go to the next
 //!   incarnation, which starts afterwards.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,12 +21,14 @@ use tokio::time::Instant;
 
 use super::api::RegionState;
 use super::coordinator::{Coordinator, CoordinatorSettings};
-use super::envelope::{entity_id_of, entity_name, Kind, LocalSignal, ShardEnvelope};
+use super::direct::{Direct, Lease, RemoteHome, Route};
+use super::envelope::{entity_id_of, entity_name, EntityId, Kind, LocalSignal, ShardEnvelope};
 use super::region::{Delivery, DropReason, Origin, Region, RegionCommand, RegionSettings};
 use super::settings::ShardingSettings;
 use super::wire::ShardingWire;
 use super::{shard_id, ShardId};
-use crate::actor::behavior::{Handler, HandlerResult, Outcome, Signal};
+use crate::actor::behavior::{Handler, HandlerResult, Kind as BehaviorKind, Outcome, Signal};
+use crate::actor::cell::{Intercept, Shared};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::failure::Failure;
 use crate::cluster::{Cluster, Member, MemberStatus, UniqueAddress};
@@ -38,7 +40,7 @@ pub(crate) type Factory<M> = Arc<dyn Fn(&str) -> Behavior<M> + Send + Sync>;
 /// A message for an entity, as the region routes it.
 #[derive(Debug)]
 pub(crate) struct Routed<M> {
-    id: Arc<str>,
+    id: EntityId,
     shard: ShardId,
     msg: M,
 }
@@ -50,7 +52,19 @@ struct Entity<M> {
     last: u32,
     /// Set while it stops after asking to (or being found idle): what arrives meanwhile.
     passivating: Option<VecDeque<M>>,
+    /// Its direct route, while one is published.
+    lease: Option<Arc<Lease<ActorRef<M>>>>,
 }
+
+/// The direct routes published for the ids of one shard that lives on another node.
+struct RemoteRoutes<M: Message> {
+    lease: Arc<RemoteHome<M>>,
+    ids: HashSet<EntityId, foldhash::fast::RandomState>,
+}
+
+/// The most ids of other nodes' shards that get a direct route at once; beyond, messages for
+/// further ids take the region's way (each route is a map entry, and ids may never repeat).
+const MAX_REMOTE_ROUTES: usize = 100_000;
 
 /// The region actor's handler.
 pub(crate) struct RegionActor<M: Message> {
@@ -64,6 +78,8 @@ pub(crate) struct RegionActor<M: Message> {
     /// there to make the handler `Sync` while entity messages, which need only be `Send`, wait
     /// in its buffers.
     state: std::sync::Mutex<Option<State<M>>>,
+    /// The direct routes, installed as the actor's interceptor when it was created.
+    direct: Arc<Direct<M>>,
 }
 
 struct State<M: Message> {
@@ -71,11 +87,11 @@ struct State<M: Message> {
     cluster: Option<Cluster>,
     region: Region<Routed<M>>,
     coordinator: Coordinator,
-    entities: HashMap<Arc<str>, Entity<M>, foldhash::fast::RandomState>,
+    entities: HashMap<EntityId, Entity<M>, foldhash::fast::RandomState>,
     /// The ids of each shard's entities, in order: a shard's entities stop in the order of
     /// their ids, so that what they leave behind moves on in an order that does not depend on
     /// a hasher's random seed (a simulation replays from its seed alone).
-    by_shard: HashMap<ShardId, BTreeSet<Arc<str>>>,
+    by_shard: HashMap<ShardId, BTreeSet<EntityId>>,
     /// Shards stopping here, with how many of their entities have not stopped yet.
     stopping: HashMap<ShardId, usize>,
     peers: HashMap<UniqueAddress, ActorRef<ShardEnvelope<M>>>,
@@ -85,6 +101,14 @@ struct State<M: Message> {
     /// How often the region wakes up (see `RegionActor::tick_interval`).
     tick_interval: Duration,
     passivate_idle: Option<Duration>,
+    direct: Arc<Direct<M>>,
+    remote_routes: HashMap<ShardId, RemoteRoutes<M>>,
+    remote_route_count: usize,
+    /// Ids handled in this turn that may get a direct route when it ends.
+    publish_local: Vec<EntityId>,
+    publish_remote: Vec<(EntityId, ShardId)>,
+    /// The region's routing may have changed: check the published routes.
+    routes_dirty: bool,
 }
 
 impl<M> RegionActor<M>
@@ -98,17 +122,28 @@ where
     ) -> Behavior<ShardEnvelope<M>> {
         let explicit = settings.is_some();
         let settings = settings.unwrap_or_default();
-        Behaviors::setup(move |ctx: &mut ActorContext<ShardEnvelope<M>>| {
-            let mut actor = RegionActor {
-                factory: factory.clone(),
-                settings: settings.clone(),
-                explicit,
-                num_shards,
-                state: std::sync::Mutex::new(None),
-            };
-            actor.start(ctx)?;
-            Ok::<_, Failure>(Behavior::handler(actor))
-        })
+        // Each region created from this behavior gets its own direct routes, installed before
+        // any ref to it exists.
+        Behavior::from_kind(BehaviorKind::Prepare(Arc::new(
+            move |shared: &Arc<Shared<ShardEnvelope<M>>>| {
+                let direct = Direct::new();
+                let intercept: Arc<dyn Intercept<ShardEnvelope<M>>> = direct.clone();
+                let _ = shared.intercept.set(intercept);
+                let (factory, settings) = (factory.clone(), settings.clone());
+                Behaviors::setup(move |ctx: &mut ActorContext<ShardEnvelope<M>>| {
+                    let mut actor = RegionActor {
+                        factory: factory.clone(),
+                        settings: settings.clone(),
+                        explicit,
+                        num_shards,
+                        state: std::sync::Mutex::new(None),
+                        direct: direct.clone(),
+                    };
+                    actor.start(ctx)?;
+                    Ok::<_, Failure>(Behavior::handler(actor))
+                })
+            },
+        )))
     }
 
     /// How often the region wakes up to retry, rebalance and look for idle entities.
@@ -150,6 +185,8 @@ where
                 ctx.path().uid(),
             ),
         };
+        // A region that starts again (after a failure) trusts none of the routes of the last.
+        self.direct.clear();
         let s = &self.settings;
         let region = Region::new(
             me.clone(),
@@ -185,6 +222,12 @@ where
             local: VecDeque::new(),
             tick_interval: self.tick_interval(),
             passivate_idle: self.settings.passivate_idle,
+            direct: self.direct.clone(),
+            remote_routes: HashMap::new(),
+            remote_route_count: 0,
+            publish_local: Vec::new(),
+            publish_remote: Vec::new(),
+            routes_dirty: false,
         });
         // Before its node leaves, the region hands its shards off.
         if let Some(c) = &cluster {
@@ -284,6 +327,9 @@ where
     /// Carries out everything the region and the coordinator asked for, until both are quiet.
     fn pump(&mut self, ctx: &mut ActorContext<ShardEnvelope<M>>, factory: &Factory<M>) {
         loop {
+            // Before anything the region asked for is carried out (a handoff's acknowledgement,
+            // an entity's stop), no sender uses a route that the change made wrong.
+            self.revalidate();
             let commands: Vec<RegionCommand> = self.region.take_commands().collect();
             let flushed: Vec<Delivery<Routed<M>>> = self.region.take_flushed().collect();
             if commands.is_empty() && flushed.is_empty() && self.local.is_empty() {
@@ -307,6 +353,7 @@ where
                     }
                 } else {
                     self.region.receive(msg, now);
+                    self.routes_dirty = true;
                 }
             }
         }
@@ -326,12 +373,18 @@ where
         match d {
             Delivery::Local(r) => self.deliver_local(ctx, factory, r),
             Delivery::Remote(to, r) => match self.peer(ctx, &to) {
-                Some(peer) => peer.tell(ShardEnvelope {
-                    kind: Kind::Forwarded {
-                        id: r.id,
-                        msg: r.msg,
-                    },
-                }),
+                Some(peer) => {
+                    if self.remote_route_count < MAX_REMOTE_ROUTES {
+                        self.publish_remote.push((r.id.clone(), r.shard));
+                    }
+                    peer.tell(ShardEnvelope {
+                        kind: Kind::Forwarded {
+                            id: r.id,
+                            msg: r.msg,
+                            counted: false,
+                        },
+                    })
+                }
                 None => self.dead(ctx, r, "no route to the shard's region".into()),
             },
             Delivery::Dead(r, reason) => {
@@ -368,13 +421,19 @@ where
             e.last = tick;
             match &mut e.passivating {
                 Some(buffer) => buffer.push_back(r.msg),
-                None => e.actor.tell(r.msg),
+                None => {
+                    e.actor.tell(r.msg);
+                    if e.lease.is_none() {
+                        self.publish_local.push(r.id);
+                    }
+                }
             }
             return;
         }
         match ctx.spawn(factory(&r.id), &entity_name(&r.id)) {
             Ok(actor) => {
                 actor.tell(r.msg);
+                self.publish_local.push(r.id.clone());
                 self.by_shard
                     .entry(r.shard)
                     .or_default()
@@ -386,6 +445,7 @@ where
                         shard: r.shard,
                         last: tick,
                         passivating: None,
+                        lease: None,
                     },
                 );
             }
@@ -399,14 +459,98 @@ where
     fn passivate(&mut self, id: &str) {
         if let Some(e) = self.entities.get_mut(id) {
             if e.passivating.is_none() {
+                // Whatever senders delivered directly is in its mailbox before the stop.
+                if let Some(lease) = e.lease.take() {
+                    lease.revoke();
+                    self.direct.withdraw(id);
+                }
                 e.passivating = Some(VecDeque::new());
                 let _ = e.actor.stop_when_drained();
             }
         }
     }
 
+    /// Revokes every published route that the region's routing no longer agrees with: an
+    /// entity's shard that stopped being active here, a shard whose home changed.
+    fn revalidate(&mut self) {
+        if !std::mem::take(&mut self.routes_dirty) {
+            return;
+        }
+        for (shard, ids) in &self.by_shard {
+            if self.region.accepts(*shard, Origin::Local) {
+                continue;
+            }
+            for id in ids {
+                if let Some(lease) = self.entities.get_mut(id).and_then(|e| e.lease.take()) {
+                    lease.revoke();
+                    self.direct.withdraw(id);
+                }
+            }
+        }
+        let region = &self.region;
+        let direct = &self.direct;
+        let mut dropped = 0;
+        self.remote_routes.retain(|shard, routes| {
+            if region.remote_home(*shard) == Some(&routes.lease.target.0) {
+                return true;
+            }
+            routes.lease.revoke();
+            for id in &routes.ids {
+                direct.withdraw(id);
+            }
+            dropped += routes.ids.len();
+            false
+        });
+        self.remote_route_count -= dropped;
+    }
+
+    /// At the end of a turn: checks the routes, then publishes those the turn made possible. A
+    /// route is published only when every message for its id that the region held has gone the
+    /// same way (a shard's buffer is flushed in the turn that makes it active or gives its home).
+    fn settle_routes(&mut self) {
+        self.revalidate();
+        for id in std::mem::take(&mut self.publish_local) {
+            let Some(e) = self.entities.get_mut(&id) else {
+                continue;
+            };
+            if e.lease.is_some()
+                || e.passivating.is_some()
+                || !self.region.accepts(e.shard, Origin::Local)
+            {
+                continue;
+            }
+            let lease = Lease::new(e.actor.clone());
+            e.lease = Some(lease.clone());
+            self.direct.publish(id, Route::Local(lease));
+        }
+        for (id, shard) in std::mem::take(&mut self.publish_remote) {
+            let Some(home) = self.region.remote_home(shard) else {
+                continue;
+            };
+            if self.remote_route_count >= MAX_REMOTE_ROUTES {
+                break;
+            }
+            let routes = match self.remote_routes.entry(shard) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let Some(peer) = self.peers.get(home) else {
+                        continue;
+                    };
+                    v.insert(RemoteRoutes {
+                        lease: Lease::new((home.clone(), peer.clone())),
+                        ids: HashSet::default(),
+                    })
+                }
+            };
+            if routes.ids.insert(id.clone()) {
+                self.remote_route_count += 1;
+                self.direct.publish(id, Route::Remote(routes.lease.clone()));
+            }
+        }
+    }
+
     fn stop_shard(&mut self, shard: ShardId) {
-        let ids: Vec<Arc<str>> = self
+        let ids: Vec<EntityId> = self
             .by_shard
             .get(&shard)
             .map(|s| s.iter().cloned().collect())
@@ -414,6 +558,7 @@ where
         if ids.is_empty() {
             self.by_shard.remove(&shard);
             self.region.shard_stopped(shard, Instant::now());
+            self.routes_dirty = true;
             return;
         }
         self.stopping.insert(shard, ids.len());
@@ -423,8 +568,11 @@ where
     }
 
     fn stop_all(&mut self, ctx: &mut ActorContext<ShardEnvelope<M>>) {
+        self.direct.clear();
+        self.remote_routes.clear();
+        self.remote_route_count = 0;
         // In the order of ids, not of the hash map.
-        let mut all: Vec<(Arc<str>, Entity<M>)> = self.entities.drain().collect();
+        let mut all: Vec<(EntityId, Entity<M>)> = self.entities.drain().collect();
         all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (_, e) in all {
             ctx.stop(&e.actor);
@@ -452,6 +600,12 @@ where
         let Some(e) = self.entities.remove(id.as_str()) else {
             return;
         };
+        if let Some(lease) = &e.lease {
+            // It stopped by itself (or failed): senders go through the region again.
+            lease.revoke();
+            self.direct.withdraw(&id);
+        }
+        self.routes_dirty = true;
         let shard = e.shard;
         if let Some(set) = self.by_shard.get_mut(&shard) {
             set.remove(id.as_str());
@@ -460,7 +614,7 @@ where
             }
         }
         let waiting = e.passivating.unwrap_or_default();
-        let id: Arc<str> = id.into();
+        let id: EntityId = id.into();
         if let Some(left) = self.stopping.get_mut(&shard) {
             // Part of a handoff: what waited for this entity goes with the shard, first.
             self.region.unstash(
@@ -500,11 +654,19 @@ where
             self.send(ctx, s.to, s.msg);
         }
         self.tick = self.tick.wrapping_add(1);
+        self.routes_dirty = true;
         if let Some(idle) = passivate_idle {
+            // What senders told by a direct route counts as activity.
+            let tick = self.tick;
+            for e in self.entities.values_mut() {
+                if e.lease.as_ref().is_some_and(|l| l.take_touched()) {
+                    e.last = tick;
+                }
+            }
             // Idle for at least `idle`: untouched for that many whole ticks.
             let ticks = (idle.as_nanos() / interval.as_nanos().max(1)).max(1) as u32;
             let tick = self.tick;
-            let mut idle: Vec<Arc<str>> = self
+            let mut idle: Vec<EntityId> = self
                 .entities
                 .iter()
                 .filter(|(_, e)| e.passivating.is_none() && tick.wrapping_sub(e.last) > ticks)
@@ -539,6 +701,7 @@ where
             .retain(|node, _| members.iter().any(|m| m.node == *node));
         let now = Instant::now();
         self.region.members_changed(&members, now);
+        self.routes_dirty = true;
         for s in self.coordinator.members_changed(members, now) {
             self.send(ctx, s.to, s.msg);
         }
@@ -550,7 +713,7 @@ where
         &mut self,
         ctx: &mut ActorContext<ShardEnvelope<M>>,
         factory: &Factory<M>,
-        id: Arc<str>,
+        id: EntityId,
         msg: M,
         origin: Origin,
     ) {
@@ -558,6 +721,9 @@ where
             if e.passivating.is_none() && self.region.accepts(e.shard, origin) {
                 e.last = self.tick;
                 e.actor.tell(msg);
+                if e.lease.is_none() {
+                    self.publish_local.push(id);
+                }
                 return;
             }
         }
@@ -567,6 +733,14 @@ where
             self.deliver(ctx, factory, d);
         }
         self.pump(ctx, factory);
+    }
+}
+
+impl<M: Message> Drop for State<M> {
+    /// A region that stops leaves no route behind: its senders find it stopped, as with any
+    /// actor.
+    fn drop(&mut self) {
+        self.direct.clear();
     }
 }
 
@@ -598,9 +772,22 @@ where
         else {
             return Outcome::Ready(Ok(Behaviors::same()));
         };
+        let mut counted = false;
         match env.kind {
-            Kind::Entity { id, msg } => state.accept(ctx, factory, id, msg, Origin::Local),
-            Kind::Forwarded { id, msg } => {
+            Kind::Entity {
+                id,
+                msg,
+                counted: c,
+            } => {
+                counted = c;
+                state.accept(ctx, factory, id, msg, Origin::Local);
+            }
+            Kind::Forwarded {
+                id,
+                msg,
+                counted: c,
+            } => {
+                counted = c;
                 state.accept(ctx, factory, id, msg, Origin::Forwarded);
             }
             Kind::Control(w) => {
@@ -617,11 +804,16 @@ where
                     }
                     LocalSignal::Leave(done) => {
                         state.region.leave(Instant::now());
+                        state.routes_dirty = true;
                         state.leave_waiters.push(done);
                     }
                 }
                 state.pump(ctx, factory);
             }
+        }
+        state.settle_routes();
+        if counted {
+            state.direct.done();
         }
         Outcome::Ready(Ok(Behaviors::same()))
     }
@@ -641,6 +833,7 @@ where
             Signal::ChildTerminated { path, .. } => {
                 state.entity_stopped(ctx, factory, path);
                 state.pump(ctx, factory);
+                state.settle_routes();
             }
         }
         None
@@ -654,17 +847,172 @@ where
             explicit: self.explicit,
             num_shards: self.num_shards,
             state: std::sync::Mutex::new(None),
+            direct: self.direct.clone(),
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use crate::sharding::{ShardEnvelope, ShardingSettings};
-    use crate::{ActorSystem, Behavior, Behaviors};
+    use crate::actor::actor_ref::RefInner;
+    use crate::sharding::envelope::{Kind, LocalSignal};
+    use crate::sharding::{Passivate, ShardEnvelope, ShardingSettings};
+    use crate::{ActorRef, ActorSystem, Behavior, Behaviors};
+
+    /// Hands `env` to the region's interceptor as a sender's tell would: `true` if it went by a
+    /// direct route, `false` if it would have been queued (it is uncounted again and dropped).
+    fn goes_direct<M: crate::Message>(
+        region: &ActorRef<ShardEnvelope<M>>,
+        env: ShardEnvelope<M>,
+    ) -> bool {
+        let RefInner::Local(shared) = &region.inner else {
+            panic!("a region ref is local");
+        };
+        let intercept = shared.intercept.get().expect("a region has an interceptor");
+        match intercept.intercept(env) {
+            None => true,
+            Some(back) => {
+                assert!(matches!(back.kind, Kind::Entity { counted: true, .. }));
+                intercept.not_queued(&back);
+                false
+            }
+        }
+    }
+
+    /// A running entity is told directly, once the region has published its route; an unknown
+    /// one, or one that is stopping, goes through the region.
+    #[tokio::test]
+    async fn a_running_entity_is_told_directly_and_a_stopping_one_through_the_region() {
+        let system = ActorSystem::new("direct");
+        let echo = |_id: &str| {
+            Behaviors::receive_message(|(n, reply_to): (u64, ActorRef<u64>)| {
+                reply_to.tell(n);
+                Behaviors::same()
+            })
+        };
+        let region = system
+            .spawn(Behaviors::sharded(echo, 10), "echoes")
+            .unwrap();
+        let a = region.entity_ref("a");
+        assert_eq!(a.ask(|r| (1, r), Duration::from_secs(2)).await, Ok(1));
+        let mut replies = crate::testing::TestProbe::<u64>::new(&system);
+        let probe = replies.actor_ref();
+        assert!(goes_direct(
+            &region,
+            ShardEnvelope::new("a", (2, probe.clone()))
+        ));
+        assert_eq!(
+            replies.receive_message(Duration::from_secs(2)).await,
+            Some(2)
+        );
+        assert!(!goes_direct(
+            &region,
+            ShardEnvelope::new("b", (3, probe.clone()))
+        ));
+        // Stopping: its route is revoked before the stop is asked for.
+        region.tell(ShardEnvelope::local(LocalSignal::Passivate("a".into())));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while goes_direct(&region, ShardEnvelope::new("a", (4, probe.clone()))) {
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::task::yield_now().await;
+        }
+        // The message told meanwhile was delivered before the stop, so none is lost.
+        let mut got = Vec::new();
+        while let Some(n) = replies.receive_message(Duration::from_millis(100)).await {
+            got.push(n);
+        }
+        assert!(got.iter().all(|n| *n == 4), "{got:?}");
+        system.shutdown().await;
+    }
+
+    /// Senders on several threads tell numbered messages to entities that stop themselves
+    /// often, so routes are published and revoked all the time: every entity gets every
+    /// sender's messages exactly once and in order, across its incarnations.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_routes_keep_each_senders_order_through_passivation() {
+        type Seen = Arc<Mutex<HashMap<(String, u32), Vec<u64>>>>;
+        let seen: Seen = Arc::default();
+        let system = ActorSystem::new("order");
+        let log = seen.clone();
+        let region = system
+            .spawn(
+                Behaviors::sharded(
+                    move |id: &str| {
+                        let (log, id) = (log.clone(), id.to_owned());
+                        Behaviors::receive(move |ctx, (from, seq): (u32, u64)| {
+                            log.lock()
+                                .unwrap()
+                                .entry((id.clone(), from))
+                                .or_default()
+                                .push(seq);
+                            if seq % 7 == 0 {
+                                ctx.passivate();
+                            }
+                            Behaviors::same()
+                        })
+                    },
+                    8,
+                ),
+                "counters",
+            )
+            .unwrap();
+        const SENDERS: u32 = 4;
+        const LAST: u64 = 2_000;
+        let ids = ["e0", "e1", "e2"];
+        let mut tasks = Vec::new();
+        for from in 0..SENDERS {
+            let region = region.clone();
+            tasks.push(tokio::spawn(async move {
+                let refs: Vec<_> = ids.iter().map(|id| region.entity_ref(*id)).collect();
+                for seq in 1..=LAST {
+                    for (i, e) in refs.iter().enumerate() {
+                        // Half through the region's own ref, half through an entity ref.
+                        if (seq + i as u64).is_multiple_of(2) {
+                            e.tell((from, seq));
+                        } else {
+                            region.tell(ShardEnvelope::new(ids[i], (from, seq)));
+                        }
+                    }
+                    if seq % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let want: Vec<u64> = (1..=LAST).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let done = {
+                let seen = seen.lock().unwrap();
+                ids.iter().all(|id| {
+                    (0..SENDERS)
+                        .all(|f| seen.get(&(id.to_string(), f)).map(Vec::len) == Some(want.len()))
+                })
+            };
+            if done || tokio::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        for id in ids {
+            for from in 0..SENDERS {
+                assert_eq!(
+                    seen.get(&(id.to_string(), from)),
+                    Some(&want),
+                    "entity {id}, sender {from}"
+                );
+            }
+        }
+        system.shutdown().await;
+    }
 
     /// Entities found idle in one tick stop in the order of their ids, whatever the order of the
     /// hash map that holds them: what happens next does not hang on a hasher's random seed, so a
