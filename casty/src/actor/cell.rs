@@ -202,6 +202,8 @@ pub(crate) trait Intercept<M>: Send + Sync {
     fn intercept(&self, msg: M) -> Option<M>;
     /// A message handed back by [`Intercept::intercept`] was not queued after all.
     fn not_queued(&self, msg: &M);
+    /// The interceptor as `Any`, for the layer that installed it to find its own type again.
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
 
 fn describe_debug<M: Message>(m: &M) -> String {

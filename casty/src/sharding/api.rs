@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::direct::Direct;
 use super::envelope::{entity_id_of, EntityId, LocalSignal, ShardEnvelope};
 use super::region_actor::RegionActor;
 use super::settings::ShardingSettings;
@@ -141,21 +142,25 @@ impl Behaviors {
 /// assert_eq!(n, 15);
 /// # system.shutdown().await; }
 /// ```
-pub struct EntityRef<M> {
+pub struct EntityRef<M: Send + 'static> {
     region: ActorRef<ShardEnvelope<M>>,
     id: EntityId,
+    /// The region's direct routes, when the region is on this node: a tell tries them first,
+    /// without making an envelope.
+    direct: Option<Arc<Direct<M>>>,
 }
 
-impl<M> Clone for EntityRef<M> {
+impl<M: Send + 'static> Clone for EntityRef<M> {
     fn clone(&self) -> Self {
         EntityRef {
             region: self.region.clone(),
             id: self.id.clone(),
+            direct: self.direct.clone(),
         }
     }
 }
 
-impl<M: 'static> std::fmt::Debug for EntityRef<M> {
+impl<M: Send + 'static> std::fmt::Debug for EntityRef<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EntityRef")
             .field("region", self.region.path())
@@ -211,6 +216,7 @@ impl<M: Send + 'static> ActorRef<ShardEnvelope<M>> {
         EntityRef {
             region: self.clone(),
             id: entity_id.into(),
+            direct: Direct::of(self),
         }
     }
 }
@@ -223,8 +229,14 @@ impl<M: Send + 'static> EntityRef<M> {
 
     /// Sends the entity a message, wherever it lives.
     pub fn tell(&self, msg: impl Into<M>) {
-        self.region
-            .tell(ShardEnvelope::new(self.id.clone(), msg.into()));
+        let mut msg = msg.into();
+        if let Some(direct) = &self.direct {
+            match direct.try_route_ref(&self.id, msg) {
+                Ok(()) => return,
+                Err(m) => msg = m,
+            }
+        }
+        self.region.tell(ShardEnvelope::new(self.id.clone(), msg));
     }
 
     /// Asks the entity: `make` builds the message from the ref to reply to.

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::envelope::{EntityId, Kind, ShardEnvelope};
+use crate::actor::actor_ref::RefInner;
 use crate::actor::cell::Intercept;
 use crate::cluster::UniqueAddress;
 use crate::ActorRef;
@@ -165,11 +166,20 @@ impl<M: Send + 'static> Direct<M> {
         routes.clear();
     }
 
-    /// Delivers an entity message by its route, or hands it back.
+    /// The direct routes of the region `region` refers to, if it is a region on this node.
+    pub(crate) fn of(region: &ActorRef<ShardEnvelope<M>>) -> Option<Arc<Self>> {
+        let RefInner::Local(shared) = &region.inner else {
+            return None;
+        };
+        shared.intercept.get()?.clone().as_any().downcast().ok()
+    }
+
+    /// [`Direct::try_route`] for a sender that keeps the id (an `EntityRef`): the id is copied
+    /// only to cross to another node.
     #[inline]
-    fn try_route(&self, id: EntityId, msg: M) -> Result<(), (EntityId, M)> {
+    pub(crate) fn try_route_ref(&self, id: &EntityId, msg: M) -> Result<(), M> {
         if self.pending.0.load(Ordering::Acquire) != 0 {
-            return Err((id, msg));
+            return Err(msg);
         }
         let routes = self.routes.pin();
         match routes.get(id.as_str()) {
@@ -177,12 +187,12 @@ impl<M: Send + 'static> Direct<M> {
                 l.touch();
                 let r = l.target.try_tell(msg);
                 l.exit();
-                r.map_err(|e| (id, e.into_inner()))
+                r.map_err(|e| e.into_inner())
             }
             Some(Route::Remote(l)) if l.enter() => {
                 l.target.1.tell(ShardEnvelope {
                     kind: Kind::Forwarded {
-                        id,
+                        id: id.clone(),
                         msg,
                         counted: false,
                     },
@@ -190,8 +200,14 @@ impl<M: Send + 'static> Direct<M> {
                 l.exit();
                 Ok(())
             }
-            _ => Err((id, msg)),
+            _ => Err(msg),
         }
+    }
+
+    /// Delivers an entity message by its route, or hands it back.
+    #[inline]
+    fn try_route(&self, id: EntityId, msg: M) -> Result<(), (EntityId, M)> {
+        self.try_route_ref(&id, msg).map_err(|m| (id, m))
     }
 }
 
@@ -218,6 +234,10 @@ impl<M: Send + 'static> Intercept<ShardEnvelope<M>> for Direct<M> {
         };
         self.pending.0.fetch_add(1, Ordering::AcqRel);
         Some(ShardEnvelope { kind })
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
     }
 
     fn not_queued(&self, env: &ShardEnvelope<M>) {
