@@ -50,6 +50,7 @@ const ENV_KEYS: &[&str] = &[
     "defaults.sharding.rebalance_interval",
     "defaults.sharding.rebalance_threshold",
     "defaults.sharding.max_simultaneous_rebalance",
+    "defaults.sharding.max_simultaneous_rebalance_percent",
     "defaults.sharding.handoff_timeout",
     "defaults.sharding.retry_interval",
     "defaults.sharding.down_removal_margin",
@@ -79,6 +80,7 @@ const SHARDING_KEYS: &[&str] = &[
     "rebalance_interval",
     "rebalance_threshold",
     "max_simultaneous_rebalance",
+    "max_simultaneous_rebalance_percent",
     "handoff_timeout",
     "retry_interval",
     "down_removal_margin",
@@ -678,6 +680,9 @@ impl<'a> Reader<'a> {
         }
         if let Some(l) = self.leaf(t, path, "max_simultaneous_rebalance") {
             o.max_simultaneous_rebalance = Some(self.ranged(&l, 0, i128::from(u32::MAX))?);
+        }
+        if let Some(l) = self.leaf(t, path, "max_simultaneous_rebalance_percent") {
+            o.max_simultaneous_rebalance_percent = Some(self.ranged(&l, 0, 100)?);
         }
         if let Some(l) = self.leaf(t, path, "handoff_timeout") {
             o.handoff_timeout = Some(self.positive_seconds(&l)?);

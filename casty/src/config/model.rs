@@ -215,8 +215,11 @@ pub struct ShardingConfig {
     /// How many more shards the most loaded region may hold than the least loaded before a
     /// rebalance starts (default 1; at least 1).
     pub rebalance_threshold: u32,
-    /// How many shards may be moving at once (default 3; 0 turns rebalancing off).
+    /// How many shards may be moving at once, at least (default 3; 0 turns rebalancing off).
     pub max_simultaneous_rebalance: u32,
+    /// How many shards may be moving at once, in percent of all allocated shards, when that is
+    /// more than `max_simultaneous_rebalance` (default 10; from 0 to 100).
+    pub max_simultaneous_rebalance_percent: u32,
     /// How long a handoff may take before the coordinator gives up on it (default 60 s; greater
     /// than 0).
     pub handoff_timeout: Duration,
@@ -238,6 +241,7 @@ impl Default for ShardingConfig {
             rebalance_interval: Duration::from_secs(10),
             rebalance_threshold: 1,
             max_simultaneous_rebalance: 3,
+            max_simultaneous_rebalance_percent: 10,
             handoff_timeout: Duration::from_secs(60),
             retry_interval: Duration::from_secs(2),
             down_removal_margin: Duration::from_secs(20),
@@ -536,6 +540,8 @@ pub struct ShardingOverride {
     pub rebalance_threshold: Option<u32>,
     /// `max_simultaneous_rebalance`.
     pub max_simultaneous_rebalance: Option<u32>,
+    /// `max_simultaneous_rebalance_percent`.
+    pub max_simultaneous_rebalance_percent: Option<u32>,
     /// `handoff_timeout`.
     pub handoff_timeout: Option<Duration>,
     /// `retry_interval`.
@@ -557,6 +563,9 @@ impl ShardingOverride {
             max_simultaneous_rebalance: self
                 .max_simultaneous_rebalance
                 .unwrap_or(base.max_simultaneous_rebalance),
+            max_simultaneous_rebalance_percent: self
+                .max_simultaneous_rebalance_percent
+                .unwrap_or(base.max_simultaneous_rebalance_percent),
             handoff_timeout: self.handoff_timeout.unwrap_or(base.handoff_timeout),
             retry_interval: self.retry_interval.unwrap_or(base.retry_interval),
             down_removal_margin: self.down_removal_margin.unwrap_or(base.down_removal_margin),

@@ -123,11 +123,15 @@ pub trait AllocationStrategy: Send + Sync + fmt::Debug + 'static {
 /// shard, rather than just below the threshold: the threshold decides when to start moving, not
 /// where to stop.
 ///
-/// At most `max_simultaneous` shards move at once: a rebalance returns at most
-/// `max_simultaneous - in_progress.len()` shards, and nothing while as many are moving already.
+/// **How many move at once.** The limit is `max_simultaneous` shards, or
+/// `max_simultaneous_percent` percent of all allocated shards (rounded down) when that is more: 3
+/// or 10% by default, so a join spreads 1,000 shards in three rounds of 100, and 30 shards three
+/// at a time. A rebalance returns at most the limit minus `in_progress.len()` shards, and nothing
+/// while as many are moving already.
 ///
 /// A difference of one shard is never worth a move (it would only swap which region holds more),
-/// so a `threshold` of 0 acts as 1. A `max_simultaneous` of 0 turns rebalancing off: shards then
+/// so a `threshold` of 0 acts as 1. A `max_simultaneous` of 0 turns rebalancing off, whatever the
+/// percentage: shards then
 /// move only when their region leaves.
 ///
 /// # Examples
@@ -157,10 +161,13 @@ pub struct LeastShardAllocation {
     /// How many more shards the most loaded region may hold than the least loaded before a
     /// rebalance starts (default 1: any difference of two or more).
     pub threshold: usize,
-    /// How many shards may be moving at once (default 3, as in Akka): enough to even out a joined
-    /// node within a few rebalance ticks, few enough that a rebalance does not stall many
-    /// entities at once.
+    /// How many shards may be moving at once, at least (default 3); 0 turns rebalancing off.
     pub max_simultaneous: usize,
+    /// How many shards may be moving at once, as a percentage of all allocated shards, when that
+    /// is more than `max_simultaneous` (default 10, as Akka's relative limit): a type with many
+    /// shards evens out a joined node in a few rebalance ticks, one with few still moves a few
+    /// at a time.
+    pub max_simultaneous_percent: u32,
 }
 
 impl LeastShardAllocation {
@@ -170,20 +177,25 @@ impl LeastShardAllocation {
     /// The default limit on shards moving at once.
     pub const DEFAULT_MAX_SIMULTANEOUS: usize = 3;
 
-    /// The strategy with the defaults: threshold 1, at most 3 shards moving at once.
+    /// The default limit on shards moving at once, in percent of all allocated shards.
+    pub const DEFAULT_MAX_SIMULTANEOUS_PERCENT: u32 = 10;
+
+    /// The strategy with the defaults: threshold 1, at most 3 shards or 10% of them moving at
+    /// once, whichever is more.
     ///
     /// # Examples
     ///
     /// ```
     /// use casty::sharding::LeastShardAllocation;
     /// let s = LeastShardAllocation::new();
-    /// assert_eq!((s.threshold, s.max_simultaneous), (1, 3));
+    /// assert_eq!((s.threshold, s.max_simultaneous, s.max_simultaneous_percent), (1, 3, 10));
     /// assert_eq!(s, LeastShardAllocation::default());
     /// ```
     pub const fn new() -> Self {
         LeastShardAllocation {
             threshold: Self::DEFAULT_THRESHOLD,
             max_simultaneous: Self::DEFAULT_MAX_SIMULTANEOUS,
+            max_simultaneous_percent: Self::DEFAULT_MAX_SIMULTANEOUS_PERCENT,
         }
     }
 
@@ -212,6 +224,41 @@ impl LeastShardAllocation {
     pub const fn max_simultaneous(mut self, max_simultaneous: usize) -> Self {
         self.max_simultaneous = max_simultaneous;
         self
+    }
+
+    /// Sets how many shards may be moving at once as a percentage of all allocated shards, when
+    /// that is more than `max_simultaneous` (0: only `max_simultaneous` counts; above 100 acts
+    /// as 100).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::sharding::LeastShardAllocation;
+    /// let s = LeastShardAllocation::new().max_simultaneous_percent(0);
+    /// assert_eq!(s.max_simultaneous_percent, 0);
+    /// ```
+    pub const fn max_simultaneous_percent(mut self, percent: u32) -> Self {
+        self.max_simultaneous_percent = percent;
+        self
+    }
+
+    /// How many shards may be moving at once, with `total` shards allocated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use casty::sharding::LeastShardAllocation;
+    /// let s = LeastShardAllocation::new();
+    /// assert_eq!(s.limit(30), 3);
+    /// assert_eq!(s.limit(1_000), 100);
+    /// assert_eq!(s.max_simultaneous(0).limit(1_000), 0);
+    /// ```
+    pub fn limit(&self, total: usize) -> usize {
+        if self.max_simultaneous == 0 {
+            return 0;
+        }
+        let percent = self.max_simultaneous_percent.min(100) as usize;
+        self.max_simultaneous.max(total.saturating_mul(percent) / 100)
     }
 }
 
@@ -250,7 +297,8 @@ impl AllocationStrategy for LeastShardAllocation {
         in_progress: &BTreeSet<ShardId>,
     ) -> BTreeSet<ShardId> {
         let mut chosen = BTreeSet::new();
-        let room = self.max_simultaneous.saturating_sub(in_progress.len());
+        let total: usize = allocations.values().map(BTreeSet::len).sum();
+        let room = self.limit(total).saturating_sub(in_progress.len());
         if room == 0 || allocations.len() < 2 {
             return chosen;
         }
@@ -401,6 +449,27 @@ mod tests {
     }
 
     #[test]
+    fn many_shards_move_a_tenth_at_a_time_by_default() {
+        // 1,000 shards on three regions, a fourth joins: 100 move in the first round.
+        let shards: Vec<Vec<ShardId>> = (0..3)
+            .map(|r| (0..1_000).filter(|s| s % 3 == r).collect())
+            .collect();
+        let refs: Vec<&[ShardId]> = shards
+            .iter()
+            .map(Vec::as_slice)
+            .chain([&[][..]])
+            .collect();
+        let a = allocations(&refs);
+        assert_eq!(LeastShardAllocation::new().rebalance(&a, &set(&[])).len(), 100);
+        // With the percentage off, the absolute limit alone.
+        let s = LeastShardAllocation::new().max_simultaneous_percent(0);
+        assert_eq!(s.rebalance(&a, &set(&[])).len(), 3);
+        // And nothing at all with rebalancing off.
+        let s = LeastShardAllocation::new().max_simultaneous(0);
+        assert_eq!(s.rebalance(&a, &set(&[])).len(), 0);
+    }
+
+    #[test]
     fn rebalance_counts_the_shards_in_progress_against_max_simultaneous() {
         let a = allocations(&[&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], &[]]);
         let s = LeastShardAllocation::new();
@@ -537,15 +606,22 @@ mod tests {
             in_progress in prop::collection::btree_set(0u32..150, 0..6),
             threshold in 0usize..6,
             max_simultaneous in 0usize..8,
+            percent in 0u32..120,
         ) {
             let s = LeastShardAllocation::new()
                 .threshold(threshold)
-                .max_simultaneous(max_simultaneous);
+                .max_simultaneous(max_simultaneous)
+                .max_simultaneous_percent(percent);
             let moved = s.rebalance(&a, &in_progress);
             let allocated: BTreeSet<ShardId> = a.values().flatten().copied().collect();
             prop_assert!(moved.is_subset(&allocated));
             prop_assert!(moved.is_disjoint(&in_progress));
-            prop_assert!(moved.len() <= max_simultaneous.saturating_sub(in_progress.len()));
+            let limit = if max_simultaneous == 0 {
+                0
+            } else {
+                max_simultaneous.max(allocated.len() * percent.min(100) as usize / 100)
+            };
+            prop_assert!(moved.len() <= limit.saturating_sub(in_progress.len()));
         }
 
         #[test]

@@ -92,7 +92,8 @@ impl Default for ShardingSettings {
 
 impl ShardingSettings {
     /// The settings `config` describes: a [`LeastShardAllocation`] with its
-    /// `rebalance_threshold` and `max_simultaneous_rebalance`, and the other fields as they are.
+    /// `rebalance_threshold`, `max_simultaneous_rebalance` and
+    /// `max_simultaneous_rebalance_percent`, and the other fields as they are.
     ///
     /// The per-type settings of a file are those of the type's name:
     /// `CastyConfig::resolve(name).sharding`, the first `[actors."pattern"]` that matches the
@@ -126,7 +127,8 @@ impl ShardingSettings {
     pub fn from_config(config: &ShardingConfig) -> ShardingSettings {
         let allocation = LeastShardAllocation::new()
             .threshold(config.rebalance_threshold as usize)
-            .max_simultaneous(config.max_simultaneous_rebalance as usize);
+            .max_simultaneous(config.max_simultaneous_rebalance as usize)
+            .max_simultaneous_percent(config.max_simultaneous_rebalance_percent);
         ShardingSettings {
             num_shards: config.num_shards.max(1),
             role: config.role.clone(),
@@ -322,6 +324,7 @@ buffer_size = 20
 rebalance_interval = 5
 rebalance_threshold = 4
 max_simultaneous_rebalance = 7
+max_simultaneous_rebalance_percent = 25
 handoff_timeout = 15.0
 retry_interval = 0.25
 down_removal_margin = 0
@@ -342,7 +345,10 @@ down_removal_margin = 0
             format!("{:?}", s.allocation),
             format!(
                 "{:?}",
-                LeastShardAllocation::new().threshold(4).max_simultaneous(7)
+                LeastShardAllocation::new()
+                    .threshold(4)
+                    .max_simultaneous(7)
+                    .max_simultaneous_percent(25)
             )
         );
     }
@@ -541,6 +547,12 @@ mailbox = { capacity = 10 }
             "-1",
             ConfigErrorKind::OutOfRange,
             "must be at least 0, found -1",
+        );
+        assert_refused(
+            "max_simultaneous_rebalance_percent",
+            "101",
+            ConfigErrorKind::OutOfRange,
+            "must be between 0 and 100, found 101",
         );
     }
 
