@@ -39,8 +39,8 @@
 //! `CASTY_BENCH_RUNS`, default 5 rounds; `CASTY_BENCH_WORKERS`, default 2 per process;
 //! `CASTY_BENCH_S1_SIDE=sharded` (or `entity`, `plain`) and `CASTY_BENCH_S2_SIDE=remote` (or
 //! `all`, `plain`) run only that side of S1 or S2, to profile it;
-//! `CASTY_BENCH_S4_MAX_SIMULTANEOUS`, shards moved at once by the allocation strategy, default
-//! its own default; `CASTY_BENCH_S4_RATE`, default 10,000 messages per second).
+//! `CASTY_BENCH_S4_MAX_SIMULTANEOUS`, shards moved at once by the allocation strategy (that number alone,
+//! without the percentage), default its own default; `CASTY_BENCH_S4_RATE`, default 10,000 messages per second).
 
 #[allow(dead_code)] // the W3/W6 programs are for the other benches
 mod common;
@@ -86,7 +86,7 @@ fn account(balance: i64) -> Behavior<Account> {
 /// Where a run sends its deposits.
 #[derive(Clone)]
 enum Target {
-    /// An entity, named by a `&str` as the guide writes it (a new `Arc<str>` per message).
+    /// An entity, named by a `&str` as the guide writes it (an `EntityId` made per message).
     Sharded(ActorRef<ShardEnvelope<Account>>, Arc<String>),
     /// An entity through its `EntityRef`.
     Entity(EntityRef<Account>),
@@ -633,7 +633,12 @@ fn s4_settings() -> ShardingSettings {
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        Some(m) => s.allocation(LeastShardAllocation::new().max_simultaneous(m)),
+        // The given number alone, without the default percentage.
+        Some(m) => s.allocation(
+            LeastShardAllocation::new()
+                .max_simultaneous(m)
+                .max_simultaneous_percent(0),
+        ),
         None => s,
     }
 }
@@ -802,7 +807,7 @@ fn s4(rt: &tokio::runtime::Runtime) {
             let moved = S4_SHARDS as usize / 4;
             println!(
                 "S4 rebalance of {S4_SHARDS} shards (one entity each), 3 nodes -> 4 (shards before {before:?}); max_simultaneous {}: 4th node Up after {:.2} s, 250 shards on each node after {:.2} s from its start ({:.2} s after Up); {moved} shards moved, {:.1} ms per shard",
-                std::env::var("CASTY_BENCH_S4_MAX_SIMULTANEOUS").unwrap_or_else(|_| "default (3)".into()),
+                std::env::var("CASTY_BENCH_S4_MAX_SIMULTANEOUS").unwrap_or_else(|_| "default (3 or 10%: 100)".into()),
                 up.as_secs_f64(),
                 even.as_secs_f64(),
                 (even - up).as_secs_f64(),

@@ -258,7 +258,8 @@ impl LeastShardAllocation {
             return 0;
         }
         let percent = self.max_simultaneous_percent.min(100) as usize;
-        self.max_simultaneous.max(total.saturating_mul(percent) / 100)
+        self.max_simultaneous
+            .max(total.saturating_mul(percent) / 100)
     }
 }
 
@@ -454,13 +455,12 @@ mod tests {
         let shards: Vec<Vec<ShardId>> = (0..3)
             .map(|r| (0..1_000).filter(|s| s % 3 == r).collect())
             .collect();
-        let refs: Vec<&[ShardId]> = shards
-            .iter()
-            .map(Vec::as_slice)
-            .chain([&[][..]])
-            .collect();
+        let refs: Vec<&[ShardId]> = shards.iter().map(Vec::as_slice).chain([&[][..]]).collect();
         let a = allocations(&refs);
-        assert_eq!(LeastShardAllocation::new().rebalance(&a, &set(&[])).len(), 100);
+        assert_eq!(
+            LeastShardAllocation::new().rebalance(&a, &set(&[])).len(),
+            100
+        );
         // With the percentage off, the absolute limit alone.
         let s = LeastShardAllocation::new().max_simultaneous_percent(0);
         assert_eq!(s.rebalance(&a, &set(&[])).len(), 3);
