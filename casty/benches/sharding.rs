@@ -39,8 +39,9 @@
 //! `CASTY_BENCH_RUNS`, default 5 rounds; `CASTY_BENCH_WORKERS`, default 2 per process;
 //! `CASTY_BENCH_S1_SIDE=sharded` (or `entity`, `plain`) and `CASTY_BENCH_S2_SIDE=remote` (or
 //! `all`, `plain`) run only that side of S1 or S2, to profile it;
-//! `CASTY_BENCH_S4_MAX_SIMULTANEOUS`, shards moved at once by the allocation strategy (that number alone,
-//! without the percentage), default its own default; `CASTY_BENCH_S4_RATE`, default 10,000 messages per second).
+//! `CASTY_BENCH_S4_MAX_SIMULTANEOUS`, shards moved at once by the allocation strategy (that
+//! number alone, without the percentage), default its own default; `CASTY_BENCH_S4_RATE`, default
+//! 10,000 messages per second).
 
 #[allow(dead_code)] // the W3/W6 programs are for the other benches
 mod common;
