@@ -216,7 +216,11 @@ fn s1(rt: &tokio::runtime::Runtime, runs: usize) {
     let region = system
         .spawn(Behaviors::sharded(|_id: &str| account(0), 100), "accounts")
         .unwrap();
-    for entities in [1usize, 100] {
+    let counts: Vec<usize> = match std::env::var("CASTY_BENCH_S1_ENTITIES") {
+        Ok(v) => v.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => vec![1, 100],
+    };
+    for entities in counts {
         let ids: Vec<Arc<String>> = (0..entities)
             .map(|i| Arc::new(format!("acct-{entities}-{i}")))
             .collect();

@@ -195,13 +195,30 @@ pub(crate) struct Shared<M> {
     pub(crate) intercept: std::sync::OnceLock<Arc<dyn Intercept<M>>>,
 }
 
+/// Uncounts a counted message on drop unless disarmed: see [`Shared::push_wait`].
+struct Uncount<'a, M> {
+    intercept: &'a dyn Intercept<M>,
+    armed: bool,
+}
+
+impl<M> Drop for Uncount<'_, M> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.intercept.uncount();
+        }
+    }
+}
+
 /// See [`Shared::intercept`].
 pub(crate) trait Intercept<M>: Send + Sync {
     /// Delivers `msg` another way (`None`), or hands it back to be queued (`Some`), perhaps
     /// marked as counted.
     fn intercept(&self, msg: M) -> Option<M>;
-    /// A message handed back by [`Intercept::intercept`] was not queued after all.
-    fn not_queued(&self, msg: &M);
+    /// Whether a message handed back by [`Intercept::intercept`] was counted, so that it must
+    /// be [uncounted](Intercept::uncount) if it is not queued after all.
+    fn counted(&self, msg: &M) -> bool;
+    /// A counted message was not queued after all.
+    fn uncount(&self);
     /// The interceptor as `Any`, for the layer that installed it to find its own type again.
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
@@ -241,9 +258,10 @@ impl<M: Send + 'static> Shared<M> {
         let Some(msg) = i.intercept(msg) else {
             return Push::Queued;
         };
+        let counted = i.counted(&msg);
         let push = self.mailbox.push(msg);
-        if let Push::Dropped(m) | Push::Full(m) | Push::Closed(m) = &push {
-            i.not_queued(m);
+        if counted && !matches!(push, Push::Queued) {
+            i.uncount();
         }
         push
     }
@@ -256,9 +274,15 @@ impl<M: Send + 'static> Shared<M> {
         let Some(msg) = i.intercept(msg) else {
             return Push::Queued;
         };
+        // Uncounts unless the message is queued, also when the wait is given up (the future
+        // dropped while the mailbox is full).
+        let mut uncount = Uncount {
+            intercept: i.as_ref(),
+            armed: i.counted(&msg),
+        };
         let push = self.mailbox.push_wait(msg).await;
-        if let Push::Dropped(m) | Push::Full(m) | Push::Closed(m) = &push {
-            i.not_queued(m);
+        if matches!(push, Push::Queued) {
+            uncount.armed = false;
         }
         push
     }

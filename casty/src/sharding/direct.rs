@@ -53,21 +53,13 @@ impl<T> Lease<T> {
         })
     }
 
-    /// Enters the lease if it is still valid; [`Lease::exit`] after delivering.
+    /// Enters the lease if it is still valid; the sender is inside until the guard drops (also
+    /// if delivering panics: a user's `Serialize` or `Debug` runs inside).
     #[inline]
-    fn enter(&self) -> bool {
+    fn enter(&self) -> Option<Entered<'_, T>> {
         self.inflight.fetch_add(1, Ordering::SeqCst);
-        if self.valid.load(Ordering::SeqCst) {
-            true
-        } else {
-            self.exit();
-            false
-        }
-    }
-
-    #[inline]
-    fn exit(&self) {
-        self.inflight.fetch_sub(1, Ordering::Release);
+        let entered = Entered(self);
+        self.valid.load(Ordering::SeqCst).then_some(entered)
     }
 
     #[inline]
@@ -95,6 +87,16 @@ impl<T> Lease<T> {
                 std::thread::yield_now();
             }
         }
+    }
+}
+
+/// A sender inside a [`Lease`].
+struct Entered<'a, T>(&'a Lease<T>);
+
+impl<T> Drop for Entered<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -183,13 +185,17 @@ impl<M: Send + 'static> Direct<M> {
         }
         let routes = self.routes.pin();
         match routes.get(id.as_str()) {
-            Some(Route::Local(l)) if l.enter() => {
+            Some(Route::Local(l)) => {
+                let Some(_inside) = l.enter() else {
+                    return Err(msg);
+                };
                 l.touch();
-                let r = l.target.try_tell(msg);
-                l.exit();
-                r.map_err(|e| e.into_inner())
+                l.target.try_tell(msg).map_err(|e| e.into_inner())
             }
-            Some(Route::Remote(l)) if l.enter() => {
+            Some(Route::Remote(l)) => {
+                let Some(_inside) = l.enter() else {
+                    return Err(msg);
+                };
                 l.target.1.tell(ShardEnvelope {
                     kind: Kind::Forwarded {
                         id: id.clone(),
@@ -197,10 +203,9 @@ impl<M: Send + 'static> Direct<M> {
                         counted: false,
                     },
                 });
-                l.exit();
                 Ok(())
             }
-            _ => Err(msg),
+            None => Err(msg),
         }
     }
 
@@ -240,10 +245,14 @@ impl<M: Send + 'static> Intercept<ShardEnvelope<M>> for Direct<M> {
         self
     }
 
-    fn not_queued(&self, env: &ShardEnvelope<M>) {
-        if let Kind::Entity { counted: true, .. } | Kind::Forwarded { counted: true, .. } = env.kind
-        {
-            self.done();
-        }
+    fn counted(&self, env: &ShardEnvelope<M>) -> bool {
+        matches!(
+            env.kind,
+            Kind::Entity { counted: true, .. } | Kind::Forwarded { counted: true, .. }
+        )
+    }
+
+    fn uncount(&self) {
+        self.done();
     }
 }

@@ -32,7 +32,7 @@ use crate::actor::cell::{Intercept, Shared};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::failure::Failure;
 use crate::cluster::{Cluster, Member, MemberStatus, UniqueAddress};
-use crate::{ActorContext, ActorPath, ActorRef, Behavior, Behaviors, Message};
+use crate::{ActorContext, ActorPath, ActorRef, Behavior, Behaviors, Message, TellError};
 
 /// Makes the behavior of an entity from its id.
 pub(crate) type Factory<M> = Arc<dyn Fn(&str) -> Behavior<M> + Send + Sync>;
@@ -62,9 +62,13 @@ struct RemoteRoutes<M: Message> {
     ids: HashSet<EntityId, foldhash::fast::RandomState>,
 }
 
-/// The most ids of other nodes' shards that get a direct route at once; beyond, messages for
-/// further ids take the region's way (each route is a map entry, and ids may never repeat).
+/// The most ids of other nodes' shards that have a direct route at once: each is a map entry,
+/// and ids may never repeat (one per request), so when there are this many the region drops
+/// them all and starts again.
 const MAX_REMOTE_ROUTES: usize = 100_000;
+
+/// Why a message is dropped when the region stopped.
+const STOPPED: &str = "the shard region stopped: its node left the cluster";
 
 /// The region actor's handler.
 pub(crate) struct RegionActor<M: Message> {
@@ -126,9 +130,18 @@ where
         // any ref to it exists.
         Behavior::from_kind(BehaviorKind::Prepare(Arc::new(
             move |shared: &Arc<Shared<ShardEnvelope<M>>>| {
-                let direct = Direct::new();
-                let intercept: Arc<dyn Intercept<ShardEnvelope<M>>> = direct.clone();
-                let _ = shared.intercept.set(intercept);
+                // Run again (the behavior sat under a `setup` that ran once more on a restart):
+                // the routes installed the first time stay the region's.
+                let installed = shared
+                    .intercept
+                    .get()
+                    .and_then(|i| i.clone().as_any().downcast::<Direct<M>>().ok());
+                let direct = installed.unwrap_or_else(|| {
+                    let direct = Direct::new();
+                    let intercept: Arc<dyn Intercept<ShardEnvelope<M>>> = direct.clone();
+                    let _ = shared.intercept.set(intercept);
+                    direct
+                });
                 let (factory, settings) = (factory.clone(), settings.clone());
                 Behaviors::setup(move |ctx: &mut ActorContext<ShardEnvelope<M>>| {
                     let mut actor = RegionActor {
@@ -253,9 +266,9 @@ where
             let mut view = view;
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            if me_ref
-                .try_tell(ShardEnvelope::local(LocalSignal::ViewChanged))
-                .is_err()
+            // Only a stopped region ends the task; a full mailbox (a bounded one) skips a beat.
+            if let Err(TellError::Closed(_)) =
+                me_ref.try_tell(ShardEnvelope::local(LocalSignal::ViewChanged))
             {
                 return;
             }
@@ -273,7 +286,7 @@ where
                         LocalSignal::Tick
                     }
                 };
-                if me_ref.try_tell(ShardEnvelope::local(signal)).is_err() {
+                if let Err(TellError::Closed(_)) = me_ref.try_tell(ShardEnvelope::local(signal)) {
                     return;
                 }
             }
@@ -374,9 +387,7 @@ where
             Delivery::Local(r) => self.deliver_local(ctx, factory, r),
             Delivery::Remote(to, r) => match self.peer(ctx, &to) {
                 Some(peer) => {
-                    if self.remote_route_count < MAX_REMOTE_ROUTES {
-                        self.publish_remote.push((r.id.clone(), r.shard));
-                    }
+                    self.publish_remote.push((r.id.clone(), r.shard));
                     peer.tell(ShardEnvelope {
                         kind: Kind::Forwarded {
                             id: r.id,
@@ -393,9 +404,7 @@ where
                         "the buffer of shard {shard} is full ({} messages wait for its home)",
                         self.region.buffer_size()
                     ),
-                    DropReason::RegionStopped => {
-                        "the shard region stopped: its node left the cluster".to_owned()
-                    }
+                    DropReason::RegionStopped => STOPPED.to_owned(),
                 };
                 self.dead(ctx, r, why);
             }
@@ -504,6 +513,17 @@ where
         self.remote_route_count -= dropped;
     }
 
+    /// Revokes and withdraws every route to another node's region.
+    fn drop_remote_routes(&mut self) {
+        for (_, routes) in self.remote_routes.drain() {
+            routes.lease.revoke();
+            for id in &routes.ids {
+                self.direct.withdraw(id);
+            }
+        }
+        self.remote_route_count = 0;
+    }
+
     /// At the end of a turn: checks the routes, then publishes those the turn made possible. A
     /// route is published only when every message for its id that the region held has gone the
     /// same way (a shard's buffer is flushed in the turn that makes it active or gives its home).
@@ -524,12 +544,12 @@ where
             self.direct.publish(id, Route::Local(lease));
         }
         for (id, shard) in std::mem::take(&mut self.publish_remote) {
+            if self.remote_route_count >= MAX_REMOTE_ROUTES {
+                self.drop_remote_routes();
+            }
             let Some(home) = self.region.remote_home(shard) else {
                 continue;
             };
-            if self.remote_route_count >= MAX_REMOTE_ROUTES {
-                break;
-            }
             let routes = match self.remote_routes.entry(shard) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -574,8 +594,17 @@ where
         // In the order of ids, not of the hash map.
         let mut all: Vec<(EntityId, Entity<M>)> = self.entities.drain().collect();
         all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (_, e) in all {
+        for (id, e) in all {
             ctx.stop(&e.actor);
+            // What waited for a passivating entity's next incarnation will not get one.
+            for msg in e.passivating.into_iter().flatten() {
+                let routed = Routed {
+                    id: id.clone(),
+                    shard: e.shard,
+                    msg,
+                };
+                self.dead(ctx, routed, STOPPED.to_owned());
+            }
         }
         self.by_shard.clear();
         self.stopping.clear();
@@ -736,6 +765,15 @@ where
     }
 }
 
+/// Uncounts a counted message when dropped (see `RegionActor::receive`).
+struct Done<M: Send + 'static>(Arc<Direct<M>>);
+
+impl<M: Send + 'static> Drop for Done<M> {
+    fn drop(&mut self) {
+        self.0.done();
+    }
+}
+
 impl<M: Message> Drop for State<M> {
     /// A region that stops leaves no route behind: its senders find it stopped, as with any
     /// actor.
@@ -753,6 +791,14 @@ where
         ctx: &'a mut ActorContext<ShardEnvelope<M>>,
         env: ShardEnvelope<M>,
     ) -> Outcome<'a, ShardEnvelope<M>> {
+        // A counted message is dealt with when this turn ends, however it ends: a turn that
+        // panics (the region restarts) must not leave it counted, or no sender would take a
+        // direct route again.
+        let _done = matches!(
+            env.kind,
+            Kind::Entity { counted: true, .. } | Kind::Forwarded { counted: true, .. }
+        )
+        .then(|| Done(self.direct.clone()));
         if self
             .state
             .get_mut()
@@ -772,22 +818,9 @@ where
         else {
             return Outcome::Ready(Ok(Behaviors::same()));
         };
-        let mut counted = false;
         match env.kind {
-            Kind::Entity {
-                id,
-                msg,
-                counted: c,
-            } => {
-                counted = c;
-                state.accept(ctx, factory, id, msg, Origin::Local);
-            }
-            Kind::Forwarded {
-                id,
-                msg,
-                counted: c,
-            } => {
-                counted = c;
+            Kind::Entity { id, msg, .. } => state.accept(ctx, factory, id, msg, Origin::Local),
+            Kind::Forwarded { id, msg, .. } => {
                 state.accept(ctx, factory, id, msg, Origin::Forwarded);
             }
             Kind::Control(w) => {
@@ -812,9 +845,6 @@ where
             }
         }
         state.settle_routes();
-        if counted {
-            state.direct.done();
-        }
         Outcome::Ready(Ok(Behaviors::same()))
     }
 
@@ -876,11 +906,110 @@ mod tests {
         match intercept.intercept(env) {
             None => true,
             Some(back) => {
+                assert!(intercept.counted(&back));
                 assert!(matches!(back.kind, Kind::Entity { counted: true, .. }));
-                intercept.not_queued(&back);
+                intercept.uncount();
                 false
             }
         }
+    }
+
+    /// Waits until a message for `id` goes by its direct route, or `within` runs out.
+    async fn becomes_direct(
+        region: &ActorRef<ShardEnvelope<(u64, ActorRef<u64>)>>,
+        id: &str,
+        probe: &ActorRef<u64>,
+        within: Duration,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            // Let the region publish (it does so at the end of a turn that told the entity).
+            let _ = region
+                .entity_ref(id)
+                .ask(|r| (0, r), Duration::from_secs(1))
+                .await;
+            if goes_direct(region, ShardEnvelope::new(id, (0, probe.clone()))) {
+                return true;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn echo(_id: &str) -> Behavior<(u64, ActorRef<u64>)> {
+        Behaviors::receive_message(|(n, reply_to): (u64, ActorRef<u64>)| {
+            reply_to.tell(n);
+            Behaviors::same()
+        })
+    }
+
+    /// A `send().await` to a region whose bounded `Reject` mailbox is full counts the message,
+    /// then waits for room; a sender that gives up (the future is dropped) leaves nothing
+    /// counted, so senders take direct routes again once the region has drained.
+    #[tokio::test]
+    async fn a_cancelled_send_leaves_no_message_counted() {
+        use crate::{Mailbox, Overflow, SpawnOptions};
+        use std::future::Future;
+        let system = ActorSystem::new("cancelled");
+        let opts = SpawnOptions::default().mailbox(Mailbox::bounded(64, Overflow::Reject));
+        let region = system
+            .spawn_with(Behaviors::sharded(echo, 10), "echoes", opts)
+            .unwrap();
+        let replies = crate::testing::TestProbe::<u64>::new(&system);
+        let probe = replies.actor_ref();
+        assert!(becomes_direct(&region, "a", &probe, Duration::from_secs(2)).await);
+        // Fill the region's mailbox (nothing else runs on this runtime meanwhile).
+        while region
+            .try_tell(ShardEnvelope::local(LocalSignal::Passivate(
+                "nobody".into(),
+            )))
+            .is_ok()
+        {}
+        {
+            // A send to an entity with no route yet: counted, then it waits for room...
+            let fut = region.send(ShardEnvelope::new("b", (9, probe.clone())));
+            let mut fut = std::pin::pin!(fut);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+            // ... and its sender gives up: the future is dropped here.
+        }
+        assert!(
+            becomes_direct(&region, "a", &probe, Duration::from_secs(3)).await,
+            "the cancelled send left its message counted"
+        );
+        system.shutdown().await;
+    }
+
+    /// A region that fails while handling a counted message (here the entity factory panics,
+    /// inside the region's turn) and is restarted by its supervisor has uncounted it: senders
+    /// take direct routes again.
+    #[tokio::test]
+    async fn a_restarted_region_takes_direct_routes_again() {
+        use crate::{Directive, SupervisorStrategy};
+        let system = ActorSystem::new("restarted");
+        let factory = |id: &str| {
+            assert!(id != "boom", "the factory cannot make {id}");
+            echo(id)
+        };
+        let strategy =
+            SupervisorStrategy::new(10, Duration::from_secs(60)).decider(|_f| Directive::Restart);
+        let region = system
+            .spawn(
+                Behaviors::supervise(Behaviors::sharded(factory, 10), strategy),
+                "echoes",
+            )
+            .unwrap();
+        let replies = crate::testing::TestProbe::<u64>::new(&system);
+        let probe = replies.actor_ref();
+        assert!(becomes_direct(&region, "a", &probe, Duration::from_secs(2)).await);
+        region.tell(ShardEnvelope::new("boom", (1, probe.clone())));
+        assert!(
+            becomes_direct(&region, "a", &probe, Duration::from_secs(3)).await,
+            "the message the failed turn held is still counted"
+        );
+        system.shutdown().await;
     }
 
     /// A running entity is told directly, once the region has published its route; an unknown
