@@ -38,7 +38,8 @@
 //! Run: `cargo bench -p casty --bench sharding` (filter with `S1` .. `S4`, `S2p`, `S3p`;
 //! `CASTY_BENCH_RUNS`, default 5 rounds; `CASTY_BENCH_WORKERS`, default 2 per process;
 //! `CASTY_BENCH_S1_SIDE=sharded` (or `entity`, `plain`) and `CASTY_BENCH_S2_SIDE=remote` (or
-//! `all`, `plain`) run only that side of S1 or S2, to profile it;
+//! `all`, `plain`) run only that side of S1 or S2, to profile it; `CASTY_BENCH_S1_ENTITIES`, the
+//! entity counts of S1, default `1,100`;
 //! `CASTY_BENCH_S4_MAX_SIMULTANEOUS`, shards moved at once by the allocation strategy (that
 //! number alone, without the percentage), default its own default; `CASTY_BENCH_S4_RATE`, default
 //! 10,000 messages per second).
