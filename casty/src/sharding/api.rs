@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::direct::Direct;
+use super::direct::{Direct, Lease};
 use super::envelope::{entity_id_of, EntityId, LocalSignal, ShardEnvelope};
 use super::region_actor::RegionActor;
 use super::settings::ShardingSettings;
@@ -148,6 +148,9 @@ pub struct EntityRef<M: Send + 'static> {
     /// The region's direct routes, when the region is on this node: a tell tries them first,
     /// without making an envelope.
     direct: Option<Arc<Direct<M>>>,
+    /// The first direct route to a running entity this handle used: tried before the region's
+    /// table, with no lookup, for as long as the region has not revoked it.
+    cached: std::sync::OnceLock<Arc<Lease<ActorRef<M>>>>,
 }
 
 impl<M: Send + 'static> Clone for EntityRef<M> {
@@ -156,6 +159,7 @@ impl<M: Send + 'static> Clone for EntityRef<M> {
             region: self.region.clone(),
             id: self.id.clone(),
             direct: self.direct.clone(),
+            cached: std::sync::OnceLock::new(),
         }
     }
 }
@@ -217,6 +221,7 @@ impl<M: Send + 'static> ActorRef<ShardEnvelope<M>> {
             region: self.clone(),
             id: entity_id.into(),
             direct: Direct::of(self),
+            cached: std::sync::OnceLock::new(),
         }
     }
 }
@@ -231,7 +236,7 @@ impl<M: Send + 'static> EntityRef<M> {
     pub fn tell(&self, msg: impl Into<M>) {
         let mut msg = msg.into();
         if let Some(direct) = &self.direct {
-            match direct.try_route_ref(&self.id, msg) {
+            match direct.try_route_cached(&self.id, &self.cached, msg) {
                 Ok(()) => return,
                 Err(m) => msg = m,
             }

@@ -173,7 +173,7 @@ impl<M: Send + 'static> Direct<M> {
         let RefInner::Local(shared) = &region.inner else {
             return None;
         };
-        shared.intercept.get()?.clone().as_any().downcast().ok()
+        Arc::clone(shared.intercept.get()?).as_any().downcast().ok()
     }
 
     /// [`Direct::try_route`] for a sender that keeps the id (an `EntityRef`): the id is copied
@@ -184,7 +184,40 @@ impl<M: Send + 'static> Direct<M> {
             return Err(msg);
         }
         let routes = self.routes.pin();
-        match routes.get(id.as_str()) {
+        Self::deliver(routes.get(id.as_str()), id, msg)
+    }
+
+    /// [`Direct::try_route_ref`] for an `EntityRef`, which keeps the first local route it finds
+    /// in `cached` and tries it first, without a lookup in the table. A revoked one is never
+    /// used again (its lease says so), and the table is searched as usual.
+    #[inline]
+    pub(crate) fn try_route_cached(
+        &self,
+        id: &EntityId,
+        cached: &std::sync::OnceLock<Arc<Lease<ActorRef<M>>>>,
+        msg: M,
+    ) -> Result<(), M> {
+        if self.pending.0.load(Ordering::Acquire) != 0 {
+            return Err(msg);
+        }
+        if let Some(l) = cached.get() {
+            if let Some(_inside) = l.enter() {
+                l.touch();
+                return l.target.try_tell(msg).map_err(|e| e.into_inner());
+            }
+        }
+        let routes = self.routes.pin();
+        let route = routes.get(id.as_str());
+        if let Some(Route::Local(l)) = route {
+            let _ = cached.set(l.clone());
+        }
+        Self::deliver(route, id, msg)
+    }
+
+    /// Delivers by `route`, if it is still valid.
+    #[inline]
+    fn deliver(route: Option<&Route<M>>, id: &EntityId, msg: M) -> Result<(), M> {
+        match route {
             Some(Route::Local(l)) => {
                 let Some(_inside) = l.enter() else {
                     return Err(msg);

@@ -135,11 +135,11 @@ where
                 let installed = shared
                     .intercept
                     .get()
-                    .and_then(|i| i.clone().as_any().downcast::<Direct<M>>().ok());
+                    .and_then(|i| Arc::clone(i).as_any().downcast::<Direct<M>>().ok());
                 let direct = installed.unwrap_or_else(|| {
                     let direct = Direct::new();
                     let intercept: Arc<dyn Intercept<ShardEnvelope<M>>> = direct.clone();
-                    let _ = shared.intercept.set(intercept);
+                    let _ = shared.intercept.set(Box::new(intercept));
                     direct
                 });
                 let (factory, settings) = (factory.clone(), settings.clone());
@@ -1099,11 +1099,12 @@ mod tests {
                 let refs: Vec<_> = ids.iter().map(|id| region.entity_ref(*id)).collect();
                 for seq in 1..=LAST {
                     for (i, e) in refs.iter().enumerate() {
-                        // Half through the region's own ref, half through an entity ref.
-                        if (seq + i as u64).is_multiple_of(2) {
-                            e.tell((from, seq));
-                        } else {
-                            region.tell(ShardEnvelope::new(ids[i], (from, seq)));
+                        // Through a long-lived entity ref (which keeps the first route it
+                        // found), a new one, and the region's own ref, in turn.
+                        match (seq + i as u64) % 3 {
+                            0 => e.tell((from, seq)),
+                            1 => region.entity_ref(ids[i]).tell((from, seq)),
+                            _ => region.tell(ShardEnvelope::new(ids[i], (from, seq))),
                         }
                     }
                     if seq % 64 == 0 {
