@@ -697,3 +697,80 @@ async fn a_sharded_type_takes_its_settings_from_casty_toml_by_name() {
     assert_eq!(*dead.lock().unwrap(), 17);
     system.shutdown().await;
 }
+
+/// A region whose own node is downed stops its entities; what waited for a passivating entity's
+/// next incarnation becomes dead letters that say why, not nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_downed_region_dead_letters_what_waited_for_a_passivating_entity() {
+    use casty::sharding::Passivate;
+    let system = fast_cluster_node("downed").start().await.unwrap();
+    system.cluster().join(system.address().clone());
+    system.cluster().wait_for_up(1, WAIT).await.unwrap();
+    let dead = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let d = dead.clone();
+    let _subscription = system
+        .event_stream()
+        .subscribe(move |e: &casty::DeadLetter| d.lock().unwrap().push(e.clone()));
+    let (waiting_tx, mut waiting) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let region = system
+        .spawn(
+            Behaviors::sharded_with(
+                move |_id: &str| {
+                    let (waiting_tx, held) = (waiting_tx.clone(), held.clone());
+                    // The first message asks to passivate, then holds the entity busy until
+                    // the test opens the gate.
+                    Behaviors::receive_async(move |ctx, _n: u64| {
+                        ctx.passivate();
+                        let _ = waiting_tx.send(());
+                        let held = held.clone();
+                        Box::pin(async move {
+                            let _ = held.acquire().await;
+                            Behaviors::same()
+                        })
+                    })
+                },
+                fast_sharding(10),
+            ),
+            "held",
+        )
+        .unwrap();
+    region.tell(ShardEnvelope::new("e", 0u64));
+    waiting.recv().await.unwrap();
+    // The region has seen the passivation by the time it answers this (same mailbox, later).
+    region.region_state().await.unwrap();
+    for n in 1..=3u64 {
+        region.tell(ShardEnvelope::new("e", n));
+    }
+    system.cluster().down(system.address().clone());
+    eventually("three dead letters from the stopped region", || {
+        dead.lock()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                matches!(&d.reason, casty::DeadLetterReason::Dropped(why)
+                    if why.contains("region stopped"))
+            })
+            .count()
+            == 3
+    })
+    .await;
+    let dead = dead.lock().unwrap().clone();
+    let mut told: Vec<String> = dead
+        .iter()
+        .filter(|d| matches!(&d.reason, casty::DeadLetterReason::Dropped(_)))
+        .map(|d| d.message.clone())
+        .collect();
+    told.sort();
+    assert_eq!(
+        told,
+        [
+            "1 for entity \"e\"",
+            "2 for entity \"e\"",
+            "3 for entity \"e\""
+        ]
+    );
+    gate.add_permits(1);
+    system.shutdown().await;
+}
