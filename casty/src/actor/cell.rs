@@ -197,10 +197,20 @@ pub(crate) struct Shared<M> {
     pub(crate) intercept: std::sync::OnceLock<Box<Arc<dyn Intercept<M>>>>,
 }
 
-/// Uncounts a counted message on drop unless disarmed: see [`Shared::push_wait`].
+/// Uncounts a counted message on drop unless disarmed (it was queued): see [`Shared::push`]
+/// and [`Shared::push_wait`].
 struct Uncount<'a, M> {
     intercept: &'a dyn Intercept<M>,
     armed: bool,
+}
+
+impl<'a, M> Uncount<'a, M> {
+    fn new(intercept: &'a dyn Intercept<M>, msg: &M) -> Self {
+        Uncount {
+            intercept,
+            armed: intercept.counted(msg),
+        }
+    }
 }
 
 impl<M> Drop for Uncount<'_, M> {
@@ -260,11 +270,9 @@ impl<M: Send + 'static> Shared<M> {
         let Some(msg) = i.intercept(msg) else {
             return Push::Queued;
         };
-        let counted = i.counted(&msg);
+        let mut uncount = Uncount::new(i, &msg);
         let push = self.mailbox.push(msg);
-        if counted && !matches!(push, Push::Queued) {
-            i.uncount();
-        }
+        uncount.armed &= !matches!(push, Push::Queued);
         push
     }
 
@@ -278,14 +286,9 @@ impl<M: Send + 'static> Shared<M> {
         };
         // Uncounts unless the message is queued, also when the wait is given up (the future
         // dropped while the mailbox is full).
-        let mut uncount = Uncount {
-            intercept: i.as_ref().as_ref(),
-            armed: i.counted(&msg),
-        };
+        let mut uncount = Uncount::new(i.as_ref().as_ref(), &msg);
         let push = self.mailbox.push_wait(msg).await;
-        if matches!(push, Push::Queued) {
-            uncount.armed = false;
-        }
+        uncount.armed &= !matches!(push, Push::Queued);
         push
     }
 

@@ -151,8 +151,15 @@ impl<M: Send + 'static> Direct<M> {
         self.routes.pin().insert(id, route);
     }
 
-    /// Withdraws the route of `id` (its lease is revoked by whoever owns it).
-    pub(crate) fn withdraw(&self, id: &str) {
+    /// Revokes `lease`, the route of `id`, and withdraws it.
+    pub(crate) fn withdraw<T>(&self, id: &str, lease: &Lease<T>) {
+        lease.revoke();
+        self.forget(id);
+    }
+
+    /// Withdraws the route of `id`, whose lease its owner has revoked (one lease may serve
+    /// many ids: a shard's home).
+    pub(crate) fn forget(&self, id: &str) {
         self.routes.pin().remove(id);
     }
 
@@ -251,26 +258,19 @@ impl<M: Send + 'static> Direct<M> {
 
 impl<M: Send + 'static> Intercept<ShardEnvelope<M>> for Direct<M> {
     fn intercept(&self, env: ShardEnvelope<M>) -> Option<ShardEnvelope<M>> {
-        let kind = match env.kind {
-            Kind::Entity { id, msg, .. } => match self.try_route(id, msg) {
-                Ok(()) => return None,
-                Err((id, msg)) => Kind::Entity {
-                    id,
-                    msg,
-                    counted: true,
-                },
-            },
-            Kind::Forwarded { id, msg, .. } => match self.try_route(id, msg) {
-                Ok(()) => return None,
-                Err((id, msg)) => Kind::Forwarded {
-                    id,
-                    msg,
-                    counted: true,
-                },
-            },
+        let (id, msg, forwarded) = match env.kind {
+            Kind::Entity { id, msg, .. } => (id, msg, false),
+            Kind::Forwarded { id, msg, .. } => (id, msg, true),
             other => return Some(ShardEnvelope { kind: other }),
         };
+        let (id, msg) = self.try_route(id, msg).err()?;
         self.pending.0.fetch_add(1, Ordering::AcqRel);
+        let counted = true;
+        let kind = if forwarded {
+            Kind::Forwarded { id, msg, counted }
+        } else {
+            Kind::Entity { id, msg, counted }
+        };
         Some(ShardEnvelope { kind })
     }
 
@@ -279,10 +279,7 @@ impl<M: Send + 'static> Intercept<ShardEnvelope<M>> for Direct<M> {
     }
 
     fn counted(&self, env: &ShardEnvelope<M>) -> bool {
-        matches!(
-            env.kind,
-            Kind::Entity { counted: true, .. } | Kind::Forwarded { counted: true, .. }
-        )
+        env.is_counted()
     }
 
     fn uncount(&self) {

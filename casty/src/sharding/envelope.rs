@@ -183,6 +183,14 @@ impl<M> ShardEnvelope<M> {
         }
     }
 
+    /// Whether the region's direct routes counted it into the region's mailbox.
+    pub(crate) fn is_counted(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Entity { counted: true, .. } | Kind::Forwarded { counted: true, .. }
+        )
+    }
+
     /// The entity it is for (`None` for the region's own messages).
     pub fn entity_id(&self) -> Option<&str> {
         match &self.kind {

@@ -470,8 +470,7 @@ where
             if e.passivating.is_none() {
                 // Whatever senders delivered directly is in its mailbox before the stop.
                 if let Some(lease) = e.lease.take() {
-                    lease.revoke();
-                    self.direct.withdraw(id);
+                    self.direct.withdraw(id, &lease);
                 }
                 e.passivating = Some(VecDeque::new());
                 let _ = e.actor.stop_when_drained();
@@ -491,8 +490,7 @@ where
             }
             for id in ids {
                 if let Some(lease) = self.entities.get_mut(id).and_then(|e| e.lease.take()) {
-                    lease.revoke();
-                    self.direct.withdraw(id);
+                    self.direct.withdraw(id, &lease);
                 }
             }
         }
@@ -505,7 +503,7 @@ where
             }
             routes.lease.revoke();
             for id in &routes.ids {
-                direct.withdraw(id);
+                direct.forget(id);
             }
             dropped += routes.ids.len();
             false
@@ -518,7 +516,7 @@ where
         for (_, routes) in self.remote_routes.drain() {
             routes.lease.revoke();
             for id in &routes.ids {
-                self.direct.withdraw(id);
+                self.direct.forget(id);
             }
         }
         self.remote_route_count = 0;
@@ -631,8 +629,7 @@ where
         };
         if let Some(lease) = &e.lease {
             // It stopped by itself (or failed): senders go through the region again.
-            lease.revoke();
-            self.direct.withdraw(&id);
+            self.direct.withdraw(&id, lease);
         }
         self.routes_dirty = true;
         let shard = e.shard;
@@ -794,11 +791,7 @@ where
         // A counted message is dealt with when this turn ends, however it ends: a turn that
         // panics (the region restarts) must not leave it counted, or no sender would take a
         // direct route again.
-        let _done = matches!(
-            env.kind,
-            Kind::Entity { counted: true, .. } | Kind::Forwarded { counted: true, .. }
-        )
-        .then(|| Done(self.direct.clone()));
+        let _done = env.is_counted().then(|| Done(self.direct.clone()));
         if self
             .state
             .get_mut()
