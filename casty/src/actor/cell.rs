@@ -24,6 +24,7 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -223,10 +224,12 @@ impl<M> Drop for Uncount<'_, M> {
 
 /// See [`Shared::intercept`].
 pub(crate) trait Intercept<M>: Send + Sync {
-    /// Delivers `msg` another way (`None`), or hands it back to be queued (`Some`), perhaps
-    /// marked as counted.
-    fn intercept(&self, msg: M) -> Option<M>;
-    /// Whether a message handed back by [`Intercept::intercept`] was counted, so that it must
+    /// Delivers `msg` another way and returns `true`, having moved it out (the caller neither
+    /// uses nor drops it then); or returns `false` and leaves it to be queued, perhaps marked as
+    /// counted. The message is lent in place, not moved in and handed back: an envelope moved
+    /// through this call and back cost more than finding its route.
+    fn intercept(&self, msg: &mut ManuallyDrop<M>) -> bool;
+    /// Whether a message left by [`Intercept::intercept`] was counted, so that it must
     /// be [uncounted](Intercept::uncount) if it is not queued after all.
     fn counted(&self, msg: &M) -> bool;
     /// A counted message was not queued after all.
@@ -266,10 +269,13 @@ impl<M: Send + 'static> Shared<M> {
         }
     }
 
+    #[inline]
     fn push_intercepted(&self, i: &dyn Intercept<M>, msg: M) -> Push<M> {
-        let Some(msg) = i.intercept(msg) else {
+        let mut msg = ManuallyDrop::new(msg);
+        if i.intercept(&mut msg) {
             return Push::Queued;
-        };
+        }
+        let msg = ManuallyDrop::into_inner(msg);
         let mut uncount = Uncount::new(i, &msg);
         let push = self.mailbox.push(msg);
         uncount.armed &= !matches!(push, Push::Queued);
@@ -281,9 +287,11 @@ impl<M: Send + 'static> Shared<M> {
         let Some(i) = self.intercept.get() else {
             return self.mailbox.push_wait(msg).await;
         };
-        let Some(msg) = i.intercept(msg) else {
+        let mut msg = ManuallyDrop::new(msg);
+        if i.intercept(&mut msg) {
             return Push::Queued;
-        };
+        }
+        let msg = ManuallyDrop::into_inner(msg);
         // Uncounts unless the message is queued, also when the wait is given up (the future
         // dropped while the mailbox is full).
         let mut uncount = Uncount::new(i.as_ref().as_ref(), &msg);

@@ -22,11 +22,19 @@
 //!
 //! The interceptor is installed when the region is created, before any ref to it exists, so no
 //! message reaches the region uncounted.
+//!
+//! A sender's message is lent to the interceptor in place and moved out only when a route
+//! delivers it: moving a whole envelope into the interceptor and back cost more than finding its
+//! route. That move is this module's `unsafe` code; each block says why it is sound.
 
+#![allow(unsafe_code)]
+
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::envelope::{EntityId, Kind, ShardEnvelope};
+use super::route_cache::RouteCache;
 use crate::actor::actor_ref::RefInner;
 use crate::actor::cell::Intercept;
 use crate::cluster::UniqueAddress;
@@ -63,7 +71,7 @@ impl<T> Lease<T> {
     }
 
     #[inline]
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         if !self.touched.load(Ordering::Relaxed) {
             self.touched.store(true, Ordering::Relaxed);
         }
@@ -125,6 +133,8 @@ pub(crate) struct Direct<M: Send + 'static> {
     /// Entity messages counted into the region's mailbox and not yet dealt with.
     pending: CachePadded<AtomicUsize>,
     routes: papaya::HashMap<EntityId, Route<M>, foldhash::fast::RandomState>,
+    /// Local routes of short ids, found without a lookup in `routes`.
+    cache: RouteCache<M>,
 }
 
 /// Keeps the counter on a cache line of its own: senders read it on every message.
@@ -138,6 +148,7 @@ impl<M: Send + 'static> Direct<M> {
             routes: papaya::HashMap::builder()
                 .hasher(foldhash::fast::RandomState::default())
                 .build(),
+            cache: RouteCache::new(),
         })
     }
 
@@ -148,11 +159,16 @@ impl<M: Send + 'static> Direct<M> {
 
     /// Publishes a route (replacing an older one for the id).
     pub(crate) fn publish(&self, id: EntityId, route: Route<M>) {
+        match &route {
+            Route::Local(lease) => self.cache.publish(&id, lease),
+            Route::Remote(_) => self.cache.remove(&id),
+        }
         self.routes.pin().insert(id, route);
     }
 
     /// Revokes `lease`, the route of `id`, and withdraws it.
     pub(crate) fn withdraw<T>(&self, id: &str, lease: &Lease<T>) {
+        self.cache.remove(id);
         lease.revoke();
         self.forget(id);
     }
@@ -160,11 +176,13 @@ impl<M: Send + 'static> Direct<M> {
     /// Withdraws the route of `id`, whose lease its owner has revoked (one lease may serve
     /// many ids: a shard's home).
     pub(crate) fn forget(&self, id: &str) {
+        self.cache.remove(id);
         self.routes.pin().remove(id);
     }
 
     /// Revokes and withdraws every route.
     pub(crate) fn clear(&self) {
+        self.cache.clear();
         let routes = self.routes.pin();
         for (_, r) in routes.iter() {
             match r {
@@ -183,19 +201,9 @@ impl<M: Send + 'static> Direct<M> {
         Arc::clone(shared.intercept.get()?).as_any().downcast().ok()
     }
 
-    /// [`Direct::try_route`] for a sender that keeps the id (an `EntityRef`): the id is copied
-    /// only to cross to another node.
-    #[inline]
-    pub(crate) fn try_route_ref(&self, id: &EntityId, msg: M) -> Result<(), M> {
-        if self.pending.0.load(Ordering::Acquire) != 0 {
-            return Err(msg);
-        }
-        let routes = self.routes.pin();
-        Self::deliver(routes.get(id.as_str()), id, msg)
-    }
-
-    /// [`Direct::try_route_ref`] for an `EntityRef`, which keeps the first local route it finds
-    /// in `cached` and tries it first, without a lookup in the table. A revoked one is never
+    /// Delivers a message for `id` by its direct route, or hands it back; for an `EntityRef`,
+    /// which keeps the id (copied only to cross to another node) and the first local route it
+    /// finds, in `cached`, and tries that first, without a lookup in the table. A revoked one is never
     /// used again (its lease says so), and the table is searched as usual.
     #[inline]
     pub(crate) fn try_route_cached(
@@ -218,24 +226,63 @@ impl<M: Send + 'static> Direct<M> {
         if let Some(Route::Local(l)) = route {
             let _ = cached.set(l.clone());
         }
-        Self::deliver(route, id, msg)
+        let mut msg = ManuallyDrop::new(msg);
+        // SAFETY: when it returns `true` the message has been moved out of `msg`, which is then
+        // neither used nor dropped (`ManuallyDrop`).
+        if unsafe { Self::deliver_in_place(route, id, &mut msg) } {
+            Ok(())
+        } else {
+            Err(ManuallyDrop::into_inner(msg))
+        }
     }
 
-    /// Delivers by `route`, if it is still valid.
+    /// Delivers `*msg` for `id` by its direct route and returns `true`, having moved it out;
+    /// or returns `false`, with `*msg` in place. The message is moved only to be delivered.
+    ///
+    /// # Safety
+    ///
+    /// When this returns `true`, `*msg` has been moved out: the caller must neither use nor
+    /// drop it. If delivering panics, `*msg` may have been moved out too, so the caller must
+    /// hold it where unwinding does not drop it (`ManuallyDrop`).
     #[inline]
-    fn deliver(route: Option<&Route<M>>, id: &EntityId, msg: M) -> Result<(), M> {
+    unsafe fn route_in_place(&self, id: &EntityId, msg: &mut M) -> bool {
+        if self.pending.0.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        if let Some(route) = self.cache.enter(id) {
+            let lease = route.lease();
+            lease.touch();
+            // SAFETY: passed on from this function's contract.
+            return unsafe { tell_in_place(&lease.target, msg) };
+        }
+        let routes = self.routes.pin();
+        // SAFETY: passed on from this function's contract.
+        unsafe { Self::deliver_in_place(routes.get(id.as_str()), id, msg) }
+    }
+
+    /// Delivers `*msg` by `route`, if it is still valid, as [`Direct::route_in_place`].
+    ///
+    /// # Safety
+    ///
+    /// As [`Direct::route_in_place`].
+    #[inline]
+    unsafe fn deliver_in_place(route: Option<&Route<M>>, id: &EntityId, msg: &mut M) -> bool {
         match route {
             Some(Route::Local(l)) => {
                 let Some(_inside) = l.enter() else {
-                    return Err(msg);
+                    return false;
                 };
                 l.touch();
-                l.target.try_tell(msg).map_err(|e| e.into_inner())
+                // SAFETY: passed on from this function's contract.
+                unsafe { tell_in_place(&l.target, msg) }
             }
             Some(Route::Remote(l)) => {
                 let Some(_inside) = l.enter() else {
-                    return Err(msg);
+                    return false;
                 };
+                // SAFETY: the caller treats `*msg` as moved out when this returns `true`, as it
+                // does below, and does not drop it if `tell` unwinds.
+                let msg = unsafe { std::ptr::read(msg) };
                 l.target.1.tell(ShardEnvelope {
                     kind: Kind::Forwarded {
                         id: id.clone(),
@@ -243,35 +290,51 @@ impl<M: Send + 'static> Direct<M> {
                         counted: false,
                     },
                 });
-                Ok(())
+                true
             }
-            None => Err(msg),
+            None => false,
         }
     }
+}
 
-    /// Delivers an entity message by its route, or hands it back.
-    #[inline]
-    fn try_route(&self, id: EntityId, msg: M) -> Result<(), (EntityId, M)> {
-        self.try_route_ref(&id, msg).map_err(|m| (id, m))
+/// Tells `*msg` to `target`: moves it out and returns `true` if it was queued, or writes it back
+/// and returns `false`.
+///
+/// # Safety
+///
+/// As [`Direct::route_in_place`].
+#[inline]
+unsafe fn tell_in_place<M: Send + 'static>(target: &ActorRef<M>, msg: &mut M) -> bool {
+    // SAFETY: `*msg` is written back below unless it was queued, and the caller does not drop
+    // it if `try_tell` unwinds (this function's contract).
+    let m = unsafe { std::ptr::read(msg) };
+    match target.try_tell(m) {
+        Ok(()) => true,
+        Err(e) => {
+            // SAFETY: `*msg` was moved out above, so writing over it drops nothing.
+            unsafe { std::ptr::write(msg, e.into_inner()) };
+            false
+        }
     }
 }
 
 impl<M: Send + 'static> Intercept<ShardEnvelope<M>> for Direct<M> {
-    fn intercept(&self, env: ShardEnvelope<M>) -> Option<ShardEnvelope<M>> {
-        let (id, msg, forwarded) = match env.kind {
-            Kind::Entity { id, msg, .. } => (id, msg, false),
-            Kind::Forwarded { id, msg, .. } => (id, msg, true),
-            other => return Some(ShardEnvelope { kind: other }),
+    fn intercept(&self, env: &mut ManuallyDrop<ShardEnvelope<M>>) -> bool {
+        let (Kind::Entity { id, msg, counted } | Kind::Forwarded { id, msg, counted }) =
+            &mut env.kind
+        else {
+            return false;
         };
-        let (id, msg) = self.try_route(id, msg).err()?;
+        // SAFETY: `env` is held in `ManuallyDrop` by the caller, and on `true` neither used nor
+        // dropped by it: the message has been moved out, and the id is dropped here.
+        if unsafe { self.route_in_place(id, msg) } {
+            // SAFETY: the id is not used again: the caller forgets the envelope on `true`.
+            unsafe { std::ptr::drop_in_place(id) };
+            return true;
+        }
         self.pending.0.fetch_add(1, Ordering::AcqRel);
-        let counted = true;
-        let kind = if forwarded {
-            Kind::Forwarded { id, msg, counted }
-        } else {
-            Kind::Entity { id, msg, counted }
-        };
-        Some(ShardEnvelope { kind })
+        *counted = true;
+        false
     }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {

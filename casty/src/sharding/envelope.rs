@@ -1,15 +1,12 @@
 //! [`ShardEnvelope`]: a message for one entity, by id, and everything else a region actor
 //! receives.
 
-use std::borrow::Borrow;
 use std::fmt;
-use std::sync::Arc;
-
-use smol_str::SmolStr;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use super::entity_id::EntityId;
 use super::wire::ShardingWire;
 use crate::actor::message::{cbor_decoder, Message, WireDecoder};
 
@@ -57,110 +54,9 @@ pub(crate) enum LocalSignal {
     State(tokio::sync::oneshot::Sender<super::api::RegionState>),
 }
 
-/// The id of a sharded entity: a string, kept inline when it is short (up to 23 bytes), so that
-/// making a [`ShardEnvelope`] for it allocates nothing; a longer one is shared, so copies are
-/// cheap. Made from `&str`, `String` or `Arc<str>`.
-///
-/// # Examples
-///
-/// ```
-/// use casty::sharding::EntityId;
-/// let id = EntityId::from("alice");
-/// assert_eq!(&*id, "alice");
-/// assert_eq!(id, EntityId::from(String::from("alice")));
-/// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct EntityId(SmolStr);
-
-impl EntityId {
-    /// The id as a string slice.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::ops::Deref for EntityId {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Borrow<str> for EntityId {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for EntityId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for EntityId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for EntityId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self)
-    }
-}
-
-impl From<&str> for EntityId {
-    fn from(s: &str) -> Self {
-        EntityId(SmolStr::new(s))
-    }
-}
-
-impl From<&String> for EntityId {
-    fn from(s: &String) -> Self {
-        EntityId(SmolStr::new(s))
-    }
-}
-
-impl From<String> for EntityId {
-    fn from(s: String) -> Self {
-        EntityId(SmolStr::from(s))
-    }
-}
-
-impl From<Arc<str>> for EntityId {
-    fn from(s: Arc<str>) -> Self {
-        EntityId(SmolStr::from(s))
-    }
-}
-
-impl From<&EntityId> for EntityId {
-    fn from(s: &EntityId) -> Self {
-        s.clone()
-    }
-}
-
-impl<'de> Deserialize<'de> for EntityId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = EntityId;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an entity id (a string)")
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<EntityId, E> {
-                Ok(EntityId::from(s))
-            }
-            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<EntityId, E> {
-                Ok(EntityId::from(s))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 impl<M> ShardEnvelope<M> {
     /// A message for the entity `entity_id`.
+    #[inline(always)]
     pub fn new(entity_id: impl Into<EntityId>, message: M) -> Self {
         ShardEnvelope {
             kind: Kind::Entity {

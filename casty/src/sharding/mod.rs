@@ -27,6 +27,7 @@ mod allocation;
 mod api;
 mod coordinator;
 mod direct;
+mod entity_id;
 mod envelope;
 #[cfg(test)]
 mod protocol_tests;
@@ -34,6 +35,7 @@ mod region;
 mod region_actor;
 #[cfg(test)]
 mod review_tests;
+mod route_cache;
 mod settings;
 mod shard_id;
 mod wire;
