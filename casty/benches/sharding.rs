@@ -38,8 +38,10 @@
 //! Run: `cargo bench -p casty --bench sharding` (filter with `S1` .. `S4`, `S2p`, `S3p`;
 //! `CASTY_BENCH_RUNS`, default 5 rounds; `CASTY_BENCH_WORKERS`, default 2 per process;
 //! `CASTY_BENCH_S1_SIDE=sharded` (or `entity`, `plain`) and `CASTY_BENCH_S2_SIDE=remote` (or
-//! `all`, `plain`) run only that side of S1 or S2, to profile it; `CASTY_BENCH_S1_ENTITIES`, the
-//! entity counts of S1, default `1,100`;
+//! `all`, `plain`) run only that side of S1 or S2, to profile it (S1's side also prints the
+//! producer's own time per tell: its loop alone, before the last message is handled; with
+//! `CASTY_BENCH_WORKERS=1` the entities cannot run meanwhile, so that is the sender's cost with no
+//! wake-ups); `CASTY_BENCH_S1_ENTITIES`, the entity counts of S1, default `1,100`;
 //! `CASTY_BENCH_S4_MAX_SIMULTANEOUS`, shards moved at once by the allocation strategy (that
 //! number alone, without the percentage), default its own default; `CASTY_BENCH_S4_RATE`, default
 //! 10,000 messages per second).
@@ -175,6 +177,37 @@ fn tell_run(rt: &tokio::runtime::Runtime, system: &ActorSystem, targets: &[Targe
     })
 }
 
+/// [`tell_run`] for one side of S1 alone: also the producer's own time per tell, in
+/// nanoseconds (its loop alone). A function of its own, so that the rounds of S1 run the same
+/// code as before it existed (the compiler lays the caller's envelope out differently in each).
+fn tell_side(
+    rt: &tokio::runtime::Runtime,
+    system: &ActorSystem,
+    targets: &[Target],
+    n: u64,
+) -> (f64, f64) {
+    let (system, targets) = (system.clone(), targets.to_vec());
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let before = total(&system, &targets).await;
+            let started = Instant::now();
+            let k = targets.len();
+            for i in 0..n as usize {
+                targets[i % k].deposit(1);
+            }
+            let producer = started.elapsed().as_nanos() as f64 / n as f64;
+            while total(&system, &targets).await != before + n as i64 {
+                assert!(started.elapsed() < T, "not every deposit arrived");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let rate = n as f64 / started.elapsed().as_secs_f64() / 1e6;
+            (rate, producer)
+        })
+        .await
+        .unwrap()
+    })
+}
+
 /// Runs each of `sides` once per round, each round starting with the next one; returns each
 /// side's median and the median over rounds of each side's ratio to side 0.
 fn rounds(runs: usize, sides: &mut [&mut dyn FnMut() -> f64]) -> Vec<(f64, f64)> {
@@ -252,8 +285,10 @@ fn s1(rt: &tokio::runtime::Runtime, runs: usize) {
                 _ => &plain,
             };
             for _ in 0..runs {
-                let r = tell_run(rt, &system, targets, S1_N);
-                println!("S1 {side}, {entities} entities: {r:.2} M msg/s");
+                let (r, producer) = tell_side(rt, &system, targets, S1_N);
+                println!(
+                    "S1 {side}, {entities} entities: {r:.2} M msg/s (the producer alone: {producer:.1} ns per tell)"
+                );
             }
             continue;
         }
