@@ -1221,6 +1221,59 @@ mod tests {
         );
     }
 
+    /// The task that brings the region its ticks skips a beat when the region's bounded mailbox
+    /// is full, and ends only when the region stops: an entity that falls idle while the
+    /// mailbox is full for several ticks is still passivated afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ticks_outlast_a_full_region_mailbox() {
+        use crate::{Mailbox, Overflow, SpawnOptions};
+        let system = ActorSystem::new("ticking");
+        let mut stopped = crate::testing::TestProbe::<String>::new(&system);
+        let probe = stopped.actor_ref();
+        // The region's turn that starts "block" waits here until the test lets it go.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(Mutex::new(held));
+        let settings = ShardingSettings::default()
+            .num_shards(4)
+            .passivate_idle(Some(Duration::from_millis(200)));
+        let factory = move |id: &str| -> Behavior<u64> {
+            if id == "block" {
+                let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(10));
+            }
+            let (probe, id) = (probe.clone(), id.to_owned());
+            Behaviors::with_lifecycle(Behaviors::ignore::<u64>())
+                .post_stop(move |_| probe.tell(id.clone()))
+                .into()
+        };
+        let opts = SpawnOptions::default().mailbox(Mailbox::bounded(4, Overflow::Reject));
+        let region = system
+            .spawn_with(Behaviors::sharded_with(factory, settings), "ticking", opts)
+            .unwrap();
+        region.tell(ShardEnvelope::new("a", 1u64));
+        region.tell(ShardEnvelope::new("block", 1u64));
+        // The region is held in its turn: fill its mailbox, and keep it full for several ticks
+        // (one every 25 ms here; nothing tells when the tick task tries, so this waits).
+        while region
+            .try_tell(ShardEnvelope::local(LocalSignal::Passivate(
+                "nobody".into(),
+            )))
+            .is_ok()
+        {}
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        release.send(()).unwrap();
+        // "a" has been idle for over 200 ms by now: the next tick passivates it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match stopped.receive_message(left).await {
+                Some(id) if id == "a" => break,
+                Some(_) => {}
+                None => panic!("no tick reached the region after its mailbox was full"),
+            }
+        }
+        system.shutdown().await;
+    }
+
     /// Entities found idle in one tick stop in the order of their ids, whatever the order of the
     /// hash map that holds them: what happens next does not hang on a hasher's random seed, so a
     /// simulated cluster replays from its seed alone.
