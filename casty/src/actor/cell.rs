@@ -198,8 +198,8 @@ pub(crate) struct Shared<M> {
     pub(crate) intercept: std::sync::OnceLock<Box<Arc<dyn Intercept<M>>>>,
 }
 
-/// Uncounts a counted message on drop unless disarmed (it was queued): see [`Shared::push`]
-/// and [`Shared::push_wait`].
+/// Uncounts, when dropped, the counted message that did not reach the mailbox, if any: see
+/// [`Shared::push`] and [`Shared::push_wait`].
 struct Uncount<'a, M> {
     intercept: &'a dyn Intercept<M>,
     armed: bool,
@@ -214,6 +214,19 @@ impl<'a, M> Uncount<'a, M> {
     }
 }
 
+impl<M> Uncount<'_, M> {
+    /// After the push: the message that did not reach the mailbox is the one `push` hands
+    /// back, which is not always the one pushed (a `DropOldest` mailbox queues the new message
+    /// and hands back its oldest, which may be counted while the new one is not, or the other
+    /// way round).
+    fn settle(&mut self, push: &Push<M>) {
+        self.armed = match push {
+            Push::Queued => false,
+            Push::Dropped(m) | Push::Full(m) | Push::Closed(m) => self.intercept.counted(m),
+        };
+    }
+}
+
 impl<M> Drop for Uncount<'_, M> {
     fn drop(&mut self) {
         if self.armed {
@@ -224,11 +237,18 @@ impl<M> Drop for Uncount<'_, M> {
 
 /// See [`Shared::intercept`].
 pub(crate) trait Intercept<M>: Send + Sync {
-    /// Delivers `msg` another way and returns `true`, having moved it out (the caller neither
-    /// uses nor drops it then); or returns `false` and leaves it to be queued, perhaps marked as
-    /// counted. The message is lent in place, not moved in and handed back: an envelope moved
-    /// through this call and back cost more than finding its route.
-    fn intercept(&self, msg: &mut ManuallyDrop<M>) -> bool;
+    /// Delivers `msg` another way and returns `true`, having moved it out; or returns `false`
+    /// and leaves it to be queued, perhaps marked as counted. The message is lent in place, not
+    /// moved in and handed back: an envelope moved through this call and back cost more than
+    /// finding its route.
+    ///
+    /// # Safety
+    ///
+    /// When this returns `true`, `*msg` has been moved out: the caller must neither use nor
+    /// drop it. If it unwinds, `*msg` may have been moved out too, so the caller must not drop
+    /// it then either (`ManuallyDrop` does not).
+    #[allow(unsafe_code)] // the contract above; implemented by `sharding::direct`
+    unsafe fn intercept(&self, msg: &mut ManuallyDrop<M>) -> bool;
     /// Whether a message left by [`Intercept::intercept`] was counted, so that it must
     /// be [uncounted](Intercept::uncount) if it is not queued after all.
     fn counted(&self, msg: &M) -> bool;
@@ -270,25 +290,29 @@ impl<M: Send + 'static> Shared<M> {
     }
 
     #[inline]
+    #[allow(unsafe_code)] // lends the message to the interceptor (see its contract)
     fn push_intercepted(&self, i: &dyn Intercept<M>, msg: M) -> Push<M> {
         let mut msg = ManuallyDrop::new(msg);
-        if i.intercept(&mut msg) {
+        // SAFETY: on `true` (or unwinding) `msg` is neither used nor dropped again.
+        if unsafe { i.intercept(&mut msg) } {
             return Push::Queued;
         }
         let msg = ManuallyDrop::into_inner(msg);
         let mut uncount = Uncount::new(i, &msg);
         let push = self.mailbox.push(msg);
-        uncount.armed &= !matches!(push, Push::Queued);
+        uncount.settle(&push);
         push
     }
 
     /// [`Shared::push`], waiting for room in a full `Reject` mailbox.
+    #[allow(unsafe_code)] // lends the message to the interceptor (see its contract)
     pub(crate) async fn push_wait(&self, msg: M) -> Push<M> {
         let Some(i) = self.intercept.get() else {
             return self.mailbox.push_wait(msg).await;
         };
         let mut msg = ManuallyDrop::new(msg);
-        if i.intercept(&mut msg) {
+        // SAFETY: on `true` (or unwinding) `msg` is neither used nor dropped again.
+        if unsafe { i.intercept(&mut msg) } {
             return Push::Queued;
         }
         let msg = ManuallyDrop::into_inner(msg);
@@ -296,7 +320,7 @@ impl<M: Send + 'static> Shared<M> {
         // dropped while the mailbox is full).
         let mut uncount = Uncount::new(i.as_ref().as_ref(), &msg);
         let push = self.mailbox.push_wait(msg).await;
-        uncount.armed &= !matches!(push, Push::Queued);
+        uncount.settle(&push);
         push
     }
 

@@ -319,7 +319,7 @@ unsafe fn tell_in_place<M: Send + 'static>(target: &ActorRef<M>, msg: &mut M) ->
 }
 
 impl<M: Send + 'static> Intercept<ShardEnvelope<M>> for Direct<M> {
-    fn intercept(&self, env: &mut ManuallyDrop<ShardEnvelope<M>>) -> bool {
+    unsafe fn intercept(&self, env: &mut ManuallyDrop<ShardEnvelope<M>>) -> bool {
         let (Kind::Entity { id, msg, counted } | Kind::Forwarded { id, msg, counted }) =
             &mut env.kind
         else {

@@ -22,7 +22,7 @@
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::direct::Lease;
 use super::entity_id::EntityId;
@@ -54,8 +54,7 @@ unsafe impl<M: Send> Sync for Slot<M> {}
 /// The slots of one region (see the module's documentation).
 pub(crate) struct RouteCache<M> {
     slots: Box<[Slot<M>]>,
-    /// Held while a slot is written, so writes never overlap (the region is the only writer,
-    /// but this does not rely on it).
+    /// Held while slots are read to be written, and written (see `writing()`).
     writing: Mutex<()>,
 }
 
@@ -141,11 +140,9 @@ impl<M: Send + 'static> RouteCache<M> {
     /// Caches the local route of `id` (in place of whatever its slot held).
     pub(crate) fn publish(&self, id: &EntityId, lease: &Arc<Lease<ActorRef<M>>>) {
         if let Some(hash) = id.inline_hash() {
-            self.set(
-                self.slot(hash),
-                tag_of(hash),
-                Some((id.clone(), lease.clone())),
-            );
+            let writing = self.writing();
+            let held = Some((id.clone(), lease.clone()));
+            Self::set(&writing, self.slot(hash), tag_of(hash), held);
         }
     }
 
@@ -155,24 +152,31 @@ impl<M: Send + 'static> RouteCache<M> {
         let Some(hash) = EntityId::from(id).inline_hash() else {
             return;
         };
+        let writing = self.writing();
         let slot = self.slot(hash);
         if slot.tag.load(Ordering::Relaxed) == tag_of(hash) {
-            self.set(slot, 0, None);
+            Self::set(&writing, slot, 0, None);
         }
     }
 
     /// Empties every slot.
     pub(crate) fn clear(&self) {
+        let writing = self.writing();
         for slot in self.slots.iter() {
             if slot.tag.load(Ordering::Relaxed) != 0 {
-                self.set(slot, 0, None);
+                Self::set(&writing, slot, 0, None);
             }
         }
     }
 
+    /// The right to write slots: one writer at a time (the region is the only one, but this does
+    /// not rely on it), which also makes a writer's reads of the tags current.
+    fn writing(&self) -> MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Revokes the slot, waits until no sender is inside, and makes it hold `held`.
-    fn set(&self, slot: &Slot<M>, tag: u64, held: Held<M>) {
-        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+    fn set(_writing: &MutexGuard<'_, ()>, slot: &Slot<M>, tag: u64, held: Held<M>) {
         slot.valid.store(false, Ordering::SeqCst);
         let mut spins = 0u32;
         while slot.inflight.load(Ordering::SeqCst) != 0 {
@@ -184,9 +188,12 @@ impl<M: Send + 'static> RouteCache<M> {
             }
         }
         let valid = held.is_some();
-        // SAFETY: the slot is invalid and no sender is inside it: a sender that enters from
-        // now on sees it invalid (SeqCst, as in `try_deliver`) and does not read `held`, and
-        // no other write runs (`writing`).
+        // SAFETY: the slot is invalid and no sender is inside it. A sender that enters from
+        // now on sees it invalid (the SeqCst store above and the SeqCst increment and load in
+        // `enter`: one of the two sides sees the other) and does not read `held`. A sender that
+        // was inside has finished reading `held`: its `Release` decrement (`Inside::drop`) is
+        // seen by the SeqCst load of the spin above, which orders its reads before this write.
+        // No other write runs (`_writing`).
         let old = unsafe { std::mem::replace(&mut *slot.held.get(), held) };
         slot.tag.store(tag, Ordering::Relaxed);
         slot.valid.store(valid, Ordering::SeqCst);
