@@ -86,14 +86,21 @@ impl<T> Lease<T> {
     /// through it has been delivered.
     pub(crate) fn revoke(&self) {
         self.valid.store(false, Ordering::SeqCst);
-        let mut spins = 0u32;
-        while self.inflight.load(Ordering::SeqCst) != 0 {
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+        wait_until_left(&self.inflight);
+    }
+}
+
+/// Waits until no sender is inside (`inflight` is 0): spins a little (a sender is inside for
+/// one push), then yields its thread. The SeqCst load pairs with the senders' SeqCst entry and
+/// `Release` exit.
+pub(crate) fn wait_until_left(inflight: &AtomicUsize) {
+    let mut spins = 0u32;
+    while inflight.load(Ordering::SeqCst) != 0 {
+        spins += 1;
+        if spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
         }
     }
 }

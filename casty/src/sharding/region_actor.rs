@@ -940,28 +940,42 @@ mod tests {
         })
     }
 
+    type Echoes = ActorRef<ShardEnvelope<(u64, ActorRef<u64>)>>;
+
+    /// An `echo` region with a bounded `mailbox`, a probe for the replies (and its ref), once
+    /// the route of "a" is published.
+    async fn echoes_bounded(
+        system: &ActorSystem,
+        mailbox: crate::Mailbox,
+    ) -> (Echoes, crate::testing::TestProbe<u64>, ActorRef<u64>) {
+        let opts = crate::SpawnOptions::default().mailbox(mailbox);
+        let region = system
+            .spawn_with(Behaviors::sharded(echo, 10), "echoes", opts)
+            .unwrap();
+        let replies = crate::testing::TestProbe::<u64>::new(system);
+        let probe = replies.actor_ref();
+        assert!(becomes_direct(&region, "a", &probe, Duration::from_secs(2)).await);
+        (region, replies, probe)
+    }
+
+    /// A signal the region takes up room for and then ignores: passivate an entity that does
+    /// not run.
+    fn idle_signal() -> ShardEnvelope<(u64, ActorRef<u64>)> {
+        ShardEnvelope::local(LocalSignal::Passivate("nobody".into()))
+    }
+
     /// A `send().await` to a region whose bounded `Reject` mailbox is full counts the message,
     /// then waits for room; a sender that gives up (the future is dropped) leaves nothing
     /// counted, so senders take direct routes again once the region has drained.
     #[tokio::test]
     async fn a_cancelled_send_leaves_no_message_counted() {
-        use crate::{Mailbox, Overflow, SpawnOptions};
+        use crate::{Mailbox, Overflow};
         use std::future::Future;
         let system = ActorSystem::new("cancelled");
-        let opts = SpawnOptions::default().mailbox(Mailbox::bounded(64, Overflow::Reject));
-        let region = system
-            .spawn_with(Behaviors::sharded(echo, 10), "echoes", opts)
-            .unwrap();
-        let replies = crate::testing::TestProbe::<u64>::new(&system);
-        let probe = replies.actor_ref();
-        assert!(becomes_direct(&region, "a", &probe, Duration::from_secs(2)).await);
+        let (region, _replies, probe) =
+            echoes_bounded(&system, Mailbox::bounded(64, Overflow::Reject)).await;
         // Fill the region's mailbox (nothing else runs on this runtime meanwhile).
-        while region
-            .try_tell(ShardEnvelope::local(LocalSignal::Passivate(
-                "nobody".into(),
-            )))
-            .is_ok()
-        {}
+        while region.try_tell(idle_signal()).is_ok() {}
         {
             // A send to an entity with no route yet: counted, then it waits for room...
             let fut = region.send(ShardEnvelope::new("b", (9, probe.clone())));
@@ -984,15 +998,10 @@ mod tests {
     /// same sender's next message went direct and overtook it.)
     #[tokio::test]
     async fn a_counted_message_that_evicts_an_uncounted_one_stays_counted() {
-        use crate::{Mailbox, Overflow, SpawnOptions};
+        use crate::{Mailbox, Overflow};
         let system = ActorSystem::new("evicting");
-        let opts = SpawnOptions::default().mailbox(Mailbox::bounded(4, Overflow::DropOldest));
-        let region = system
-            .spawn_with(Behaviors::sharded(echo, 10), "echoes", opts)
-            .unwrap();
-        let mut replies = crate::testing::TestProbe::<u64>::new(&system);
-        let probe = replies.actor_ref();
-        assert!(becomes_direct(&region, "a", &probe, Duration::from_secs(2)).await);
+        let (region, mut replies, probe) =
+            echoes_bounded(&system, Mailbox::bounded(4, Overflow::DropOldest)).await;
         while replies
             .receive_message(Duration::from_millis(50))
             .await
@@ -1000,9 +1009,7 @@ mod tests {
         {}
         // Nothing else runs on this runtime meanwhile: the region's mailbox fills.
         for _ in 0..4 {
-            region.tell(ShardEnvelope::local(LocalSignal::Passivate(
-                "nobody".into(),
-            )));
+            region.tell(idle_signal());
         }
         // Counted (no route for "z" yet); it pushes a signal out and is queued.
         region.tell(ShardEnvelope::new("z", (100, probe.clone())));
@@ -1029,23 +1036,16 @@ mod tests {
     /// direct routes again.
     #[tokio::test]
     async fn an_evicted_counted_message_is_uncounted() {
-        use crate::{Mailbox, Overflow, SpawnOptions};
+        use crate::{Mailbox, Overflow};
         let system = ActorSystem::new("evicting");
-        let opts = SpawnOptions::default().mailbox(Mailbox::bounded(4, Overflow::DropOldest));
-        let region = system
-            .spawn_with(Behaviors::sharded(echo, 10), "echoes", opts)
-            .unwrap();
-        let replies = crate::testing::TestProbe::<u64>::new(&system);
-        let probe = replies.actor_ref();
-        assert!(becomes_direct(&region, "a", &probe, Duration::from_secs(2)).await);
+        let (region, _replies, probe) =
+            echoes_bounded(&system, Mailbox::bounded(4, Overflow::DropOldest)).await;
         // Four counted messages, then four signals that push them all out.
         for n in 0..4 {
             region.tell(ShardEnvelope::new("z", (n, probe.clone())));
         }
         for _ in 0..4 {
-            region.tell(ShardEnvelope::local(LocalSignal::Passivate(
-                "nobody".into(),
-            )));
+            region.tell(idle_signal());
         }
         assert!(
             becomes_direct(&region, "a", &probe, Duration::from_secs(2)).await,

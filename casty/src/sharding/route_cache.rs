@@ -24,7 +24,7 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::direct::Lease;
+use super::direct::{wait_until_left, Lease};
 use super::entity_id::EntityId;
 use crate::ActorRef;
 
@@ -178,21 +178,13 @@ impl<M: Send + 'static> RouteCache<M> {
     /// Revokes the slot, waits until no sender is inside, and makes it hold `held`.
     fn set(_writing: &MutexGuard<'_, ()>, slot: &Slot<M>, tag: u64, held: Held<M>) {
         slot.valid.store(false, Ordering::SeqCst);
-        let mut spins = 0u32;
-        while slot.inflight.load(Ordering::SeqCst) != 0 {
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        wait_until_left(&slot.inflight);
         let valid = held.is_some();
         // SAFETY: the slot is invalid and no sender is inside it. A sender that enters from
         // now on sees it invalid (the SeqCst store above and the SeqCst increment and load in
         // `enter`: one of the two sides sees the other) and does not read `held`. A sender that
         // was inside has finished reading `held`: its `Release` decrement (`Inside::drop`) is
-        // seen by the SeqCst load of the spin above, which orders its reads before this write.
+        // seen by the SeqCst load in `wait_until_left`, which orders its reads before this write.
         // No other write runs (`_writing`).
         let old = unsafe { std::mem::replace(&mut *slot.held.get(), held) };
         slot.tag.store(tag, Ordering::Relaxed);
