@@ -210,8 +210,8 @@ impl<M: Send + 'static> Direct<M> {
 
     /// Delivers a message for `id` by its direct route, or hands it back; for an `EntityRef`,
     /// which keeps the id (copied only to cross to another node) and the first local route it
-    /// finds, in `cached`, and tries that first, without a lookup in the table. A revoked one is never
-    /// used again (its lease says so), and the table is searched as usual.
+    /// finds, in `cached`, and tries that first, without a lookup in the table. A revoked one is
+    /// never used again (its lease says so), and the table is searched as usual.
     #[inline]
     pub(crate) fn try_route_cached(
         &self,
