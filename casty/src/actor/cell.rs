@@ -258,6 +258,20 @@ pub(crate) trait Intercept<M>: Send + Sync {
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
 
+/// Lends `msg` to the interceptor in place: `None` if it delivered it, or the message it left
+/// to be queued.
+#[inline]
+#[allow(unsafe_code)] // the one call of `Intercept::intercept` (see its contract)
+pub(crate) fn lend<M>(i: &dyn Intercept<M>, msg: M) -> Option<M> {
+    let mut msg = ManuallyDrop::new(msg);
+    // SAFETY: on `true` (or unwinding) `msg` is neither used nor dropped again.
+    if unsafe { i.intercept(&mut msg) } {
+        None
+    } else {
+        Some(ManuallyDrop::into_inner(msg))
+    }
+}
+
 fn describe_debug<M: Message>(m: &M) -> String {
     format!("{m:?}")
 }
@@ -290,14 +304,10 @@ impl<M: Send + 'static> Shared<M> {
     }
 
     #[inline]
-    #[allow(unsafe_code)] // lends the message to the interceptor (see its contract)
     fn push_intercepted(&self, i: &dyn Intercept<M>, msg: M) -> Push<M> {
-        let mut msg = ManuallyDrop::new(msg);
-        // SAFETY: on `true` (or unwinding) `msg` is neither used nor dropped again.
-        if unsafe { i.intercept(&mut msg) } {
+        let Some(msg) = lend(i, msg) else {
             return Push::Queued;
-        }
-        let msg = ManuallyDrop::into_inner(msg);
+        };
         let mut uncount = Uncount::new(i, &msg);
         let push = self.mailbox.push(msg);
         uncount.settle(&push);
@@ -305,17 +315,13 @@ impl<M: Send + 'static> Shared<M> {
     }
 
     /// [`Shared::push`], waiting for room in a full `Reject` mailbox.
-    #[allow(unsafe_code)] // lends the message to the interceptor (see its contract)
     pub(crate) async fn push_wait(&self, msg: M) -> Push<M> {
         let Some(i) = self.intercept.get() else {
             return self.mailbox.push_wait(msg).await;
         };
-        let mut msg = ManuallyDrop::new(msg);
-        // SAFETY: on `true` (or unwinding) `msg` is neither used nor dropped again.
-        if unsafe { i.intercept(&mut msg) } {
+        let Some(msg) = lend(i.as_ref().as_ref(), msg) else {
             return Push::Queued;
-        }
-        let msg = ManuallyDrop::into_inner(msg);
+        };
         // Uncounts unless the message is queued, also when the wait is given up (the future
         // dropped while the mailbox is full).
         let mut uncount = Uncount::new(i.as_ref().as_ref(), &msg);

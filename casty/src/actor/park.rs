@@ -23,10 +23,11 @@
 //! wait: it wakes its own task so that it is polled again soon, and returns `Pending`.
 //!
 //! This module, `mpsc`, `handler_box`, `reply_slot`, `deadlines`, `sharding`'s `entity_id`,
-//! `route_cache` and `direct`, and `cell`'s interceptor (`Intercept::intercept` and its two
-//! callers) are the crate's only `unsafe` code; each block says why it is sound, and the tests
-//! below exercise many producers against a task that parks, polls without a wake-up, a waker that
-//! changes between polls, a waker that panics, and dropping a parked future and the slot.
+//! `route_cache` and `direct`, and `cell`'s interceptor (`Intercept::intercept` and `lend`, its
+//! one caller) are the crate's only `unsafe` code; each block says why it is sound, and the
+//! tests below exercise many producers against a task that parks, polls without a wake-up, a
+//! waker that changes between polls, a waker that panics, and dropping a parked future and the
+//! slot.
 
 #![allow(unsafe_code)]
 

@@ -177,7 +177,7 @@ impl<M: Send + 'static> Direct<M> {
     pub(crate) fn withdraw<T>(&self, id: &str, lease: &Lease<T>) {
         self.cache.remove(id);
         lease.revoke();
-        self.forget(id);
+        self.routes.pin().remove(id);
     }
 
     /// Withdraws the route of `id`, whose lease its owner has revoked (one lease may serve
