@@ -41,7 +41,11 @@
 //! `all`, `plain`) run only that side of S1 or S2, to profile it (S1's side also prints the
 //! producer's own time per tell: its loop alone, before the last message is handled; with
 //! `CASTY_BENCH_WORKERS=1` the entities cannot run meanwhile, so that is the sender's cost with no
-//! wake-ups); `CASTY_BENCH_S1_ENTITIES`, the entity counts of S1, default `1,100`;
+//! wake-ups; `CASTY_BENCH_S1_HOT=1` times batches of 1,000 tells with a yield between, so that
+//! the entities drain their mailboxes meanwhile and the sender writes to memory in cache, as on
+//! 2 workers; `CASTY_BENCH_S1_DELAY=n` makes the `entity` side do a chain of `n` multiplications
+//! before each tell, to see how the rate depends on the sender's own time);
+//! `CASTY_BENCH_S1_ENTITIES`, the entity counts of S1, default `1,100`;
 //! `CASTY_BENCH_S4_MAX_SIMULTANEOUS`, shards moved at once by the allocation strategy (that
 //! number alone, without the percentage), default its own default; `CASTY_BENCH_S4_RATE`, default
 //! 10,000 messages per second).
@@ -94,6 +98,9 @@ enum Target {
     Sharded(ActorRef<ShardEnvelope<Account>>, Arc<String>),
     /// An entity through its `EntityRef`.
     Entity(EntityRef<Account>),
+    /// The same, after a fixed amount of work per message (`CASTY_BENCH_S1_DELAY`): to see
+    /// how the rate depends on the producer's own time per message.
+    Delayed(EntityRef<Account>, u64),
     /// A plain actor with the same behavior.
     Plain(ActorRef<Account>),
 }
@@ -105,6 +112,15 @@ impl Target {
                 r.tell(ShardEnvelope::new(id.as_str(), Account::Deposit { amount }))
             }
             Target::Entity(e) => e.tell(Account::Deposit { amount }),
+            Target::Delayed(e, work) => {
+                // A chain of `work` multiplications, each waiting for the one before.
+                let mut x = std::hint::black_box(3u64);
+                for _ in 0..*work {
+                    x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                }
+                std::hint::black_box(x);
+                e.tell(Account::Deposit { amount })
+            }
             Target::Plain(r) => r.tell(Account::Deposit { amount }),
         }
     }
@@ -119,7 +135,7 @@ impl Target {
                 )
                 .await
                 .unwrap(),
-            Target::Entity(e) => e
+            Target::Entity(e) | Target::Delayed(e, _) => e
                 .ask(|reply_to| Account::GetBalance { reply_to }, T)
                 .await
                 .unwrap(),
@@ -192,10 +208,28 @@ fn tell_side(
             let before = total(&system, &targets).await;
             let started = Instant::now();
             let k = targets.len();
-            for i in 0..n as usize {
-                targets[i % k].deposit(1);
-            }
-            let producer = started.elapsed().as_nanos() as f64 / n as f64;
+            let producer = if std::env::var_os("CASTY_BENCH_S1_HOT").is_some() {
+                // Batches of 1,000 with a yield between: the entities drain their mailboxes
+                // meanwhile (also on one worker), so the producer writes to memory in cache,
+                // as it does in a run on 2 workers; only the batches are timed.
+                let mut busy = Duration::ZERO;
+                let mut i = 0usize;
+                while i < n as usize {
+                    let t = Instant::now();
+                    for _ in 0..1000 {
+                        targets[i % k].deposit(1);
+                        i += 1;
+                    }
+                    busy += t.elapsed();
+                    tokio::task::yield_now().await;
+                }
+                busy.as_nanos() as f64 / n as f64
+            } else {
+                for i in 0..n as usize {
+                    targets[i % k].deposit(1);
+                }
+                started.elapsed().as_nanos() as f64 / n as f64
+            };
             while total(&system, &targets).await != before + n as i64 {
                 assert!(started.elapsed() < T, "not every deposit arrived");
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -279,8 +313,18 @@ fn s1(rt: &tokio::runtime::Runtime, runs: usize) {
         tell_run(rt, &system, &sharded, entities as u64);
         // For profiling one side alone: `CASTY_BENCH_S1_SIDE=sharded` (or `entity`, `plain`).
         if let Ok(side) = std::env::var("CASTY_BENCH_S1_SIDE") {
+            let delayed: Vec<Target> = match std::env::var("CASTY_BENCH_S1_DELAY") {
+                Ok(work) => {
+                    let work = work.parse().expect("CASTY_BENCH_S1_DELAY: a count");
+                    ids.iter()
+                        .map(|id| Target::Delayed(region.entity_ref(id.as_str()), work))
+                        .collect()
+                }
+                Err(_) => Vec::new(),
+            };
             let targets = match side.as_str() {
                 "sharded" => &sharded,
+                "entity" if !delayed.is_empty() => &delayed,
                 "entity" => &entity_refs,
                 _ => &plain,
             };
