@@ -124,29 +124,25 @@ impl<M: fmt::Debug> fmt::Debug for ShardEnvelope<M> {
     }
 }
 
-/// The wire form: a forwarded entity message (a pair, the id first, under a one-letter tag:
-/// it is the per-message path), or the protocol.
-#[derive(Serialize)]
-enum WireRef<'a, M> {
-    #[serde(rename = "F")]
-    Forwarded(&'a str, &'a M),
-    Control(&'a ShardingWire),
-}
-
-#[derive(Deserialize)]
-enum WireOwned<M> {
-    #[serde(rename = "F")]
-    Forwarded(EntityId, M),
-    Control(ShardingWire),
-}
+/// The wire form. A forwarded entity message, the per-message path, is a bare pair, `[id,
+/// msg]`: a CBOR array of two, with no tag and no field names, so that the receiver reads one
+/// header more than the message itself needs. The protocol is a map of one entry, `{"Control":
+/// ..}`. The two are told apart by the first header (an array or a map), so that neither form
+/// carries a tag for the other.
+const CONTROL: &str = "Control";
 
 impl<M: Serialize> Serialize for ShardEnvelope<M> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
         match &self.kind {
             Kind::Entity { id, msg, .. } | Kind::Forwarded { id, msg, .. } => {
-                WireRef::Forwarded(id, msg).serialize(s)
+                (id.as_str(), msg).serialize(s)
             }
-            Kind::Control(c) => WireRef::<M>::Control(c).serialize(s),
+            Kind::Control(c) => {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry(CONTROL, &**c)?;
+                map.end()
+            }
             Kind::Local(_) => Err(serde::ser::Error::custom(
                 "a region's signal from its own node never leaves the node",
             )),
@@ -156,16 +152,53 @@ impl<M: Serialize> Serialize for ShardEnvelope<M> {
 
 impl<'de, M: DeserializeOwned> Deserialize<'de> for ShardEnvelope<M> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match WireOwned::<M>::deserialize(d)? {
-            WireOwned::Forwarded(id, msg) => ShardEnvelope {
-                kind: Kind::Forwarded {
-                    id,
-                    msg,
-                    counted: false,
-                },
-            },
-            WireOwned::Control(c) => ShardEnvelope::control(c),
-        })
+        struct V<M>(std::marker::PhantomData<M>);
+        impl<'de, M: DeserializeOwned> serde::de::Visitor<'de> for V<M> {
+            type Value = ShardEnvelope<M>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a shard envelope: [entity id, message] or {\"Control\": ..}")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                use serde::de::Error;
+                let id: EntityId = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let msg: M = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                if a.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(A::Error::invalid_length(3, &self));
+                }
+                Ok(ShardEnvelope {
+                    kind: Kind::Forwarded {
+                        id,
+                        msg,
+                        counted: false,
+                    },
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                use serde::de::Error;
+                let Some(key) = a.next_key::<std::borrow::Cow<'de, str>>()? else {
+                    return Err(A::Error::invalid_length(0, &self));
+                };
+                if key != CONTROL {
+                    return Err(A::Error::unknown_field(&key, &[CONTROL]));
+                }
+                let control: ShardingWire = a.next_value()?;
+                if a.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(A::Error::invalid_length(2, &self));
+                }
+                Ok(ShardEnvelope::control(control))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -268,6 +301,71 @@ mod tests {
         ciborium::into_writer(&e, &mut bytes).unwrap();
         let back: ShardEnvelope<u64> = ciborium::from_reader(&bytes[..]).unwrap();
         assert!(matches!(&back.kind, Kind::Forwarded { id, msg: 7, .. } if &**id == "bob"));
+    }
+
+    fn encode<T: Serialize>(t: &T) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(t, &mut bytes).unwrap();
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Result<ShardEnvelope<u64>, String> {
+        crate::actor::message::cbor_decoder(bytes)
+    }
+
+    #[test]
+    fn an_entity_message_is_a_bare_pair_on_the_wire() {
+        // An array of two (0x82), the id as text ("bob"), the message (7).
+        assert_eq!(
+            encode(&ShardEnvelope::new("bob", 7u64)),
+            [0x82, 0x63, b'b', b'o', b'b', 0x07]
+        );
+        // A long id, too.
+        let long = "an-id-longer-than-twenty-four-bytes";
+        let back = decode(&encode(&ShardEnvelope::new(long, 9u64))).unwrap();
+        assert!(matches!(&back.kind, Kind::Forwarded { id, msg: 9, .. } if &**id == long));
+    }
+
+    #[test]
+    fn the_protocol_round_trips_as_a_map_of_one() {
+        use crate::cluster::UniqueAddress;
+        use crate::remote::NodeAddress;
+        let region = UniqueAddress::new(NodeAddress::new("bank", "127.0.0.1", 2551), 7);
+        let control = ShardingWire::GetShardHome { region, shard: 70 };
+        let bytes = encode(&ShardEnvelope::<u64>::control(control.clone()));
+        // A map of one entry (0xa1) under the key "Control".
+        assert_eq!(
+            &bytes[..9],
+            &[0xa1, 0x67, b'C', b'o', b'n', b't', b'r', b'o', b'l']
+        );
+        let back = decode(&bytes).unwrap();
+        assert!(matches!(&back.kind, Kind::Control(c) if **c == control));
+    }
+
+    #[test]
+    fn a_malformed_envelope_is_an_error() {
+        let bad: [(&str, Vec<u8>); 7] = [
+            ("a bare number", encode(&7u64)),
+            ("a pair short of its message", encode(&("bob",))),
+            ("a pair with a third element", encode(&("bob", 7u64, 8u64))),
+            ("an id that is not text", encode(&(5u64, 7u64))),
+            ("a message of the wrong type", encode(&("bob", "seven"))),
+            (
+                "a map under another key",
+                encode(
+                    &[("Other", 1u64)]
+                        .into_iter()
+                        .collect::<std::collections::BTreeMap<_, _>>(),
+                ),
+            ),
+            (
+                "a truncated frame",
+                encode(&ShardEnvelope::new("bob", 7u64))[..3].to_vec(),
+            ),
+        ];
+        for (what, bytes) in bad {
+            assert!(decode(&bytes).is_err(), "{what} was accepted");
+        }
     }
 
     proptest! {
