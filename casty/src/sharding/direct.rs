@@ -166,10 +166,7 @@ impl<M: Send + 'static> Direct<M> {
 
     /// Publishes a route (replacing an older one for the id).
     pub(crate) fn publish(&self, id: EntityId, route: Route<M>) {
-        match &route {
-            Route::Local(lease) => self.cache.publish(&id, lease),
-            Route::Remote(_) => self.cache.remove(&id),
-        }
+        self.cache.publish(&id, &route);
         self.routes.pin().insert(id, route);
     }
 
@@ -256,11 +253,19 @@ impl<M: Send + 'static> Direct<M> {
         if self.pending.0.load(Ordering::Acquire) != 0 {
             return false;
         }
-        if let Some(route) = self.cache.enter(id) {
-            let lease = route.lease();
-            lease.touch();
-            // SAFETY: passed on from this function's contract.
-            return unsafe { tell_in_place(&lease.target, msg) };
+        if let Some(cached) = self.cache.enter(id) {
+            return match cached.route() {
+                // The region empties the slot before it revokes an entity's lease: no need to
+                // enter the lease (see `route_cache`).
+                Route::Local(lease) => {
+                    lease.touch();
+                    // SAFETY: passed on from this function's contract.
+                    unsafe { tell_in_place(&lease.target, msg) }
+                }
+                // A home's lease is revoked before the slots of its ids are emptied: entered.
+                // SAFETY: passed on from this function's contract.
+                remote => unsafe { Self::deliver_in_place(Some(remote), id, msg) },
+            };
         }
         let routes = self.routes.pin();
         // SAFETY: passed on from this function's contract.
@@ -354,5 +359,81 @@ impl<M: Send + 'static> Intercept<ShardEnvelope<M>> for Direct<M> {
 
     fn uncount(&self) {
         self.done();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::cell::lend;
+    use crate::remote::NodeAddress;
+    use crate::{ActorSystem, Behaviors};
+    use tokio::sync::mpsc;
+
+    /// A home region on "another node": an actor that hands on what reaches it.
+    fn home(
+        system: &ActorSystem,
+    ) -> (
+        Arc<RemoteHome<u64>>,
+        mpsc::UnboundedReceiver<ShardEnvelope<u64>>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let region = system
+            .spawn(
+                Behaviors::receive_message(move |env: ShardEnvelope<u64>| {
+                    let _ = tx.send(env);
+                    Behaviors::same()
+                }),
+                "home",
+            )
+            .unwrap();
+        let node = UniqueAddress::new(NodeAddress::new("t", "127.0.0.1", 2552), 2);
+        (Lease::new((node, region)), rx)
+    }
+
+    /// Tells `(id, n)` as a sender would: `true` if a route took it, `false` if it is left for
+    /// the region's mailbox (counted; uncounted again here).
+    fn tell(direct: &Direct<u64>, id: &str, n: u64) -> bool {
+        match lend(
+            direct as &dyn Intercept<ShardEnvelope<u64>>,
+            ShardEnvelope::new(id, n),
+        ) {
+            None => true,
+            Some(left) => {
+                assert!(left.is_counted());
+                direct.done();
+                false
+            }
+        }
+    }
+
+    /// A short id's remote route is found in the route cache; once its home's lease is revoked
+    /// (before the region forgets the ids, as it does), the cached route is not used again.
+    #[tokio::test]
+    async fn a_cached_remote_route_is_not_used_once_its_home_is_revoked() {
+        let system = ActorSystem::new("direct");
+        let direct = Direct::<u64>::new();
+        let (lease, mut rx) = home(&system);
+        let id = EntityId::from("alice");
+        assert!(direct.cache.enter(&id).is_none());
+        direct.publish(id.clone(), Route::Remote(lease.clone()));
+        assert!(
+            direct.cache.enter(&id).is_some(),
+            "a short id's remote route is cached"
+        );
+        assert!(tell(&direct, "alice", 1));
+        let got = rx.recv().await.unwrap();
+        assert!(
+            matches!(&got.kind, Kind::Forwarded { id, msg: 1, counted: false } if &**id == "alice")
+        );
+        lease.revoke();
+        // Still in the slot, but revoked: the message takes the region's way.
+        assert!(direct.cache.enter(&id).is_some());
+        assert!(!tell(&direct, "alice", 2));
+        direct.forget("alice");
+        assert!(direct.cache.enter(&id).is_none());
+        assert!(!tell(&direct, "alice", 3));
+        assert!(rx.try_recv().is_err(), "nothing went by the revoked route");
+        system.shutdown().await;
     }
 }

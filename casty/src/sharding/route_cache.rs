@@ -1,14 +1,19 @@
-//! A cache of local direct routes that a sender reads with no lookup in the route table, for
-//! ids kept inline (up to 24 bytes).
+//! A cache of direct routes that a sender reads with no lookup in the route table, for ids kept
+//! inline (up to 24 bytes).
 //!
 //! It is a fixed array of slots, indexed by a hash of the id. A slot holds at most one route
-//! (the id and its entity's lease); when two ids fall on one slot, the one published last has
-//! it, and the other is found in the table as before. Only the region writes a slot.
+//! (the id and its route: the lease of its running entity, or of its shard's home on another
+//! node); when two ids fall on one slot, the one published last has it, and the other is found
+//! in the table as before. Only the region writes a slot.
 //!
 //! A slot is guarded the way a lease is (see `direct`): a sender enters it (`inflight += 1`),
 //! checks that it is valid and holds its id, delivers, and leaves; the region marks it invalid
 //! and waits until no sender is inside before it changes what it holds. The region empties the
-//! slot of an id before it revokes that id's lease, so a slot never leads to a revoked route.
+//! slot of an id before it revokes that id's entity lease, so a slot never leads to a revoked
+//! local route, and a sender uses a local route from a slot without entering its lease. A home's
+//! lease serves every id of its shard and is revoked before their slots are emptied, so a
+//! sender enters a remote route's lease as it does one found in the table, and one revoked
+//! meanwhile sends the message the region's way.
 //!
 //! A lookup in the table (a concurrent map) costs an epoch guard (a fence on the way in and an
 //! exchange on the way out), the hash of the string, the probe and the key comparison. A slot
@@ -22,17 +27,16 @@
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::direct::{wait_until_left, Lease};
+use super::direct::{wait_until_left, Route};
 use super::entity_id::EntityId;
-use crate::ActorRef;
 
 /// Slots per sharded type per node: 64 KiB.
 const SLOTS: usize = 1024;
 
-/// What a slot holds: an id and the lease of its running entity.
-type Held<M> = Option<(EntityId, Arc<Lease<ActorRef<M>>>)>;
+/// What a slot holds: an id and its route.
+type Held<M> = Option<(EntityId, Route<M>)>;
 
 /// One cached route, on a cache line of its own (senders write its counter).
 #[repr(align(64))]
@@ -47,8 +51,8 @@ struct Slot<M> {
 
 // SAFETY: `held` is read by senders only while they are inside a valid slot, and written by the
 // region only while the slot is invalid and no sender is inside (`RouteCache::set`), so no
-// read overlaps a write. What it holds (`EntityId`, `Arc<Lease<ActorRef<M>>>`) is `Send + Sync`
-// for `M: Send`.
+// read overlaps a write. What it holds (`EntityId` and a `Route<M>`, whose leases hold an
+// `ActorRef<M>` or an `ActorRef<ShardEnvelope<M>>`) is `Send + Sync` for `M: Send`.
 unsafe impl<M: Send> Sync for Slot<M> {}
 
 /// The slots of one region (see the module's documentation).
@@ -62,14 +66,14 @@ pub(crate) struct RouteCache<M> {
 /// if delivering panics).
 pub(crate) struct Cached<'a, M> {
     _inside: Inside<'a>,
-    lease: &'a Lease<ActorRef<M>>,
+    route: &'a Route<M>,
 }
 
 impl<M> Cached<'_, M> {
-    /// The route's lease (its entity, and its idle mark).
+    /// The route.
     #[inline]
-    pub(crate) fn lease(&self) -> &Lease<ActorRef<M>> {
-        self.lease
+    pub(crate) fn route(&self) -> &Route<M> {
+        self.route
     }
 }
 
@@ -129,19 +133,19 @@ impl<M: Send + 'static> RouteCache<M> {
         // sees the other).
         let held = unsafe { &*slot.held.get() };
         match held {
-            Some((held_id, lease)) if held_id == id => Some(Cached {
+            Some((held_id, route)) if held_id == id => Some(Cached {
                 _inside: inside,
-                lease,
+                route,
             }),
             _ => None,
         }
     }
 
-    /// Caches the local route of `id` (in place of whatever its slot held).
-    pub(crate) fn publish(&self, id: &EntityId, lease: &Arc<Lease<ActorRef<M>>>) {
+    /// Caches the route of `id` (in place of whatever its slot held).
+    pub(crate) fn publish(&self, id: &EntityId, route: &Route<M>) {
         if let Some(hash) = id.inline_hash() {
             let writing = self.writing();
-            let held = Some((id.clone(), lease.clone()));
+            let held = Some((id.clone(), route.clone()));
             Self::set(&writing, self.slot(hash), tag_of(hash), held);
         }
     }
@@ -199,10 +203,23 @@ mod tests {
     use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 
-    use crate::{ActorSystem, Behaviors};
+    use std::sync::Arc;
 
-    fn sink(system: &ActorSystem, name: &str) -> Arc<Lease<ActorRef<u64>>> {
-        Lease::new(system.spawn(Behaviors::ignore::<u64>(), name).unwrap())
+    use crate::sharding::direct::Lease;
+    use crate::{ActorRef, ActorSystem, Behaviors};
+
+    fn sink(system: &ActorSystem, name: &str) -> Route<u64> {
+        Route::Local(Lease::new(
+            system.spawn(Behaviors::ignore::<u64>(), name).unwrap(),
+        ))
+    }
+
+    /// The entity lease of a local route.
+    fn lease(route: &Route<u64>) -> &Lease<ActorRef<u64>> {
+        match route {
+            Route::Local(l) => l,
+            Route::Remote(_) => panic!("a remote route"),
+        }
     }
 
     /// Two short ids that fall on one slot.
@@ -225,12 +242,18 @@ mod tests {
         let (la, lb) = (sink(&system, "a"), sink(&system, "b"));
         assert!(cache.enter(&a).is_none());
         cache.publish(&a, &la);
-        assert!(std::ptr::eq(cache.enter(&a).unwrap().lease(), &*la));
+        assert!(std::ptr::eq(
+            lease(cache.enter(&a).unwrap().route()),
+            lease(&la)
+        ));
         assert!(cache.enter(&b).is_none());
         // `b` takes the slot: `a` is no longer found there (the table still has it).
         cache.publish(&b, &lb);
         assert!(cache.enter(&a).is_none());
-        assert!(std::ptr::eq(cache.enter(&b).unwrap().lease(), &*lb));
+        assert!(std::ptr::eq(
+            lease(cache.enter(&b).unwrap().route()),
+            lease(&lb)
+        ));
         // Removing `a` leaves `b`'s route; removing `b` empties the slot.
         cache.remove(&a);
         assert!(cache.enter(&b).is_some());
@@ -265,9 +288,10 @@ mod tests {
                 std::thread::spawn(move || {
                     while !done.load(Ordering::Relaxed) {
                         if let Some(route) = cache.enter(&id) {
-                            let which = usize::from(std::ptr::eq(route.lease(), &*leases[1]));
+                            let l = lease(route.route());
+                            let which = usize::from(std::ptr::eq(l, lease(&leases[1])));
                             uses[which].fetch_add(1, Ordering::SeqCst);
-                            std::hint::black_box(&route.lease().target);
+                            std::hint::black_box(&l.target);
                         }
                     }
                 })
