@@ -1132,12 +1132,21 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn direct_routes_keep_each_senders_order_through_passivation() {
         type Seen = Arc<Mutex<HashMap<(String, u32), Vec<u64>>>>;
+        const SENDERS: u32 = 4;
+        const LAST: u64 = 2_000;
         let seen: Seen = Arc::default();
         let system = ActorSystem::new("order");
         let log = seen.clone();
+        // Room in a shard's buffer for every message the test tells an entity: the senders start
+        // at once, before the region has learned the shards' homes, and a full buffer drops to
+        // dead letters (another test's subject); with the default 1,000 about one run in 40
+        // lost messages that way.
+        let settings = ShardingSettings::default()
+            .num_shards(8)
+            .buffer_size((u64::from(SENDERS) * LAST) as usize);
         let region = system
             .spawn(
-                Behaviors::sharded(
+                Behaviors::sharded_with(
                     move |id: &str| {
                         let (log, id) = (log.clone(), id.to_owned());
                         Behaviors::receive(move |ctx, (from, seq): (u32, u64)| {
@@ -1152,13 +1161,11 @@ mod tests {
                             Behaviors::same()
                         })
                     },
-                    8,
+                    settings,
                 ),
                 "counters",
             )
             .unwrap();
-        const SENDERS: u32 = 4;
-        const LAST: u64 = 2_000;
         // Short ids take the route cache; a long one, the table.
         let ids = ["e0", "e1", "an-entity-whose-id-is-longer-than-24-bytes"];
         let mut tasks = Vec::new();
