@@ -18,7 +18,8 @@
 //!   invalid and then waits until no sender is inside. Whatever a sender delivered by a route is
 //!   therefore in the entity's mailbox (or on the home's connection) before the region does the
 //!   next thing: stopping the entity after its mailbox drains, or acknowledging a handoff on that
-//!   same connection. The window is a single push, so the wait is short.
+//!   same connection. The window is a single push (to another node: the message's encoding and
+//!   its push onto the connection), so the wait is short.
 //!
 //! The interceptor is installed when the region is created, before any ref to it exists, so no
 //! message reaches the region uncounted.

@@ -13,7 +13,9 @@
 //! local route, and a sender uses a local route from a slot without entering its lease. A home's
 //! lease serves every id of its shard and is revoked before their slots are emptied, so a
 //! sender enters a remote route's lease as it does one found in the table, and one revoked
-//! meanwhile sends the message the region's way.
+//! meanwhile sends the message the region's way. A remote route never pushes another id's local
+//! route out of its slot. A sender stays inside a slot for one push, or, on a remote route, for
+//! the message's encoding and its push onto the connection.
 //!
 //! A lookup in the table (a concurrent map) costs an epoch guard (a fence on the way in and an
 //! exchange on the way out), the hash of the string, the probe and the key comparison. A slot
@@ -21,7 +23,7 @@
 //! the table enters its lease too), and a comparison of three words.
 //!
 //! The slot's route is in an `UnsafeCell`, read by senders and written by the region under the
-//! protocol above: this module's two `unsafe` blocks say why each access is sound.
+//! protocol above: this module's three `unsafe` blocks say why each access is sound.
 
 #![allow(unsafe_code)]
 
@@ -141,13 +143,30 @@ impl<M: Send + 'static> RouteCache<M> {
         }
     }
 
-    /// Caches the route of `id` (in place of whatever its slot held).
+    /// Caches the route of `id` in place of whatever its slot held, except that a remote route
+    /// does not push out another id's local one: a local tell is the cheaper of the two, so a
+    /// slot's saving counts for more there.
     pub(crate) fn publish(&self, id: &EntityId, route: &Route<M>) {
-        if let Some(hash) = id.inline_hash() {
-            let writing = self.writing();
-            let held = Some((id.clone(), route.clone()));
-            Self::set(&writing, self.slot(hash), tag_of(hash), held);
+        let Some(hash) = id.inline_hash() else {
+            return;
+        };
+        let writing = self.writing();
+        let slot = self.slot(hash);
+        let tag = tag_of(hash);
+        if matches!(route, Route::Remote(_))
+            && slot.tag.load(Ordering::Relaxed) != tag
+            && matches!(Self::held(&writing, slot), Some((_, Route::Local(_))))
+        {
+            return;
         }
+        Self::set(&writing, slot, tag, Some((id.clone(), route.clone())));
+    }
+
+    /// What `slot` holds, read by a writer.
+    fn held<'a>(_writing: &MutexGuard<'_, ()>, slot: &'a Slot<M>) -> &'a Held<M> {
+        // SAFETY: `held` is written only by `set`, which takes the same guard, so no write runs
+        // while the caller holds it; senders only read.
+        unsafe { &*slot.held.get() }
     }
 
     /// Empties the slot of `id` if it holds `id`; when this returns, no sender uses that
@@ -266,6 +285,47 @@ mod tests {
         cache.publish(&a, &la);
         cache.clear();
         assert!(cache.enter(&a).is_none());
+        system.shutdown().await;
+    }
+
+    /// A route to another node's region for `ids`' shard.
+    fn remote_home(system: &ActorSystem) -> Route<u64> {
+        use crate::cluster::UniqueAddress;
+        use crate::remote::NodeAddress;
+        use crate::sharding::ShardEnvelope;
+        let region = system
+            .spawn(Behaviors::ignore::<ShardEnvelope<u64>>(), "home")
+            .unwrap();
+        let node = UniqueAddress::new(NodeAddress::new("t", "127.0.0.1", 2552), 2);
+        Route::Remote(Lease::new((node, region)))
+    }
+
+    #[tokio::test]
+    async fn a_remote_route_does_not_push_out_another_ids_local_route() {
+        let system = ActorSystem::new("slots");
+        let cache = RouteCache::new();
+        let (a, b) = colliding();
+        let (local, home) = (sink(&system, "a"), remote_home(&system));
+        cache.publish(&a, &local);
+        // `b` would take `a`'s slot with a remote route: `a` keeps it, `b` is left to the table.
+        cache.publish(&b, &home);
+        assert!(std::ptr::eq(
+            lease(cache.enter(&a).unwrap().route()),
+            lease(&local)
+        ));
+        assert!(cache.enter(&b).is_none());
+        // A slot that is empty, or holds a remote route, takes it; so does the same id's slot.
+        cache.remove(&a);
+        cache.publish(&b, &home);
+        assert!(matches!(cache.enter(&b).unwrap().route(), Route::Remote(_)));
+        cache.publish(&a, &home);
+        assert!(matches!(cache.enter(&a).unwrap().route(), Route::Remote(_)));
+        cache.publish(&a, &local);
+        cache.publish(&a, &home);
+        assert!(matches!(cache.enter(&a).unwrap().route(), Route::Remote(_)));
+        // A local route still takes a slot from another id's remote one.
+        cache.publish(&b, &local);
+        assert!(matches!(cache.enter(&b).unwrap().route(), Route::Local(_)));
         system.shutdown().await;
     }
 
