@@ -364,7 +364,7 @@ impl<M: Send + 'static> Intercept<ShardEnvelope<M>> for Direct<M> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::actor::cell::lend;
     use crate::remote::NodeAddress;
@@ -372,7 +372,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     /// A home region on "another node": an actor that hands on what reaches it.
-    fn home(
+    pub(crate) fn home(
         system: &ActorSystem,
     ) -> (
         Arc<RemoteHome<u64>>,
@@ -392,20 +392,24 @@ mod tests {
         (Lease::new((node, region)), rx)
     }
 
-    /// Tells `(id, n)` as a sender would: `true` if a route took it, `false` if it is left for
-    /// the region's mailbox (counted; uncounted again here).
+    /// Hands `env` to `intercept` as a sender's tell would: `true` if it went by a direct
+    /// route, `false` if it would have been queued (it is uncounted again and dropped).
+    pub(crate) fn goes_direct_through<M: Send + 'static>(
+        intercept: &dyn Intercept<ShardEnvelope<M>>,
+        env: ShardEnvelope<M>,
+    ) -> bool {
+        let Some(back) = lend(intercept, env) else {
+            return true;
+        };
+        assert!(intercept.counted(&back));
+        assert!(matches!(back.kind, Kind::Entity { counted: true, .. }));
+        intercept.uncount();
+        false
+    }
+
+    /// Tells `(id, n)` as a sender would (see [`goes_direct_through`]).
     fn tell(direct: &Direct<u64>, id: &str, n: u64) -> bool {
-        match lend(
-            direct as &dyn Intercept<ShardEnvelope<u64>>,
-            ShardEnvelope::new(id, n),
-        ) {
-            None => true,
-            Some(left) => {
-                assert!(left.is_counted());
-                direct.done();
-                false
-            }
-        }
+        goes_direct_through(direct, ShardEnvelope::new(id, n))
     }
 
     /// A short id's remote route is found in the route cache; once its home's lease is revoked

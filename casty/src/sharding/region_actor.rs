@@ -882,7 +882,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::actor::actor_ref::RefInner;
-    use crate::sharding::envelope::{Kind, LocalSignal};
+    use crate::sharding::envelope::LocalSignal;
     use crate::sharding::{Passivate, ShardEnvelope, ShardingSettings};
     use crate::{ActorRef, ActorSystem, Behavior, Behaviors};
 
@@ -896,13 +896,7 @@ mod tests {
             panic!("a region ref is local");
         };
         let intercept = shared.intercept.get().expect("a region has an interceptor");
-        let Some(back) = crate::actor::cell::lend(intercept.as_ref().as_ref(), env) else {
-            return true;
-        };
-        assert!(intercept.counted(&back));
-        assert!(matches!(back.kind, Kind::Entity { counted: true, .. }));
-        intercept.uncount();
-        false
+        crate::sharding::direct::tests::goes_direct_through(intercept.as_ref().as_ref(), env)
     }
 
     /// Waits until a message for `id` goes by its direct route, or `within` runs out.

@@ -288,16 +288,9 @@ mod tests {
         system.shutdown().await;
     }
 
-    /// A route to another node's region for `ids`' shard.
+    /// A route to another node's region.
     fn remote_home(system: &ActorSystem) -> Route<u64> {
-        use crate::cluster::UniqueAddress;
-        use crate::remote::NodeAddress;
-        use crate::sharding::ShardEnvelope;
-        let region = system
-            .spawn(Behaviors::ignore::<ShardEnvelope<u64>>(), "home")
-            .unwrap();
-        let node = UniqueAddress::new(NodeAddress::new("t", "127.0.0.1", 2552), 2);
-        Route::Remote(Lease::new((node, region)))
+        Route::Remote(crate::sharding::direct::tests::home(system).0)
     }
 
     #[tokio::test]
