@@ -113,11 +113,16 @@ impl EntityId {
     /// for a longer id.
     #[inline]
     pub(crate) fn inline_hash(&self) -> Option<u64> {
-        let words = self.words()?;
-        let h = (words[0] ^ words[1].rotate_left(21) ^ words[2].rotate_left(42))
-            .wrapping_add(self.meta)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        Some(h ^ (h >> 29))
+        let [a, b, c] = *self.words()?;
+        // Two independent folded multiplies (the full 128-bit product, its halves xored), as
+        // foldhash combines words, then a finalizer that spreads every bit over the whole word
+        // (MurmurHash3's): ids that differ only in a few bytes anywhere (`user-1`, `user-2`,
+        // ..) land on slots as random ones would.
+        let h = fold_mul(a ^ 0x243f_6a88_85a3_08d3, b ^ 0x1319_8a2e_0370_7344)
+            ^ fold_mul(c ^ 0xa409_3822_299f_31d0, self.meta ^ 0x082e_fa98_ec4e_6c89);
+        let h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        let h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        Some(h ^ (h >> 33))
     }
 
     #[inline(always)]
@@ -168,6 +173,13 @@ impl Drop for EntityId {
             unsafe { ManuallyDrop::drop(&mut self.data.shared) }
         }
     }
+}
+
+/// The 128-bit product of `a` and `b`, its two halves xored.
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
 }
 
 /// 8 bytes as a little-endian number.
