@@ -171,7 +171,7 @@ impl<M: Send + 'static> RouteCache<M> {
         let Some(hash) = id.inline_hash() else {
             return;
         };
-        let writing = self.writing();
+        let mut writing = self.writing();
         let tag = tag_of(hash);
         let places = places(hash);
         let held = |i: &usize| Self::held(&writing, &self.slots[*i]);
@@ -189,13 +189,14 @@ impl<M: Send + 'static> RouteCache<M> {
             return;
         };
         let slot = &self.slots[i];
-        Self::set(&writing, slot, tag, Some((id.clone(), route.clone())));
+        Self::set(&mut writing, slot, tag, Some((id.clone(), route.clone())));
     }
 
-    /// What `slot` holds, read by a writer.
-    fn held<'a>(_writing: &MutexGuard<'_, ()>, slot: &'a Slot<M>) -> &'a Held<M> {
-        // SAFETY: `held` is written only by `set`, which takes the same guard, so no write runs
-        // while the caller holds it; senders only read.
+    /// What `slot` holds, read by a writer. Borrows the guard, which `set` takes mutably, so
+    /// what this returns cannot be held across a write.
+    fn held<'a>(_writing: &'a MutexGuard<'_, ()>, slot: &'a Slot<M>) -> &'a Held<M> {
+        // SAFETY: `held` is written only by `set`, which takes the same guard mutably, so no
+        // write runs while the returned borrow lives; senders only read.
         unsafe { &*slot.held.get() }
     }
 
@@ -206,21 +207,21 @@ impl<M: Send + 'static> RouteCache<M> {
         let Some(hash) = id.inline_hash() else {
             return;
         };
-        let writing = self.writing();
+        let mut writing = self.writing();
         for i in places(hash) {
             let slot = &self.slots[i];
             if matches!(Self::held(&writing, slot), Some((held_id, _)) if *held_id == id) {
-                Self::set(&writing, slot, 0, None);
+                Self::set(&mut writing, slot, 0, None);
             }
         }
     }
 
     /// Empties every slot.
     pub(crate) fn clear(&self) {
-        let writing = self.writing();
+        let mut writing = self.writing();
         for slot in self.slots.iter() {
             if Self::held(&writing, slot).is_some() {
-                Self::set(&writing, slot, 0, None);
+                Self::set(&mut writing, slot, 0, None);
             }
         }
     }
@@ -233,7 +234,7 @@ impl<M: Send + 'static> RouteCache<M> {
 
     /// Closes the slot (tag 0), waits until no sender is inside, makes it hold `held`, and
     /// opens it under `tag` if it holds a route.
-    fn set(_writing: &MutexGuard<'_, ()>, slot: &Slot<M>, tag: u64, held: Held<M>) {
+    fn set(_writing: &mut MutexGuard<'_, ()>, slot: &Slot<M>, tag: u64, held: Held<M>) {
         slot.tag.store(0, Ordering::SeqCst);
         wait_until_left(&slot.inflight);
         let open = held.is_some();
