@@ -368,28 +368,17 @@ pub(crate) mod tests {
     use super::*;
     use crate::actor::cell::lend;
     use crate::remote::NodeAddress;
-    use crate::{ActorSystem, Behaviors};
-    use tokio::sync::mpsc;
+    use crate::testing::TestProbe;
+    use crate::ActorSystem;
+    use std::time::Duration;
 
-    /// A home region on "another node": an actor that hands on what reaches it.
+    /// A home region on "another node": a probe that receives what reaches it.
     pub(crate) fn home(
         system: &ActorSystem,
-    ) -> (
-        Arc<RemoteHome<u64>>,
-        mpsc::UnboundedReceiver<ShardEnvelope<u64>>,
-    ) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let region = system
-            .spawn(
-                Behaviors::receive_message(move |env: ShardEnvelope<u64>| {
-                    let _ = tx.send(env);
-                    Behaviors::same()
-                }),
-                "home",
-            )
-            .unwrap();
+    ) -> (Arc<RemoteHome<u64>>, TestProbe<ShardEnvelope<u64>>) {
+        let probe = TestProbe::new(system);
         let node = UniqueAddress::new(NodeAddress::new("t", "127.0.0.1", 2552), 2);
-        (Lease::new((node, region)), rx)
+        (Lease::new((node, probe.actor_ref())), probe)
     }
 
     /// Hands `env` to `intercept` as a sender's tell would: `true` if it went by a direct
@@ -418,7 +407,7 @@ pub(crate) mod tests {
     async fn a_cached_remote_route_is_not_used_once_its_home_is_revoked() {
         let system = ActorSystem::new("direct");
         let direct = Direct::<u64>::new();
-        let (lease, mut rx) = home(&system);
+        let (lease, mut probe) = home(&system);
         let id = EntityId::from("alice");
         assert!(direct.cache.enter(&id).is_none());
         direct.publish(id.clone(), Route::Remote(lease.clone()));
@@ -427,7 +416,7 @@ pub(crate) mod tests {
             "a short id's remote route is cached"
         );
         assert!(tell(&direct, "alice", 1));
-        let got = rx.recv().await.unwrap();
+        let got = probe.expect_message(Duration::from_secs(5)).await;
         assert!(
             matches!(&got.kind, Kind::Forwarded { id, msg: 1, counted: false } if &**id == "alice")
         );
@@ -438,7 +427,10 @@ pub(crate) mod tests {
         direct.forget("alice");
         assert!(direct.cache.enter(&id).is_none());
         assert!(!tell(&direct, "alice", 3));
-        assert!(rx.try_recv().is_err(), "nothing went by the revoked route");
+        assert!(
+            probe.receive_message(Duration::ZERO).await.is_none(),
+            "nothing went by the revoked route"
+        );
         system.shutdown().await;
     }
 }

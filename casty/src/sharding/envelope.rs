@@ -126,9 +126,9 @@ impl<M: fmt::Debug> fmt::Debug for ShardEnvelope<M> {
 
 /// The wire form. A forwarded entity message, the per-message path, is a bare pair, `[id,
 /// msg]`: a CBOR array of two, with no tag and no field names, so that the receiver reads two
-/// headers more than the message itself needs (the pair's and the id's). The protocol is a map of one entry, `{"Control":
-/// ..}`. The two are told apart by the first header (an array or a map), so that neither form
-/// carries a tag for the other.
+/// headers more than the message itself needs (the pair's and the id's). The protocol is a map
+/// of one entry, `{"Control": ..}`. The two are told apart by the first header (an array or a
+/// map), so that neither form carries a tag for the other.
 const CONTROL: &str = "Control";
 
 impl<M: Serialize> Serialize for ShardEnvelope<M> {
