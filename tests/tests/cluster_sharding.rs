@@ -698,6 +698,52 @@ async fn a_sharded_type_takes_its_settings_from_casty_toml_by_name() {
     system.shutdown().await;
 }
 
+/// A region that stops while it holds messages (here: its node never joined, so no shard has a
+/// home) drops them as dead letters that say why, in the order they were told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_that_stops_dead_letters_the_messages_it_held() {
+    let system = fast_cluster_node("held").start().await.unwrap();
+    let dead = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let d = dead.clone();
+    let _subscription = system
+        .event_stream()
+        .subscribe(move |e: &casty::DeadLetter| d.lock().unwrap().push(e.clone()));
+    let log = Log::default();
+    let region = system
+        .spawn(
+            Behaviors::sharded_with(recorder(1, log.clone()), fast_sharding(10)),
+            "records",
+        )
+        .unwrap();
+    for seq in 1..=4 {
+        region.tell(ShardEnvelope::new("x", Rec::Note { from: 0, seq }));
+    }
+    // Answered after the four notes (same mailbox): they wait for the shard's home.
+    assert!(region.region_state().await.unwrap().shards.is_empty());
+    assert!(system.stop(&region));
+    let dropped = || {
+        dead.lock()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                matches!(&d.reason, casty::DeadLetterReason::Dropped(why)
+                    if why == "the shard region stopped before it could deliver it")
+            })
+            .map(|d| d.message.clone())
+            .collect::<Vec<_>>()
+    };
+    eventually("four dead letters from the stopped region", || {
+        dropped().len() == 4
+    })
+    .await;
+    let expected: Vec<String> = (1..=4)
+        .map(|seq| format!("{:?} for entity \"x\"", Rec::Note { from: 0, seq }))
+        .collect();
+    assert_eq!(dropped(), expected);
+    assert!(log.handled().is_empty());
+    system.shutdown().await;
+}
+
 /// A region whose own node is downed stops its entities; what waited for a passivating entity's
 /// next incarnation becomes dead letters that say why, not nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

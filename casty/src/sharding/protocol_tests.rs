@@ -6,7 +6,10 @@
 //!   cut off by a partition as live until it has stopped itself;
 //! - no message is handled twice;
 //! - without crashes or partitions, every message sent arrives exactly once and in the order
-//!   sent (per sender and entity), across every handoff, graceful leave and coordinator change.
+//!   sent (per sender and entity), across every handoff, graceful leave and coordinator change;
+//!   except that a node which is leaving keeps telling until it stops, and what its region
+//!   still holds then (waiting for a shard's home) is dropped as a dead letter: only those
+//!   last messages of each of its senders, never one before a message that arrived.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use tokio::time::Instant;
 
 use super::allocation::LeastShardAllocation;
 use super::coordinator::{Coordinator, CoordinatorSettings};
-use super::region::{Delivery, Origin, Region, RegionCommand, RegionSettings};
+use super::region::{Delivery, DropReason, Origin, Region, RegionCommand, RegionSettings};
 use super::wire::ShardingWire;
 use super::ShardId;
 use crate::cluster::{Member, MemberStatus, UniqueAddress};
@@ -97,6 +100,8 @@ struct World {
     self_down: Vec<(u32, usize)>,
     /// Every message handled, with faults (where order is not promised).
     seen_once: BTreeSet<(usize, u32, u64)>,
+    /// Messages a leaving node's region dropped when it stopped, by sender and entity.
+    dropped: BTreeMap<(usize, u32), BTreeSet<u64>>,
 }
 
 fn address(i: usize) -> UniqueAddress {
@@ -123,6 +128,7 @@ impl World {
             log: Vec::new(),
             self_down: Vec::new(),
             seen_once: BTreeSet::new(),
+            dropped: BTreeMap::new(),
         };
         for _ in 0..initial {
             let i = w.add_node();
@@ -276,10 +282,23 @@ impl World {
                 }
             }
             Delivery::Dead(m, why) => {
+                if self.faults {
+                    return;
+                }
+                // Without faults, only a leaving node's region drops, as it stops.
                 assert!(
-                    self.faults,
-                    "without faults nothing is dropped, but {m:?} was: {why:?}"
+                    why == DropReason::RegionStopped
+                        && self.nodes[i].region.is_leaving()
+                        && self.nodes[i].region.is_stopped(),
+                    "without faults nothing is dropped but by a leaving node as it stops, but \
+                     {m:?} was, on node {i}: {why:?}"
                 );
+                let key = (m.from, m.entity);
+                assert!(
+                    m.seq > self.delivered.get(&key).copied().unwrap_or(0),
+                    "{m:?} was dropped after it arrived"
+                );
+                self.dropped.entry(key).or_default().insert(m.seq);
             }
         }
     }
@@ -304,6 +323,10 @@ impl World {
             return;
         } else {
             assert_eq!(m.seq, last + 1, "{m:?}: lost or out of order (last {last})");
+            assert!(
+                !self.dropped.get(&key).is_some_and(|d| d.contains(&m.seq)),
+                "{m:?} arrived after it was dropped"
+            );
         }
         self.delivered.insert(key, m.seq);
     }
@@ -445,13 +468,13 @@ impl World {
                 }
             }
             60..=74 => {
-                // Only nodes that are Up send: a node that has left takes no more work.
+                // Any member sends, also while it leaves, until its region has stopped.
                 let live: Vec<usize> = (0..self.nodes.len())
                     .filter(|i| {
                         self.nodes[*i].alive
                             && !self.nodes[*i].isolated
-                            && self.status(*i) == Some(MemberStatus::Up)
-                            && !self.nodes[*i].region.is_leaving()
+                            && self.status(*i).is_some()
+                            && !self.nodes[*i].region.is_stopped()
                     })
                     .collect();
                 if !live.is_empty() {
@@ -478,6 +501,22 @@ impl World {
             }
         }
         self.check_single_incarnation();
+    }
+
+    /// Each sender and entity whose messages have not all arrived, with how many did (without
+    /// faults): every message sent has arrived, or is one of the last ones of a leaving node,
+    /// dropped as it stopped.
+    fn missing(&self) -> Vec<((usize, u32), u64)> {
+        self.sent
+            .iter()
+            .filter(|(k, sent)| {
+                let arrived = self.delivered.get(k).copied().unwrap_or(0);
+                let dropped = self.dropped.get(k);
+                let tail = (arrived + 1..=**sent).collect::<BTreeSet<u64>>();
+                tail != dropped.cloned().unwrap_or_default()
+            })
+            .map(|(k, _)| (*k, self.delivered.get(k).copied().unwrap_or(0)))
+            .collect()
     }
 
     /// A node cut off sees itself downed: it stops every entity, and is gone.
@@ -545,17 +584,16 @@ impl World {
                 }
             }
             self.check_single_incarnation();
-            if !self.faults && self.sent == self.delivered {
+            if !self.faults && self.missing().is_empty() {
                 return;
             }
         }
         if !self.faults {
-            let missing: Vec<_> = self
-                .sent
-                .iter()
-                .filter(|(k, v)| self.delivered.get(k) != Some(v))
-                .collect();
-            panic!("messages never arrived: {missing:?}\n{}", self.dump());
+            panic!(
+                "messages never arrived: {:?}\n{}",
+                self.missing(),
+                self.dump()
+            );
         }
     }
 }
@@ -725,6 +763,10 @@ impl World {
             self.one_step();
         }
         self.set_status(i, MemberStatus::Removed);
+        // It sees itself removed, so its region stops (dropping what it still holds), and then
+        // it is gone.
+        self.refresh(i);
+        assert!(self.nodes[i].region.is_stopped(), "{}", self.dump());
         self.nodes[i].alive = false;
     }
 }

@@ -505,6 +505,15 @@ impl<T> Region<T> {
         }
     }
 
+    /// Stops this region for good, as when its node is removed: what it holds is released as
+    /// [`Delivery::Dead`] (see [`Region::take_flushed`]), and it routes nothing again. For a
+    /// region whose actor stops before it has seen its node removed.
+    pub fn stop(&mut self) {
+        if !self.stopped {
+            self.stop_all();
+        }
+    }
+
     fn stop_all(&mut self) {
         self.stopped = true;
         for slot in &mut self.slots {

@@ -32,7 +32,9 @@ use crate::actor::cell::{Intercept, Shared};
 use crate::actor::event_stream::DeadLetterReason;
 use crate::actor::failure::Failure;
 use crate::cluster::{Cluster, Member, MemberStatus, UniqueAddress};
-use crate::{ActorContext, ActorPath, ActorRef, Behavior, Behaviors, Message, TellError};
+use crate::{
+    ActorContext, ActorPath, ActorRef, ActorSystem, Behavior, Behaviors, Message, TellError,
+};
 
 /// Makes the behavior of an entity from its id.
 pub(crate) type Factory<M> = Arc<dyn Fn(&str) -> Behavior<M> + Send + Sync>;
@@ -69,6 +71,9 @@ const MAX_REMOTE_ROUTES: usize = 100_000;
 
 /// Why a message is dropped when the region stopped.
 const STOPPED: &str = "the shard region stopped: its node left the cluster";
+/// Why a region that stops for another reason (its system shuts down, it is stopped, or it
+/// restarts after a failure) drops what it holds.
+const GONE: &str = "the shard region stopped before it could deliver it";
 
 /// The region actor's handler.
 pub(crate) struct RegionActor<M: Message> {
@@ -88,6 +93,9 @@ pub(crate) struct RegionActor<M: Message> {
 
 struct State<M: Message> {
     me: UniqueAddress,
+    /// The system and the region's path, for the dead letters of what it holds when it stops.
+    system: ActorSystem,
+    path: ActorPath,
     cluster: Option<Cluster>,
     region: Region<Routed<M>>,
     coordinator: Coordinator,
@@ -223,6 +231,8 @@ where
         );
         *self.state.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(State {
             me,
+            system: ctx.system().clone(),
+            path: ctx.path().clone(),
             cluster: cluster.clone(),
             region,
             coordinator,
@@ -773,9 +783,30 @@ impl<M: Send + 'static> Drop for Done<M> {
 
 impl<M: Message> Drop for State<M> {
     /// A region that stops leaves no route behind: its senders find it stopped, as with any
-    /// actor.
+    /// actor. What it still holds (messages waiting for a shard's home, or for an entity's next
+    /// incarnation) becomes dead letters, as when it sees its node removed.
     fn drop(&mut self) {
         self.direct.clear();
+        self.region.stop();
+        let held = self.region.take_flushed().map(|d| match d {
+            Delivery::Local(r) | Delivery::Remote(_, r) | Delivery::Dead(r, _) => r,
+        });
+        let passivating = self.entities.drain().flat_map(|(id, e)| {
+            let shard = e.shard;
+            e.passivating.into_iter().flatten().map(move |msg| Routed {
+                id: id.clone(),
+                shard,
+                msg,
+            })
+        });
+        let inner = self.system.inner();
+        for r in held.chain(passivating).collect::<Vec<_>>() {
+            inner.dead_letter(
+                &self.path,
+                DeadLetterReason::Dropped(GONE.to_owned()),
+                || format!("{:?} for entity {:?}", r.msg, r.id),
+            );
+        }
     }
 }
 
