@@ -565,6 +565,9 @@ struct Status {
     stop_when_drained: bool,
     /// The handler just installed has start work that has not run yet.
     pending_start: bool,
+    /// Stopping its children to restart: their ends are not signalled to the handler, whose
+    /// incarnation is over (what it would do next is not run either).
+    restarting: bool,
     failure: Option<Failure>,
 }
 
@@ -1212,7 +1215,9 @@ impl<M: Message> Cell<M> {
             h.pre_restart().map(|f| f(ctx, failure)).is_some()
         });
         self.ctx.reset_for_restart();
+        self.status.restarting = true;
         self.stop_children().await;
+        self.status.restarting = false;
         if self.status.stopping {
             return None;
         }
@@ -1299,7 +1304,7 @@ impl<M: Message> Cell<M> {
                 escalate,
             } => {
                 self.ctx.remove_child(&path);
-                if self.status.stopping {
+                if self.status.stopping || self.status.restarting {
                     return None;
                 }
                 if escalate {

@@ -293,6 +293,10 @@ impl World {
                     "without faults nothing is dropped but by a leaving node as it stops, but \
                      {m:?} was, on node {i}: {why:?}"
                 );
+                assert_eq!(
+                    m.from, i,
+                    "{m:?}, from another node, was dropped by node {i}"
+                );
                 let key = (m.from, m.entity);
                 assert!(
                     m.seq > self.delivered.get(&key).copied().unwrap_or(0),

@@ -787,26 +787,35 @@ impl<M: Message> Drop for State<M> {
     /// incarnation) becomes dead letters, as when it sees its node removed.
     fn drop(&mut self) {
         self.direct.clear();
-        self.region.stop();
-        let held = self.region.take_flushed().map(|d| match d {
-            Delivery::Local(r) | Delivery::Remote(_, r) | Delivery::Dead(r, _) => r,
-        });
-        let passivating = self.entities.drain().flat_map(|(id, e)| {
+        // What waited for an entity came before what waits in its shard's buffer (as when the
+        // region stops its entities); entities in the order of their ids.
+        let mut entities: Vec<(EntityId, Entity<M>)> = self.entities.drain().collect();
+        entities.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut held: Vec<Routed<M>> = Vec::new();
+        for (id, e) in entities {
             let shard = e.shard;
-            e.passivating.into_iter().flatten().map(move |msg| Routed {
+            held.extend(e.passivating.into_iter().flatten().map(|msg| Routed {
                 id: id.clone(),
                 shard,
                 msg,
-            })
-        });
-        let inner = self.system.inner();
-        for r in held.chain(passivating).collect::<Vec<_>>() {
-            inner.dead_letter(
-                &self.path,
-                DeadLetterReason::Dropped(GONE.to_owned()),
-                || format!("{:?} for entity {:?}", r.msg, r.id),
-            );
+            }));
         }
+        self.region.stop();
+        held.extend(self.region.take_flushed().map(|d| match d {
+            Delivery::Local(r) | Delivery::Remote(_, r) | Delivery::Dead(r, _) => r,
+        }));
+        // A message's `Debug` is the user's code: one that panics must not unwind out of the
+        // actor's stop sequence (the rest of the messages are then dropped without a word).
+        let (system, path) = (&self.system, &self.path);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for r in held {
+                system.inner().dead_letter(
+                    path,
+                    DeadLetterReason::Dropped(GONE.to_owned()),
+                    || format!("{:?} for entity {:?}", r.msg, r.id),
+                );
+            }
+        }));
     }
 }
 
@@ -1102,6 +1111,93 @@ mod tests {
             becomes_direct(&region, "a", &probe, Duration::from_secs(3)).await,
             "the message the failed turn held is still counted"
         );
+        system.shutdown().await;
+    }
+
+    /// A region that restarts while one of its entities passivates, with messages waiting for
+    /// its next incarnation: the old region does not start that incarnation (the restart would
+    /// wait for ever for a child that nobody stops), the waiting messages become dead letters
+    /// that say why, and the restarted region serves the entity again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_region_that_restarts_while_an_entity_passivates_drops_what_waited_for_it() {
+        use crate::{DeadLetter, DeadLetterReason, Directive, SupervisorStrategy};
+        let system = ActorSystem::new("restart-passivating");
+        let dead = Arc::new(Mutex::new(Vec::new()));
+        let d = dead.clone();
+        let _subscription = system
+            .event_stream()
+            .subscribe(move |e: &DeadLetter| d.lock().unwrap().push(e.clone()));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (waiting_tx, mut waiting) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let held = gate.clone();
+        let factory = move |id: &str| {
+            assert!(id != "boom", "the factory cannot make {id}");
+            let (waiting_tx, held) = (waiting_tx.clone(), held.clone());
+            // Message 0 asks to passivate, then holds the entity busy until the gate opens.
+            Behaviors::receive_async(move |ctx, (n, reply_to): (u64, ActorRef<u64>)| {
+                let held = held.clone();
+                if n == 0 {
+                    ctx.passivate();
+                    let _ = waiting_tx.send(());
+                }
+                Box::pin(async move {
+                    if n == 0 {
+                        let _ = held.acquire().await;
+                    }
+                    reply_to.tell(n);
+                    Behaviors::same()
+                })
+            })
+        };
+        let strategy =
+            SupervisorStrategy::new(10, Duration::from_secs(60)).decider(|_f| Directive::Restart);
+        let region = system
+            .spawn(
+                Behaviors::supervise(Behaviors::sharded(factory, 10), strategy),
+                "accounts",
+            )
+            .unwrap();
+        let mut replies = crate::testing::TestProbe::<u64>::new(&system);
+        let probe = replies.actor_ref();
+        region.tell(ShardEnvelope::new("e", (0, probe.clone())));
+        waiting.recv().await.unwrap();
+        // The region has seen the passivation by the time it answers this (same mailbox).
+        region.region_state().await.unwrap();
+        for n in 1..=3 {
+            region.tell(ShardEnvelope::new("e", (n, probe.clone())));
+        }
+        region.tell(ShardEnvelope::new("boom", (9, probe.clone())));
+        // The restart stops "e", which ends its message 0 first.
+        gate.add_permits(1);
+        assert_eq!(replies.expect_message(Duration::from_secs(5)).await, 0);
+        let dropped = || {
+            dead.lock()
+                .unwrap()
+                .iter()
+                .filter(|d| {
+                    matches!(&d.reason, DeadLetterReason::Dropped(why)
+                        if why == "the shard region stopped before it could deliver it")
+                })
+                .map(|d| d.message.clone())
+                .collect::<Vec<_>>()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while dropped().len() < 3 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut got = dropped();
+        got.sort();
+        assert_eq!(got.len(), 3, "{got:?}");
+        for (n, d) in (1..=3).zip(&got) {
+            assert!(d.starts_with(&format!("({n}, ")), "{d}");
+        }
+        // The restarted region serves the entity again, and nothing else reached it.
+        region.tell(ShardEnvelope::new("e", (4, probe.clone())));
+        assert_eq!(replies.expect_message(Duration::from_secs(5)).await, 4);
+        assert!(replies
+            .receive_message(Duration::from_millis(50))
+            .await
+            .is_none());
         system.shutdown().await;
     }
 
