@@ -597,14 +597,25 @@ async fn idle_and_resting_entities_stop_and_come_back_with_their_state() {
     system.shutdown().await;
 }
 
+/// Every dead letter `system` publishes from now on, for as long as the subscription is kept.
+fn dead_letters(
+    system: &casty::ActorSystem,
+) -> (
+    casty::Subscription,
+    Arc<std::sync::Mutex<Vec<casty::DeadLetter>>>,
+) {
+    let dead = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let d = dead.clone();
+    let subscription = system
+        .event_stream()
+        .subscribe(move |e: &casty::DeadLetter| d.lock().unwrap().push(e.clone()));
+    (subscription, dead)
+}
+
 #[tokio::test]
 async fn a_full_shard_buffer_drops_to_dead_letters_with_the_reason() {
     let system = casty::ActorSystem::new("buffers");
-    let dead = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let d = dead.clone();
-    let _subscription = system
-        .event_stream()
-        .subscribe(move |e: &casty::DeadLetter| d.lock().unwrap().push(e.clone()));
+    let (_subscription, dead) = dead_letters(&system);
     let log = Log::default();
     let region = system
         .spawn(
@@ -703,11 +714,7 @@ async fn a_sharded_type_takes_its_settings_from_casty_toml_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_that_stops_dead_letters_the_messages_it_held() {
     let system = fast_cluster_node("held").start().await.unwrap();
-    let dead = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let d = dead.clone();
-    let _subscription = system
-        .event_stream()
-        .subscribe(move |e: &casty::DeadLetter| d.lock().unwrap().push(e.clone()));
+    let (_subscription, dead) = dead_letters(&system);
     let log = Log::default();
     let region = system
         .spawn(
@@ -752,11 +759,7 @@ async fn a_downed_region_dead_letters_what_waited_for_a_passivating_entity() {
     let system = fast_cluster_node("downed").start().await.unwrap();
     system.cluster().join(system.address().clone());
     system.cluster().wait_for_up(1, WAIT).await.unwrap();
-    let dead = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let d = dead.clone();
-    let _subscription = system
-        .event_stream()
-        .subscribe(move |e: &casty::DeadLetter| d.lock().unwrap().push(e.clone()));
+    let (_subscription, dead) = dead_letters(&system);
     let (waiting_tx, mut waiting) = tokio::sync::mpsc::unbounded_channel::<()>();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let held = gate.clone();

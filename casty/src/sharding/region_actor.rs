@@ -1084,25 +1084,34 @@ mod tests {
         system.shutdown().await;
     }
 
+    /// A region of 10 shards spawned as `name`, restarted by its supervisor whenever it fails.
+    fn restarting_region<M: crate::Message + serde::Serialize + serde::de::DeserializeOwned>(
+        system: &ActorSystem,
+        factory: impl Fn(&str) -> Behavior<M> + Clone + Send + Sync + 'static,
+        name: &str,
+    ) -> ActorRef<ShardEnvelope<M>> {
+        use crate::{Directive, SupervisorStrategy};
+        let strategy =
+            SupervisorStrategy::new(10, Duration::from_secs(60)).decider(|_f| Directive::Restart);
+        system
+            .spawn(
+                Behaviors::supervise(Behaviors::sharded(factory, 10), strategy),
+                name,
+            )
+            .unwrap()
+    }
+
     /// A region that fails while handling a counted message (here the entity factory panics,
     /// inside the region's turn) and is restarted by its supervisor has uncounted it: senders
     /// take direct routes again.
     #[tokio::test]
     async fn a_restarted_region_takes_direct_routes_again() {
-        use crate::{Directive, SupervisorStrategy};
         let system = ActorSystem::new("restarted");
         let factory = |id: &str| {
             assert!(id != "boom", "the factory cannot make {id}");
             echo(id)
         };
-        let strategy =
-            SupervisorStrategy::new(10, Duration::from_secs(60)).decider(|_f| Directive::Restart);
-        let region = system
-            .spawn(
-                Behaviors::supervise(Behaviors::sharded(factory, 10), strategy),
-                "echoes",
-            )
-            .unwrap();
+        let region = restarting_region(&system, factory, "echoes");
         let replies = crate::testing::TestProbe::<u64>::new(&system);
         let probe = replies.actor_ref();
         assert!(becomes_direct(&region, "a", &probe, Duration::from_secs(2)).await);
@@ -1120,7 +1129,7 @@ mod tests {
     /// that say why, and the restarted region serves the entity again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_region_that_restarts_while_an_entity_passivates_drops_what_waited_for_it() {
-        use crate::{DeadLetter, DeadLetterReason, Directive, SupervisorStrategy};
+        use crate::{DeadLetter, DeadLetterReason};
         let system = ActorSystem::new("restart-passivating");
         let dead = Arc::new(Mutex::new(Vec::new()));
         let d = dead.clone();
@@ -1149,14 +1158,7 @@ mod tests {
                 })
             })
         };
-        let strategy =
-            SupervisorStrategy::new(10, Duration::from_secs(60)).decider(|_f| Directive::Restart);
-        let region = system
-            .spawn(
-                Behaviors::supervise(Behaviors::sharded(factory, 10), strategy),
-                "accounts",
-            )
-            .unwrap();
+        let region = restarting_region(&system, factory, "accounts");
         let mut replies = crate::testing::TestProbe::<u64>::new(&system);
         let probe = replies.actor_ref();
         region.tell(ShardEnvelope::new("e", (0, probe.clone())));
