@@ -90,10 +90,10 @@ fn account(balance: i64) -> Behavior<Account> {
         Account::Deposit { amount } => {
             let work = WORK.load(Ordering::Relaxed);
             if work > 0 {
-                // From the balance, and into it (`& 0` of a value the compiler cannot see
-                // through): the work is done, and the next deposit waits for it.
-                // Each step waits for the one before; `x * (x | 1)` cannot be folded into
-                // fewer multiplications, as a product by a constant can.
+                // From the balance and back into it (through `& 0` of a value the compiler
+                // cannot see), so the work is done and the next deposit waits for it. Each step
+                // waits for the one before: `x * (x | 1)` cannot be folded into fewer
+                // multiplications, as a product by a constant can.
                 let mut x = balance as u64 ^ amount as u64;
                 for _ in 0..work {
                     x = x.wrapping_mul(x | 1);
