@@ -1138,9 +1138,13 @@ mod tests {
             .subscribe(move |e: &DeadLetter| d.lock().unwrap().push(e.clone()));
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let (waiting_tx, mut waiting) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let (failing_tx, mut failing) = tokio::sync::mpsc::unbounded_channel::<()>();
         let held = gate.clone();
         let factory = move |id: &str| {
-            assert!(id != "boom", "the factory cannot make {id}");
+            if id == "boom" {
+                let _ = failing_tx.send(());
+                panic!("the factory cannot make {id}");
+            }
             let (waiting_tx, held) = (waiting_tx.clone(), held.clone());
             // Message 0 asks to passivate, then holds the entity busy until the gate opens.
             Behaviors::receive_async(move |ctx, (n, reply_to): (u64, ActorRef<u64>)| {
@@ -1169,7 +1173,9 @@ mod tests {
             region.tell(ShardEnvelope::new("e", (n, probe.clone())));
         }
         region.tell(ShardEnvelope::new("boom", (9, probe.clone())));
-        // The restart stops "e", which ends its message 0 first.
+        // The region is failing (it has queued 1..3 for "e"'s next incarnation, same mailbox);
+        // only now may "e" end: its restart stops "e", which ends its message 0 first.
+        failing.recv().await.unwrap();
         gate.add_permits(1);
         assert_eq!(replies.expect_message(Duration::from_secs(5)).await, 0);
         let dropped = || {
