@@ -406,7 +406,7 @@ where
                         },
                     })
                 }
-                None => self.dead(ctx, r, "no route to the shard's region".into()),
+                None => self.dead(r, "no route to the shard's region".into()),
             },
             Delivery::Dead(r, reason) => {
                 let why = match reason {
@@ -416,17 +416,9 @@ where
                     ),
                     DropReason::RegionStopped => STOPPED.to_owned(),
                 };
-                self.dead(ctx, r, why);
+                self.dead(r, why);
             }
         }
-    }
-
-    fn dead(&self, ctx: &ActorContext<ShardEnvelope<M>>, r: Routed<M>, why: String) {
-        ctx.system()
-            .inner()
-            .dead_letter(ctx.path(), DeadLetterReason::Dropped(why), || {
-                format!("{:?} for entity {:?}", r.msg, r.id)
-            });
     }
 
     fn deliver_local(
@@ -470,7 +462,7 @@ where
             }
             Err(e) => {
                 let why = format!("the entity could not start: {e}");
-                self.dead(ctx, r, why);
+                self.dead(r, why);
             }
         }
     }
@@ -611,7 +603,7 @@ where
                     shard: e.shard,
                     msg,
                 };
-                self.dead(ctx, routed, STOPPED.to_owned());
+                self.dead(routed, STOPPED.to_owned());
             }
         }
         self.by_shard.clear();
@@ -781,6 +773,17 @@ impl<M: Send + 'static> Drop for Done<M> {
     }
 }
 
+impl<M: Message> State<M> {
+    /// Drops `r` as a dead letter that says `why`.
+    fn dead(&self, r: Routed<M>, why: String) {
+        self.system
+            .inner()
+            .dead_letter(&self.path, DeadLetterReason::Dropped(why), || {
+                format!("{:?} for entity {:?}", r.msg, r.id)
+            });
+    }
+}
+
 impl<M: Message> Drop for State<M> {
     /// A region that stops leaves no route behind: its senders find it stopped, as with any
     /// actor. What it still holds (messages waiting for a shard's home, or for an entity's next
@@ -806,14 +809,9 @@ impl<M: Message> Drop for State<M> {
         }));
         // A message's `Debug` is the user's code: one that panics must not unwind out of the
         // actor's stop sequence (the rest of the messages are then dropped without a word).
-        let (system, path) = (&self.system, &self.path);
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             for r in held {
-                system.inner().dead_letter(
-                    path,
-                    DeadLetterReason::Dropped(GONE.to_owned()),
-                    || format!("{:?} for entity {:?}", r.msg, r.id),
-                );
+                self.dead(r, GONE.to_owned());
             }
         }));
     }
